@@ -1,0 +1,274 @@
+//! The heap: an arena of objects addressed by [`ObjRef`], with a
+//! mark-and-sweep collector.
+//!
+//! Architecture invariant: objects refer to each other only through
+//! `ObjRef`s, never through Rust references or `Rc`, so the heap is plain
+//! data and serializes as it is. The collector runs only between
+//! instructions, when every live value is reachable from the roots the
+//! interpreter hands it; a native function never sees a collection.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
+
+/// A map key: `int`, `str` or `bool`, by value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Key {
+    /// An int key.
+    Int(i64),
+    /// A string key (its contents, so equal strings are one key).
+    Str(Box<str>),
+    /// A bool key.
+    Bool(bool),
+}
+
+/// The hasher of every map: fast and deterministic across processes.
+pub type KeyHasher = foldhash::fast::FixedState;
+
+/// A Spool map: insertion-ordered entries.
+pub type ValueMap = IndexMap<Key, Value, KeyHasher>;
+
+/// A heap object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Object {
+    /// An immutable string.
+    Str(String),
+    /// A list.
+    List(Vec<Value>),
+    /// A map.
+    Map(ValueMap),
+    /// An instance of a struct; `fields` in the layout's order.
+    Record {
+        /// The struct.
+        ty: StructIdx,
+        /// Field values.
+        fields: Vec<Value>,
+    },
+    /// A value of an enum.
+    Variant {
+        /// The enum.
+        ty: EnumIdx,
+        /// Which variant.
+        variant: u16,
+        /// Payload values.
+        fields: Vec<Value>,
+    },
+    /// A closure: a function plus its captures (plain values or cells).
+    Closure {
+        /// The function.
+        func: FuncIdx,
+        /// Captured values, indexed by `LoadCapture`/`CaptureGet`.
+        captures: Vec<Value>,
+    },
+    /// A mutable box for a variable captured by reference.
+    Cell(Value),
+}
+
+impl Object {
+    /// Calls `visit` on every value this object holds.
+    pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
+        match self {
+            Object::Str(_) => {}
+            Object::List(items) => items.iter().copied().for_each(visit),
+            Object::Map(map) => map.values().copied().for_each(visit),
+            Object::Record { fields, .. } | Object::Variant { fields, .. } => {
+                fields.iter().copied().for_each(visit)
+            }
+            Object::Closure { captures, .. } => captures.iter().copied().for_each(visit),
+            Object::Cell(value) => visit(*value),
+        }
+    }
+
+    /// A rough size in bytes, for deciding when to collect.
+    fn weight(&self) -> usize {
+        let payload = match self {
+            Object::Str(text) => text.len(),
+            Object::List(items) => items.len() * 16,
+            Object::Map(map) => map.len() * 48,
+            Object::Record { fields, .. } | Object::Variant { fields, .. } => fields.len() * 16,
+            Object::Closure { captures, .. } => captures.len() * 16,
+            Object::Cell(_) => 0,
+        };
+        64 + payload
+    }
+}
+
+/// The arena of objects.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Heap {
+    /// Object slots; `None` is a free slot.
+    slots: Vec<Option<Object>>,
+    /// Free slots, reused before the arena grows.
+    free: Vec<u32>,
+    /// Approximate bytes allocated since the last collection.
+    allocated_since_gc: usize,
+    /// Collect when `allocated_since_gc` exceeds this.
+    threshold: usize,
+    /// Number of live objects after the last collection.
+    live_after_gc: usize,
+}
+
+/// The initial collection threshold in bytes.
+const INITIAL_THRESHOLD: usize = 1 << 22;
+
+impl Heap {
+    /// An empty heap.
+    pub fn new() -> Heap {
+        Heap { threshold: INITIAL_THRESHOLD, ..Heap::default() }
+    }
+
+    /// Stores `object` and returns its reference.
+    pub fn alloc(&mut self, object: Object) -> ObjRef {
+        self.allocated_since_gc += object.weight();
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(object);
+                ObjRef(slot)
+            }
+            None => {
+                self.slots.push(Some(object));
+                ObjRef(self.slots.len() as u32 - 1)
+            }
+        }
+    }
+
+    /// Allocates a string and returns it as a value.
+    pub fn alloc_str(&mut self, text: impl Into<String>) -> Value {
+        Value::Obj(self.alloc(Object::Str(text.into())))
+    }
+
+    /// Allocates a list and returns it as a value.
+    pub fn alloc_list(&mut self, items: Vec<Value>) -> Value {
+        Value::Obj(self.alloc(Object::List(items)))
+    }
+
+    /// The object at `obj`, if the slot is live.
+    #[inline]
+    pub fn get(&self, obj: ObjRef) -> Option<&Object> {
+        self.slots.get(obj.index()).and_then(Option::as_ref)
+    }
+
+    /// The object at `obj`, mutably, if the slot is live.
+    #[inline]
+    pub fn get_mut(&mut self, obj: ObjRef) -> Option<&mut Object> {
+        self.slots.get_mut(obj.index()).and_then(Option::as_mut)
+    }
+
+    /// The string a value refers to, if it is one.
+    pub fn str(&self, value: Value) -> Option<&str> {
+        match self.get(value.as_obj()?)? {
+            Object::Str(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The list a value refers to, if it is one.
+    pub fn list(&self, value: Value) -> Option<&Vec<Value>> {
+        match self.get(value.as_obj()?)? {
+            Object::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The list a value refers to, mutably, if it is one.
+    pub fn list_mut(&mut self, value: Value) -> Option<&mut Vec<Value>> {
+        match self.get_mut(value.as_obj()?)? {
+            Object::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The map a value refers to, if it is one.
+    pub fn map(&self, value: Value) -> Option<&ValueMap> {
+        match self.get(value.as_obj()?)? {
+            Object::Map(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    /// The map a value refers to, mutably, if it is one.
+    pub fn map_mut(&mut self, value: Value) -> Option<&mut ValueMap> {
+        match self.get_mut(value.as_obj()?)? {
+            Object::Map(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    /// The map key for a value of a key type (`int`, `str`, `bool`).
+    pub fn key(&self, value: Value) -> Option<Key> {
+        match value {
+            Value::Int(n) => Some(Key::Int(n)),
+            Value::Bool(b) => Some(Key::Bool(b)),
+            Value::Obj(_) => self.str(value).map(|text| Key::Str(text.into())),
+            _ => None,
+        }
+    }
+
+    /// A key as a value (allocating a string for string keys).
+    pub fn key_value(&mut self, key: &Key) -> Value {
+        match key {
+            Key::Int(n) => Value::Int(*n),
+            Key::Bool(b) => Value::Bool(*b),
+            Key::Str(text) => self.alloc_str(text.to_string()),
+        }
+    }
+
+    /// Number of live objects.
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Is the heap empty?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of slots, live or free: every valid `ObjRef` is below this.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Should the interpreter collect at its next safe point?
+    #[inline]
+    pub fn should_collect(&self) -> bool {
+        self.allocated_since_gc > self.threshold
+    }
+
+    /// Frees every object not reachable from `roots`. Returns the number of
+    /// objects freed.
+    pub fn collect(&mut self, roots: impl IntoIterator<Item = Value>) -> usize {
+        let mut marked = vec![false; self.slots.len()];
+        let mut stack: Vec<ObjRef> = roots.into_iter().filter_map(Value::as_obj).collect();
+        while let Some(obj) = stack.pop() {
+            let index = obj.index();
+            if index >= marked.len() || marked[index] {
+                continue;
+            }
+            marked[index] = true;
+            if let Some(object) = &self.slots[index] {
+                object.for_each_value(|value| {
+                    if let Value::Obj(child) = value {
+                        stack.push(child);
+                    }
+                });
+            }
+        }
+        let mut freed = 0;
+        let mut live_bytes = 0;
+        for (index, is_marked) in marked.iter().enumerate() {
+            let Some(object) = &self.slots[index] else { continue };
+            if *is_marked {
+                live_bytes += object.weight();
+            } else {
+                self.slots[index] = None;
+                self.free.push(index as u32);
+                freed += 1;
+            }
+        }
+        self.live_after_gc = self.len();
+        self.allocated_since_gc = 0;
+        self.threshold = (live_bytes * 2).max(INITIAL_THRESHOLD);
+        freed
+    }
+}

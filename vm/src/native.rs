@@ -1,0 +1,79 @@
+//! Native functions: Rust functions a script calls like its own, and the
+//! context they run in.
+//!
+//! Architecture invariant: a native function never calls back into script
+//! code. Library functions that take callbacks are written in Spool.
+
+use crate::error::VmError;
+use crate::heap::Heap;
+use crate::program::Program;
+use crate::value::Value;
+
+/// What the run's host provides to native functions while the run executes.
+pub trait Host {
+    /// Writes one line of program output (`print`); `text` has no newline.
+    fn print(&mut self, text: &str);
+}
+
+/// A host that collects printed lines in memory.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureHost {
+    /// Everything printed, one entry per `print`.
+    pub lines: Vec<String>,
+}
+
+impl Host for CaptureHost {
+    fn print(&mut self, text: &str) {
+        self.lines.push(text.to_string());
+    }
+}
+
+/// The state a native function may use.
+pub struct NativeCtx<'a> {
+    /// The run's heap, for reading arguments and allocating results.
+    pub heap: &'a mut Heap,
+    /// The program, for type names when formatting values.
+    pub program: &'a Program,
+    /// The host, for output.
+    pub host: &'a mut dyn Host,
+    /// The run's random-number state (part of the saved run).
+    pub rng: &'a mut u64,
+    /// The script's arguments.
+    pub args: &'a [String],
+}
+
+/// A native function: takes its arguments, returns its result or raises.
+pub type NativeFn = fn(&mut NativeCtx<'_>, &[Value]) -> Result<Value, VmError>;
+
+/// A set of native functions a run can bind its program's natives from.
+#[derive(Clone, Default)]
+pub struct NativeSet {
+    entries: Vec<(String, NativeFn)>,
+}
+
+impl NativeSet {
+    /// An empty set.
+    pub fn new() -> NativeSet {
+        NativeSet::default()
+    }
+
+    /// Adds (or replaces) the native bound to `key`.
+    pub fn insert(&mut self, key: impl Into<String>, func: NativeFn) {
+        let key = key.into();
+        match self.entries.iter_mut().find(|(existing, _)| *existing == key) {
+            Some(entry) => entry.1 = func,
+            None => self.entries.push((key, func)),
+        }
+    }
+
+    /// The native bound to `key`.
+    pub fn get(&self, key: &str) -> Option<NativeFn> {
+        self.entries.iter().find(|(existing, _)| existing == key).map(|(_, func)| *func)
+    }
+}
+
+impl std::fmt::Debug for NativeSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.entries.iter().map(|(key, _)| key)).finish()
+    }
+}

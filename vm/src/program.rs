@@ -1,0 +1,130 @@
+//! The compiled program: plain data the compiler produces and the VM runs.
+//!
+//! Architecture invariant: a `Program` holds no host closures and no
+//! pointers; it round-trips through serde, so a saved run can embed it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::op::Op;
+use crate::value::{FileIdx, FuncIdx, Reg, StructIdx, EnumIdx};
+
+/// A whole compiled program: the script, its prelude and its layouts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Program {
+    /// Every function; [`Program::main`] is the script's top level.
+    pub functions: Vec<Function>,
+    /// The function that runs the script's top-level statements.
+    pub main: FuncIdx,
+    /// Constants referenced by `LoadConst`.
+    pub constants: Vec<Constant>,
+    /// Struct layouts, indexed by [`StructIdx`].
+    pub structs: Vec<StructLayout>,
+    /// Enum layouts, indexed by [`crate::value::EnumIdx`].
+    pub enums: Vec<EnumLayout>,
+    /// Native functions the program calls, bound by key when a run starts.
+    pub natives: Vec<NativeDecl>,
+    /// Names of the top-level `let`s, indexed by [`crate::value::GlobalIdx`].
+    pub globals: Vec<String>,
+    /// Source file names, indexed by [`FileIdx`].
+    pub files: Vec<String>,
+    /// Layouts the VM itself needs to know.
+    pub builtins: Builtins,
+}
+
+/// Types the VM constructs or inspects on its own.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Builtins {
+    /// `struct Error { kind: str, message: str }`: what runtime errors become
+    /// when caught.
+    pub error: StructIdx,
+    /// `enum Json`, built by `json_parse`.
+    pub json: EnumIdx,
+}
+
+/// A constant operand.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Constant {
+    /// An int too large for `LoadInt`'s immediate.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string; the run allocates it once and every `LoadConst` shares it.
+    Str(String),
+}
+
+/// One compiled function.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Function {
+    /// Name for traces and `<fn name>`; lambdas are named `<lambda>` or
+    /// after the function that contains them.
+    pub name: String,
+    /// The file the function was written in.
+    pub file: FileIdx,
+    /// Number of parameters, which arrive in registers `0..arity`.
+    pub arity: u16,
+    /// Registers the frame needs, parameters included.
+    pub register_count: u16,
+    /// Number of captures a closure of this function carries.
+    pub capture_count: u16,
+    /// The instructions.
+    pub code: Vec<Op>,
+    /// Source position of each instruction (same length as `code`).
+    pub locs: Vec<Loc>,
+    /// Names of local variables and the registers that hold them, for
+    /// inspection and debugging.
+    pub locals: Vec<LocalInfo>,
+}
+
+/// A local variable's name and register.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LocalInfo {
+    /// The variable's name.
+    pub name: String,
+    /// Its register.
+    pub reg: Reg,
+}
+
+/// A 1-based line and column in a source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loc {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in chars.
+    pub col: u32,
+}
+
+/// The layout of a struct.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StructLayout {
+    /// The struct's name.
+    pub name: String,
+    /// Field names in runtime order.
+    pub fields: Vec<String>,
+}
+
+/// The layout of an enum.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnumLayout {
+    /// The enum's name.
+    pub name: String,
+    /// Variants in declaration order.
+    pub variants: Vec<VariantLayout>,
+}
+
+/// One variant of an enum.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VariantLayout {
+    /// The variant's name.
+    pub name: String,
+    /// Number of payload fields.
+    pub arity: u16,
+}
+
+/// A native function the program calls.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NativeDecl {
+    /// Unique key the host binds it by (for example `"str.len"`).
+    pub key: String,
+    /// Name shown in traces and `<fn name>`.
+    pub name: String,
+}
