@@ -6,6 +6,7 @@
 //! touches the file system: output goes through [`native::Host`].
 
 pub mod error;
+pub mod format;
 pub mod heap;
 pub mod native;
 pub mod op;

@@ -1,0 +1,233 @@
+//! How values print (LANGUAGE.md §8), compare for equality and order.
+//!
+//! One function, [`display`], serves `print`, `str`, string interpolation,
+//! the REPL and `spool inspect`, so every place shows a value the same way.
+
+use std::cmp::Ordering;
+use std::fmt::Write;
+
+use crate::heap::{Heap, Key, Object};
+use crate::program::Program;
+use crate::value::Value;
+
+/// Containers nested deeper than this print as `...` (a list that holds
+/// itself must not recurse forever).
+const MAX_DEPTH: usize = 64;
+
+/// `str(value)`: strings at the top level print as themselves, everything
+/// else as [`write_value`] shows it.
+pub fn display(value: Value, heap: &Heap, program: &Program) -> String {
+    if let Some(text) = heap.str(value) {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    write_value(&mut out, value, heap, program, 0);
+    out
+}
+
+/// Appends `value` as it prints inside a container (strings quoted).
+pub fn write_value(out: &mut String, value: Value, heap: &Heap, program: &Program, depth: usize) {
+    if depth > MAX_DEPTH {
+        out.push_str("...");
+        return;
+    }
+    match value {
+        Value::Nil => out.push_str("nil"),
+        Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Value::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Float(x) => write_float(out, x),
+        Value::Func(func) => {
+            let name = program.functions.get(func.index()).map_or("?", |f| f.name.as_str());
+            let _ = write!(out, "<fn {name}>");
+        }
+        Value::Native(native) => {
+            let name = program.natives.get(native.index()).map_or("?", |n| n.name.as_str());
+            let _ = write!(out, "<fn {name}>");
+        }
+        Value::Obj(obj) => match heap.get(obj) {
+            Some(object) => write_object(out, object, heap, program, depth),
+            None => out.push_str("<freed>"),
+        },
+    }
+}
+
+/// Appends a float in shortest round-trip form that always shows a fraction
+/// or an exponent, as Rust's `{:?}` prints `f64`.
+pub fn write_float(out: &mut String, x: f64) {
+    let _ = write!(out, "{x:?}");
+}
+
+fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Program, depth: usize) {
+    match object {
+        Object::Str(text) => write_quoted(out, text),
+        Object::List(items) => {
+            out.push('[');
+            write_list(out, items, heap, program, depth);
+            out.push(']');
+        }
+        Object::Map(map) => {
+            if map.is_empty() {
+                out.push_str("[:]");
+                return;
+            }
+            out.push('[');
+            for (index, (key, value)) in map.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                write_key(out, key);
+                out.push_str(": ");
+                write_value(out, *value, heap, program, depth + 1);
+            }
+            out.push(']');
+        }
+        Object::Record { ty, fields } => {
+            let layout = program.structs.get(ty.index());
+            out.push_str(layout.map_or("?", |l| l.name.as_str()));
+            out.push('(');
+            for (index, value) in fields.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                let name = layout.and_then(|l| l.fields.get(index)).map_or("?", |n| n.as_str());
+                let _ = write!(out, "{name}: ");
+                write_value(out, *value, heap, program, depth + 1);
+            }
+            out.push(')');
+        }
+        Object::Variant { ty, variant, fields } => {
+            let name = program
+                .enums
+                .get(ty.index())
+                .and_then(|e| e.variants.get(*variant as usize))
+                .map_or("?", |v| v.name.as_str());
+            out.push_str(name);
+            if !fields.is_empty() {
+                out.push('(');
+                write_list(out, fields, heap, program, depth);
+                out.push(')');
+            }
+        }
+        Object::Closure { func, .. } => {
+            let name = program.functions.get(func.index()).map_or("?", |f| f.name.as_str());
+            let _ = write!(out, "<fn {name}>");
+        }
+        Object::Cell(value) => write_value(out, *value, heap, program, depth + 1),
+    }
+}
+
+fn write_list(out: &mut String, items: &[Value], heap: &Heap, program: &Program, depth: usize) {
+    for (index, value) in items.iter().enumerate() {
+        if index > 0 {
+            out.push_str(", ");
+        }
+        write_value(out, *value, heap, program, depth + 1);
+    }
+}
+
+fn write_key(out: &mut String, key: &Key) {
+    match key {
+        Key::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Key::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Key::Str(text) => write_quoted(out, text),
+    }
+}
+
+/// Appends `text` in double quotes with `"`, `\` and control characters
+/// escaped as in Spool source.
+pub fn write_quoted(out: &mut String, text: &str) {
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `a == b`: structural for strings, lists, maps (order-insensitive),
+/// records and variants; identity for closures and cells.
+pub fn values_equal(a: Value, b: Value, heap: &Heap) -> bool {
+    equal_at(a, b, heap, 0)
+}
+
+fn equal_at(a: Value, b: Value, heap: &Heap, depth: usize) -> bool {
+    match (a, b) {
+        (Value::Obj(x), Value::Obj(y)) => {
+            if x == y {
+                return true;
+            }
+            if depth > MAX_DEPTH {
+                return false;
+            }
+            match (heap.get(x), heap.get(y)) {
+                (Some(left), Some(right)) => objects_equal(left, right, heap, depth),
+                _ => false,
+            }
+        }
+        _ => a == b,
+    }
+}
+
+fn objects_equal(left: &Object, right: &Object, heap: &Heap, depth: usize) -> bool {
+    let all_equal = |xs: &[Value], ys: &[Value]| {
+        xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| equal_at(*x, *y, heap, depth + 1))
+    };
+    match (left, right) {
+        (Object::Str(x), Object::Str(y)) => x == y,
+        (Object::List(xs), Object::List(ys)) => all_equal(xs, ys),
+        (Object::Map(xs), Object::Map(ys)) => {
+            xs.len() == ys.len()
+                && xs.iter().all(|(key, x)| {
+                    ys.get(key).is_some_and(|y| equal_at(*x, *y, heap, depth + 1))
+                })
+        }
+        (Object::Record { ty: tx, fields: xs }, Object::Record { ty: ty_, fields: ys }) => {
+            tx == ty_ && all_equal(xs, ys)
+        }
+        (
+            Object::Variant { ty: tx, variant: vx, fields: xs },
+            Object::Variant { ty: ty_, variant: vy, fields: ys },
+        ) => tx == ty_ && vx == vy && all_equal(xs, ys),
+        _ => false,
+    }
+}
+
+/// The order `sort` uses: ints, floats (NaN after every number), strings
+/// (by Unicode scalar values), bools (`false < true`), and lists of those
+/// lexicographically. `None` for values with no order.
+pub fn compare(a: Value, b: Value, heap: &Heap) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(&y)),
+        (Value::Float(x), Value::Float(y)) => Some(x.total_cmp(&y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(&y)),
+        (Value::Obj(_), Value::Obj(_)) => {
+            if let (Some(x), Some(y)) = (heap.str(a), heap.str(b)) {
+                return Some(x.cmp(y));
+            }
+            let (xs, ys) = (heap.list(a)?, heap.list(b)?);
+            for (x, y) in xs.iter().zip(ys) {
+                match compare(*x, *y, heap)? {
+                    Ordering::Equal => continue,
+                    other => return Some(other),
+                }
+            }
+            Some(xs.len().cmp(&ys.len()))
+        }
+        _ => None,
+    }
+}
