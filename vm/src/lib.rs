@@ -5,22 +5,27 @@
 //! plain-data state of one execution of it. The VM never prints and never
 //! touches the file system: output goes through [`native::Host`].
 
+pub mod disasm;
 pub mod error;
 pub mod format;
 pub mod heap;
+mod interp;
 pub mod native;
 pub mod op;
 pub mod program;
+pub mod run;
 pub mod value;
 
+pub use disasm::{disassemble, disassemble_all};
 pub use error::{ErrorKind, RunError, TraceFrame, VmError};
 pub use heap::{Heap, Key, Object, ValueMap};
 pub use native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet};
 pub use op::Op;
 pub use program::{
-    Builtins, Constant, EnumLayout, Function, LocalInfo, Loc, NativeDecl, Program, StructLayout,
+    Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
     VariantLayout,
 };
+pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
 pub use value::{
     ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,
 };

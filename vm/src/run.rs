@@ -1,0 +1,388 @@
+//! The state of one run of a program, as plain data.
+//!
+//! A [`Run`] holds everything an execution needs between two instructions:
+//! the program, the heap, the globals, the fiber (frames and registers), the
+//! random-number state and the limits. Architecture invariant: nothing in it
+//! is a pointer, an `Rc` or a host closure, except the bound native function
+//! pointers, which serde skips and [`Run::bind_natives`] restores; a paused
+//! run therefore round-trips through postcard and continues where it stopped.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, RunError, TraceFrame, VmError};
+use crate::format;
+use crate::heap::{Heap, Object};
+use crate::native::{Host, NativeFn, NativeSet};
+use crate::program::{Constant, Program};
+use crate::value::{FuncIdx, ObjRef, Reg, Value};
+
+/// The seed of every run's random-number state; the standard library may
+/// reseed it. A fixed seed keeps runs reproducible.
+const RNG_SEED: u64 = 0x853c_49e6_748f_ea9b;
+
+/// The state of one execution of a program.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Run {
+    /// The program being run. Shared, because a store may keep many runs of
+    /// one program, and replaced (by an extension of itself) by
+    /// [`Run::call_main`].
+    pub(crate) program: Arc<Program>,
+    /// Every object the run has allocated.
+    pub(crate) heap: Heap,
+    /// The top-level `let`s, indexed by `GlobalIdx`; `nil` until assigned.
+    pub(crate) globals: Vec<Value>,
+    /// Each entry of `program.constants` as a value. Strings are allocated
+    /// once when the run starts and are GC roots for its whole life.
+    pub(crate) const_values: Vec<Value>,
+    /// The main fiber: the frames and registers of the running script.
+    pub(crate) fiber: Fiber,
+    /// The random-number state natives draw from.
+    pub(crate) rng: u64,
+    /// The script's command-line arguments.
+    pub(crate) args: Vec<String>,
+    /// Resource limits; part of the saved run so a resumed run keeps them.
+    pub(crate) limits: Limits,
+    /// Whether the run can continue, and its outcome once it cannot.
+    pub(crate) status: Status,
+    /// `program.natives[i]` bound to a Rust function. Not serialized: a
+    /// deserialized run has none until [`Run::bind_natives`].
+    #[serde(skip)]
+    pub(crate) natives: Vec<NativeFn>,
+    /// The set the natives were bound from, kept so that [`Run::call_main`]
+    /// can bind natives an extended program appends.
+    #[serde(skip)]
+    pub(crate) native_set: NativeSet,
+}
+
+/// One stack of frames with its register file. The main script runs on one;
+/// every task and coroutine will have its own.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Fiber {
+    /// The register stack. Frame `f` owns `registers[f.base ..
+    /// f.base + register_count]`; a callee's window starts inside its
+    /// caller's (at the call's `base` operand), so arguments are not copied.
+    /// Invariant: `len() >= base + register_count` of every frame.
+    pub registers: Vec<Value>,
+    /// The call stack, outermost first. The last frame is the running one.
+    pub frames: Vec<Frame>,
+    /// Active `try` handlers, innermost last. A handler's `frame_depth` is
+    /// never above the top frame's depth.
+    pub handlers: Vec<Handler>,
+    /// Pending `defer`s of every frame, in registration order; a frame's
+    /// defers are the entries with its depth, always at the end of the
+    /// vector while that frame runs.
+    pub defers: Vec<DeferEntry>,
+    /// Frames that are unwinding an error while one of their defers runs,
+    /// innermost last: when that defer returns, unwinding continues with the
+    /// stored error.
+    pub unwinds: Vec<Unwind>,
+}
+
+/// One activation of a script function. 24 bytes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The function running in this frame.
+    pub func: FuncIdx,
+    /// The next instruction to execute, saved whenever the frame is not the
+    /// one running (it called, paused or is being unwound). While a frame
+    /// runs a `Return`'s defers, `pc` points at that `Return`, which
+    /// re-executes after each defer.
+    pub pc: u32,
+    /// The absolute index in [`Fiber::registers`] of this frame's `R[0]`.
+    pub base: u32,
+    /// The closure whose captures `LoadCapture`, `CaptureGet` and
+    /// `CaptureSet` read; `None` for a plain function.
+    pub closure: Option<ObjRef>,
+    /// The absolute register in the caller that receives the result (equal
+    /// to `base` for a call), or [`Frame::DISCARD`] for a deferred call,
+    /// whose result is dropped and whose caller then resumes its return or
+    /// its unwinding.
+    pub ret: u32,
+}
+
+/// A `try` handler pushed by `TryBegin` and popped by `TryEnd`, by a return
+/// from its frame, or by catching an error.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handler {
+    /// Index in [`Fiber::frames`] of the frame that pushed it.
+    pub frame_depth: u32,
+    /// Where that frame continues when it catches an error.
+    pub catch_pc: u32,
+    /// The register of that frame that receives the `Error` record.
+    pub dst: Reg,
+}
+
+/// A deferred call registered by `Defer`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct DeferEntry {
+    /// Index in [`Fiber::frames`] of the frame it belongs to.
+    pub frame_depth: u32,
+    /// The zero-argument function to call: a script function, a closure or
+    /// a native.
+    pub func: Value,
+}
+
+/// An error held while a frame runs a defer during unwinding.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Unwind {
+    /// Index in [`Fiber::frames`] of the frame being unwound.
+    pub frame_depth: u32,
+    /// The `Error` record in flight (a GC root).
+    pub error: Value,
+    /// The stack where it was raised, innermost first; empty when a handler
+    /// was active then, because the error is sure to be caught.
+    pub trace: Vec<TraceFrame>,
+}
+
+/// Resource limits of a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most frames the fiber may hold; a call beyond it raises `Limit`.
+    pub max_call_depth: usize,
+    /// Most live heap objects; an allocation beyond it (after a collection)
+    /// raises `Limit`.
+    pub max_heap_objects: usize,
+    /// Instructions each [`Run::resume`] call may execute before returning
+    /// [`Step::Paused`]; `None` is unlimited. `Some(0)` acts as `Some(1)`.
+    pub budget: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_call_depth: 200_000,
+            max_heap_objects: 50_000_000,
+            budget: None,
+        }
+    }
+}
+
+/// Why [`Run::resume`] returned normally.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Step {
+    /// The main function returned this value. Every later `resume` returns it
+    /// again.
+    Done(Value),
+    /// The instruction budget is spent; `resume` continues exactly here.
+    Paused,
+}
+
+/// Whether a run can continue.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum Status {
+    /// The fiber has a frame to run.
+    Running,
+    /// The main function returned this value; the fiber has no frames.
+    Done(Value),
+    /// An uncaught error ended the run.
+    Failed(RunError),
+}
+
+impl Frame {
+    /// The `ret` of a deferred call: its result is discarded.
+    pub const DISCARD: u32 = u32::MAX;
+}
+
+const _: () = assert!(std::mem::size_of::<Frame>() <= 24);
+
+impl Run {
+    /// Starts a run of `program`: binds its natives from `natives` (an
+    /// unbound key is an error naming it), allocates its string constants
+    /// and pushes a frame for `program.main` with no arguments.
+    pub fn new(
+        program: Arc<Program>,
+        natives: &NativeSet,
+        args: Vec<String>,
+    ) -> Result<Run, String> {
+        let mut run = Run {
+            program: Arc::new(Program::default()),
+            heap: Heap::new(),
+            globals: Vec::new(),
+            const_values: Vec::new(),
+            fiber: Fiber::default(),
+            rng: RNG_SEED,
+            args,
+            limits: Limits::default(),
+            status: Status::Done(Value::Nil),
+            natives: Vec::new(),
+            native_set: NativeSet::new(),
+        };
+        let main = program.main;
+        run.bind_natives_of(&program, natives)?;
+        run.call_main(program, main)?;
+        Ok(run)
+    }
+
+    /// Binds the program's natives from `natives`, as needed after
+    /// deserializing a run. Errors name the first unbound key.
+    pub fn bind_natives(&mut self, natives: &NativeSet) -> Result<(), String> {
+        let program = Arc::clone(&self.program);
+        self.bind_natives_of(&program, natives)
+    }
+
+    /// Replaces the limits; they apply from the next [`Run::resume`].
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The current limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Runs until the main function returns, an uncaught error ends the run,
+    /// or the instruction budget is spent. After the end, returns the same
+    /// outcome again.
+    pub fn resume(&mut self, host: &mut dyn Host) -> Result<Step, RunError> {
+        match &self.status {
+            Status::Running => {}
+            Status::Done(value) => return Ok(Step::Done(*value)),
+            Status::Failed(error) => return Err(error.clone()),
+        }
+        if self.natives.len() != self.program.natives.len() {
+            return Err(internal_error(
+                "natives are not bound (call bind_natives first)",
+            ));
+        }
+        let outcome = if self.limits.budget.is_some() {
+            crate::interp::execute::<true>(self, host)
+        } else {
+            crate::interp::execute::<false>(self, host)
+        };
+        match &outcome {
+            Ok(Step::Done(value)) => self.status = Status::Done(*value),
+            Ok(Step::Paused) => {}
+            Err(error) => self.status = Status::Failed(error.clone()),
+        }
+        outcome
+    }
+
+    /// The program being run.
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    /// The run's heap.
+    pub fn heap(&self) -> &Heap {
+        &self.heap
+    }
+
+    /// The run's heap, mutably (for hosts building argument values).
+    pub fn heap_mut(&mut self) -> &mut Heap {
+        &mut self.heap
+    }
+
+    /// The globals, indexed by `GlobalIdx`.
+    pub fn globals(&self) -> &[Value] {
+        &self.globals
+    }
+
+    /// The main fiber, for inspection.
+    pub fn fiber(&self) -> &Fiber {
+        &self.fiber
+    }
+
+    /// Whether the run can continue, and how it ended.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// `value` as `print` shows it.
+    pub fn display(&self, value: Value) -> String {
+        format::display(value, &self.heap, &self.program)
+    }
+
+    /// Runs a further function of an extended program on this run's heap and
+    /// globals (the REPL compiles each line as a new function). `program`
+    /// must extend the current one: the same functions, constants, globals
+    /// and natives, with more appended. New globals start as `nil`, new
+    /// string constants are allocated and new natives are bound from the set
+    /// the run was bound with. The fiber is reset to one frame for `func`
+    /// with no arguments; the next [`Run::resume`] runs it.
+    pub fn call_main(&mut self, program: Arc<Program>, func: FuncIdx) -> Result<(), String> {
+        let old = Arc::clone(&self.program);
+        check_extension(&old, &program)?;
+        let Some(function) = program.functions.get(func.index()) else {
+            return Err(format!("no function {} in the program", func.0));
+        };
+        if function.arity != 0 {
+            return Err(format!("function {} takes arguments", function.name));
+        }
+        if program.natives.len() > self.natives.len() {
+            let set = self.native_set.clone();
+            self.bind_natives_of(&program, &set)?;
+        }
+        for constant in &program.constants[self.const_values.len()..] {
+            let value = match constant {
+                Constant::Int(n) => Value::Int(*n),
+                Constant::Float(x) => Value::Float(*x),
+                Constant::Str(text) => self.heap.alloc_str(text.as_str()),
+            };
+            self.const_values.push(value);
+        }
+        self.globals.resize(program.globals.len(), Value::Nil);
+        self.fiber = Fiber {
+            registers: vec![Value::Nil; function.register_count as usize],
+            frames: vec![Frame {
+                func,
+                pc: 0,
+                base: 0,
+                closure: None,
+                ret: 0,
+            }],
+            ..Fiber::default()
+        };
+        self.program = program;
+        self.status = Status::Running;
+        Ok(())
+    }
+
+    /// Binds every native of `program` from `natives`.
+    fn bind_natives_of(&mut self, program: &Program, natives: &NativeSet) -> Result<(), String> {
+        let mut bound = Vec::with_capacity(program.natives.len());
+        for decl in &program.natives {
+            match natives.get(&decl.key) {
+                Some(function) => bound.push(function),
+                None => return Err(format!("native function `{}` is not bound", decl.key)),
+            }
+        }
+        self.natives = bound;
+        self.native_set = natives.clone();
+        Ok(())
+    }
+
+    /// Allocates an `Error` record with `kind` and `message`.
+    pub(crate) fn error_record(&mut self, error: &VmError) -> Value {
+        let kind = self.heap.alloc_str(error.kind.as_str());
+        let message = self.heap.alloc_str(error.message.as_str());
+        let ty = self.program.builtins.error;
+        Value::Obj(self.heap.alloc(Object::Record {
+            ty,
+            fields: vec![kind, message],
+        }))
+    }
+}
+
+/// Checks that `new` keeps everything of `old` (a REPL line only appends).
+fn check_extension(old: &Program, new: &Program) -> Result<(), String> {
+    let shrunk = new.functions.len() < old.functions.len()
+        || new.constants.len() < old.constants.len()
+        || new.globals.len() < old.globals.len()
+        || new.natives.len() < old.natives.len()
+        || new.constants[..old.constants.len()] != old.constants[..];
+    if shrunk {
+        return Err("the new program does not extend the run's program".to_string());
+    }
+    Ok(())
+}
+
+/// A `RunError` for a misuse of the VM rather than a script error.
+pub(crate) fn internal_error(message: &str) -> RunError {
+    RunError {
+        kind: ErrorKind::Type.as_str().to_string(),
+        message: message.to_string(),
+        trace: Vec::new(),
+    }
+}
