@@ -1,1 +1,65 @@
-//! placeholder
+//! spool-stdlib: the standard library every script sees (LANGUAGE.md §9).
+//!
+//! Most of it is native Rust functions, one [`NativeDef`] each, grouped by
+//! the kind of their first parameter: [`core`] (printing, conversions,
+//! `assert`, `random`, `args`), [`strings`], [`lists`], [`maps`], [`math`]
+//! and [`json`]. The front end parses every `sig` to type-check calls and
+//! binds each call to a `key`; a run binds keys to functions through
+//! [`native_set`]. The higher-order functions (`map`, `filter`, `fold`,
+//! `sort_by`, ...) and the `Error` and `Json` declarations are written in
+//! Spool, in [`PRELUDE`], because natives never call back into script code.
+
+mod args;
+pub mod core;
+pub mod json;
+mod json_parse;
+pub mod lists;
+pub mod maps;
+pub mod math;
+pub mod strings;
+
+use std::sync::OnceLock;
+
+use spool_vm::{NativeFn, NativeSet};
+
+/// The part of the standard library written in Spool: compiled with every
+/// script, before it.
+pub const PRELUDE: &str = include_str!("prelude.spl");
+
+/// One native function of the standard library.
+#[derive(Clone, Copy, Debug)]
+pub struct NativeDef {
+    /// Unique binding key, `"<kind of first parameter>.<name>"`, for example
+    /// `"list.len"`; overloads of one name have distinct keys.
+    pub key: &'static str,
+    /// The Spool signature without a body, exactly as a Spool programmer would
+    /// write it, for example `"fn get<K, V>(m: [K: V], key: K) -> V?"`.
+    pub sig: &'static str,
+    /// The implementation.
+    pub func: NativeFn,
+}
+
+/// Every native function of the standard library, in a fixed order.
+pub fn natives() -> &'static [NativeDef] {
+    static ALL: OnceLock<Vec<NativeDef>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        [
+            core::DEFS,
+            strings::DEFS,
+            lists::DEFS,
+            maps::DEFS,
+            math::DEFS,
+            json::DEFS,
+        ]
+        .concat()
+    })
+}
+
+/// The natives as a key-to-function set, for binding a run's program.
+pub fn native_set() -> NativeSet {
+    let mut set = NativeSet::new();
+    for def in natives() {
+        set.insert(def.key, def.func);
+    }
+    set
+}

@@ -1,0 +1,129 @@
+//! Arithmetic helpers: `abs`, `min` and `max` for ints and floats, and
+//! `floor`, `ceil`, `sqrt`, `pow` for floats. Int results that do not fit
+//! raise `Overflow`, like the VM's own arithmetic; float results follow
+//! IEEE 754 (`sqrt(-1.0)` is NaN).
+
+use spool_vm::{ErrorKind, NativeCtx, Value, VmError};
+
+use crate::args;
+use crate::NativeDef;
+
+/// The natives of this module.
+pub const DEFS: &[NativeDef] = &[
+    NativeDef {
+        key: "int.abs",
+        sig: "fn abs(x: int) -> int",
+        func: int_abs,
+    },
+    NativeDef {
+        key: "float.abs",
+        sig: "fn abs(x: float) -> float",
+        func: float_abs,
+    },
+    NativeDef {
+        key: "int.min",
+        sig: "fn min(a: int, b: int) -> int",
+        func: int_min,
+    },
+    NativeDef {
+        key: "float.min",
+        sig: "fn min(a: float, b: float) -> float",
+        func: float_min,
+    },
+    NativeDef {
+        key: "int.max",
+        sig: "fn max(a: int, b: int) -> int",
+        func: int_max,
+    },
+    NativeDef {
+        key: "float.max",
+        sig: "fn max(a: float, b: float) -> float",
+        func: float_max,
+    },
+    NativeDef {
+        key: "float.floor",
+        sig: "fn floor(x: float) -> float",
+        func: floor,
+    },
+    NativeDef {
+        key: "float.ceil",
+        sig: "fn ceil(x: float) -> float",
+        func: ceil,
+    },
+    NativeDef {
+        key: "float.sqrt",
+        sig: "fn sqrt(x: float) -> float",
+        func: sqrt,
+    },
+    NativeDef {
+        key: "float.pow",
+        sig: "fn pow(x: float, y: float) -> float",
+        func: pow,
+    },
+];
+
+/// `abs(x: int)`; `Overflow` for the one int whose negation does not fit.
+pub fn int_abs(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    let x = args::int(args, 0)?;
+    x.checked_abs()
+        .map(Value::Int)
+        .ok_or_else(|| VmError::new(ErrorKind::Overflow, format!("abs({x}) overflows int")))
+}
+
+/// `abs(x: float)`.
+pub fn float_abs(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op(args, f64::abs)
+}
+
+/// `min(a: int, b: int)`.
+pub fn int_min(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    Ok(Value::Int(args::int(args, 0)?.min(args::int(args, 1)?)))
+}
+
+/// `max(a: int, b: int)`.
+pub fn int_max(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    Ok(Value::Int(args::int(args, 0)?.max(args::int(args, 1)?)))
+}
+
+/// `min(a: float, b: float)`: as Rust's `f64::min`, a NaN loses to a number.
+pub fn float_min(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op2(args, f64::min)
+}
+
+/// `max(a: float, b: float)`: as Rust's `f64::max`, a NaN loses to a number.
+pub fn float_max(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op2(args, f64::max)
+}
+
+/// `floor(x)`: the largest whole float `<= x`.
+pub fn floor(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op(args, f64::floor)
+}
+
+/// `ceil(x)`: the smallest whole float `>= x`.
+pub fn ceil(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op(args, f64::ceil)
+}
+
+/// `sqrt(x)`: NaN for negative `x`.
+pub fn sqrt(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op(args, f64::sqrt)
+}
+
+/// `pow(x, y)`: `x` to the power `y`.
+pub fn pow(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op2(args, f64::powf)
+}
+
+/// Applies `op` to the one float argument.
+fn float_op(args: &[Value], op: fn(f64) -> f64) -> Result<Value, VmError> {
+    Ok(Value::Float(op(args::float(args, 0)?)))
+}
+
+/// Applies `op` to the two float arguments.
+fn float_op2(args: &[Value], op: fn(f64, f64) -> f64) -> Result<Value, VmError> {
+    Ok(Value::Float(op(
+        args::float(args, 0)?,
+        args::float(args, 1)?,
+    )))
+}
