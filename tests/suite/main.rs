@@ -1,1 +1,14 @@
-//! Suite.
+//! Spool's integration suite, one test binary (CONVENTIONS.md points 6-9):
+//! script conformance in three run modes, golden files for disassembly and
+//! diagnostics, the command line, and bad input for the front end.
+//!
+//! Useful environment variables: `SPOOL_TEST_FILTER=substring` (only the
+//! scripts and goldens whose path contains it), `UPDATE_GOLDEN=1` (rewrite
+//! golden files), `SPOOL_TEST_TIMEOUT=seconds`, `SPOOL_FUZZ_CASES=n`.
+
+mod cli;
+mod conformance;
+mod golden;
+mod robustness;
+mod runner;
+mod support;

@@ -1,0 +1,291 @@
+//! The `spool` command line: exit codes (0 done, 1 script error, 2 usage or
+//! compile error), the subcommands `run`, `check` and `disasm`, arguments
+//! after `--`, and the format of uncaught runtime errors on stderr.
+//!
+//! The binary is built once per test run with `cargo build -p spool --bin
+//! spool` into the same target directory as this test binary. Each test
+//! writes its scripts into its own scratch directory and runs `spool` there,
+//! so file names in traces are short and relative.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use spool_tests::workspace_root;
+
+#[test]
+fn run_prints_and_exits_0() {
+    let dir = scratch(
+        "run_ok",
+        &[("hello.spl", "print(\"hello\")\nprint(1 + 2)\n")],
+    );
+    let output = spool(&dir, &["run", "hello.spl"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "hello\n3\n");
+}
+
+#[test]
+fn file_alone_works_like_run() {
+    let dir = scratch("file_alone", &[("hello.spl", "print(\"hello\")\n")]);
+    let output = spool(&dir, &["hello.spl"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "hello\n");
+}
+
+#[test]
+fn run_passes_arguments_after_double_dash() {
+    let dir = scratch(
+        "args",
+        &[("args.spl", "print(args())\nprint(args().len())\n")],
+    );
+    let output = spool(&dir, &["run", "args.spl", "--", "a", "b c"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "[\"a\", \"b c\"]\n2\n");
+    let output = spool(&dir, &["run", "args.spl"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "[]\n0\n");
+}
+
+/// The script of [`runtime_error_exits_1_with_a_trace`]: an index error two
+/// calls deep, after some output.
+const TRACE_SCRIPT: &str = "\
+// An index error two calls deep.
+fn get_item(xs: [int], i: int) -> int {
+  return xs[i]
+}
+fn show(xs: [int]) {
+  print(get_item(xs, 5))
+}
+print(\"before\")
+show([1, 2, 3])
+print(\"never\")
+";
+
+#[test]
+fn runtime_error_exits_1_with_a_trace() {
+    let dir = scratch("trace", &[("trace.spl", TRACE_SCRIPT)]);
+    let output = spool(&dir, &["run", "trace.spl"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout(&output),
+        "before\n",
+        "output before the error is kept"
+    );
+    let err = stderr(&output);
+    let mut lines = err.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(
+        first.starts_with("error: Index: "),
+        "first stderr line {first:?} in:\n{err}"
+    );
+    let frames: Vec<(String, String, usize, usize)> = lines.filter_map(parse_frame).collect();
+    let summary: Vec<(&str, &str, usize)> = frames
+        .iter()
+        .map(|(function, file, line, _)| (function.as_str(), file.as_str(), *line))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("get_item", "trace.spl", 3),
+            ("show", "trace.spl", 6),
+            ("main", "trace.spl", 9)
+        ],
+        "frames in:\n{err}"
+    );
+    for (_, _, line, col) in &frames {
+        let text = TRACE_SCRIPT.lines().nth(line - 1).unwrap_or_default();
+        assert!(
+            (1..=text.len()).contains(col),
+            "column {col} outside line {line} {text:?}:\n{err}"
+        );
+    }
+}
+
+/// `  at NAME (FILE:LINE:COL)` as `(NAME, FILE, LINE, COL)`.
+fn parse_frame(line: &str) -> Option<(String, String, usize, usize)> {
+    let rest = line.strip_prefix("  at ")?;
+    let (function, place) = rest.split_once(" (")?;
+    let place = place.strip_suffix(')')?;
+    let mut parts = place.rsplitn(3, ':');
+    let col = parts.next()?.parse().ok()?;
+    let line_number = parts.next()?.parse().ok()?;
+    let file = parts.next()?;
+    Some((function.to_string(), file.to_string(), line_number, col))
+}
+
+#[test]
+fn uncaught_throw_reports_its_kind_and_message() {
+    let source = "// A custom error.\nthrow Error(kind: \"Invalid\", message: \"bad input\")\n";
+    let dir = scratch("throw", &[("throw.spl", source)]);
+    let output = spool(&dir, &["throw.spl"]);
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("error: Invalid: bad input\n"),
+        "stderr:\n{err}"
+    );
+    assert!(err.contains("  at main (throw.spl:2:"), "stderr:\n{err}");
+}
+
+#[test]
+fn compile_error_exits_2_with_a_diagnostic() {
+    let dir = scratch(
+        "compile_error",
+        &[("bad.spl", "let x: int = \"s\"\nprint(x)\n")],
+    );
+    let output = spool(&dir, &["run", "bad.spl"]);
+    assert_exit(&output, 2);
+    assert_eq!(stdout(&output), "", "nothing runs");
+    assert!(
+        stderr(&output).contains("spool::E0"),
+        "stderr:\n{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn check_accepts_good_and_rejects_bad() {
+    let dir = scratch(
+        "check",
+        &[
+            ("good.spl", "print(\"ran\")\n"),
+            ("bad.spl", "print(undefined_name)\n"),
+        ],
+    );
+    let good = spool(&dir, &["check", "good.spl"]);
+    assert_exit(&good, 0);
+    assert!(
+        !stdout(&good).contains("ran"),
+        "check must not run the script"
+    );
+    let bad = spool(&dir, &["check", "bad.spl"]);
+    assert_exit(&bad, 2);
+    let err = stderr(&bad);
+    assert!(
+        err.contains("spool::E0") && err.contains("bad.spl"),
+        "stderr:\n{err}"
+    );
+}
+
+#[test]
+fn disasm_prints_the_bytecode() {
+    let source = "fn add(a: int, b: int) -> int {\n  return a + b\n}\nprint(add(1, 2))\n";
+    let dir = scratch("disasm", &[("add.spl", source)]);
+    let output = spool(&dir, &["disasm", "add.spl"]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    assert!(text.lines().count() >= 3, "disassembly:\n{text}");
+    assert!(text.contains("add"), "the function's name appears:\n{text}");
+    assert!(
+        !text.lines().any(|line| line == "3"),
+        "disasm must not run the script"
+    );
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let dir = scratch("missing", &[]);
+    for args in [
+        &["run", "no_such_file.spl"][..],
+        &["no_such_file.spl"],
+        &["check", "no_such_file.spl"],
+    ] {
+        let output = spool(&dir, args);
+        assert_exit(&output, 2);
+        let err = stderr(&output);
+        assert!(
+            err.contains("no_such_file.spl"),
+            "`spool {}` stderr:\n{err}",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn unknown_flag_prints_usage() {
+    let dir = scratch("usage", &[]);
+    let output = spool(&dir, &["--no-such-flag"]);
+    assert_exit(&output, 2);
+    let all = format!("{}{}", stdout(&output), stderr(&output)).to_lowercase();
+    assert!(all.contains("usage"), "output:\n{all}");
+}
+
+/// Runs the `spool` binary in `dir` with `args`.
+fn spool(dir: &Path, args: &[&str]) -> Output {
+    Command::new(spool_binary())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_BACKTRACE")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("cannot run the spool binary")
+}
+
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A fresh directory for one test, holding `files` (name, contents).
+fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = profile_dir().join("spool-cli-tests").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("cannot create a scratch directory");
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents).expect("cannot write a scratch script");
+    }
+    dir
+}
+
+/// `<target>/<profile>`: this test binary lives in its `deps/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("no current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary outside <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `spool` binary, built on first use.
+fn spool_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build_spool)
+}
+
+fn build_spool() -> PathBuf {
+    let profile = profile_dir();
+    let target = profile.parent().expect("profile dir has a parent");
+    let cargo = std::env::var("CARGO")
+        .unwrap_or_else(|_| option_env!("CARGO").unwrap_or("cargo").to_string());
+    let mut command = Command::new(cargo);
+    command.args(["build", "-p", "spool", "--bin", "spool"]);
+    if profile.file_name().is_some_and(|name| name == "release") {
+        command.arg("--release");
+    }
+    let output = command
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(workspace_root())
+        .output()
+        .expect("cannot run cargo");
+    assert!(
+        output.status.success(),
+        "building spool failed:\n{}",
+        stderr(&output)
+    );
+    profile.join(format!("spool{}", std::env::consts::EXE_SUFFIX))
+}

@@ -1,0 +1,139 @@
+//! Running one compiled program in one of the three modes of DESIGN.md
+//! §Tests, and describing how the run ended.
+//!
+//! Every mode must print the same lines and end the same way: a difference
+//! between them is a durability bug (a pause or a snapshot lost state).
+
+use std::fmt;
+
+/// How a run is driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No budget: one `resume` runs to the end.
+    Direct,
+    /// Budget of one instruction: the run pauses between any two
+    /// instructions and is resumed at once.
+    TinySlices,
+    /// Budget of a thousand instructions; at every pause the run is
+    /// snapshotted, dropped, restored from the bytes and continued.
+    Snapshot,
+}
+
+impl Mode {
+    /// All modes, in the order they are run and reported.
+    pub const ALL: [Mode; 3] = [Mode::Direct, Mode::TinySlices, Mode::Snapshot];
+
+    /// The instruction budget per `resume`.
+    fn budget(self) -> Option<u64> {
+        match self {
+            Mode::Direct => None,
+            Mode::TinySlices => Some(1),
+            Mode::Snapshot => Some(1000),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Direct => "direct",
+            Mode::TinySlices => "tiny-slices",
+            Mode::Snapshot => "snapshot",
+        })
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The script returned.
+    Done,
+    /// An uncaught error ended the run.
+    Error {
+        /// The error's kind.
+        kind: String,
+        /// The error's message.
+        message: String,
+    },
+    /// The harness could not drive the run: a restore failed, the host was
+    /// asked for something it cannot give, or the run never ended.
+    Broken(String),
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Done => f.write_str("finished normally"),
+            End::Error { kind, message } => write!(f, "uncaught error {kind}: {message}"),
+            End::Broken(why) => write!(f, "harness could not drive the run: {why}"),
+        }
+    }
+}
+
+/// What a run printed and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The lines `print` wrote, in order.
+    pub lines: Vec<String>,
+    /// How the run ended.
+    pub end: End,
+}
+
+/// More pauses than this and the run is taken to loop forever. A billion
+/// single instructions is far beyond any conformance script.
+const MAX_PAUSES: u64 = 1_000_000_000;
+
+/// Runs `program` with `args` in `mode`.
+pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
+    let mut run = program.start(args.to_vec());
+    set_budget(&mut run, mode);
+    let mut host = spool::CaptureHost::default();
+    let mut pauses: u64 = 0;
+    let end = loop {
+        match run.resume(&mut host) {
+            Ok(spool::Step::Done(_)) => break End::Done,
+            Ok(spool::Step::Paused) => {
+                pauses += 1;
+                if pauses > MAX_PAUSES {
+                    break End::Broken(format!("still running after {MAX_PAUSES} pauses"));
+                }
+                if mode == Mode::Snapshot {
+                    match round_trip(run) {
+                        Ok(restored) => run = restored,
+                        Err(why) => break End::Broken(why),
+                    }
+                    set_budget(&mut run, mode);
+                }
+            }
+            Err(error) => {
+                break End::Error {
+                    kind: error.kind,
+                    message: error.message,
+                }
+            }
+        }
+    };
+    Outcome {
+        lines: host.lines,
+        end,
+    }
+}
+
+fn set_budget(run: &mut spool::Run, mode: Mode) {
+    if let Some(budget) = mode.budget() {
+        run.set_limits(spool::Limits {
+            budget: Some(budget),
+            ..Default::default()
+        });
+    }
+}
+
+/// Snapshots `run`, drops it and restores a new one from the bytes alone.
+fn round_trip(run: spool::Run) -> Result<spool::Run, String> {
+    spool::restore(&into_bytes(run)).map_err(|error| format!("restore failed: {error}"))
+}
+
+/// The snapshot of `run`, which is consumed: only the bytes go on.
+fn into_bytes(run: spool::Run) -> Vec<u8> {
+    spool::snapshot(&run)
+}
