@@ -32,18 +32,21 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // rest of the run is mutated.
     let program_handle = Arc::clone(&run.program);
     let program: &Program = &program_handle;
-    let max_call_depth = run.limits.max_call_depth;
-    let max_heap_objects = run.limits.max_heap_objects;
     let mut remaining = run.limits.budget.unwrap_or(u64::MAX).max(1);
 
-    let Some((mut code, mut base, mut pc)) = top_state(&run.fiber, program) else {
+    let Some((mut code, base, mut pc)) = top_state(&run.fiber, program) else {
         return Ok(Step::Done(Value::Nil));
     };
+    // The running frame's register window, `R[0]` first. Held as a local
+    // slice so the hot path indexes it without going through `run`;
+    // re-derived after anything that can move or resize the register file
+    // or change the frame.
+    let mut regs: &mut [Value] = &mut run.fiber.registers[base..];
 
     // R[x] of the running frame.
     macro_rules! r {
         ($reg:expr) => {
-            run.fiber.registers[base + $reg.index()]
+            regs[$reg.index()]
         };
     }
     // Writes the local pc back to the running frame.
@@ -60,8 +63,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
             match top_state(&run.fiber, program) {
                 Some((new_code, new_base, new_pc)) => {
                     code = new_code;
-                    base = new_base;
                     pc = new_pc;
+                    regs = &mut run.fiber.registers[new_base..];
                 }
                 None => return Ok(Step::Done(Value::Nil)),
             }
@@ -69,23 +72,16 @@ pub(crate) fn execute<const BUDGETED: bool>(
     }
     // Raises a `VmError` at the current instruction: unwinds to a handler
     // (continuing there) or ends the run.
-    macro_rules! throw {
-        ($error:expr) => {{
-            let error: VmError = $error;
-            save_pc!();
-            raise(run, program, host, error)?;
-            reload!();
-            continue;
-        }};
-    }
     // Collects when the heap asks for it; only after instructions that
     // allocate, when every live value is in a register or another root.
     macro_rules! gc_point {
         () => {
-            if run.heap.should_collect() || run.heap.len() > max_heap_objects {
-                if let Err(error) = collect_garbage(run, program, max_heap_objects) {
+            if run.heap.should_collect() || run.heap.len() > run.limits.max_heap_objects {
+                if let Err(error) = collect_garbage(run, program) {
                     throw!(error)
                 }
+                let frame_base = current_base(&run.fiber);
+                regs = &mut run.fiber.registers[frame_base..];
             }
         };
     }
@@ -100,10 +96,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
             if $check_arity && callee.arity != $argc {
                 throw!(arity_error(&callee.name, callee.arity, $argc))
             }
-            if run.fiber.frames.len() >= max_call_depth {
-                throw!(depth_error(max_call_depth))
+            if run.fiber.frames.len() >= run.limits.max_call_depth {
+                throw!(depth_error(run.limits.max_call_depth))
             }
-            let new_base = base + $call_base.index();
+            let new_base = current_base(&run.fiber) + $call_base.index();
             let needed = new_base + callee.register_count as usize;
             if run.fiber.registers.len() < needed {
                 run.fiber.registers.resize(needed, Value::Nil);
@@ -119,8 +115,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 ret,
             });
             code = &callee.code;
-            base = new_base;
             pc = 0;
+            regs = &mut run.fiber.registers[new_base..];
         }};
     }
     // Calls a native with R[$call_base .. $call_base + $argc] and stores its
@@ -130,9 +126,9 @@ pub(crate) fn execute<const BUDGETED: bool>(
             let Some(&function) = run.natives.get($native.index()) else {
                 throw!(bad_program("call of a missing native"))
             };
-            let start = base + $call_base.index();
+            let start = $call_base.index();
             let result = {
-                let args = &run.fiber.registers[start..start + $argc as usize];
+                let args = &regs[start..start + $argc as usize];
                 let mut ctx = NativeCtx {
                     heap: &mut run.heap,
                     program,
@@ -195,493 +191,508 @@ pub(crate) fn execute<const BUDGETED: bool>(
     }
 
     loop {
-        if BUDGETED {
-            if remaining == 0 {
-                save_pc!();
-                return Ok(Step::Paused);
+        let error: VmError = 'dispatch: loop {
+            // Leaves the dispatch loop with the error; the code after it
+            // raises the error and re-enters. One raise site keeps the
+            // loop small. (Defined here so that the label is in scope.)
+            macro_rules! throw {
+                ($error:expr) => {{
+                    break 'dispatch $error;
+                }};
             }
-            remaining -= 1;
-        }
-        let Some(&op) = code.get(pc) else {
-            throw!(bad_program("execution ran past the end of a function"))
-        };
-        pc += 1;
-        match op {
-            // ---- moves and constants ----
-            Op::Move { dst, src } => r!(dst) = r!(src),
-            Op::LoadNil { dst } => r!(dst) = Value::Nil,
-            Op::LoadBool { dst, value } => r!(dst) = Value::Bool(value),
-            Op::LoadInt { dst, value } => r!(dst) = Value::Int(value as i64),
-            Op::LoadConst { dst, idx } => match run.const_values.get(idx.index()) {
-                Some(&value) => r!(dst) = value,
-                None => throw!(bad_program("missing constant")),
-            },
-            Op::LoadFunc { dst, func } => r!(dst) = Value::Func(func),
-            Op::LoadNative { dst, native } => r!(dst) = Value::Native(native),
-            Op::LoadGlobal { dst, global } => match run.globals.get(global.index()) {
-                Some(&value) => r!(dst) = value,
-                None => throw!(bad_program("missing global")),
-            },
-            Op::StoreGlobal { global, src } => {
-                let value = r!(src);
-                match run.globals.get_mut(global.index()) {
-                    Some(slot) => *slot = value,
+            if BUDGETED {
+                if remaining == 0 {
+                    save_pc!();
+                    return Ok(Step::Paused);
+                }
+                remaining -= 1;
+            }
+            let Some(op) = code.get(pc) else {
+                throw!(bad_program("execution ran past the end of a function"))
+            };
+            pc += 1;
+            match *op {
+                // ---- moves and constants ----
+                Op::Move { dst, src } => r!(dst) = r!(src),
+                Op::LoadNil { dst } => r!(dst) = Value::Nil,
+                Op::LoadBool { dst, value } => r!(dst) = Value::Bool(value),
+                Op::LoadInt { dst, value } => r!(dst) = Value::Int(value as i64),
+                Op::LoadConst { dst, idx } => match run.const_values.get(idx.index()) {
+                    Some(&value) => r!(dst) = value,
+                    None => throw!(bad_program("missing constant")),
+                },
+                Op::LoadFunc { dst, func } => r!(dst) = Value::Func(func),
+                Op::LoadNative { dst, native } => r!(dst) = Value::Native(native),
+                Op::LoadGlobal { dst, global } => match run.globals.get(global.index()) {
+                    Some(&value) => r!(dst) = value,
                     None => throw!(bad_program("missing global")),
+                },
+                Op::StoreGlobal { global, src } => {
+                    let value = r!(src);
+                    match run.globals.get_mut(global.index()) {
+                        Some(slot) => *slot = value,
+                        None => throw!(bad_program("missing global")),
+                    }
                 }
-            }
 
-            // ---- closures and captured variables ----
-            Op::MakeClosure {
-                dst,
-                func,
-                start,
-                count,
-            } => {
-                let from = base + start.index();
-                let captures = run.fiber.registers[from..from + count as usize].to_vec();
-                r!(dst) = Value::Obj(run.heap.alloc(Object::Closure { func, captures }));
-                gc_point!();
-            }
-            Op::LoadCapture { dst, index } => match capture(run, index) {
-                Some(value) => r!(dst) = value,
-                None => throw!(expected("a capture")),
-            },
-            Op::CaptureGet { dst, index } => {
-                let cell = capture(run, index).unwrap_or(Value::Nil);
-                match cell_contents(&run.heap, cell) {
+                // ---- closures and captured variables ----
+                Op::MakeClosure {
+                    dst,
+                    func,
+                    start,
+                    count,
+                } => {
+                    let from = start.index();
+                    let captures = regs[from..from + count as usize].to_vec();
+                    r!(dst) = Value::Obj(run.heap.alloc(Object::Closure { func, captures }));
+                    gc_point!();
+                }
+                Op::LoadCapture { dst, index } => {
+                    match capture(&run.fiber.frames, &run.heap, index) {
+                        Some(value) => r!(dst) = value,
+                        None => throw!(expected("a capture")),
+                    }
+                }
+                Op::CaptureGet { dst, index } => {
+                    let cell = capture(&run.fiber.frames, &run.heap, index).unwrap_or(Value::Nil);
+                    match cell_contents(&run.heap, cell) {
+                        Some(value) => r!(dst) = value,
+                        None => throw!(expected("a captured cell")),
+                    }
+                }
+                Op::CaptureSet { index, src } => {
+                    let cell = capture(&run.fiber.frames, &run.heap, index).unwrap_or(Value::Nil);
+                    let value = r!(src);
+                    if !set_cell(&mut run.heap, cell, value) {
+                        throw!(expected("a captured cell"))
+                    }
+                }
+                Op::NewCell { dst, src } => {
+                    r!(dst) = Value::Obj(run.heap.alloc(Object::Cell(r!(src))));
+                    gc_point!();
+                }
+                Op::CellGet { dst, cell } => match cell_contents(&run.heap, r!(cell)) {
                     Some(value) => r!(dst) = value,
-                    None => throw!(expected("a captured cell")),
+                    None => throw!(expected("a cell")),
+                },
+                Op::CellSet { cell, src } => {
+                    let (cell, value) = (r!(cell), r!(src));
+                    if !set_cell(&mut run.heap, cell, value) {
+                        throw!(expected("a cell"))
+                    }
                 }
-            }
-            Op::CaptureSet { index, src } => {
-                let cell = capture(run, index).unwrap_or(Value::Nil);
-                let value = r!(src);
-                if !set_cell(&mut run.heap, cell, value) {
-                    throw!(expected("a captured cell"))
+
+                // ---- int arithmetic ----
+                Op::AddInt { dst, lhs, rhs } => {
+                    checked_int!(dst, int!(lhs).checked_add(int!(rhs)), overflow())
                 }
-            }
-            Op::NewCell { dst, src } => {
-                r!(dst) = Value::Obj(run.heap.alloc(Object::Cell(r!(src))));
-                gc_point!();
-            }
-            Op::CellGet { dst, cell } => match cell_contents(&run.heap, r!(cell)) {
-                Some(value) => r!(dst) = value,
-                None => throw!(expected("a cell")),
-            },
-            Op::CellSet { cell, src } => {
-                let (cell, value) = (r!(cell), r!(src));
-                if !set_cell(&mut run.heap, cell, value) {
-                    throw!(expected("a cell"))
+                Op::SubInt { dst, lhs, rhs } => {
+                    checked_int!(dst, int!(lhs).checked_sub(int!(rhs)), overflow())
                 }
-            }
+                Op::MulInt { dst, lhs, rhs } => {
+                    checked_int!(dst, int!(lhs).checked_mul(int!(rhs)), overflow())
+                }
+                Op::DivInt { dst, lhs, rhs } => {
+                    let (dividend, divisor) = (int!(lhs), int!(rhs));
+                    checked_int!(dst, dividend.checked_div(divisor), division_error(divisor))
+                }
+                Op::RemInt { dst, lhs, rhs } => {
+                    let (dividend, divisor) = (int!(lhs), int!(rhs));
+                    checked_int!(dst, dividend.checked_rem(divisor), division_error(divisor))
+                }
+                Op::AddIntImm { dst, lhs, imm } => {
+                    checked_int!(dst, int!(lhs).checked_add(imm as i64), overflow())
+                }
+                Op::NegInt { dst, src } => checked_int!(dst, int!(src).checked_neg(), overflow()),
 
-            // ---- int arithmetic ----
-            Op::AddInt { dst, lhs, rhs } => {
-                checked_int!(dst, int!(lhs).checked_add(int!(rhs)), overflow())
-            }
-            Op::SubInt { dst, lhs, rhs } => {
-                checked_int!(dst, int!(lhs).checked_sub(int!(rhs)), overflow())
-            }
-            Op::MulInt { dst, lhs, rhs } => {
-                checked_int!(dst, int!(lhs).checked_mul(int!(rhs)), overflow())
-            }
-            Op::DivInt { dst, lhs, rhs } => {
-                let (dividend, divisor) = (int!(lhs), int!(rhs));
-                checked_int!(dst, dividend.checked_div(divisor), division_error(divisor))
-            }
-            Op::RemInt { dst, lhs, rhs } => {
-                let (dividend, divisor) = (int!(lhs), int!(rhs));
-                checked_int!(dst, dividend.checked_rem(divisor), division_error(divisor))
-            }
-            Op::AddIntImm { dst, lhs, imm } => {
-                checked_int!(dst, int!(lhs).checked_add(imm as i64), overflow())
-            }
-            Op::NegInt { dst, src } => checked_int!(dst, int!(src).checked_neg(), overflow()),
+                // ---- float arithmetic ----
+                Op::AddFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) + float!(rhs)),
+                Op::SubFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) - float!(rhs)),
+                Op::MulFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) * float!(rhs)),
+                Op::DivFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) / float!(rhs)),
+                Op::RemFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) % float!(rhs)),
+                Op::NegFloat { dst, src } => r!(dst) = Value::Float(-float!(src)),
 
-            // ---- float arithmetic ----
-            Op::AddFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) + float!(rhs)),
-            Op::SubFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) - float!(rhs)),
-            Op::MulFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) * float!(rhs)),
-            Op::DivFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) / float!(rhs)),
-            Op::RemFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) % float!(rhs)),
-            Op::NegFloat { dst, src } => r!(dst) = Value::Float(-float!(src)),
-
-            // ---- strings ----
-            Op::Concat { dst, lhs, rhs } => {
-                let left = string!(lhs);
-                let right = string!(rhs);
-                let mut text = String::with_capacity(left.len() + right.len());
-                text.push_str(left);
-                text.push_str(right);
-                r!(dst) = run.heap.alloc_str(text);
-                gc_point!();
-            }
-            Op::ToStr { dst, src } => {
-                let value = r!(src);
-                if run.heap.str(value).is_none() {
-                    let text = format::display(value, &run.heap, program);
+                // ---- strings ----
+                Op::Concat { dst, lhs, rhs } => {
+                    let left = string!(lhs);
+                    let right = string!(rhs);
+                    let mut text = String::with_capacity(left.len() + right.len());
+                    text.push_str(left);
+                    text.push_str(right);
                     r!(dst) = run.heap.alloc_str(text);
                     gc_point!();
-                } else {
-                    r!(dst) = value;
                 }
-            }
-
-            // ---- comparisons ----
-            Op::EqInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) == int!(rhs)),
-            Op::LtInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) < int!(rhs)),
-            Op::LeInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) <= int!(rhs)),
-            Op::EqFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) == float!(rhs)),
-            Op::LtFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) < float!(rhs)),
-            Op::LeFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) <= float!(rhs)),
-            Op::LtStr { dst, lhs, rhs } => {
-                let less = string!(lhs) < string!(rhs);
-                r!(dst) = Value::Bool(less)
-            }
-            Op::LeStr { dst, lhs, rhs } => {
-                let less_or_equal = string!(lhs) <= string!(rhs);
-                r!(dst) = Value::Bool(less_or_equal)
-            }
-            Op::Eq { dst, lhs, rhs } => {
-                r!(dst) = Value::Bool(format::values_equal(r!(lhs), r!(rhs), &run.heap))
-            }
-            Op::Not { dst, src } => r!(dst) = Value::Bool(!boolean!(src)),
-
-            // ---- control flow ----
-            Op::Jump { target } => pc = target.index(),
-            Op::JumpIfTrue { cond, target } => {
-                if boolean!(cond) {
-                    pc = target.index();
-                }
-            }
-            Op::JumpIfFalse { cond, target } => {
-                if !boolean!(cond) {
-                    pc = target.index();
-                }
-            }
-            Op::JumpIfNil { src, target } => {
-                if r!(src).is_nil() {
-                    pc = target.index();
-                }
-            }
-            Op::JumpIfNotNil { src, target } => {
-                if !r!(src).is_nil() {
-                    pc = target.index();
-                }
-            }
-            Op::JumpIfNotLtInt { lhs, rhs, target } => {
-                if int!(lhs) >= int!(rhs) {
-                    pc = target.index();
-                }
-            }
-            Op::JumpIfNotLeInt { lhs, rhs, target } => {
-                if int!(lhs) > int!(rhs) {
-                    pc = target.index();
-                }
-            }
-            Op::ForRangePrep { counter, exit } => {
-                let (start, end) = (int!(counter), int!(Reg(counter.0 + 1)));
-                if start >= end {
-                    pc = exit.index();
-                } else {
-                    r!(Reg(counter.0 + 2)) = Value::Int(start);
-                }
-            }
-            Op::ForRangeLoop { counter, body } => {
-                // The counter is below the end, so adding one cannot overflow.
-                let (current, end) = (int!(counter), int!(Reg(counter.0 + 1)));
-                let next = current.wrapping_add(1);
-                r!(counter) = Value::Int(next);
-                if next < end {
-                    r!(Reg(counter.0 + 2)) = Value::Int(next);
-                    pc = body.index();
-                }
-            }
-
-            // ---- calls ----
-            Op::Call {
-                func,
-                base: call_base,
-                argc,
-            } => {
-                enter!(func, call_base, argc, None, false)
-            }
-            Op::CallValue {
-                callee,
-                base: call_base,
-                argc,
-            } => match r!(callee) {
-                Value::Func(func) => enter!(func, call_base, argc, None, true),
-                Value::Obj(obj) => match run.heap.get(obj) {
-                    Some(&Object::Closure { func, .. }) => {
-                        enter!(func, call_base, argc, Some(obj), true)
+                Op::ToStr { dst, src } => {
+                    let value = r!(src);
+                    if run.heap.str(value).is_none() {
+                        let text = format::display(value, &run.heap, program);
+                        r!(dst) = run.heap.alloc_str(text);
+                        gc_point!();
+                    } else {
+                        r!(dst) = value;
                     }
-                    _ => throw!(expected("a function")),
-                },
-                Value::Native(native) => call_native!(native, call_base, argc),
-                _ => throw!(expected("a function")),
-            },
-            Op::CallNative {
-                native,
-                base: call_base,
-                argc,
-            } => {
-                call_native!(native, call_base, argc)
-            }
-            Op::Return { .. } | Op::ReturnNil => {
-                let value = match op {
-                    Op::Return { src } => r!(src),
-                    _ => Value::Nil,
-                };
-                let depth = run.fiber.frames.len() - 1;
-                if run
-                    .fiber
-                    .handlers
-                    .last()
-                    .is_some_and(|h| h.frame_depth as usize >= depth)
-                {
-                    pop_handlers(&mut run.fiber, depth);
                 }
-                if let Some(entry) = pending_defer(&mut run.fiber, depth) {
-                    // Leave pc on this `Return`: it re-executes once the
-                    // defer has returned, and finds the next defer or none.
-                    run.fiber.frames[depth].pc = (pc - 1) as u32;
-                    if let Err(error) = start_defer(run, program, host, entry.func) {
-                        throw!(error)
-                    }
-                    reload!();
-                    continue;
-                }
-                let Some(frame) = run.fiber.frames.pop() else {
-                    return Ok(Step::Done(value));
-                };
-                let Some(caller) = run.fiber.frames.last() else {
-                    return Ok(Step::Done(value));
-                };
-                if frame.ret == Frame::DISCARD {
-                    finish_defer(run, program, host)?;
-                    reload!();
-                    continue;
-                }
-                run.fiber.registers[frame.ret as usize] = value;
-                code = function_code(program, caller.func);
-                base = caller.base as usize;
-                pc = caller.pc as usize;
-            }
 
-            // ---- lists and maps ----
-            Op::NewList { dst, start, count } => {
-                let from = base + start.index();
-                let items = run.fiber.registers[from..from + count as usize].to_vec();
-                r!(dst) = run.heap.alloc_list(items);
-                gc_point!();
-            }
-            Op::NewMap { dst, start, count } => {
-                let from = base + start.index();
-                match build_map(
-                    &run.heap,
-                    &run.fiber.registers[from..from + 2 * count as usize],
-                ) {
-                    Some(map) => r!(dst) = Value::Obj(run.heap.alloc(Object::Map(map))),
-                    None => throw!(expected("map keys")),
+                // ---- comparisons ----
+                Op::EqInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) == int!(rhs)),
+                Op::LtInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) < int!(rhs)),
+                Op::LeInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) <= int!(rhs)),
+                Op::EqFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) == float!(rhs)),
+                Op::LtFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) < float!(rhs)),
+                Op::LeFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) <= float!(rhs)),
+                Op::LtStr { dst, lhs, rhs } => {
+                    let less = string!(lhs) < string!(rhs);
+                    r!(dst) = Value::Bool(less)
                 }
-                gc_point!();
-            }
-            Op::ListGet { dst, list, index } => {
-                let index = int!(index);
-                let Some(items) = run.heap.list(r!(list)) else {
-                    throw!(expected("a list"))
-                };
-                match usize::try_from(index).ok().and_then(|i| items.get(i)) {
-                    Some(&value) => r!(dst) = value,
-                    None => throw!(index_error(index, "list", items.len())),
+                Op::LeStr { dst, lhs, rhs } => {
+                    let less_or_equal = string!(lhs) <= string!(rhs);
+                    r!(dst) = Value::Bool(less_or_equal)
                 }
-            }
-            Op::ListSet { list, index, src } => {
-                let (index, value) = (int!(index), r!(src));
-                let Some(items) = run.heap.list_mut(r!(list)) else {
-                    throw!(expected("a list"))
-                };
-                let length = items.len();
-                match usize::try_from(index).ok().and_then(|i| items.get_mut(i)) {
-                    Some(slot) => *slot = value,
-                    None => throw!(index_error(index, "list", length)),
+                Op::Eq { dst, lhs, rhs } => {
+                    r!(dst) = Value::Bool(format::values_equal(r!(lhs), r!(rhs), &run.heap))
                 }
-            }
-            Op::ListLen { dst, list } => match run.heap.list(r!(list)) {
-                Some(items) => r!(dst) = Value::Int(items.len() as i64),
-                None => throw!(expected("a list")),
-            },
-            Op::MapGet { dst, map, key } => {
-                let key_value = r!(key);
-                let Some(entries) = run.heap.map(r!(map)) else {
-                    throw!(expected("a map"))
-                };
-                let Some(key) = run.heap.key(key_value) else {
-                    throw!(expected("a map key"))
-                };
-                match entries.get(&key) {
-                    Some(&value) => r!(dst) = value,
-                    None => throw!(key_error(key_value, &run.heap, program)),
-                }
-            }
-            Op::MapSet { map, key, src } => {
-                let value = r!(src);
-                let Some(key) = run.heap.key(r!(key)) else {
-                    throw!(expected("a map key"))
-                };
-                match run.heap.map_mut(r!(map)) {
-                    Some(entries) => {
-                        entries.insert(key, value);
-                    }
-                    None => throw!(expected("a map")),
-                }
-            }
-            Op::MapLen { dst, map } => match run.heap.map(r!(map)) {
-                Some(entries) => r!(dst) = Value::Int(entries.len() as i64),
-                None => throw!(expected("a map")),
-            },
-            Op::MapKeyAt { dst, map, index } => {
-                let index = int!(index);
-                let Some(entries) = run.heap.map(r!(map)) else {
-                    throw!(expected("a map"))
-                };
-                let length = entries.len();
-                let entry = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| entries.get_index(i));
-                let Some((key, _)) = entry else {
-                    throw!(index_error(index, "map", length))
-                };
-                let key = key.clone();
-                r!(dst) = run.heap.key_value(&key);
-                gc_point!();
-            }
-            Op::MapValueAt { dst, map, index } => {
-                let index = int!(index);
-                let Some(entries) = run.heap.map(r!(map)) else {
-                    throw!(expected("a map"))
-                };
-                let length = entries.len();
-                match usize::try_from(index)
-                    .ok()
-                    .and_then(|i| entries.get_index(i))
-                {
-                    Some((_, &value)) => r!(dst) = value,
-                    None => throw!(index_error(index, "map", length)),
-                }
-            }
+                Op::Not { dst, src } => r!(dst) = Value::Bool(!boolean!(src)),
 
-            // ---- records and enums ----
-            Op::NewRecord {
-                dst,
-                ty,
-                start,
-                count,
-            } => {
-                let from = base + start.index();
-                let fields = run.fiber.registers[from..from + count as usize].to_vec();
-                r!(dst) = Value::Obj(run.heap.alloc(Object::Record { ty, fields }));
-                gc_point!();
-            }
-            Op::GetField { dst, obj, field } => {
-                let object = r!(obj).as_obj().and_then(|obj| run.heap.get(obj));
-                match object {
-                    Some(Object::Record { fields, .. }) if (field as usize) < fields.len() => {
-                        r!(dst) = fields[field as usize]
-                    }
-                    _ => throw!(expected("a record")),
-                }
-            }
-            Op::SetField { obj, field, src } => {
-                let value = r!(src);
-                let object = r!(obj).as_obj().and_then(|obj| run.heap.get_mut(obj));
-                match object {
-                    Some(Object::Record { fields, .. }) if (field as usize) < fields.len() => {
-                        fields[field as usize] = value
-                    }
-                    _ => throw!(expected("a record")),
-                }
-            }
-            Op::NewVariant {
-                dst,
-                ty,
-                variant,
-                start,
-                count,
-            } => {
-                let from = base + start.index();
-                let fields = run.fiber.registers[from..from + count as usize].to_vec();
-                r!(dst) = Value::Obj(run.heap.alloc(Object::Variant {
-                    ty,
-                    variant,
-                    fields,
-                }));
-                gc_point!();
-            }
-            Op::JumpIfNotVariant {
-                src,
-                variant,
-                target,
-            } => match r!(src).as_obj().and_then(|obj| run.heap.get(obj)) {
-                Some(Object::Variant {
-                    variant: actual, ..
-                }) => {
-                    if *actual != variant {
+                // ---- control flow ----
+                Op::Jump { target } => pc = target.index(),
+                Op::JumpIfTrue { cond, target } => {
+                    if boolean!(cond) {
                         pc = target.index();
                     }
                 }
-                _ => throw!(expected("an enum value")),
-            },
-            Op::GetVariantField { dst, src, index } => {
-                match r!(src).as_obj().and_then(|obj| run.heap.get(obj)) {
-                    Some(Object::Variant { fields, .. }) if (index as usize) < fields.len() => {
-                        r!(dst) = fields[index as usize]
+                Op::JumpIfFalse { cond, target } => {
+                    if !boolean!(cond) {
+                        pc = target.index();
                     }
-                    _ => throw!(expected("an enum value with that field")),
                 }
-            }
+                Op::JumpIfNil { src, target } => {
+                    if r!(src).is_nil() {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfNotNil { src, target } => {
+                    if !r!(src).is_nil() {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfNotLtInt { lhs, rhs, target } => {
+                    if int!(lhs) >= int!(rhs) {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfNotLeInt { lhs, rhs, target } => {
+                    if int!(lhs) > int!(rhs) {
+                        pc = target.index();
+                    }
+                }
+                Op::ForRangePrep { counter, exit } => {
+                    let (start, end) = (int!(counter), int!(Reg(counter.0 + 1)));
+                    if start >= end {
+                        pc = exit.index();
+                    } else {
+                        r!(Reg(counter.0 + 2)) = Value::Int(start);
+                    }
+                }
+                Op::ForRangeLoop { counter, body } => {
+                    // The counter is below the end, so adding one cannot overflow.
+                    let (current, end) = (int!(counter), int!(Reg(counter.0 + 1)));
+                    let next = current.wrapping_add(1);
+                    r!(counter) = Value::Int(next);
+                    if next < end {
+                        r!(Reg(counter.0 + 2)) = Value::Int(next);
+                        pc = body.index();
+                    }
+                }
 
-            // ---- optionals ----
-            Op::Unwrap { dst, src } => match r!(src) {
-                Value::Nil => throw!(VmError::new(ErrorKind::NilUnwrap, "unwrapped a nil value")),
-                value => r!(dst) = value,
-            },
+                // ---- calls ----
+                Op::Call {
+                    func,
+                    base: call_base,
+                    argc,
+                } => {
+                    enter!(func, call_base, argc, None, false)
+                }
+                Op::CallValue {
+                    callee,
+                    base: call_base,
+                    argc,
+                } => match r!(callee) {
+                    Value::Func(func) => enter!(func, call_base, argc, None, true),
+                    Value::Obj(obj) => match run.heap.get(obj) {
+                        Some(&Object::Closure { func, .. }) => {
+                            enter!(func, call_base, argc, Some(obj), true)
+                        }
+                        _ => throw!(expected("a function")),
+                    },
+                    Value::Native(native) => call_native!(native, call_base, argc),
+                    _ => throw!(expected("a function")),
+                },
+                Op::CallNative {
+                    native,
+                    base: call_base,
+                    argc,
+                } => {
+                    call_native!(native, call_base, argc)
+                }
+                Op::Return { .. } | Op::ReturnNil => {
+                    let value = match *op {
+                        Op::Return { src } => r!(src),
+                        _ => Value::Nil,
+                    };
+                    let depth = run.fiber.frames.len() - 1;
+                    if run
+                        .fiber
+                        .handlers
+                        .last()
+                        .is_some_and(|h| h.frame_depth as usize >= depth)
+                    {
+                        pop_handlers(&mut run.fiber, depth);
+                    }
+                    if let Some(entry) = pending_defer(&mut run.fiber, depth) {
+                        // Leave pc on this `Return`: it re-executes once the
+                        // defer has returned, and finds the next defer or none.
+                        run.fiber.frames[depth].pc = (pc - 1) as u32;
+                        if let Err(error) = start_defer(run, program, host, entry.func) {
+                            throw!(error)
+                        }
+                        reload!();
+                        continue;
+                    }
+                    let Some(frame) = run.fiber.frames.pop() else {
+                        return Ok(Step::Done(value));
+                    };
+                    let Some(caller) = run.fiber.frames.last() else {
+                        return Ok(Step::Done(value));
+                    };
+                    if frame.ret == Frame::DISCARD {
+                        finish_defer(run, program, host)?;
+                        reload!();
+                        continue;
+                    }
+                    code = function_code(program, caller.func);
+                    pc = caller.pc as usize;
+                    let caller_base = caller.base as usize;
+                    run.fiber.registers[frame.ret as usize] = value;
+                    regs = &mut run.fiber.registers[caller_base..];
+                }
 
-            // ---- errors, try and defer ----
-            Op::Throw { src } => {
-                let error = r!(src);
-                save_pc!();
-                throw_value(run, program, host, error)?;
-                reload!();
-            }
-            Op::TryBegin { handler, dst } => {
-                let frame_depth = (run.fiber.frames.len() - 1) as u32;
-                run.fiber.handlers.push(Handler {
-                    frame_depth,
-                    catch_pc: handler.0,
+                // ---- lists and maps ----
+                Op::NewList { dst, start, count } => {
+                    let from = start.index();
+                    let items = regs[from..from + count as usize].to_vec();
+                    r!(dst) = run.heap.alloc_list(items);
+                    gc_point!();
+                }
+                Op::NewMap { dst, start, count } => {
+                    let from = start.index();
+                    match build_map(&run.heap, &regs[from..from + 2 * count as usize]) {
+                        Some(map) => r!(dst) = Value::Obj(run.heap.alloc(Object::Map(map))),
+                        None => throw!(expected("map keys")),
+                    }
+                    gc_point!();
+                }
+                Op::ListGet { dst, list, index } => {
+                    let index = int!(index);
+                    let Some(items) = run.heap.list(r!(list)) else {
+                        throw!(expected("a list"))
+                    };
+                    match usize::try_from(index).ok().and_then(|i| items.get(i)) {
+                        Some(&value) => r!(dst) = value,
+                        None => throw!(index_error(index, "list", items.len())),
+                    }
+                }
+                Op::ListSet { list, index, src } => {
+                    let (index, value) = (int!(index), r!(src));
+                    let Some(items) = run.heap.list_mut(r!(list)) else {
+                        throw!(expected("a list"))
+                    };
+                    let length = items.len();
+                    match usize::try_from(index).ok().and_then(|i| items.get_mut(i)) {
+                        Some(slot) => *slot = value,
+                        None => throw!(index_error(index, "list", length)),
+                    }
+                }
+                Op::ListLen { dst, list } => match run.heap.list(r!(list)) {
+                    Some(items) => r!(dst) = Value::Int(items.len() as i64),
+                    None => throw!(expected("a list")),
+                },
+                Op::MapGet { dst, map, key } => {
+                    let key_value = r!(key);
+                    let Some(entries) = run.heap.map(r!(map)) else {
+                        throw!(expected("a map"))
+                    };
+                    let Some(key) = run.heap.key(key_value) else {
+                        throw!(expected("a map key"))
+                    };
+                    match entries.get(&key) {
+                        Some(&value) => r!(dst) = value,
+                        None => throw!(key_error(key_value, &run.heap, program)),
+                    }
+                }
+                Op::MapSet { map, key, src } => {
+                    let value = r!(src);
+                    let Some(key) = run.heap.key(r!(key)) else {
+                        throw!(expected("a map key"))
+                    };
+                    match run.heap.map_mut(r!(map)) {
+                        Some(entries) => {
+                            entries.insert(key, value);
+                        }
+                        None => throw!(expected("a map")),
+                    }
+                }
+                Op::MapLen { dst, map } => match run.heap.map(r!(map)) {
+                    Some(entries) => r!(dst) = Value::Int(entries.len() as i64),
+                    None => throw!(expected("a map")),
+                },
+                Op::MapKeyAt { dst, map, index } => {
+                    let index = int!(index);
+                    let Some(entries) = run.heap.map(r!(map)) else {
+                        throw!(expected("a map"))
+                    };
+                    let length = entries.len();
+                    let entry = usize::try_from(index)
+                        .ok()
+                        .and_then(|i| entries.get_index(i));
+                    let Some((key, _)) = entry else {
+                        throw!(index_error(index, "map", length))
+                    };
+                    let key = key.clone();
+                    r!(dst) = run.heap.key_value(&key);
+                    gc_point!();
+                }
+                Op::MapValueAt { dst, map, index } => {
+                    let index = int!(index);
+                    let Some(entries) = run.heap.map(r!(map)) else {
+                        throw!(expected("a map"))
+                    };
+                    let length = entries.len();
+                    match usize::try_from(index)
+                        .ok()
+                        .and_then(|i| entries.get_index(i))
+                    {
+                        Some((_, &value)) => r!(dst) = value,
+                        None => throw!(index_error(index, "map", length)),
+                    }
+                }
+
+                // ---- records and enums ----
+                Op::NewRecord {
                     dst,
-                });
-            }
-            Op::TryEnd => {
-                let depth = run.fiber.frames.len() - 1;
-                if run
-                    .fiber
-                    .handlers
-                    .last()
-                    .is_some_and(|h| h.frame_depth as usize == depth)
-                {
-                    run.fiber.handlers.pop();
+                    ty,
+                    start,
+                    count,
+                } => {
+                    let from = start.index();
+                    let fields = regs[from..from + count as usize].to_vec();
+                    r!(dst) = Value::Obj(run.heap.alloc(Object::Record { ty, fields }));
+                    gc_point!();
+                }
+                Op::GetField { dst, obj, field } => {
+                    let object = r!(obj).as_obj().and_then(|obj| run.heap.get(obj));
+                    match object {
+                        Some(Object::Record { fields, .. }) if (field as usize) < fields.len() => {
+                            r!(dst) = fields[field as usize]
+                        }
+                        _ => throw!(expected("a record")),
+                    }
+                }
+                Op::SetField { obj, field, src } => {
+                    let value = r!(src);
+                    let object = r!(obj).as_obj().and_then(|obj| run.heap.get_mut(obj));
+                    match object {
+                        Some(Object::Record { fields, .. }) if (field as usize) < fields.len() => {
+                            fields[field as usize] = value
+                        }
+                        _ => throw!(expected("a record")),
+                    }
+                }
+                Op::NewVariant {
+                    dst,
+                    ty,
+                    variant,
+                    start,
+                    count,
+                } => {
+                    let from = start.index();
+                    let fields = regs[from..from + count as usize].to_vec();
+                    r!(dst) = Value::Obj(run.heap.alloc(Object::Variant {
+                        ty,
+                        variant,
+                        fields,
+                    }));
+                    gc_point!();
+                }
+                Op::JumpIfNotVariant {
+                    src,
+                    variant,
+                    target,
+                } => match r!(src).as_obj().and_then(|obj| run.heap.get(obj)) {
+                    Some(Object::Variant {
+                        variant: actual, ..
+                    }) => {
+                        if *actual != variant {
+                            pc = target.index();
+                        }
+                    }
+                    _ => throw!(expected("an enum value")),
+                },
+                Op::GetVariantField { dst, src, index } => {
+                    match r!(src).as_obj().and_then(|obj| run.heap.get(obj)) {
+                        Some(Object::Variant { fields, .. }) if (index as usize) < fields.len() => {
+                            r!(dst) = fields[index as usize]
+                        }
+                        _ => throw!(expected("an enum value with that field")),
+                    }
+                }
+
+                // ---- optionals ----
+                Op::Unwrap { dst, src } => match r!(src) {
+                    Value::Nil => {
+                        throw!(VmError::new(ErrorKind::NilUnwrap, "unwrapped a nil value"))
+                    }
+                    value => r!(dst) = value,
+                },
+
+                // ---- errors, try and defer ----
+                Op::Throw { src } => {
+                    let error = r!(src);
+                    save_pc!();
+                    throw_value(run, program, host, error)?;
+                    reload!();
+                }
+                Op::TryBegin { handler, dst } => {
+                    let frame_depth = (run.fiber.frames.len() - 1) as u32;
+                    run.fiber.handlers.push(Handler {
+                        frame_depth,
+                        catch_pc: handler.0,
+                        dst,
+                    });
+                }
+                Op::TryEnd => {
+                    let depth = run.fiber.frames.len() - 1;
+                    if run
+                        .fiber
+                        .handlers
+                        .last()
+                        .is_some_and(|h| h.frame_depth as usize == depth)
+                    {
+                        run.fiber.handlers.pop();
+                    }
+                }
+                Op::Defer { src } => {
+                    let frame_depth = (run.fiber.frames.len() - 1) as u32;
+                    run.fiber.defers.push(DeferEntry {
+                        frame_depth,
+                        func: r!(src),
+                    });
                 }
             }
-            Op::Defer { src } => {
-                let frame_depth = (run.fiber.frames.len() - 1) as u32;
-                run.fiber.defers.push(DeferEntry {
-                    frame_depth,
-                    func: r!(src),
-                });
-            }
-        }
+        };
+        save_pc!();
+        raise(run, program, host, error)?;
+        reload!();
     }
 }
 
@@ -696,6 +707,12 @@ fn top_state<'p>(fiber: &Fiber, program: &'p Program) -> Option<(&'p [Op], usize
     ))
 }
 
+/// The absolute register index of the running frame's `R[0]`.
+#[inline]
+fn current_base(fiber: &Fiber) -> usize {
+    fiber.frames.last().map_or(0, |frame| frame.base as usize)
+}
+
 /// The code of `func`; empty (so execution raises cleanly) when missing.
 #[inline]
 fn function_code(program: &Program, func: FuncIdx) -> &[Op] {
@@ -706,9 +723,9 @@ fn function_code(program: &Program, func: FuncIdx) -> &[Op] {
 }
 
 /// Capture `index` of the running frame's closure.
-fn capture(run: &Run, index: u16) -> Option<Value> {
-    let closure = run.fiber.frames.last()?.closure?;
-    match run.heap.get(closure)? {
+fn capture(frames: &[Frame], heap: &Heap, index: u16) -> Option<Value> {
+    let closure = frames.last()?.closure?;
+    match heap.get(closure)? {
         Object::Closure { captures, .. } => captures.get(index as usize).copied(),
         _ => None,
     }
@@ -1029,11 +1046,8 @@ pub(crate) fn stack_trace(fiber: &Fiber, program: &Program) -> Vec<TraceFrame> {
 /// limit.
 #[cold]
 #[inline(never)]
-fn collect_garbage(
-    run: &mut Run,
-    program: &Program,
-    max_heap_objects: usize,
-) -> Result<(), VmError> {
+fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
+    let max_heap_objects = run.limits.max_heap_objects;
     let fiber = &mut run.fiber;
     // Registers above every frame's window are dead; dropping them keeps
     // stale references out of the next frames and of the roots.
