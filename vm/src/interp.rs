@@ -99,12 +99,18 @@ pub(crate) fn execute<const BUDGETED: bool>(
             if run.fiber.frames.len() >= run.limits.max_call_depth {
                 throw!(depth_error(run.limits.max_call_depth))
             }
-            let new_base = current_base(&run.fiber) + $call_base.index();
+            // Save the caller's pc and find its base with one frame lookup.
+            let new_base = match run.fiber.frames.last_mut() {
+                Some(caller) => {
+                    caller.pc = pc as u32;
+                    caller.base as usize + $call_base.index()
+                }
+                None => $call_base.index(),
+            };
             let needed = new_base + callee.register_count as usize;
             if run.fiber.registers.len() < needed {
                 run.fiber.registers.resize(needed, Value::Nil);
             }
-            save_pc!();
             let ret = new_base as u32;
             let closure = $closure;
             run.fiber.frames.push(Frame {
@@ -440,16 +446,20 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         Op::Return { src } => r!(src),
                         _ => Value::Nil,
                     };
+                    // One test keeps the common case (no `try`, no
+                    // `defer` anywhere) cheap.
+                    let bookkeeping =
+                        !(run.fiber.handlers.is_empty() && run.fiber.defers.is_empty());
                     let depth = run.fiber.frames.len() - 1;
-                    if run
-                        .fiber
-                        .handlers
-                        .last()
-                        .is_some_and(|h| h.frame_depth as usize >= depth)
-                    {
+                    if bookkeeping {
                         pop_handlers(&mut run.fiber, depth);
                     }
-                    if let Some(entry) = pending_defer(&mut run.fiber, depth) {
+                    let pending = if bookkeeping {
+                        pending_defer(&mut run.fiber, depth)
+                    } else {
+                        None
+                    };
+                    if let Some(entry) = pending {
                         // Leave pc on this `Return`: it re-executes once the
                         // defer has returned, and finds the next defer or none.
                         run.fiber.frames[depth].pc = (pc - 1) as u32;
@@ -762,7 +772,7 @@ fn build_map(heap: &Heap, pairs: &[Value]) -> Option<ValueMap> {
 
 /// Pops the handlers of frame `depth` (and any above it): a frame that
 /// returns leaves its `try` blocks, and its defers run outside them.
-#[cold]
+#[inline]
 fn pop_handlers(fiber: &mut Fiber, depth: usize) {
     while fiber
         .handlers
