@@ -73,7 +73,7 @@ impl fmt::Display for End {
 /// What a run printed and how it ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
-    /// The lines `print` wrote, in order.
+    /// The lines of standard output, in order.
     pub lines: Vec<String>,
     /// How the run ended.
     pub end: End,
@@ -114,9 +114,19 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
         }
     };
     Outcome {
-        lines: host.lines,
+        lines: stdout_lines(&host.lines),
         end,
     }
+}
+
+/// The lines of standard output that `printed` (one entry per `print`
+/// call) make: a printed string holding newlines is several lines.
+fn stdout_lines(printed: &[String]) -> Vec<String> {
+    printed
+        .iter()
+        .flat_map(|text| text.split('\n'))
+        .map(str::to_string)
+        .collect()
 }
 
 fn set_budget(run: &mut spool::Run, mode: Mode) {
