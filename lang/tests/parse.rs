@@ -1042,9 +1042,35 @@ fn deep_chains_are_rejected_without_overflow() {
             &src[..30]
         );
     }
-    // Just under the limit is fine.
-    let ok = "let x = 1".to_string() + &"+1".repeat(900);
-    parse_ok(&ok);
+    // Just under the limits is fine, also inside lambdas, whose depth is
+    // measured through their statements.
+    parse_ok(&("let x = 1".to_string() + &"+1".repeat(900)));
+    parse_ok(&("let f = fn() { if a { }".to_string() + &" else if a { }".repeat(990) + " }"));
+    parse_ok(&("let f = fn() { ".to_string() + &"if a { ".repeat(250) + &"}".repeat(250) + " }"));
+    let nested = "let f = ".to_string() + &"fn() { return ".repeat(120) + "1" + &" }".repeat(120);
+    parse_ok(&nested);
+    // A lambda adds one level to the expressions in its body.
+    let deep_body = "let f = fn() { return ".to_string() + &"-".repeat(999) + "1 }";
+    check_error(&deep_body, codes::TOO_DEEP, "nested more than");
+}
+
+#[test]
+fn odd_but_valid_strings() {
+    check_expr(r#""${a /* } */}""#, "(str ${a})");
+    check_expr(r#""${"}"}""#, r#"(str ${(str "}")})"#);
+    check_expr(
+        r#""${ {a} }""#.replace("{a}", "[a]").as_str(),
+        "(str ${[a]})",
+    );
+    check_expr(r#""a" + "b""#, r#"(+ (str "a") (str "b"))"#);
+    check_expr(r#""$""#, r#"(str "$")"#);
+    check_expr(r#""$${x}""#, r#"(str "$" ${x})"#);
+}
+
+#[test]
+fn huge_first_expr_id_does_not_panic() {
+    let file = parse("let x = 1 + 2", u32::MAX - 1).unwrap();
+    assert_eq!(file.expr_count, u32::MAX);
 }
 
 // ---------------------------------------------------------------- a whole script
