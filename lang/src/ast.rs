@@ -19,12 +19,18 @@ pub struct Span {
 impl Span {
     /// A span from `start` to `end`.
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     /// The span as a `usize` range, for slicing source text.
@@ -288,6 +294,9 @@ pub enum StmtKind {
         /// Runs when it is nil.
         els: Option<Block>,
     },
+    /// A named function declared inside a block: a closure bound to a local
+    /// variable, visible from its own body (so it may recurse).
+    Fn(Box<FnDecl>),
     /// A nested block `{ ... }` used as a statement (only produced for the
     /// body of `defer { }`).
     Block(Block),

@@ -7,9 +7,12 @@
 //! system; every problem is returned as a [`Diagnostic`].
 
 pub mod ast;
+pub mod compile;
 pub mod diag;
 pub mod lexer;
 pub mod parser;
+pub mod types;
 
+pub use compile::{compile, NativeSpec, SourceFile};
 pub use diag::{Diagnostic, Label};
 pub use parser::{parse, parse_native_sig};

@@ -1,1 +1,159 @@
-//! placeholder
+//! Spool: an embeddable, statically typed scripting language with
+//! coroutines, batched I/O and durable runs.
+//!
+//! This crate wires the front end (`spool-lang`), the VM (`spool-vm`) and
+//! the standard library (`spool-stdlib`) into the API embedders use:
+//!
+//! ```
+//! let engine = spool::Engine::new();
+//! let program = engine.compile("hello.spl", "print(\"hi ${1 + 2}\")").unwrap();
+//! let mut run = program.start(vec![]);
+//! let mut host = spool::CaptureHost::default();
+//! assert!(matches!(run.resume(&mut host), Ok(spool::Step::Done(_))));
+//! assert_eq!(host.lines, ["hi 3"]);
+//! ```
+//!
+//! With the default `cli` feature it also holds the `spool` command line.
+
+#[cfg(feature = "cli")]
+pub mod cli;
+mod diagnostics;
+mod snapshot;
+
+use std::sync::Arc;
+
+use spool_lang::{ast, NativeSpec, SourceFile};
+
+pub use diagnostics::CompileError;
+pub use snapshot::{restore, snapshot, RestoreError};
+pub use spool_lang::Diagnostic;
+pub use spool_vm::{CaptureHost, Host, Limits, Run, RunError, Step, TraceFrame, Value};
+
+/// The file name the standard library's Spool part is compiled under.
+pub const PRELUDE_NAME: &str = "prelude.spl";
+
+/// Stack for the front end: it recurses over the tree, and the parser
+/// bounds the tree's depth, so this much always suffices.
+const FRONT_END_STACK: usize = 256 << 20;
+
+/// Compiles scripts against the standard library.
+#[derive(Clone)]
+pub struct Engine {
+    natives: spool_vm::NativeSet,
+    specs: Vec<NativeSpec>,
+    prelude: ast::File,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// An engine with the standard library.
+    pub fn new() -> Engine {
+        let specs = spool_stdlib::natives()
+            .iter()
+            .map(|native| NativeSpec {
+                key: native.key.to_string(),
+                decl: spool_lang::parse_native_sig(native.sig).expect("library signatures parse"),
+            })
+            .collect();
+        let prelude = spool_lang::parse(spool_stdlib::PRELUDE, 0).expect("the prelude parses");
+        Engine {
+            natives: spool_stdlib::native_set(),
+            specs,
+            prelude,
+        }
+    }
+
+    /// Compiles a script. `name` is the file name shown in diagnostics and
+    /// stack traces.
+    pub fn compile(&self, name: &str, source: &str) -> Result<Program, CompileError> {
+        self.compile_bytes(name, source.as_bytes())
+    }
+
+    /// Compiles a script given as bytes; invalid UTF-8 is a diagnostic.
+    pub fn compile_bytes(&self, name: &str, source: &[u8]) -> Result<Program, CompileError> {
+        let text = String::from_utf8_lossy(source).into_owned();
+        let result = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("spool-compile".into())
+                .stack_size(FRONT_END_STACK)
+                .spawn_scoped(scope, || self.compile_on_this_thread(name, source, &text))
+                .expect("a thread for the front end")
+                .join()
+        });
+        match result {
+            Ok(result) => result.map(|program| Program {
+                inner: Arc::new(program),
+                natives: self.natives.clone(),
+            }),
+            Err(_) => Err(CompileError::internal(name, &text)),
+        }
+    }
+
+    fn compile_on_this_thread(
+        &self,
+        name: &str,
+        source: &[u8],
+        text: &str,
+    ) -> Result<spool_vm::Program, CompileError> {
+        let fail = |diagnostics| CompileError::new(name, text, diagnostics);
+        let file =
+            spool_lang::parser::parse_bytes(source, self.prelude.expr_count).map_err(fail)?;
+        let prelude = SourceFile {
+            name: PRELUDE_NAME,
+            text: spool_stdlib::PRELUDE,
+            ast: &self.prelude,
+        };
+        let script = SourceFile {
+            name,
+            text,
+            ast: &file,
+        };
+        spool_lang::compile(prelude, script, &self.specs).map_err(fail)
+    }
+
+    /// The native functions runs of this engine's programs bind.
+    pub fn natives(&self) -> &spool_vm::NativeSet {
+        &self.natives
+    }
+}
+
+/// A compiled program, ready to run any number of times.
+#[derive(Clone, Debug)]
+pub struct Program {
+    inner: Arc<spool_vm::Program>,
+    natives: spool_vm::NativeSet,
+}
+
+impl Program {
+    /// Starts a run with the script's arguments (`args()`).
+    pub fn start(&self, args: Vec<String>) -> Run {
+        Run::new(self.inner.clone(), &self.natives, args)
+            .expect("the standard library binds every native")
+    }
+
+    /// The compiled bytecode.
+    pub fn bytecode(&self) -> &Arc<spool_vm::Program> {
+        &self.inner
+    }
+
+    /// The disassembly of the script's own functions (not the library's),
+    /// one line per instruction with its source line.
+    pub fn disassemble(&self) -> String {
+        let script_file = self.inner.files.iter().position(|f| f != PRELUDE_NAME);
+        let mut out = String::new();
+        for (index, function) in self.inner.functions.iter().enumerate() {
+            if Some(function.file.index()) == script_file {
+                out.push_str(&spool_vm::disassemble(
+                    &self.inner,
+                    spool_vm::FuncIdx(index as u32),
+                ));
+            }
+        }
+        out
+    }
+}

@@ -63,7 +63,10 @@ pub struct VmError {
 impl VmError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> VmError {
-        VmError { kind, message: message.into() }
+        VmError {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -95,7 +98,11 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)?;
         for frame in &self.trace {
-            write!(f, "\n    at {} ({}:{}:{})", frame.function, frame.file, frame.line, frame.col)?;
+            write!(
+                f,
+                "\n    at {} ({}:{}:{})",
+                frame.function, frame.file, frame.line, frame.col
+            )?;
         }
         Ok(())
     }

@@ -39,11 +39,17 @@ pub fn write_value(out: &mut String, value: Value, heap: &Heap, program: &Progra
         }
         Value::Float(x) => write_float(out, x),
         Value::Func(func) => {
-            let name = program.functions.get(func.index()).map_or("?", |f| f.name.as_str());
+            let name = program
+                .functions
+                .get(func.index())
+                .map_or("?", |f| f.name.as_str());
             let _ = write!(out, "<fn {name}>");
         }
         Value::Native(native) => {
-            let name = program.natives.get(native.index()).map_or("?", |n| n.name.as_str());
+            let name = program
+                .natives
+                .get(native.index())
+                .map_or("?", |n| n.name.as_str());
             let _ = write!(out, "<fn {name}>");
         }
         Value::Obj(obj) => match heap.get(obj) {
@@ -91,13 +97,19 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
                 if index > 0 {
                     out.push_str(", ");
                 }
-                let name = layout.and_then(|l| l.fields.get(index)).map_or("?", |n| n.as_str());
+                let name = layout
+                    .and_then(|l| l.fields.get(index))
+                    .map_or("?", |n| n.as_str());
                 let _ = write!(out, "{name}: ");
                 write_value(out, *value, heap, program, depth + 1);
             }
             out.push(')');
         }
-        Object::Variant { ty, variant, fields } => {
+        Object::Variant {
+            ty,
+            variant,
+            fields,
+        } => {
             let name = program
                 .enums
                 .get(ty.index())
@@ -111,7 +123,10 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
             }
         }
         Object::Closure { func, .. } => {
-            let name = program.functions.get(func.index()).map_or("?", |f| f.name.as_str());
+            let name = program
+                .functions
+                .get(func.index())
+                .map_or("?", |f| f.name.as_str());
             let _ = write!(out, "<fn {name}>");
         }
         Object::Cell(value) => write_value(out, *value, heap, program, depth + 1),
@@ -185,7 +200,11 @@ fn equal_at(a: Value, b: Value, heap: &Heap, depth: usize) -> bool {
 
 fn objects_equal(left: &Object, right: &Object, heap: &Heap, depth: usize) -> bool {
     let all_equal = |xs: &[Value], ys: &[Value]| {
-        xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| equal_at(*x, *y, heap, depth + 1))
+        xs.len() == ys.len()
+            && xs
+                .iter()
+                .zip(ys)
+                .all(|(x, y)| equal_at(*x, *y, heap, depth + 1))
     };
     match (left, right) {
         (Object::Str(x), Object::Str(y)) => x == y,
@@ -193,15 +212,28 @@ fn objects_equal(left: &Object, right: &Object, heap: &Heap, depth: usize) -> bo
         (Object::Map(xs), Object::Map(ys)) => {
             xs.len() == ys.len()
                 && xs.iter().all(|(key, x)| {
-                    ys.get(key).is_some_and(|y| equal_at(*x, *y, heap, depth + 1))
+                    ys.get(key)
+                        .is_some_and(|y| equal_at(*x, *y, heap, depth + 1))
                 })
         }
-        (Object::Record { ty: tx, fields: xs }, Object::Record { ty: ty_, fields: ys }) => {
-            tx == ty_ && all_equal(xs, ys)
-        }
         (
-            Object::Variant { ty: tx, variant: vx, fields: xs },
-            Object::Variant { ty: ty_, variant: vy, fields: ys },
+            Object::Record { ty: tx, fields: xs },
+            Object::Record {
+                ty: ty_,
+                fields: ys,
+            },
+        ) => tx == ty_ && all_equal(xs, ys),
+        (
+            Object::Variant {
+                ty: tx,
+                variant: vx,
+                fields: xs,
+            },
+            Object::Variant {
+                ty: ty_,
+                variant: vy,
+                fields: ys,
+            },
         ) => tx == ty_ && vx == vy && all_equal(xs, ys),
         _ => false,
     }

@@ -115,7 +115,10 @@ const INITIAL_THRESHOLD: usize = 1 << 22;
 impl Heap {
     /// An empty heap.
     pub fn new() -> Heap {
-        Heap { threshold: INITIAL_THRESHOLD, ..Heap::default() }
+        Heap {
+            threshold: INITIAL_THRESHOLD,
+            ..Heap::default()
+        }
     }
 
     /// Stores `object` and returns its reference.
@@ -257,7 +260,9 @@ impl Heap {
         let mut freed = 0;
         let mut live_bytes = 0;
         for (index, is_marked) in marked.iter().enumerate() {
-            let Some(object) = &self.slots[index] else { continue };
+            let Some(object) = &self.slots[index] else {
+                continue;
+            };
             if *is_marked {
                 live_bytes += object.weight();
             } else {

@@ -60,7 +60,11 @@ impl NativeSet {
     /// Adds (or replaces) the native bound to `key`.
     pub fn insert(&mut self, key: impl Into<String>, func: NativeFn) {
         let key = key.into();
-        match self.entries.iter_mut().find(|(existing, _)| *existing == key) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|(existing, _)| *existing == key)
+        {
             Some(entry) => entry.1 = func,
             None => self.entries.push((key, func)),
         }
@@ -68,12 +72,17 @@ impl NativeSet {
 
     /// The native bound to `key`.
     pub fn get(&self, key: &str) -> Option<NativeFn> {
-        self.entries.iter().find(|(existing, _)| existing == key).map(|(_, func)| *func)
+        self.entries
+            .iter()
+            .find(|(existing, _)| existing == key)
+            .map(|(_, func)| *func)
     }
 }
 
 impl std::fmt::Debug for NativeSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.entries.iter().map(|(key, _)| key)).finish()
+        f.debug_list()
+            .entries(self.entries.iter().map(|(key, _)| key))
+            .finish()
     }
 }

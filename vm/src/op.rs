@@ -45,7 +45,12 @@ pub enum Op {
     // ---- closures and captured variables ----
     /// R[dst] := new closure of `func` capturing R[start .. start+count]
     /// (each a plain value or a cell, as the compiler decided)
-    MakeClosure { dst: Reg, func: FuncIdx, start: Reg, count: u16 },
+    MakeClosure {
+        dst: Reg,
+        func: FuncIdx,
+        start: Reg,
+        count: u16,
+    },
     /// R[dst] := capture `index` of the running closure, as stored (a value or a cell)
     LoadCapture { dst: Reg, index: u16 },
     /// R[dst] := contents of the cell held in capture `index` of the running closure
@@ -148,7 +153,11 @@ pub enum Op {
     /// native) with R[base .. base+argc]; R[base] := result.
     CallValue { callee: Reg, base: Reg, argc: u16 },
     /// Call native `native` with R[base .. base+argc]; R[base] := result.
-    CallNative { native: NativeIdx, base: Reg, argc: u16 },
+    CallNative {
+        native: NativeIdx,
+        base: Reg,
+        argc: u16,
+    },
     /// Run this frame's pending defers (LIFO), then return R[src] to the caller.
     Return { src: Reg },
     /// Run this frame's pending defers (LIFO), then return nil to the caller.
@@ -178,13 +187,24 @@ pub enum Op {
 
     // ---- records and enums ----
     /// R[dst] := new record of struct `ty` with fields R[start .. start+count]
-    NewRecord { dst: Reg, ty: StructIdx, start: Reg, count: u16 },
+    NewRecord {
+        dst: Reg,
+        ty: StructIdx,
+        start: Reg,
+        count: u16,
+    },
     /// R[dst] := field `field` of the record R[obj]
     GetField { dst: Reg, obj: Reg, field: u16 },
     /// field `field` of the record R[obj] := R[src]
     SetField { obj: Reg, field: u16, src: Reg },
     /// R[dst] := new value of enum `ty`, variant `variant`, payload R[start .. start+count]
-    NewVariant { dst: Reg, ty: EnumIdx, variant: u16, start: Reg, count: u16 },
+    NewVariant {
+        dst: Reg,
+        ty: EnumIdx,
+        variant: u16,
+        start: Reg,
+        count: u16,
+    },
     /// if the variant value R[src] is not variant `variant` { pc := target }
     JumpIfNotVariant { src: Reg, variant: u16, target: Pc },
     /// R[dst] := payload field `index` of the variant value R[src]

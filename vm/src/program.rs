@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::op::Op;
-use crate::value::{FileIdx, FuncIdx, Reg, StructIdx, EnumIdx};
+use crate::value::{EnumIdx, FileIdx, FuncIdx, Reg, StructIdx};
 
 /// A whole compiled program: the script, its prelude and its layouts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

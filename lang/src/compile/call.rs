@@ -1,0 +1,537 @@
+//! Calls: named functions with overloads chosen by the first argument's
+//! type, method-call sugar, function values, and struct and variant
+//! construction.
+
+use std::collections::HashMap;
+
+use spool_vm::{EnumIdx, Op, Reg, StructIdx};
+
+use super::{Callee, Compiler, TypeName};
+use crate::ast::{Arg, Expr, ExprKind, Ident, Span};
+use crate::diag::{codes, Diagnostic};
+use crate::types::Type;
+
+/// The arguments of a call, with the receiver of a method call first.
+struct CallArgs<'a> {
+    receiver: Option<&'a Expr>,
+    args: &'a [Arg],
+}
+
+impl<'a> CallArgs<'a> {
+    fn len(&self) -> usize {
+        self.args.len() + usize::from(self.receiver.is_some())
+    }
+
+    fn get(&self, index: usize) -> &'a Expr {
+        match (self.receiver, index) {
+            (Some(receiver), 0) => receiver,
+            (Some(_), i) => &self.args[i - 1].value,
+            (None, i) => &self.args[i].value,
+        }
+    }
+}
+
+impl Compiler {
+    /// `callee(args)`.
+    pub(super) fn call(
+        &mut self,
+        callee: &Expr,
+        args: &[Arg],
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        if let ExprKind::Name(name) = &callee.kind {
+            if self.lookup_var(&name.name).is_none() {
+                if let Some(TypeName::Struct(id)) = self.type_names.get(&name.name).copied() {
+                    return self.construct_struct(id, args, dst, expected, span);
+                }
+                if self.fn_names.contains_key(&name.name) {
+                    let call_args = CallArgs {
+                        receiver: None,
+                        args,
+                    };
+                    return self.call_named(name, call_args, dst, span, false);
+                }
+                if self.type_names.contains_key(&name.name) {
+                    self.error(Diagnostic::new(
+                        codes::NOT_CALLABLE,
+                        format!("`{}` is not a function", name.name),
+                        name.span,
+                        "an enum: build a value with `Enum.Variant(...)`",
+                    ));
+                } else {
+                    self.unknown_name(name);
+                }
+                self.args_for_errors(args);
+                return Type::Error;
+            }
+        }
+        let (ty, reg) = self.expr(callee, None);
+        self.call_value(reg, &ty, callee.span, args, dst, span)
+    }
+
+    /// Compiles arguments only to report the errors inside them.
+    fn args_for_errors(&mut self, args: &[Arg]) {
+        for arg in args {
+            let mark = self.mark();
+            self.expr(&arg.value, None);
+            self.free_to(mark);
+        }
+    }
+
+    /// `receiver.method(args)`.
+    pub(super) fn method_call(
+        &mut self,
+        receiver: &Expr,
+        method: &Ident,
+        args: &[Arg],
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        if let Some(enum_id) = self.enum_named_by(receiver) {
+            return self.construct_variant(enum_id, method, args, dst, expected, span);
+        }
+        if self.fn_names.contains_key(&method.name) {
+            let call_args = CallArgs {
+                receiver: Some(receiver),
+                args,
+            };
+            return self.call_named(method, call_args, dst, span, true);
+        }
+        let (ty, obj) = self.expr(receiver, None);
+        let ty = self.unifier.shallow(&ty);
+        if let Type::Struct(id, _) = &ty {
+            if self.structs[*id as usize]
+                .fields
+                .iter()
+                .any(|(name, _)| *name == method.name)
+            {
+                let (index, field_ty) = self.struct_field(&ty, method).expect("field exists");
+                let callee = self.alloc();
+                self.emit(
+                    Op::GetField {
+                        dst: callee,
+                        obj,
+                        field: index,
+                    },
+                    method.span,
+                );
+                return self.call_value(callee, &field_ty, method.span, args, dst, span);
+            }
+        }
+        if ty != Type::Error {
+            let shown = self.show(&ty);
+            self.error(Diagnostic::new(
+                codes::NO_FIELD,
+                format!("no method `{}` for type `{shown}`", method.name),
+                method.span,
+                "no function of this name takes it as its first argument",
+            ));
+        }
+        self.args_for_errors(args);
+        Type::Error
+    }
+
+    /// The register the call's arguments start at: `dst` itself when it is
+    /// the newest register, which saves a move of the result.
+    fn call_base(&mut self, dst: Reg, argc: usize) -> Reg {
+        if dst.0 + 1 == self.mark() {
+            self.alloc_n(argc.saturating_sub(1) as u16);
+            dst
+        } else {
+            self.alloc_n(argc as u16)
+        }
+    }
+
+    fn finish_call(&mut self, base: Reg, dst: Reg, span: Span) {
+        if base != dst {
+            self.emit(Op::Move { dst, src: base }, span);
+        }
+    }
+
+    /// Calls the function value in `callee`.
+    fn call_value(
+        &mut self,
+        callee: Reg,
+        ty: &Type,
+        callee_span: Span,
+        args: &[Arg],
+        dst: Reg,
+        span: Span,
+    ) -> Type {
+        let fn_type = match self.unifier.shallow(ty) {
+            Type::Fn(fn_type) => *fn_type,
+            Type::Error => {
+                self.args_for_errors(args);
+                return Type::Error;
+            }
+            other => {
+                let shown = self.show(&other);
+                self.error(Diagnostic::new(
+                    codes::NOT_CALLABLE,
+                    format!("this is not a function: it has type `{shown}`"),
+                    callee_span,
+                    "not a function",
+                ));
+                self.args_for_errors(args);
+                return Type::Error;
+            }
+        };
+        self.reject_named_args(args);
+        if !self.check_arity(fn_type.params.len(), args.len(), span) {
+            self.args_for_errors(args);
+            return fn_type.ret;
+        }
+        let base = self.call_base(dst, args.len());
+        for (index, (arg, param)) in args.iter().zip(&fn_type.params).enumerate() {
+            self.check_into(&arg.value, Reg(base.0 + index as u16), param);
+        }
+        self.emit(
+            Op::CallValue {
+                callee,
+                base,
+                argc: args.len() as u16,
+            },
+            span,
+        );
+        self.finish_call(base, dst, span);
+        fn_type.ret
+    }
+
+    fn reject_named_args(&mut self, args: &[Arg]) {
+        for arg in args {
+            if let Some(name) = &arg.name {
+                self.error(Diagnostic::new(
+                    codes::ARITY,
+                    format!("unexpected argument label `{}`", name.name),
+                    name.span,
+                    "only struct construction takes labelled arguments",
+                ));
+            }
+        }
+    }
+
+    fn check_arity(&mut self, expected: usize, found: usize, span: Span) -> bool {
+        if expected == found {
+            return true;
+        }
+        let plural = if expected == 1 { "" } else { "s" };
+        self.error(Diagnostic::new(
+            codes::ARITY,
+            format!("expected {expected} argument{plural}, found {found}"),
+            span,
+            format!("takes {expected} argument{plural}"),
+        ));
+        false
+    }
+
+    /// Fresh type variables for a named function's generics: its parameter
+    /// and result types.
+    pub(super) fn instantiate(&mut self, entry: usize) -> (Vec<Type>, Type) {
+        let entry = &self.fns[entry];
+        let generics = entry.generics.clone();
+        let (params, ret) = (entry.params.clone(), entry.ret.clone());
+        let map: HashMap<u32, Type> = generics
+            .into_iter()
+            .map(|id| (id, self.unifier.fresh()))
+            .collect();
+        (
+            params.iter().map(|p| p.subst(&map)).collect(),
+            ret.subst(&map),
+        )
+    }
+
+    /// A call of a named function (or a method call, with `args.receiver`).
+    fn call_named(
+        &mut self,
+        name: &Ident,
+        args: CallArgs<'_>,
+        dst: Reg,
+        span: Span,
+        is_method: bool,
+    ) -> Type {
+        self.reject_named_args(args.args);
+        let mut candidates = self.fn_names[&name.name].clone();
+        candidates.sort_by_key(|&index| !self.fns[index].user);
+        let argc = args.len();
+        let base = self.call_base(dst, argc);
+        let mut first_done = None;
+        let chosen = if (candidates.len() == 1 && !is_method) || argc == 0 {
+            let arity_fits = |&&c: &&usize| self.fns[c].params.len() == argc;
+            *candidates.iter().find(arity_fits).unwrap_or(&candidates[0])
+        } else {
+            let first = args.get(0);
+            let (first_ty, _) = (self.expr_into(first, base, None), ());
+            first_done = Some(first_ty.clone());
+            match self.choose_overload(&candidates, &first_ty, argc) {
+                Some(chosen) => chosen,
+                None => {
+                    self.no_overload(name, &first_ty, first.span, is_method);
+                    for index in 1..argc {
+                        self.expr_into(args.get(index), Reg(base.0 + index as u16), None);
+                    }
+                    return Type::Error;
+                }
+            }
+        };
+        let (params, ret) = self.instantiate(chosen);
+        if !self.check_arity(
+            params.len() - usize::from(is_method),
+            argc - usize::from(is_method),
+            span,
+        ) {
+            return ret;
+        }
+        for (index, param) in params.iter().enumerate() {
+            let arg = args.get(index);
+            match (&first_done, index) {
+                (Some(first_ty), 0) => self.expect_type(arg.span, param, first_ty),
+                _ => self.check_into(arg, Reg(base.0 + index as u16), param),
+            }
+        }
+        let op = match self.fns[chosen].callee {
+            Callee::Script(func) => Op::Call {
+                func,
+                base,
+                argc: argc as u16,
+            },
+            Callee::Native(native) => Op::CallNative {
+                native,
+                base,
+                argc: argc as u16,
+            },
+        };
+        self.emit(op, span);
+        self.finish_call(base, dst, span);
+        ret
+    }
+
+    /// The first overload (script functions before library ones) whose
+    /// first parameter accepts `first` and whose arity fits.
+    fn choose_overload(
+        &mut self,
+        candidates: &[usize],
+        first: &Type,
+        argc: usize,
+    ) -> Option<usize> {
+        let fits = |compiler: &mut Compiler, candidate: usize, check_arity: bool| {
+            let (params, _) = compiler.instantiate(candidate);
+            if check_arity && params.len() != argc {
+                return false;
+            }
+            let Some(param) = params.first() else {
+                return false;
+            };
+            let snapshot = compiler.unifier.snapshot();
+            let ok = compiler.unifier.coerce(param, first);
+            compiler.unifier.rollback(snapshot);
+            ok
+        };
+        let exact = candidates.iter().copied().find(|&c| fits(self, c, true));
+        exact.or_else(|| candidates.iter().copied().find(|&c| fits(self, c, false)))
+    }
+
+    fn no_overload(&mut self, name: &Ident, first: &Type, first_span: Span, is_method: bool) {
+        if *first == Type::Error {
+            return;
+        }
+        let shown = self.show(first);
+        let message = if is_method {
+            format!("no method `{}` for type `{shown}`", name.name)
+        } else {
+            format!(
+                "no function `{}` accepts `{shown}` as its first argument",
+                name.name
+            )
+        };
+        let accepted: Vec<String> = self.fn_names[&name.name]
+            .clone()
+            .into_iter()
+            .filter_map(|index| self.fns[index].params.first().cloned())
+            .map(|ty| format!("`{}`", self.show(&ty)))
+            .collect();
+        self.error(
+            Diagnostic::new(
+                codes::NO_OVERLOAD,
+                message,
+                name.span,
+                format!("called on `{shown}`"),
+            )
+            .with_label(first_span, format!("this has type `{shown}`"))
+            .with_help(format!(
+                "`{}` takes {} as its first argument",
+                name.name,
+                accepted.join(" or ")
+            )),
+        );
+    }
+
+    /// `Point(x: 1.0, y: 2.0)` or `Point(1.0, 2.0)`.
+    fn construct_struct(
+        &mut self,
+        id: u32,
+        args: &[Arg],
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        let def = self.structs[id as usize].clone();
+        let type_args: Vec<Type> = def.generics.iter().map(|_| self.unifier.fresh()).collect();
+        let result = Type::Struct(id, type_args.clone());
+        if let Some(expected) = expected {
+            let snapshot = self.unifier.snapshot();
+            if !self.unifier.unify(expected, &result) {
+                self.unifier.rollback(snapshot);
+            }
+        }
+        let map: HashMap<u32, Type> = def.generics.iter().copied().zip(type_args).collect();
+        let field_types: Vec<Type> = def.fields.iter().map(|(_, ty)| ty.subst(&map)).collect();
+        let start = self.alloc_n(def.fields.len() as u16);
+        let named = args.iter().filter(|a| a.name.is_some()).count();
+        if named > 0 && named < args.len() {
+            self.error(Diagnostic::new(
+                codes::ARITY,
+                "mix of labelled and positional fields",
+                span,
+                "label every field or none",
+            ));
+            return Type::Error;
+        }
+        if named == 0 {
+            if !self.check_arity(def.fields.len(), args.len(), span) {
+                self.args_for_errors(args);
+                return result;
+            }
+            for (index, (arg, ty)) in args.iter().zip(&field_types).enumerate() {
+                self.check_into(&arg.value, Reg(start.0 + index as u16), ty);
+            }
+        } else {
+            self.named_fields(&def.name, &def.fields, &field_types, args, start, span);
+        }
+        self.emit(
+            Op::NewRecord {
+                dst,
+                ty: StructIdx(id),
+                start,
+                count: def.fields.len() as u16,
+            },
+            span,
+        );
+        result
+    }
+
+    fn named_fields(
+        &mut self,
+        struct_name: &str,
+        fields: &[(String, Type)],
+        field_types: &[Type],
+        args: &[Arg],
+        start: Reg,
+        span: Span,
+    ) {
+        let mut given = vec![false; fields.len()];
+        for arg in args {
+            let label = arg.name.as_ref().expect("every argument is labelled");
+            match fields.iter().position(|(name, _)| *name == label.name) {
+                Some(index) if !given[index] => {
+                    given[index] = true;
+                    self.check_into(&arg.value, Reg(start.0 + index as u16), &field_types[index]);
+                }
+                Some(_) => self.error(Diagnostic::new(
+                    codes::DUPLICATE,
+                    format!("field `{}` given twice", label.name),
+                    label.span,
+                    "already given",
+                )),
+                None => self.error(Diagnostic::new(
+                    codes::NO_FIELD,
+                    format!("no field `{}` on type `{struct_name}`", label.name),
+                    label.span,
+                    "unknown field",
+                )),
+            }
+        }
+        let missing: Vec<String> = fields
+            .iter()
+            .zip(&given)
+            .filter(|(_, given)| !**given)
+            .map(|((name, _), _)| format!("`{name}`"))
+            .collect();
+        if !missing.is_empty() {
+            self.error(Diagnostic::new(
+                codes::ARITY,
+                format!("missing field {} in `{struct_name}`", missing.join(", ")),
+                span,
+                "every field needs a value",
+            ));
+        }
+    }
+
+    /// `Enum.Variant(args)` or `Enum.Variant`.
+    pub(super) fn construct_variant(
+        &mut self,
+        enum_id: u32,
+        variant: &Ident,
+        args: &[Arg],
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        let def = self.enums[enum_id as usize].clone();
+        let Some(index) = def
+            .variants
+            .iter()
+            .position(|(name, _)| *name == variant.name)
+        else {
+            let names: Vec<String> = def.variants.iter().map(|(n, _)| format!("`{n}`")).collect();
+            self.error(
+                Diagnostic::new(
+                    codes::NO_FIELD,
+                    format!("no variant `{}` in enum `{}`", variant.name, def.name),
+                    variant.span,
+                    "unknown variant",
+                )
+                .with_help(format!("the variants are {}", names.join(", "))),
+            );
+            self.args_for_errors(args);
+            return Type::Error;
+        };
+        let type_args: Vec<Type> = def.generics.iter().map(|_| self.unifier.fresh()).collect();
+        let result = Type::Enum(enum_id, type_args.clone());
+        if let Some(expected) = expected {
+            let snapshot = self.unifier.snapshot();
+            if !self.unifier.coerce(expected, &result) {
+                self.unifier.rollback(snapshot);
+            }
+        }
+        let map: HashMap<u32, Type> = def.generics.iter().copied().zip(type_args).collect();
+        let payload: Vec<Type> = def.variants[index]
+            .1
+            .iter()
+            .map(|ty| ty.subst(&map))
+            .collect();
+        self.reject_named_args(args);
+        if !self.check_arity(payload.len(), args.len(), span) {
+            self.args_for_errors(args);
+            return result;
+        }
+        let start = self.alloc_n(payload.len() as u16);
+        for (offset, (arg, ty)) in args.iter().zip(&payload).enumerate() {
+            self.check_into(&arg.value, Reg(start.0 + offset as u16), ty);
+        }
+        let count = payload.len() as u16;
+        self.emit(
+            Op::NewVariant {
+                dst,
+                ty: EnumIdx(enum_id),
+                variant: index as u16,
+                start,
+                count,
+            },
+            span,
+        );
+        result
+    }
+}

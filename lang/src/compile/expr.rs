@@ -1,0 +1,879 @@
+//! Expressions: literals, names, operators, collections, fields, indexing
+//! and lambdas. Calls live in `call.rs`, `match` in `pattern.rs`.
+//!
+//! `expected` is a hint that flows into an expression (the element type of
+//! an empty list, a lambda's parameter types); callers that need the result
+//! to fit a type check it themselves with `check_into`.
+
+use spool_vm::{Op, Reg};
+
+use super::builder::{FnBuilder, VarRef};
+use super::{captures, Callee, Compiler, ConstKey, TypeName};
+use crate::ast::{BinOp, Block, Expr, ExprKind, Ident, Lambda, LambdaBody, Span, StrPart, UnaryOp};
+use crate::diag::{codes, Diagnostic};
+use crate::types::{FnType, Type};
+
+impl Compiler {
+    /// Compiles `expr` into some register: a local's own register when the
+    /// expression is a plain local (the caller must not write to it), else a
+    /// fresh temporary.
+    pub(super) fn expr(&mut self, expr: &Expr, expected: Option<&Type>) -> (Type, Reg) {
+        if let ExprKind::Name(name) = &expr.kind {
+            if let Some(VarRef::Local {
+                reg,
+                cell: false,
+                ty,
+            }) = self.lookup_var(&name.name)
+            {
+                return (ty, reg);
+            }
+        }
+        let dst = self.alloc();
+        let ty = self.expr_into(expr, dst, expected);
+        (ty, dst)
+    }
+
+    /// Compiles `expr` and checks that it fits `ty`.
+    pub(super) fn check(&mut self, expr: &Expr, ty: &Type) -> Reg {
+        let (actual, reg) = self.expr(expr, Some(ty));
+        self.expect_type(expr.span, ty, &actual);
+        reg
+    }
+
+    /// Compiles `expr` into `dst` and checks that it fits `ty`.
+    pub(super) fn check_into(&mut self, expr: &Expr, dst: Reg, ty: &Type) {
+        let actual = self.expr_into(expr, dst, Some(ty));
+        self.expect_type(expr.span, ty, &actual);
+    }
+
+    /// Compiles `expr` so its value ends up in `dst`; returns its type.
+    /// Temporaries used on the way are freed.
+    pub(super) fn expr_into(&mut self, expr: &Expr, dst: Reg, expected: Option<&Type>) -> Type {
+        let mark = self.mark();
+        let span = expr.span;
+        let ty = match &expr.kind {
+            ExprKind::Int(value) => self.load_int(*value, dst, span),
+            ExprKind::Float(value) => {
+                let idx = self.constant(ConstKey::Float(value.to_bits()));
+                self.emit(Op::LoadConst { dst, idx }, span);
+                Type::Float
+            }
+            ExprKind::Bool(value) => {
+                self.emit(Op::LoadBool { dst, value: *value }, span);
+                Type::Bool
+            }
+            ExprKind::Nil => {
+                self.emit(Op::LoadNil { dst }, span);
+                Type::Nil
+            }
+            ExprKind::Str(parts) => self.string(parts, dst, span),
+            ExprKind::Name(name) => self.name(name, dst, expected),
+            ExprKind::List(items) => self.list(items, dst, expected, span),
+            ExprKind::Map(entries) => self.map(entries, dst, expected, span),
+            ExprKind::Unary(op, operand) => self.unary(*op, operand, dst, span),
+            ExprKind::Binary(op, lhs, rhs) => self.binary(*op, lhs, rhs, dst, expected, span),
+            ExprKind::Unwrap(inner) => self.unwrap(inner, dst, expected, span),
+            ExprKind::Call(callee, args) => self.call(callee, args, dst, expected, span),
+            ExprKind::MethodCall {
+                receiver,
+                method,
+                args,
+            } => self.method_call(receiver, method, args, dst, expected, span),
+            ExprKind::Field(object, field) => self.field(object, field, dst, span),
+            ExprKind::Index(object, index) => self.index(object, index, dst, span),
+            ExprKind::Lambda(lambda) => self.lambda(lambda, dst, expected, "lambda"),
+            ExprKind::Match(scrutinee, arms) => {
+                self.match_expr(scrutinee, arms, Some(dst), expected, span)
+            }
+            ExprKind::Block(block) => self.block_expr(block, dst, span),
+            ExprKind::Yield(_) | ExprKind::Spawn(_) | ExprKind::Await(_) => self.unsupported(expr),
+        };
+        self.free_to(mark);
+        ty
+    }
+
+    fn unsupported(&mut self, expr: &Expr) -> Type {
+        let what = match expr.kind {
+            ExprKind::Yield(_) => "`yield`",
+            ExprKind::Spawn(_) => "`spawn`",
+            _ => "`await`",
+        };
+        self.error(Diagnostic::new(
+            codes::YIELD_PLACE,
+            format!("{what} is not supported by this version of Spool"),
+            expr.span,
+            "not supported yet",
+        ));
+        Type::Error
+    }
+
+    pub(super) fn load_int(&mut self, value: i64, dst: Reg, span: Span) -> Type {
+        match i32::try_from(value) {
+            Ok(small) => self.emit(Op::LoadInt { dst, value: small }, span),
+            Err(_) => {
+                let idx = self.constant(ConstKey::Int(value));
+                self.emit(Op::LoadConst { dst, idx }, span)
+            }
+        };
+        Type::Int
+    }
+
+    pub(super) fn load_str(&mut self, text: &str, dst: Reg, span: Span) {
+        let idx = self.constant(ConstKey::Str(text.to_string()));
+        self.emit(Op::LoadConst { dst, idx }, span);
+    }
+
+    /// An interpolated string: each piece converted with `ToStr` and joined
+    /// with `Concat`.
+    fn string(&mut self, parts: &[StrPart], dst: Reg, span: Span) -> Type {
+        let mut first = true;
+        for part in parts {
+            let piece = if first { dst } else { self.alloc() };
+            match part {
+                StrPart::Lit(text) => self.load_str(text, piece, span),
+                StrPart::Expr(inner) => {
+                    let (ty, reg) = self.expr(inner, None);
+                    if self.unifier.shallow(&ty) == Type::Str {
+                        if reg != piece {
+                            self.emit(
+                                Op::Move {
+                                    dst: piece,
+                                    src: reg,
+                                },
+                                inner.span,
+                            );
+                        }
+                    } else {
+                        self.emit(
+                            Op::ToStr {
+                                dst: piece,
+                                src: reg,
+                            },
+                            inner.span,
+                        );
+                    }
+                }
+            }
+            if !first {
+                self.emit(
+                    Op::Concat {
+                        dst,
+                        lhs: dst,
+                        rhs: piece,
+                    },
+                    span,
+                );
+            }
+            first = false;
+        }
+        if first {
+            self.load_str("", dst, span);
+        }
+        Type::Str
+    }
+
+    fn name(&mut self, name: &Ident, dst: Reg, expected: Option<&Type>) -> Type {
+        if let Some(var) = self.lookup_var(&name.name) {
+            self.load_var(&var, dst, name.span);
+            return var.ty().clone();
+        }
+        if self.fn_names.contains_key(&name.name) {
+            return self.function_value(name, dst, expected);
+        }
+        let message = match self.type_names.get(&name.name) {
+            Some(TypeName::Struct(_)) => {
+                format!("`{}` is a struct: call it to build a value", name.name)
+            }
+            Some(TypeName::Enum(_)) => format!(
+                "`{}` is an enum: name a variant, as in `{}.Variant`",
+                name.name, name.name
+            ),
+            None => {
+                self.unknown_name(name);
+                return Type::Error;
+            }
+        };
+        self.error(Diagnostic::new(
+            codes::UNKNOWN_NAME,
+            message,
+            name.span,
+            "a type, not a value",
+        ));
+        Type::Error
+    }
+
+    pub(super) fn unknown_name(&mut self, name: &Ident) {
+        let mut diag = Diagnostic::new(
+            codes::UNKNOWN_NAME,
+            format!("unknown name `{}`", name.name),
+            name.span,
+            "not found in this scope",
+        );
+        if let Some(similar) = self.similar_name(&name.name) {
+            diag = diag.with_help(format!("a name that exists: `{similar}`"));
+        }
+        self.error(diag);
+    }
+
+    /// A name in scope that differs from `name` by one edit, for hints.
+    fn similar_name(&self, name: &str) -> Option<String> {
+        let locals = self
+            .builders
+            .iter()
+            .flat_map(|b| b.scopes.iter().flatten().map(|l| l.name.as_str()));
+        let names: Vec<&str> = locals
+            .chain(self.global_names.keys().map(String::as_str))
+            .chain(self.fn_names.keys().map(String::as_str))
+            .collect();
+        names
+            .into_iter()
+            .find(|candidate| edit_distance(candidate, name) == 1)
+            .map(str::to_string)
+    }
+
+    /// A named function used as a value; an overloaded name picks the
+    /// overload that fits the expected type.
+    fn function_value(&mut self, name: &Ident, dst: Reg, expected: Option<&Type>) -> Type {
+        let candidates = self.fn_names[&name.name].clone();
+        let mut chosen = candidates[0];
+        if let (Some(expected), true) = (expected, candidates.len() > 1) {
+            for &candidate in &candidates {
+                let ty = self.instantiate_fn_type(candidate);
+                let snapshot = self.unifier.snapshot();
+                let fits = self.unifier.unify(expected, &ty);
+                self.unifier.rollback(snapshot);
+                if fits {
+                    chosen = candidate;
+                    break;
+                }
+            }
+        }
+        let op = match self.fns[chosen].callee {
+            Callee::Script(func) => Op::LoadFunc { dst, func },
+            Callee::Native(native) => Op::LoadNative { dst, native },
+        };
+        self.emit(op, name.span);
+        self.instantiate_fn_type(chosen)
+    }
+
+    /// The type of a named function with fresh variables for its generics.
+    pub(super) fn instantiate_fn_type(&mut self, entry: usize) -> Type {
+        let (params, ret) = self.instantiate(entry);
+        Type::func(params, ret)
+    }
+
+    fn list(&mut self, items: &[Expr], dst: Reg, expected: Option<&Type>, span: Span) -> Type {
+        let element = match expected.map(|t| self.unifier.shallow(t)) {
+            Some(Type::List(element)) => *element,
+            _ => self.unifier.fresh(),
+        };
+        let start = self.alloc_n(items.len() as u16);
+        for (offset, item) in items.iter().enumerate() {
+            let reg = Reg(start.0 + offset as u16);
+            self.check_into(item, reg, &element);
+        }
+        self.emit(
+            Op::NewList {
+                dst,
+                start,
+                count: items.len() as u16,
+            },
+            span,
+        );
+        Type::List(Box::new(element))
+    }
+
+    fn map(
+        &mut self,
+        entries: &[(Expr, Expr)],
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        let (key, value) = match expected.map(|t| self.unifier.shallow(t)) {
+            Some(Type::Map(key, value)) => (*key, *value),
+            _ => (self.unifier.fresh(), self.unifier.fresh()),
+        };
+        let start = self.alloc_n(entries.len() as u16 * 2);
+        for (offset, (key_expr, value_expr)) in entries.iter().enumerate() {
+            let reg = Reg(start.0 + 2 * offset as u16);
+            self.check_into(key_expr, reg, &key);
+            self.check_into(value_expr, Reg(reg.0 + 1), &value);
+        }
+        let resolved = self.unifier.shallow(&key);
+        if !resolved.is_key() && !matches!(resolved, Type::Var(_) | Type::Param(_)) {
+            let shown = self.show(&resolved);
+            self.error(Diagnostic::new(
+                codes::MISMATCH,
+                format!("map keys must be `int`, `str` or `bool`, not `{shown}`"),
+                span,
+                "not a key type",
+            ));
+        }
+        self.emit(
+            Op::NewMap {
+                dst,
+                start,
+                count: entries.len() as u16,
+            },
+            span,
+        );
+        Type::Map(Box::new(key), Box::new(value))
+    }
+
+    fn unary(&mut self, op: UnaryOp, operand: &Expr, dst: Reg, span: Span) -> Type {
+        if let (UnaryOp::Neg, ExprKind::Int(value)) = (op, &operand.kind) {
+            return self.load_int(value.wrapping_neg(), dst, span);
+        }
+        let (ty, src) = self.expr(operand, None);
+        let ty = self.unifier.shallow(&ty);
+        match (op, &ty) {
+            (UnaryOp::Neg, Type::Int) => self.emit(Op::NegInt { dst, src }, span),
+            (UnaryOp::Neg, Type::Float) => self.emit(Op::NegFloat { dst, src }, span),
+            (UnaryOp::Not, Type::Bool) => self.emit(Op::Not { dst, src }, span),
+            (_, Type::Error) => return Type::Error,
+            _ => {
+                let symbol = if op == UnaryOp::Neg { "-" } else { "!" };
+                let shown = self.show(&ty);
+                self.error(Diagnostic::new(
+                    codes::OPERATOR,
+                    format!("operator `{symbol}` cannot be applied to `{shown}`"),
+                    span,
+                    format!("`{shown}` has no `{symbol}`"),
+                ));
+                return Type::Error;
+            }
+        };
+        ty
+    }
+
+    fn binary(
+        &mut self,
+        op: BinOp,
+        lhs: &Expr,
+        rhs: &Expr,
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        match op {
+            BinOp::And | BinOp::Or => {
+                self.check_into(lhs, dst, &Type::Bool);
+                let jump = match op {
+                    BinOp::And => self.emit(
+                        Op::JumpIfFalse {
+                            cond: dst,
+                            target: spool_vm::Pc(0),
+                        },
+                        span,
+                    ),
+                    _ => self.emit(
+                        Op::JumpIfTrue {
+                            cond: dst,
+                            target: spool_vm::Pc(0),
+                        },
+                        span,
+                    ),
+                };
+                self.check_into(rhs, dst, &Type::Bool);
+                self.patch_here(jump);
+                Type::Bool
+            }
+            BinOp::Coalesce => self.coalesce(lhs, rhs, dst, expected, span),
+            _ => {
+                if let Some(ty) = self.add_immediate(op, lhs, rhs, dst, span) {
+                    return ty;
+                }
+                let (lt, l) = self.expr(lhs, None);
+                let (rt, r) = self.expr(rhs, Some(&lt));
+                self.binary_op(op, (lt, l), (rt, r), dst, span)
+            }
+        }
+    }
+
+    /// `x + 1` and `x - 1` on ints use the immediate form.
+    fn add_immediate(
+        &mut self,
+        op: BinOp,
+        lhs: &Expr,
+        rhs: &Expr,
+        dst: Reg,
+        span: Span,
+    ) -> Option<Type> {
+        let ExprKind::Int(value) = rhs.kind else {
+            return None;
+        };
+        let imm = match op {
+            BinOp::Add => i32::try_from(value).ok()?,
+            BinOp::Sub => i32::try_from(value).ok()?.checked_neg()?,
+            _ => return None,
+        };
+        let (lt, l) = self.expr(lhs, None);
+        if self.unifier.shallow(&lt) != Type::Int {
+            // Not an int after all: the right operand goes to a register.
+            let (rt, r) = self.expr(rhs, Some(&lt));
+            return Some(self.binary_op(op, (lt, l), (rt, r), dst, span));
+        }
+        self.emit(Op::AddIntImm { dst, lhs: l, imm }, span);
+        Some(Type::Int)
+    }
+
+    /// Emits the instruction for an arithmetic or comparison operator once
+    /// both operands are in registers.
+    pub(super) fn binary_op(
+        &mut self,
+        op: BinOp,
+        left: (Type, Reg),
+        right: (Type, Reg),
+        dst: Reg,
+        span: Span,
+    ) -> Type {
+        let ((lt, lhs), (rt, rhs)) = (left, right);
+        if matches!(op, BinOp::Eq | BinOp::Ne) {
+            return self.equality(op, (lt, lhs), (rt, rhs), dst, span);
+        }
+        if !self.unifier.unify(&lt, &rt) {
+            return self.operator_error(op, &lt, &rt, span);
+        }
+        let ty = self.unifier.shallow(&lt);
+        let instruction = match (op, &ty) {
+            (BinOp::Add, Type::Int) => Op::AddInt { dst, lhs, rhs },
+            (BinOp::Sub, Type::Int) => Op::SubInt { dst, lhs, rhs },
+            (BinOp::Mul, Type::Int) => Op::MulInt { dst, lhs, rhs },
+            (BinOp::Div, Type::Int) => Op::DivInt { dst, lhs, rhs },
+            (BinOp::Rem, Type::Int) => Op::RemInt { dst, lhs, rhs },
+            (BinOp::Add, Type::Float) => Op::AddFloat { dst, lhs, rhs },
+            (BinOp::Sub, Type::Float) => Op::SubFloat { dst, lhs, rhs },
+            (BinOp::Mul, Type::Float) => Op::MulFloat { dst, lhs, rhs },
+            (BinOp::Div, Type::Float) => Op::DivFloat { dst, lhs, rhs },
+            (BinOp::Rem, Type::Float) => Op::RemFloat { dst, lhs, rhs },
+            (BinOp::Add, Type::Str) => Op::Concat { dst, lhs, rhs },
+            (BinOp::Lt, Type::Int) => Op::LtInt { dst, lhs, rhs },
+            (BinOp::Le, Type::Int) => Op::LeInt { dst, lhs, rhs },
+            (BinOp::Gt, Type::Int) => Op::LtInt {
+                dst,
+                lhs: rhs,
+                rhs: lhs,
+            },
+            (BinOp::Ge, Type::Int) => Op::LeInt {
+                dst,
+                lhs: rhs,
+                rhs: lhs,
+            },
+            (BinOp::Lt, Type::Float) => Op::LtFloat { dst, lhs, rhs },
+            (BinOp::Le, Type::Float) => Op::LeFloat { dst, lhs, rhs },
+            (BinOp::Gt, Type::Float) => Op::LtFloat {
+                dst,
+                lhs: rhs,
+                rhs: lhs,
+            },
+            (BinOp::Ge, Type::Float) => Op::LeFloat {
+                dst,
+                lhs: rhs,
+                rhs: lhs,
+            },
+            (BinOp::Lt, Type::Str) => Op::LtStr { dst, lhs, rhs },
+            (BinOp::Le, Type::Str) => Op::LeStr { dst, lhs, rhs },
+            (BinOp::Gt, Type::Str) => Op::LtStr {
+                dst,
+                lhs: rhs,
+                rhs: lhs,
+            },
+            (BinOp::Ge, Type::Str) => Op::LeStr {
+                dst,
+                lhs: rhs,
+                rhs: lhs,
+            },
+            (_, Type::Error) => {
+                return if is_comparison(op) {
+                    Type::Bool
+                } else {
+                    Type::Error
+                }
+            }
+            _ => return self.operator_error(op, &lt, &rt, span),
+        };
+        self.emit(instruction, span);
+        if is_comparison(op) {
+            Type::Bool
+        } else {
+            ty
+        }
+    }
+
+    fn equality(
+        &mut self,
+        op: BinOp,
+        left: (Type, Reg),
+        right: (Type, Reg),
+        dst: Reg,
+        span: Span,
+    ) -> Type {
+        let ((lt, lhs), (rt, rhs)) = (left, right);
+        if !self.unifier.coerce(&lt, &rt) && !self.unifier.coerce(&rt, &lt) {
+            self.operator_error(op, &lt, &rt, span);
+            return Type::Bool;
+        }
+        let instruction = match self.unifier.shallow(&lt) {
+            Type::Int if self.unifier.shallow(&rt) == Type::Int => Op::EqInt { dst, lhs, rhs },
+            Type::Float if self.unifier.shallow(&rt) == Type::Float => {
+                Op::EqFloat { dst, lhs, rhs }
+            }
+            _ => Op::Eq { dst, lhs, rhs },
+        };
+        self.emit(instruction, span);
+        if op == BinOp::Ne {
+            self.emit(Op::Not { dst, src: dst }, span);
+        }
+        Type::Bool
+    }
+
+    fn operator_error(&mut self, op: BinOp, lt: &Type, rt: &Type, span: Span) -> Type {
+        let (left, right) = (self.show(lt), self.show(rt));
+        let mut diag = Diagnostic::new(
+            codes::OPERATOR,
+            format!(
+                "operator `{}` cannot be applied to `{left}` and `{right}`",
+                op.symbol()
+            ),
+            span,
+            format!("`{left}` {} `{right}`", op.symbol()),
+        );
+        let numeric = |s: &str| s == "int" || s == "float";
+        if numeric(&left) && numeric(&right) && left != right {
+            diag = diag.with_help("convert one side: `float(i)` or `int(f)`");
+        }
+        self.error(diag);
+        if is_comparison(op) {
+            Type::Bool
+        } else {
+            Type::Error
+        }
+    }
+
+    /// `a ?? b`: `a` unless it is nil.
+    fn coalesce(
+        &mut self,
+        lhs: &Expr,
+        rhs: &Expr,
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        let hint = expected.map(|t| Type::optional(t.clone()));
+        let lt = self.expr_into(lhs, dst, hint.as_ref());
+        let inner = match self.unifier.shallow(&lt) {
+            Type::Opt(inner) => *inner,
+            Type::Error => Type::Error,
+            other => {
+                let shown = self.show(&other);
+                self.error(
+                    Diagnostic::new(
+                        codes::MISMATCH,
+                        format!("`??` needs an optional on its left, found `{shown}`"),
+                        lhs.span,
+                        "never nil",
+                    )
+                    .with_help("`??` supplies a default for a `T?` value"),
+                );
+                other
+            }
+        };
+        let jump = self.emit(
+            Op::JumpIfNotNil {
+                src: dst,
+                target: spool_vm::Pc(0),
+            },
+            span,
+        );
+        let rt = self.expr_into(rhs, dst, Some(&inner));
+        self.patch_here(jump);
+        if let Type::Opt(_) | Type::Nil = self.unifier.shallow(&rt) {
+            self.expect_type(rhs.span, &Type::optional(inner.clone()), &rt);
+            return Type::optional(inner);
+        }
+        self.expect_type(rhs.span, &inner, &rt);
+        inner
+    }
+
+    fn unwrap(&mut self, inner: &Expr, dst: Reg, expected: Option<&Type>, span: Span) -> Type {
+        let hint = expected.map(|t| Type::optional(t.clone()));
+        let (ty, src) = self.expr(inner, hint.as_ref());
+        self.emit(Op::Unwrap { dst, src }, span);
+        match self.unifier.shallow(&ty) {
+            Type::Opt(inner_ty) => *inner_ty,
+            Type::Error => Type::Error,
+            other => {
+                let shown = self.show(&other);
+                self.error(Diagnostic::new(
+                    codes::MISMATCH,
+                    format!("`!` needs an optional, found `{shown}`"),
+                    span,
+                    "this value is never nil",
+                ));
+                other
+            }
+        }
+    }
+
+    /// `object.field`, or `Enum.Variant` for a variant without payload.
+    fn field(&mut self, object: &Expr, field: &Ident, dst: Reg, span: Span) -> Type {
+        if let Some(enum_id) = self.enum_named_by(object) {
+            return self.construct_variant(enum_id, field, &[], dst, None, span);
+        }
+        let (ty, obj) = self.expr(object, None);
+        let ty = self.unifier.shallow(&ty);
+        match self.struct_field(&ty, field) {
+            Some((index, field_ty)) => {
+                self.emit(
+                    Op::GetField {
+                        dst,
+                        obj,
+                        field: index,
+                    },
+                    span,
+                );
+                field_ty
+            }
+            None => Type::Error,
+        }
+    }
+
+    /// The enum an expression names, when it is an enum's name and not a
+    /// variable.
+    pub(super) fn enum_named_by(&mut self, expr: &Expr) -> Option<u32> {
+        let ExprKind::Name(name) = &expr.kind else {
+            return None;
+        };
+        let Some(TypeName::Enum(id)) = self.type_names.get(&name.name).copied() else {
+            return None;
+        };
+        self.lookup_var(&name.name).is_none().then_some(id)
+    }
+
+    /// The index and type of a struct's field, reporting a missing one.
+    pub(super) fn struct_field(&mut self, ty: &Type, field: &Ident) -> Option<(u16, Type)> {
+        if *ty == Type::Error {
+            return None;
+        }
+        if let Type::Struct(id, args) = ty {
+            let def = &self.structs[*id as usize];
+            if let Some(index) = def.fields.iter().position(|(name, _)| *name == field.name) {
+                let map = def
+                    .generics
+                    .iter()
+                    .copied()
+                    .zip(args.iter().cloned())
+                    .collect();
+                return Some((index as u16, def.fields[index].1.subst(&map)));
+            }
+        }
+        let shown = self.show(ty);
+        let mut diag = Diagnostic::new(
+            codes::NO_FIELD,
+            format!("no field `{}` on type `{shown}`", field.name),
+            field.span,
+            "unknown field",
+        );
+        if let Type::Struct(id, _) = ty {
+            let names: Vec<String> = self.structs[*id as usize]
+                .fields
+                .iter()
+                .map(|(n, _)| format!("`{n}`"))
+                .collect();
+            diag = diag.with_help(format!("the fields are {}", names.join(", ")));
+        }
+        self.error(diag);
+        None
+    }
+
+    fn index(&mut self, object: &Expr, index: &Expr, dst: Reg, span: Span) -> Type {
+        let (ty, obj) = self.expr(object, None);
+        match self.unifier.shallow(&ty) {
+            Type::List(element) => {
+                let index = self.check(index, &Type::Int);
+                self.emit(
+                    Op::ListGet {
+                        dst,
+                        list: obj,
+                        index,
+                    },
+                    span,
+                );
+                *element
+            }
+            Type::Map(key, value) => {
+                let key = self.check(index, &key);
+                self.emit(Op::MapGet { dst, map: obj, key }, span);
+                *value
+            }
+            Type::Error => Type::Error,
+            other => {
+                let shown = self.show(&other);
+                let mut diag = Diagnostic::new(
+                    codes::OPERATOR,
+                    format!("cannot index into a value of type `{shown}`"),
+                    object.span,
+                    "not a list or map",
+                );
+                if other == Type::Str {
+                    diag =
+                        diag.with_help("use `s.slice(i, i + 1)` or `s.chars()` to get characters");
+                }
+                self.error(diag);
+                Type::Error
+            }
+        }
+    }
+
+    /// A lambda (or nested function): compiles its body as a new function
+    /// and builds a closure of the variables it captures.
+    pub(super) fn lambda(
+        &mut self,
+        lambda: &Lambda,
+        dst: Reg,
+        expected: Option<&Type>,
+        name: &str,
+    ) -> Type {
+        let expected_fn = match expected.map(|t| self.unifier.shallow(t)) {
+            Some(Type::Fn(fn_type)) if fn_type.params.len() == lambda.params.len() => {
+                Some(*fn_type)
+            }
+            _ => None,
+        };
+        let generics = self.b().generics.clone();
+        let params: Vec<Type> = lambda
+            .params
+            .iter()
+            .enumerate()
+            .map(|(index, param)| match (&param.ty, &expected_fn) {
+                (Some(ty), _) => self.resolve_type(ty, &generics),
+                (None, Some(fn_type)) => fn_type.params[index].clone(),
+                (None, None) => {
+                    self.error(
+                        Diagnostic::new(
+                            codes::CANNOT_INFER,
+                            format!("cannot infer the type of parameter `{}`", param.name.name),
+                            param.name.span,
+                            "needs a type",
+                        )
+                        .with_help(format!("write it: `{}: int`", param.name.name)),
+                    );
+                    Type::Error
+                }
+            })
+            .collect();
+        let ret = match (&lambda.ret, &expected_fn) {
+            (Some(ty), _) => self.resolve_type(ty, &generics),
+            (None, Some(fn_type)) => fn_type.ret.clone(),
+            (None, None) => self.unifier.fresh(),
+        };
+        let func = self.reserve_function(name);
+        let mut builder = FnBuilder::new(func, ret.clone(), true);
+        builder.generics = generics;
+        builder.cells = captures::cell_names_in_lambda(&lambda.body);
+        self.builders.push(builder);
+        for (param, ty) in lambda.params.iter().zip(&params) {
+            self.declare_param(&param.name, ty.clone());
+        }
+        match &lambda.body {
+            LambdaBody::Expr(body) => {
+                let (ty, reg) = self.expr(body, Some(&ret));
+                self.expect_type(body.span, &ret, &ty);
+                self.emit(Op::Return { src: reg }, body.span);
+            }
+            LambdaBody::Block(body) => {
+                self.block_stmts(body);
+                if !super::stmt::block_terminates(body) {
+                    // A block lambda without `return` on its last path returns nil.
+                    self.unifier.coerce(&ret, &Type::Nil);
+                }
+                self.finish_body(body, &ret, lambda.span, name);
+            }
+        }
+        let builder = self.finish_builder(lambda.params.len() as u16);
+        self.make_closure(&builder, dst, lambda.span);
+        if self.unifier.has_unbound(&ret) {
+            self.unifier.unify(&ret, &Type::Nil);
+        }
+        Type::Fn(Box::new(FnType {
+            params,
+            ret,
+            yields: None,
+            receives: None,
+        }))
+    }
+
+    /// Copies a finished function's captures into consecutive registers and
+    /// builds the closure (a plain function value when it captures nothing).
+    pub(super) fn make_closure(&mut self, builder: &FnBuilder, dst: Reg, span: Span) {
+        if builder.captures.is_empty() {
+            self.emit(
+                Op::LoadFunc {
+                    dst,
+                    func: builder.func,
+                },
+                span,
+            );
+            return;
+        }
+        let count = builder.captures.len() as u16;
+        let start = self.alloc_n(count);
+        for (offset, capture) in builder.captures.iter().enumerate() {
+            let reg = Reg(start.0 + offset as u16);
+            let op = match capture.from {
+                super::builder::CaptureFrom::Local(src) => Op::Move { dst: reg, src },
+                super::builder::CaptureFrom::Capture(index) => Op::LoadCapture { dst: reg, index },
+            };
+            self.emit(op, span);
+        }
+        self.emit(
+            Op::MakeClosure {
+                dst,
+                func: builder.func,
+                start,
+                count,
+            },
+            span,
+        );
+    }
+
+    /// A block used as an expression (a `match` arm's body): `nil`, or
+    /// `never` when it always returns or throws.
+    fn block_expr(&mut self, block: &Block, dst: Reg, span: Span) -> Type {
+        self.push_scope();
+        self.block_stmts_in_scope(block);
+        self.pop_scope();
+        if super::stmt::block_terminates(block) {
+            return Type::Never;
+        }
+        self.emit(Op::LoadNil { dst }, span);
+        Type::Nil
+    }
+}
+
+fn is_comparison(op: BinOp) -> bool {
+    matches!(
+        op,
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne
+    )
+}
+
+/// Levenshtein distance, for "did you mean" hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

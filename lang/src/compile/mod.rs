@@ -1,0 +1,836 @@
+//! The checker and code generator: one typed pass from the AST to a
+//! [`Program`].
+//!
+//! Declarations come first (every struct, enum and function signature of
+//! every file, so order in the file does not matter); then each body is
+//! checked and compiled in a single walk. Every type an instruction depends
+//! on (int or float arithmetic, which kind of loop) is known by the time the
+//! instruction is emitted, so no separate typed tree is built. Errors are
+//! collected, never thrown: after a mistake the expression gets
+//! [`Type::Error`], which fits everywhere, and checking goes on.
+
+mod builder;
+mod call;
+mod captures;
+mod expr;
+mod pattern;
+mod stmt;
+
+use std::collections::{HashMap, HashSet};
+
+use spool_vm::{
+    Builtins, ConstIdx, Constant, EnumIdx, EnumLayout, FileIdx, FuncIdx, Function, GlobalIdx,
+    NativeDecl, NativeIdx, Program, StructIdx, StructLayout, VariantLayout,
+};
+
+use crate::ast::{self, Span, TypeExpr, TypeExprKind};
+use crate::diag::{codes, Diagnostic};
+use crate::types::{EnumId, StructId, Type, TypeNames, Unifier};
+use builder::FnBuilder;
+
+/// One source file to compile: its name, text and parsed tree.
+#[derive(Clone, Copy)]
+pub struct SourceFile<'a> {
+    /// The name used in traces (`flow.spl`).
+    pub name: &'a str,
+    /// The text, for line and column numbers.
+    pub text: &'a str,
+    /// The parsed file.
+    pub ast: &'a ast::File,
+}
+
+/// A native function the compiled program may call.
+#[derive(Clone, Debug)]
+pub struct NativeSpec {
+    /// The key the run binds it by.
+    pub key: String,
+    /// Its signature, parsed from the library's declaration.
+    pub decl: ast::FnDecl,
+}
+
+/// Compiles `script` together with the library `prelude` and `natives`.
+pub fn compile(
+    prelude: SourceFile<'_>,
+    script: SourceFile<'_>,
+    natives: &[NativeSpec],
+) -> Result<Program, Vec<Diagnostic>> {
+    let mut compiler = Compiler::new();
+    // Library types first: native signatures mention them (`Json`).
+    compiler.set_file(prelude);
+    compiler.declare_types(prelude.ast);
+    compiler.declare_natives(natives);
+    compiler.add_file(prelude, false, false);
+    let prelude_errors = std::mem::take(&mut compiler.diags);
+    compiler.add_file(script, true, true);
+    let mut diags = prelude_errors;
+    diags.extend(std::mem::take(&mut compiler.diags));
+    if diags.is_empty() {
+        Ok(compiler.finish())
+    } else {
+        Err(diags)
+    }
+}
+
+/// A struct as the checker knows it.
+#[derive(Clone, Debug)]
+struct StructDef {
+    name: String,
+    generics: Vec<u32>,
+    fields: Vec<(String, Type)>,
+}
+
+/// An enum as the checker knows it.
+#[derive(Clone, Debug)]
+struct EnumDef {
+    name: String,
+    generics: Vec<u32>,
+    variants: Vec<(String, Vec<Type>)>,
+}
+
+/// What a call to a named function compiles to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Callee {
+    Script(FuncIdx),
+    Native(NativeIdx),
+}
+
+/// A named function (script, prelude or native) and its signature.
+#[derive(Clone, Debug)]
+struct FnEntry {
+    name: String,
+    generics: Vec<u32>,
+    params: Vec<Type>,
+    ret: Type,
+    callee: Callee,
+    /// Declared by the script itself (wins over library functions).
+    user: bool,
+}
+
+/// A top-level variable.
+#[derive(Clone, Debug)]
+struct GlobalInfo {
+    ty: Type,
+}
+
+/// A top-level function whose body is still to be compiled.
+struct PendingFn<'a> {
+    decl: &'a ast::FnDecl,
+    func: FuncIdx,
+    entry: usize,
+    generics: HashMap<String, u32>,
+}
+
+/// The whole compilation's state.
+struct Compiler {
+    functions: Vec<Function>,
+    constants: Vec<Constant>,
+    const_index: HashMap<ConstKey, ConstIdx>,
+    structs: Vec<StructDef>,
+    enums: Vec<EnumDef>,
+    type_names: HashMap<String, TypeName>,
+    fns: Vec<FnEntry>,
+    fn_names: HashMap<String, Vec<usize>>,
+    natives: Vec<NativeDecl>,
+    globals: Vec<GlobalInfo>,
+    global_names: HashMap<String, GlobalIdx>,
+    global_order: Vec<String>,
+    files: Vec<String>,
+    param_names: Vec<String>,
+    unifier: Unifier,
+    diags: Vec<Diagnostic>,
+    builders: Vec<FnBuilder>,
+    file: FileIdx,
+    line_starts: Vec<u32>,
+    text: String,
+    /// Top-level `let`s that some function reads, so they must be globals.
+    shared_names: HashSet<String>,
+    main: FuncIdx,
+    /// Every top-level `let` is a global (the REPL, where later lines
+    /// refer to earlier ones).
+    all_globals: bool,
+    /// Variables whose types may still be unresolved, checked when the
+    /// outermost function under compilation is done.
+    uninferred: Vec<(ast::Ident, Type)>,
+}
+
+/// A named type.
+#[derive(Clone, Copy, Debug)]
+enum TypeName {
+    Struct(StructId),
+    Enum(EnumId),
+}
+
+/// Constants are deduplicated by value (floats by bits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ConstKey {
+    Int(i64),
+    Float(u64),
+    Str(String),
+}
+
+impl TypeNames for Compiler {
+    fn struct_name(&self, id: StructId) -> &str {
+        self.structs
+            .get(id as usize)
+            .map_or("?", |s| s.name.as_str())
+    }
+    fn enum_name(&self, id: EnumId) -> &str {
+        self.enums.get(id as usize).map_or("?", |e| e.name.as_str())
+    }
+    fn param_name(&self, id: u32) -> &str {
+        self.param_names
+            .get(id as usize)
+            .map_or("?", |n| n.as_str())
+    }
+}
+
+impl Compiler {
+    fn new() -> Compiler {
+        Compiler {
+            functions: Vec::new(),
+            constants: Vec::new(),
+            const_index: HashMap::new(),
+            structs: Vec::new(),
+            enums: Vec::new(),
+            type_names: HashMap::new(),
+            fns: Vec::new(),
+            fn_names: HashMap::new(),
+            natives: Vec::new(),
+            globals: Vec::new(),
+            global_names: HashMap::new(),
+            global_order: Vec::new(),
+            files: Vec::new(),
+            param_names: Vec::new(),
+            unifier: Unifier::default(),
+            diags: Vec::new(),
+            builders: Vec::new(),
+            file: FileIdx(0),
+            line_starts: vec![0],
+            text: String::new(),
+            shared_names: HashSet::new(),
+            main: FuncIdx(0),
+            all_globals: false,
+            uninferred: Vec::new(),
+        }
+    }
+
+    /// The finished program.
+    fn finish(self) -> Program {
+        let error = self.type_names.get("Error").and_then(|t| match t {
+            TypeName::Struct(id) => Some(StructIdx(*id)),
+            TypeName::Enum(_) => None,
+        });
+        let json = self.type_names.get("Json").and_then(|t| match t {
+            TypeName::Enum(id) => Some(EnumIdx(*id)),
+            TypeName::Struct(_) => None,
+        });
+        Program {
+            functions: self.functions,
+            main: self.main,
+            constants: self.constants,
+            structs: self
+                .structs
+                .iter()
+                .map(|s| StructLayout {
+                    name: s.name.clone(),
+                    fields: s.fields.iter().map(|(name, _)| name.clone()).collect(),
+                })
+                .collect(),
+            enums: self
+                .enums
+                .iter()
+                .map(|e| EnumLayout {
+                    name: e.name.clone(),
+                    variants: e
+                        .variants
+                        .iter()
+                        .map(|(name, fields)| VariantLayout {
+                            name: name.clone(),
+                            arity: fields.len() as u16,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            natives: self.natives,
+            globals: self.global_order,
+            files: self.files,
+            builtins: Builtins {
+                error: error.unwrap_or_default(),
+                json: json.unwrap_or_default(),
+            },
+        }
+    }
+
+    // ---- diagnostics ----
+
+    fn error(&mut self, diag: Diagnostic) {
+        self.diags.push(diag);
+    }
+
+    fn show(&self, ty: &Type) -> String {
+        let resolved = self.unifier.resolve(ty);
+        resolved.display(self).to_string()
+    }
+
+    fn mismatch(&mut self, span: Span, expected: &Type, found: &Type) {
+        let (expected, found) = (self.show(expected), self.show(found));
+        self.error(Diagnostic::new(
+            codes::MISMATCH,
+            format!("mismatched types: expected `{expected}`, found `{found}`"),
+            span,
+            format!("expected `{expected}`, found `{found}`"),
+        ));
+    }
+
+    /// Reports a mismatch unless `actual` fits `expected`.
+    fn expect_type(&mut self, span: Span, expected: &Type, actual: &Type) {
+        if !self.unifier.coerce(expected, actual) {
+            self.mismatch(span, expected, actual);
+        }
+    }
+
+    // ---- files ----
+
+    fn set_file(&mut self, file: SourceFile<'_>) {
+        self.file = FileIdx(self.files.len() as u32);
+        self.files.push(file.name.to_string());
+        self.text = file.text.to_string();
+        self.line_starts = std::iter::once(0)
+            .chain(file.text.match_indices('\n').map(|(at, _)| at as u32 + 1))
+            .collect();
+    }
+
+    /// 1-based line and column (in chars) of a byte offset in the current file.
+    fn loc(&self, offset: u32) -> spool_vm::Loc {
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let start = self.line_starts[line - 1] as usize;
+        let end = (offset as usize).min(self.text.len());
+        let col = self
+            .text
+            .get(start..end)
+            .map_or(end - start, |s| s.chars().count());
+        spool_vm::Loc {
+            line: line as u32,
+            col: col as u32 + 1,
+        }
+    }
+
+    /// Declares everything in `file`, then compiles its bodies. Only the
+    /// script's top-level statements become `main`.
+    fn add_file(&mut self, file: SourceFile<'_>, is_script: bool, declare_types: bool) {
+        if declare_types {
+            self.set_file(file);
+            self.declare_types(file.ast);
+        }
+        let pending = self.declare_functions(file.ast, is_script);
+        if is_script {
+            self.shared_names = captures::names_used_in_functions(file.ast);
+            self.compile_main(file.ast);
+        }
+        for item in pending {
+            self.compile_fn_body(item);
+        }
+    }
+
+    // ---- declarations ----
+
+    fn declare_types(&mut self, file: &ast::File) {
+        let mut declared = Vec::new();
+        for item in &file.items {
+            let (name, kind) = match item {
+                ast::Item::Struct(decl) => {
+                    let id = self.structs.len() as StructId;
+                    let generics = self.new_params(&decl.generics);
+                    self.structs.push(StructDef {
+                        name: decl.name.name.clone(),
+                        generics,
+                        fields: Vec::new(),
+                    });
+                    (&decl.name, TypeName::Struct(id))
+                }
+                ast::Item::Enum(decl) => {
+                    let id = self.enums.len() as EnumId;
+                    let generics = self.new_params(&decl.generics);
+                    self.enums.push(EnumDef {
+                        name: decl.name.name.clone(),
+                        generics,
+                        variants: Vec::new(),
+                    });
+                    (&decl.name, TypeName::Enum(id))
+                }
+                _ => continue,
+            };
+            if self.type_names.contains_key(&name.name) || is_builtin_type(&name.name) {
+                self.error(duplicate(name));
+            } else {
+                self.type_names.insert(name.name.clone(), kind);
+            }
+            declared.push((item, kind));
+        }
+        for (item, kind) in declared {
+            match (item, kind) {
+                (ast::Item::Struct(decl), TypeName::Struct(id)) => self.define_struct(decl, id),
+                (ast::Item::Enum(decl), TypeName::Enum(id)) => self.define_enum(decl, id),
+                _ => {}
+            }
+        }
+    }
+
+    fn new_params(&mut self, names: &[ast::Ident]) -> Vec<u32> {
+        names
+            .iter()
+            .map(|name| {
+                self.param_names.push(name.name.clone());
+                self.param_names.len() as u32 - 1
+            })
+            .collect()
+    }
+
+    fn generic_scope(&self, names: &[ast::Ident], ids: &[u32]) -> HashMap<String, u32> {
+        names
+            .iter()
+            .zip(ids)
+            .map(|(name, id)| (name.name.clone(), *id))
+            .collect()
+    }
+
+    fn define_struct(&mut self, decl: &ast::StructDecl, id: StructId) {
+        let scope = self.generic_scope(&decl.generics, &self.structs[id as usize].generics.clone());
+        let mut fields: Vec<(String, Type)> = Vec::new();
+        for field in &decl.fields {
+            if fields.iter().any(|(name, _)| *name == field.name.name) {
+                self.error(duplicate(&field.name));
+                continue;
+            }
+            let ty = self.resolve_type(&field.ty, &scope);
+            fields.push((field.name.name.clone(), ty));
+        }
+        self.structs[id as usize].fields = fields;
+    }
+
+    fn define_enum(&mut self, decl: &ast::EnumDecl, id: EnumId) {
+        let scope = self.generic_scope(&decl.generics, &self.enums[id as usize].generics.clone());
+        let mut variants: Vec<(String, Vec<Type>)> = Vec::new();
+        for variant in &decl.variants {
+            if variants.iter().any(|(name, _)| *name == variant.name.name) {
+                self.error(duplicate(&variant.name));
+                continue;
+            }
+            let fields = variant
+                .fields
+                .iter()
+                .map(|ty| self.resolve_type(ty, &scope))
+                .collect();
+            variants.push((variant.name.name.clone(), fields));
+        }
+        self.enums[id as usize].variants = variants;
+    }
+
+    fn declare_natives(&mut self, natives: &[NativeSpec]) {
+        for native in natives {
+            let index = NativeIdx(self.natives.len() as u32);
+            self.natives.push(NativeDecl {
+                key: native.key.clone(),
+                name: native.decl.name.name.clone(),
+            });
+            let generics = self.new_params(&native.decl.generics);
+            let scope = self.generic_scope(&native.decl.generics, &generics);
+            let entry =
+                self.signature(&native.decl, generics, &scope, Callee::Native(index), false);
+            self.add_fn(entry);
+        }
+    }
+
+    fn signature(
+        &mut self,
+        decl: &ast::FnDecl,
+        generics: Vec<u32>,
+        scope: &HashMap<String, u32>,
+        callee: Callee,
+        user: bool,
+    ) -> FnEntry {
+        let params = decl
+            .params
+            .iter()
+            .map(|param| match &param.ty {
+                Some(ty) => self.resolve_type(ty, scope),
+                None => Type::Error,
+            })
+            .collect();
+        let ret = decl
+            .ret
+            .as_ref()
+            .map_or(Type::Nil, |ty| self.resolve_type(ty, scope));
+        FnEntry {
+            name: decl.name.name.clone(),
+            generics,
+            params,
+            ret,
+            callee,
+            user,
+        }
+    }
+
+    fn add_fn(&mut self, entry: FnEntry) -> usize {
+        let index = self.fns.len();
+        self.fn_names
+            .entry(entry.name.clone())
+            .or_default()
+            .push(index);
+        self.fns.push(entry);
+        index
+    }
+
+    /// Reserves a function slot to fill in once its body is compiled.
+    fn reserve_function(&mut self, name: &str) -> FuncIdx {
+        self.functions.push(Function {
+            name: name.to_string(),
+            file: self.file,
+            ..Function::default()
+        });
+        FuncIdx(self.functions.len() as u32 - 1)
+    }
+
+    fn declare_functions<'a>(&mut self, file: &'a ast::File, user: bool) -> Vec<PendingFn<'a>> {
+        let mut pending = Vec::new();
+        for item in &file.items {
+            let ast::Item::Fn(decl) = item else { continue };
+            let generics = self.new_params(&decl.generics);
+            let scope = self.generic_scope(&decl.generics, &generics);
+            let func = self.reserve_function(&decl.name.name);
+            let entry = self.signature(decl, generics, &scope, Callee::Script(func), user);
+            self.check_overload_clash(decl, &entry);
+            let entry = self.add_fn(entry);
+            pending.push(PendingFn {
+                decl,
+                func,
+                entry,
+                generics: scope,
+            });
+        }
+        pending
+    }
+
+    /// Two script functions of one name must differ in their first
+    /// parameter's type, or calls could not choose between them.
+    fn check_overload_clash(&mut self, decl: &ast::FnDecl, entry: &FnEntry) {
+        let Some(existing) = self.fn_names.get(&entry.name) else {
+            return;
+        };
+        let clash = existing.iter().any(|&other| {
+            let other = &self.fns[other];
+            other.user == entry.user && matches!(other.callee, Callee::Script(_)) && {
+                match (other.params.first(), entry.params.first()) {
+                    (Some(a), Some(b)) => same_shape(a, b),
+                    (a, b) => a.is_none() && b.is_none(),
+                }
+            }
+        });
+        if clash {
+            self.error(duplicate(&decl.name).with_help(
+                "functions may share a name only when their first parameters' types differ",
+            ));
+        }
+    }
+
+    // ---- types as written ----
+
+    /// The type a written type denotes, reporting unknown names.
+    fn resolve_type(&mut self, texpr: &TypeExpr, generics: &HashMap<String, u32>) -> Type {
+        match &texpr.kind {
+            TypeExprKind::Nil => Type::Nil,
+            TypeExprKind::List(inner) => Type::List(Box::new(self.resolve_type(inner, generics))),
+            TypeExprKind::Map(key, value) => {
+                let key_type = self.resolve_type(key, generics);
+                if !key_type.is_key() && !matches!(key_type, Type::Param(_)) {
+                    self.error(Diagnostic::new(
+                        codes::MISMATCH,
+                        "map keys must be `int`, `str` or `bool`",
+                        key.span,
+                        "not a key type",
+                    ));
+                }
+                Type::Map(
+                    Box::new(key_type),
+                    Box::new(self.resolve_type(value, generics)),
+                )
+            }
+            TypeExprKind::Optional(inner) => Type::optional(self.resolve_type(inner, generics)),
+            TypeExprKind::Fn {
+                params,
+                ret,
+                yields,
+                receives,
+            } => {
+                let params = params
+                    .iter()
+                    .map(|p| self.resolve_type(p, generics))
+                    .collect();
+                let ret = ret
+                    .as_ref()
+                    .map_or(Type::Nil, |r| self.resolve_type(r, generics));
+                let yields = yields.as_ref().map(|y| self.resolve_type(y, generics));
+                let receives = receives.as_ref().map(|r| self.resolve_type(r, generics));
+                Type::Fn(Box::new(crate::types::FnType {
+                    params,
+                    ret,
+                    yields,
+                    receives,
+                }))
+            }
+            TypeExprKind::Named(name, args) => {
+                self.resolve_named_type(texpr.span, name, args, generics)
+            }
+        }
+    }
+
+    fn resolve_named_type(
+        &mut self,
+        span: Span,
+        name: &ast::Ident,
+        args: &[TypeExpr],
+        generics: &HashMap<String, u32>,
+    ) -> Type {
+        let args: Vec<Type> = args
+            .iter()
+            .map(|a| self.resolve_type(a, generics))
+            .collect();
+        let simple = match name.name.as_str() {
+            "int" => Some(Type::Int),
+            "float" => Some(Type::Float),
+            "bool" => Some(Type::Bool),
+            "str" => Some(Type::Str),
+            "any" => Some(Type::Any),
+            _ => None,
+        };
+        if let Some(ty) = simple {
+            return self.check_type_args(span, &name.name, args, 0, |_| ty.clone());
+        }
+        if let Some(id) = generics.get(&name.name) {
+            let id = *id;
+            return self.check_type_args(span, &name.name, args, 0, |_| Type::Param(id));
+        }
+        match name.name.as_str() {
+            "Coro" => {
+                if args.len() == 1 {
+                    return Type::Coro(Box::new(args[0].clone()), Box::new(Type::Nil));
+                }
+                return self.check_type_args(span, "Coro", args, 2, |a| {
+                    Type::Coro(Box::new(a[0].clone()), Box::new(a[1].clone()))
+                });
+            }
+            "Task" => {
+                return self.check_type_args(span, "Task", args, 1, |a| {
+                    Type::Task(Box::new(a[0].clone()))
+                })
+            }
+            "Chan" => {
+                return self.check_type_args(span, "Chan", args, 1, |a| {
+                    Type::Chan(Box::new(a[0].clone()))
+                })
+            }
+            _ => {}
+        }
+        match self.type_names.get(&name.name).copied() {
+            Some(TypeName::Struct(id)) => {
+                let count = self.structs[id as usize].generics.len();
+                self.check_type_args(span, &name.name, args, count, |a| {
+                    Type::Struct(id, a.to_vec())
+                })
+            }
+            Some(TypeName::Enum(id)) => {
+                let count = self.enums[id as usize].generics.len();
+                self.check_type_args(span, &name.name, args, count, |a| {
+                    Type::Enum(id, a.to_vec())
+                })
+            }
+            None => {
+                self.error(
+                    Diagnostic::new(codes::UNKNOWN_TYPE, format!("unknown type `{}`", name.name), name.span, "not a type in scope")
+                        .with_help("types are int, float, bool, str, nil, [T], [K: V], T?, fn(...) -> T, and declared structs and enums"),
+                );
+                Type::Error
+            }
+        }
+    }
+
+    fn check_type_args(
+        &mut self,
+        span: Span,
+        name: &str,
+        args: Vec<Type>,
+        expected: usize,
+        make: impl FnOnce(&[Type]) -> Type,
+    ) -> Type {
+        if args.len() != expected {
+            self.error(Diagnostic::new(
+                codes::GENERIC,
+                format!(
+                    "`{name}` takes {expected} type argument(s), found {}",
+                    args.len()
+                ),
+                span,
+                "wrong number of type arguments",
+            ));
+            return Type::Error;
+        }
+        make(&args)
+    }
+
+    // ---- constants ----
+
+    fn constant(&mut self, key: ConstKey) -> ConstIdx {
+        if let Some(index) = self.const_index.get(&key) {
+            return *index;
+        }
+        let constant = match &key {
+            ConstKey::Int(n) => Constant::Int(*n),
+            ConstKey::Float(bits) => Constant::Float(f64::from_bits(*bits)),
+            ConstKey::Str(text) => Constant::Str(text.clone()),
+        };
+        let index = ConstIdx(self.constants.len() as u32);
+        self.constants.push(constant);
+        self.const_index.insert(key, index);
+        index
+    }
+
+    // ---- globals ----
+
+    fn declare_global(&mut self, name: &str, ty: Type) -> GlobalIdx {
+        let index = GlobalIdx(self.globals.len() as u32);
+        self.globals.push(GlobalInfo { ty });
+        self.global_order.push(name.to_string());
+        self.global_names.insert(name.to_string(), index);
+        index
+    }
+
+    // ---- function bodies ----
+
+    fn compile_main(&mut self, file: &ast::File) {
+        let func = self.reserve_function("main");
+        self.main = func;
+        let stmts: Vec<&ast::Stmt> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                ast::Item::Stmt(stmt) => Some(stmt),
+                _ => None,
+            })
+            .collect();
+        let mut builder = FnBuilder::new(func, Type::Nil, false);
+        builder.is_main = true;
+        builder.cells = captures::cell_names_in_stmts(stmts.iter().copied());
+        self.builders.push(builder);
+        for stmt in &stmts {
+            self.stmt(stmt);
+        }
+        let end = stmts.last().map_or(Span::default(), |s| Span {
+            start: s.span.end,
+            end: s.span.end,
+        });
+        self.emit(spool_vm::Op::ReturnNil, end);
+        self.finish_builder(0);
+    }
+
+    fn compile_fn_body(&mut self, pending: PendingFn<'_>) {
+        let entry = self.fns[pending.entry].clone();
+        let decl = pending.decl;
+        let Some(body) = &decl.body else { return };
+        let mut builder = FnBuilder::new(pending.func, entry.ret.clone(), false);
+        builder.generics = pending.generics;
+        builder.cells = captures::cell_names_in_fn(&decl.params, body);
+        self.builders.push(builder);
+        for (param, ty) in decl.params.iter().zip(&entry.params) {
+            self.declare_param(&param.name, ty.clone());
+        }
+        self.block_stmts(body);
+        self.finish_body(body, &entry.ret, decl.name.span, &decl.name.name);
+        self.finish_builder(decl.params.len() as u16);
+    }
+
+    /// Ends a function body: a reachable end is a `return nil`, which is
+    /// an error when the function promises a value.
+    fn finish_body(&mut self, body: &ast::Block, ret: &Type, name_span: Span, name: &str) {
+        let end = Span {
+            start: body.span.end.saturating_sub(1),
+            end: body.span.end,
+        };
+        if !stmt::block_terminates(body) {
+            let ret = self.unifier.shallow(ret);
+            if !matches!(
+                ret,
+                Type::Nil | Type::Error | Type::Opt(_) | Type::Var(_) | Type::Any
+            ) {
+                let shown = self.show(&ret);
+                self.error(
+                    Diagnostic::new(
+                        codes::MISSING_RETURN,
+                        format!("missing return in `{name}`, which returns `{shown}`"),
+                        end,
+                        "the end of the function can be reached",
+                    )
+                    .with_label(name_span, format!("declared to return `{shown}`"))
+                    .with_help("add a `return` at the end, or cover every path with one"),
+                );
+            }
+            self.emit(spool_vm::Op::ReturnNil, end);
+        }
+    }
+
+    /// Pops the innermost builder and stores its function.
+    fn finish_builder(&mut self, arity: u16) -> builder::FnBuilder {
+        let builder = self.builders.pop().expect("a function is being compiled");
+        let function = &mut self.functions[builder.func.index()];
+        function.arity = arity;
+        function.register_count = builder.max_reg.max(arity).max(1);
+        function.capture_count = builder.captures.len() as u16;
+        function.code = builder.code.clone();
+        function.locs = builder.locs.clone();
+        function.locals = builder.local_info.clone();
+        self.uninferred.extend(builder.uninferred.iter().cloned());
+        if self.builders.is_empty() {
+            for (name, ty) in std::mem::take(&mut self.uninferred) {
+                if self.unifier.has_unbound(&ty) {
+                    self.cannot_infer(&name);
+                }
+            }
+        }
+        builder
+    }
+}
+
+fn duplicate(name: &ast::Ident) -> Diagnostic {
+    Diagnostic::new(
+        codes::DUPLICATE,
+        format!("duplicate definition of `{}`", name.name),
+        name.span,
+        "defined again here",
+    )
+}
+
+fn is_builtin_type(name: &str) -> bool {
+    matches!(
+        name,
+        "int" | "float" | "bool" | "str" | "nil" | "any" | "Coro" | "Task" | "Chan"
+    )
+}
+
+/// Do two first-parameter types select the same calls? Generic parameters
+/// count as alike.
+fn same_shape(a: &Type, b: &Type) -> bool {
+    match (a, b) {
+        (Type::Param(_), Type::Param(_)) | (Type::Fn(_), Type::Fn(_)) => true,
+        (Type::List(x), Type::List(y))
+        | (Type::Opt(x), Type::Opt(y))
+        | (Type::Task(x), Type::Task(y))
+        | (Type::Chan(x), Type::Chan(y)) => same_shape(x, y),
+        (Type::Map(k1, v1), Type::Map(k2, v2)) | (Type::Coro(k1, v1), Type::Coro(k2, v2)) => {
+            same_shape(k1, k2) && same_shape(v1, v2)
+        }
+        (Type::Struct(i, _), Type::Struct(j, _)) | (Type::Enum(i, _), Type::Enum(j, _)) => i == j,
+        _ => a == b,
+    }
+}

@@ -1,0 +1,1020 @@
+//! Statements: variables and assignment, control flow, loops, `try`,
+//! `throw`, `defer` and nested functions.
+
+use spool_vm::{Op, Pc, Reg};
+
+use super::builder::{FnBuilder, LoopCtx, VarRef};
+use super::{captures, Compiler, TypeName};
+use crate::ast::{
+    BinOp, Block, Expr, ExprKind, FnDecl, ForIter, Ident, Lambda, LambdaBody, Span, Stmt, StmtKind,
+    TypeExpr,
+};
+use crate::diag::{codes, Diagnostic};
+use crate::types::Type;
+
+impl Compiler {
+    /// The statements of a block, in the current scope.
+    pub(super) fn block_stmts(&mut self, block: &Block) {
+        for stmt in &block.stmts {
+            self.stmt(stmt);
+        }
+    }
+
+    /// Same as [`Compiler::block_stmts`]; named for call sites that opened
+    /// the scope themselves.
+    pub(super) fn block_stmts_in_scope(&mut self, block: &Block) {
+        self.block_stmts(block);
+    }
+
+    /// A block in a scope of its own.
+    fn scoped_block(&mut self, block: &Block) {
+        self.push_scope();
+        self.block_stmts(block);
+        self.pop_scope();
+    }
+
+    pub(super) fn stmt(&mut self, stmt: &Stmt) {
+        let mark = self.mark();
+        let span = stmt.span;
+        match &stmt.kind {
+            StmtKind::Let { name, ty, value } => return self.let_stmt(name, ty.as_ref(), value),
+            StmtKind::Fn(decl) => return self.fn_stmt(decl),
+            StmtKind::Assign { target, value } => self.assign(target, value),
+            StmtKind::CompoundAssign { target, op, value } => {
+                self.compound_assign(target, *op, value, span)
+            }
+            StmtKind::Expr(expr) => self.expr_stmt(expr),
+            StmtKind::If { cond, then, els } => self.if_stmt(cond, then, els.as_ref(), span),
+            StmtKind::IfLet {
+                name,
+                value,
+                then,
+                els,
+            } => self.if_let(name, value, then, els.as_ref(), span),
+            StmtKind::While { cond, body } => self.while_stmt(cond, body, span),
+            StmtKind::For {
+                first,
+                second,
+                iter,
+                body,
+            } => self.for_stmt(first, second.as_ref(), iter, body, span),
+            StmtKind::Break => self.break_stmt(span),
+            StmtKind::Continue => self.continue_stmt(span),
+            StmtKind::Return(value) => self.return_stmt(value.as_ref(), span),
+            StmtKind::Defer(inner) => self.defer_stmt(inner, span),
+            StmtKind::Throw(value) => {
+                let error_ty = self.error_type();
+                let src = self.check(value, &error_ty);
+                self.emit(Op::Throw { src }, span);
+            }
+            StmtKind::Try {
+                body,
+                binding,
+                handler,
+            } => self.try_stmt(body, binding, handler, span),
+            StmtKind::Block(block) => self.scoped_block(block),
+        }
+        self.free_to(mark);
+    }
+
+    /// The type of `Error` records.
+    pub(super) fn error_type(&self) -> Type {
+        match self.type_names.get("Error") {
+            Some(TypeName::Struct(id)) => Type::Struct(*id, Vec::new()),
+            _ => Type::Error,
+        }
+    }
+
+    fn expr_stmt(&mut self, expr: &Expr) {
+        if let ExprKind::Match(scrutinee, arms) = &expr.kind {
+            self.match_expr(scrutinee, arms, None, None, expr.span);
+            return;
+        }
+        let dst = self.alloc();
+        self.expr_into(expr, dst, None);
+    }
+
+    fn let_stmt(&mut self, name: &Ident, ty: Option<&TypeExpr>, value: &Expr) {
+        let generics = self.b().generics.clone();
+        let declared = ty.map(|ty| self.resolve_type(ty, &generics));
+        let reg = self.alloc();
+        let ty = match &declared {
+            Some(declared) => {
+                self.check_into(value, reg, declared);
+                declared.clone()
+            }
+            None => self.expr_into(value, reg, None),
+        };
+        if declared.is_none() && matches!(value.kind, ExprKind::Nil) {
+            self.cannot_infer(name);
+        } else if declared.is_none() {
+            self.b().uninferred.push((name.clone(), ty.clone()));
+        }
+        if self.is_global_let(name) {
+            let global = self.declare_global(&name.name, ty);
+            self.emit(Op::StoreGlobal { global, src: reg }, name.span);
+            self.free_to(reg.0);
+            return;
+        }
+        self.bind_local(name, reg, ty);
+    }
+
+    pub(super) fn cannot_infer(&mut self, name: &Ident) {
+        self.error(
+            Diagnostic::new(
+                codes::CANNOT_INFER,
+                format!("cannot infer the type of `{}`", name.name),
+                name.span,
+                "type unknown",
+            )
+            .with_help(format!("write the type: `let {}: [int] = ...`", name.name)),
+        );
+    }
+
+    /// A `let` directly in the script's top level that some function
+    /// uses is a global; other top-level `let`s stay in registers.
+    fn is_global_let(&mut self, name: &Ident) -> bool {
+        let shared = self.shared_names.contains(&name.name) || self.all_globals;
+        let builder = self.b();
+        builder.is_main && builder.scopes.len() == 1 && shared
+    }
+
+    /// `fn name(...) { }` inside a block: a closure in a local variable
+    /// that its own body can call.
+    fn fn_stmt(&mut self, decl: &FnDecl) {
+        if !decl.generics.is_empty() {
+            self.error(Diagnostic::new(
+                codes::GENERIC,
+                "nested functions cannot be generic",
+                decl.span,
+                "move it to the top level",
+            ));
+        }
+        let generics = self.b().generics.clone();
+        let params: Vec<Type> = decl
+            .params
+            .iter()
+            .map(|p| {
+                p.ty.as_ref()
+                    .map_or(Type::Error, |ty| self.resolve_type(ty, &generics))
+            })
+            .collect();
+        let ret = decl
+            .ret
+            .as_ref()
+            .map_or(Type::Nil, |ty| self.resolve_type(ty, &generics));
+        let fn_type = Type::func(params, ret);
+        let reg = self.alloc();
+        self.emit(Op::LoadNil { dst: reg }, decl.name.span);
+        self.bind_local(&decl.name, reg, fn_type.clone());
+        let lambda = Lambda {
+            params: decl.params.clone(),
+            ret: decl.ret.clone(),
+            body: LambdaBody::Block(decl.body.clone().unwrap_or(Block {
+                stmts: Vec::new(),
+                span: decl.span,
+            })),
+            span: decl.span,
+        };
+        let mark = self.mark();
+        let value = self.alloc();
+        self.lambda(&lambda, value, Some(&fn_type), &decl.name.name);
+        let var = self.lookup_var(&decl.name.name).expect("just declared");
+        self.store_var(&var, value, decl.name.span);
+        self.free_to(mark);
+    }
+
+    fn assign(&mut self, target: &Expr, value: &Expr) {
+        match &target.kind {
+            ExprKind::Name(name) => {
+                let Some(var) = self.assignable_var(name) else {
+                    self.expr(value, None);
+                    return;
+                };
+                let ty = var.ty().clone();
+                match var {
+                    VarRef::Local {
+                        reg, cell: false, ..
+                    } if writes_dst_last(value) => {
+                        self.check_into(value, reg, &ty);
+                    }
+                    _ => {
+                        let src = self.check(value, &ty);
+                        self.store_var(&var, src, target.span);
+                    }
+                }
+            }
+            ExprKind::Field(object, field) => {
+                let (object_ty, obj) = self.expr(object, None);
+                let object_ty = self.unifier.shallow(&object_ty);
+                let Some((index, field_ty)) = self.struct_field(&object_ty, field) else {
+                    return;
+                };
+                let src = self.check(value, &field_ty);
+                self.emit(
+                    Op::SetField {
+                        obj,
+                        field: index,
+                        src,
+                    },
+                    target.span,
+                );
+            }
+            ExprKind::Index(object, index) => {
+                let (object_ty, obj) = self.expr(object, None);
+                match self.unifier.shallow(&object_ty) {
+                    Type::List(element) => {
+                        let index = self.check(index, &Type::Int);
+                        let src = self.check(value, &element);
+                        self.emit(
+                            Op::ListSet {
+                                list: obj,
+                                index,
+                                src,
+                            },
+                            target.span,
+                        );
+                    }
+                    Type::Map(key, element) => {
+                        let key = self.check(index, &key);
+                        let src = self.check(value, &element);
+                        self.emit(Op::MapSet { map: obj, key, src }, target.span);
+                    }
+                    Type::Error => {}
+                    other => {
+                        let shown = self.show(&other);
+                        self.error(Diagnostic::new(
+                            codes::NOT_A_PLACE,
+                            format!("cannot assign to an element of `{shown}`"),
+                            target.span,
+                            "not a list or map",
+                        ));
+                    }
+                }
+            }
+            _ => self.not_a_place(target.span),
+        }
+    }
+
+    fn not_a_place(&mut self, span: Span) {
+        self.error(
+            Diagnostic::new(codes::NOT_A_PLACE, "cannot assign to this expression", span, "not a variable, field or element")
+                .with_help("assign to a variable (`x = ...`), a field (`p.x = ...`) or an element (`xs[i] = ...`)"),
+        );
+    }
+
+    /// The variable a name assigns to, reporting functions and unknowns.
+    fn assignable_var(&mut self, name: &Ident) -> Option<VarRef> {
+        if let Some(var) = self.lookup_var(&name.name) {
+            return Some(var);
+        }
+        if self.fn_names.contains_key(&name.name) || self.type_names.contains_key(&name.name) {
+            self.error(Diagnostic::new(
+                codes::NOT_A_PLACE,
+                format!("cannot assign to `{}`: it is not a variable", name.name),
+                name.span,
+                "a function or type",
+            ));
+        } else {
+            self.unknown_name(name);
+        }
+        None
+    }
+
+    fn compound_assign(&mut self, target: &Expr, op: BinOp, value: &Expr, span: Span) {
+        match &target.kind {
+            ExprKind::Name(name) => {
+                let Some(var) = self.assignable_var(name) else {
+                    return;
+                };
+                let ty = var.ty().clone();
+                let current = match var {
+                    VarRef::Local {
+                        reg, cell: false, ..
+                    } => reg,
+                    _ => {
+                        let tmp = self.alloc();
+                        self.load_var(&var, tmp, target.span);
+                        tmp
+                    }
+                };
+                self.apply_compound(op, (ty, current), value, span);
+                self.store_var(&var, current, target.span);
+            }
+            ExprKind::Field(object, field) => {
+                let (object_ty, obj) = self.expr(object, None);
+                let object_ty = self.unifier.shallow(&object_ty);
+                let Some((index, field_ty)) = self.struct_field(&object_ty, field) else {
+                    return;
+                };
+                let tmp = self.alloc();
+                self.emit(
+                    Op::GetField {
+                        dst: tmp,
+                        obj,
+                        field: index,
+                    },
+                    target.span,
+                );
+                self.apply_compound(op, (field_ty, tmp), value, span);
+                self.emit(
+                    Op::SetField {
+                        obj,
+                        field: index,
+                        src: tmp,
+                    },
+                    target.span,
+                );
+            }
+            ExprKind::Index(object, index) => {
+                let (object_ty, obj) = self.expr(object, None);
+                let tmp = self.alloc();
+                match self.unifier.shallow(&object_ty) {
+                    Type::List(element) => {
+                        let index = self.check(index, &Type::Int);
+                        self.emit(
+                            Op::ListGet {
+                                dst: tmp,
+                                list: obj,
+                                index,
+                            },
+                            target.span,
+                        );
+                        self.apply_compound(op, (*element, tmp), value, span);
+                        self.emit(
+                            Op::ListSet {
+                                list: obj,
+                                index,
+                                src: tmp,
+                            },
+                            target.span,
+                        );
+                    }
+                    Type::Map(key, element) => {
+                        let key = self.check(index, &key);
+                        self.emit(
+                            Op::MapGet {
+                                dst: tmp,
+                                map: obj,
+                                key,
+                            },
+                            target.span,
+                        );
+                        self.apply_compound(op, (*element, tmp), value, span);
+                        self.emit(
+                            Op::MapSet {
+                                map: obj,
+                                key,
+                                src: tmp,
+                            },
+                            target.span,
+                        );
+                    }
+                    Type::Error => {}
+                    _ => self.not_a_place(target.span),
+                }
+            }
+            _ => self.not_a_place(target.span),
+        }
+    }
+
+    /// `current := current op value`, checking the result keeps its type.
+    fn apply_compound(&mut self, op: BinOp, current: (Type, Reg), value: &Expr, span: Span) {
+        let (ty, reg) = current;
+        if let (ExprKind::Int(n), Type::Int, BinOp::Add | BinOp::Sub) =
+            (&value.kind, self.unifier.shallow(&ty), op)
+        {
+            let imm = if op == BinOp::Add {
+                i32::try_from(*n).ok()
+            } else {
+                i32::try_from(-*n).ok()
+            };
+            if let Some(imm) = imm {
+                self.emit(
+                    Op::AddIntImm {
+                        dst: reg,
+                        lhs: reg,
+                        imm,
+                    },
+                    span,
+                );
+                return;
+            }
+        }
+        let (value_ty, value_reg) = self.expr(value, Some(&ty));
+        let result = self.binary_op(op, (ty.clone(), reg), (value_ty, value_reg), reg, span);
+        self.expect_type(span, &ty, &result);
+    }
+
+    // ---- control flow ----
+
+    /// Emits jumps taken when `cond` is false; returns them for patching.
+    fn jumps_if_false(&mut self, cond: &Expr) -> Vec<usize> {
+        let mark = self.mark();
+        let jumps = match &cond.kind {
+            ExprKind::Binary(BinOp::And, lhs, rhs) => {
+                let mut jumps = self.jumps_if_false(lhs);
+                jumps.extend(self.jumps_if_false(rhs));
+                jumps
+            }
+            ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
+                let (lt, l) = self.expr(lhs, None);
+                let (rt, r) = self.expr(rhs, Some(&lt));
+                let both_int = self.unifier.shallow(&lt) == Type::Int
+                    && self.unifier.shallow(&rt) == Type::Int;
+                let target = Pc(0);
+                let op = match (both_int, op) {
+                    (true, BinOp::Lt) => Op::JumpIfNotLtInt {
+                        lhs: l,
+                        rhs: r,
+                        target,
+                    },
+                    (true, BinOp::Le) => Op::JumpIfNotLeInt {
+                        lhs: l,
+                        rhs: r,
+                        target,
+                    },
+                    (true, BinOp::Gt) => Op::JumpIfNotLtInt {
+                        lhs: r,
+                        rhs: l,
+                        target,
+                    },
+                    (true, _) => Op::JumpIfNotLeInt {
+                        lhs: r,
+                        rhs: l,
+                        target,
+                    },
+                    (false, _) => {
+                        let dst = self.alloc();
+                        self.binary_op(*op, (lt, l), (rt, r), dst, cond.span);
+                        Op::JumpIfFalse { cond: dst, target }
+                    }
+                };
+                vec![self.emit(op, cond.span)]
+            }
+            _ => {
+                let reg = self.check(cond, &Type::Bool);
+                vec![self.emit(
+                    Op::JumpIfFalse {
+                        cond: reg,
+                        target: Pc(0),
+                    },
+                    cond.span,
+                )]
+            }
+        };
+        self.free_to(mark);
+        jumps
+    }
+
+    fn if_stmt(&mut self, cond: &Expr, then: &Block, els: Option<&Block>, span: Span) {
+        let to_else = self.jumps_if_false(cond);
+        self.scoped_block(then);
+        match els {
+            Some(els) => {
+                let to_end = self.jump_forward(span);
+                to_else.into_iter().for_each(|jump| self.patch_here(jump));
+                self.scoped_block(els);
+                self.patch_here(to_end);
+            }
+            None => to_else.into_iter().for_each(|jump| self.patch_here(jump)),
+        }
+    }
+
+    fn if_let(
+        &mut self,
+        name: &Ident,
+        value: &Expr,
+        then: &Block,
+        els: Option<&Block>,
+        span: Span,
+    ) {
+        let (ty, src) = self.expr(value, None);
+        let inner = match self.unifier.shallow(&ty) {
+            Type::Opt(inner) => *inner,
+            Type::Error => Type::Error,
+            other => {
+                let shown = self.show(&other);
+                self.error(Diagnostic::new(
+                    codes::MISMATCH,
+                    format!("`if let` needs an optional, found `{shown}`"),
+                    value.span,
+                    "never nil",
+                ));
+                other
+            }
+        };
+        let to_else = self.emit(Op::JumpIfNil { src, target: Pc(0) }, value.span);
+        self.push_scope();
+        let reg = self.alloc();
+        self.emit(Op::Move { dst: reg, src }, name.span);
+        self.bind_local(name, reg, inner);
+        self.block_stmts(then);
+        self.pop_scope();
+        match els {
+            Some(els) => {
+                let to_end = self.jump_forward(span);
+                self.patch_here(to_else);
+                self.scoped_block(els);
+                self.patch_here(to_end);
+            }
+            None => self.patch_here(to_else),
+        }
+    }
+
+    fn while_stmt(&mut self, cond: &Expr, body: &Block, span: Span) {
+        let start = self.here();
+        let exits = self.jumps_if_false(cond);
+        self.enter_loop();
+        self.scoped_block(body);
+        self.emit(Op::Jump { target: start }, span);
+        let end = self.here();
+        self.exit_loop(start, end);
+        exits.into_iter().for_each(|jump| self.patch(jump, end));
+    }
+
+    fn enter_loop(&mut self) {
+        let try_depth = self.b().try_depth;
+        self.b().loops.push(LoopCtx {
+            try_depth,
+            ..LoopCtx::default()
+        });
+    }
+
+    /// Closes the innermost loop: `continue` goes to `next`, `break` to `end`.
+    fn exit_loop(&mut self, next: Pc, end: Pc) {
+        let ctx = self.b().loops.pop().expect("a loop is open");
+        ctx.continues
+            .into_iter()
+            .for_each(|jump| self.patch(jump, next));
+        ctx.breaks
+            .into_iter()
+            .for_each(|jump| self.patch(jump, end));
+    }
+
+    fn for_stmt(
+        &mut self,
+        first: &Ident,
+        second: Option<&Ident>,
+        iter: &ForIter,
+        body: &Block,
+        span: Span,
+    ) {
+        match iter {
+            ForIter::Range { lo, hi, inclusive } => {
+                if let Some(second) = second {
+                    self.error(Diagnostic::new(
+                        codes::MISMATCH,
+                        "a range gives one value per iteration",
+                        second.span,
+                        "remove this name",
+                    ));
+                }
+                self.for_range(first, lo, hi, *inclusive, body, span);
+            }
+            ForIter::Expr(expr) => {
+                let (ty, src) = self.expr(expr, None);
+                match self.unifier.shallow(&ty) {
+                    Type::List(element) => self.for_list(first, second, src, *element, body, span),
+                    Type::Map(key, value) => {
+                        self.for_map(first, second, src, (*key, *value), body, span)
+                    }
+                    Type::Error => {}
+                    other => {
+                        let shown = self.show(&other);
+                        self.error(Diagnostic::new(
+                            codes::MISMATCH,
+                            format!("cannot iterate over a value of type `{shown}`"),
+                            expr.span,
+                            "not a list, map or range",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn for_range(
+        &mut self,
+        var: &Ident,
+        lo: &Expr,
+        hi: &Expr,
+        inclusive: bool,
+        body: &Block,
+        span: Span,
+    ) {
+        let counter = self.alloc_n(3);
+        self.check_into(lo, counter, &Type::Int);
+        let end = Reg(counter.0 + 1);
+        self.check_into(hi, end, &Type::Int);
+        if inclusive {
+            self.emit(
+                Op::AddIntImm {
+                    dst: end,
+                    lhs: end,
+                    imm: 1,
+                },
+                hi.span,
+            );
+        }
+        let prep = self.emit(
+            Op::ForRangePrep {
+                counter,
+                exit: Pc(0),
+            },
+            span,
+        );
+        let body_start = self.here();
+        self.enter_loop();
+        self.push_scope();
+        let loop_var = Reg(counter.0 + 2);
+        if self.b().cells.contains(&var.name) {
+            let reg = self.alloc();
+            self.emit(
+                Op::Move {
+                    dst: reg,
+                    src: loop_var,
+                },
+                var.span,
+            );
+            self.bind_local(var, reg, Type::Int);
+        } else {
+            self.bind_existing(var, loop_var, Type::Int);
+        }
+        self.block_stmts(body);
+        self.pop_scope();
+        let next = self.here();
+        self.emit(
+            Op::ForRangeLoop {
+                counter,
+                body: body_start,
+            },
+            span,
+        );
+        let exit = self.here();
+        self.exit_loop(next, exit);
+        self.patch(prep, exit);
+    }
+
+    /// Binds a variable to a register allocated earlier (a loop's own).
+    fn bind_existing(&mut self, name: &Ident, reg: Reg, ty: Type) {
+        let builder = self.b();
+        builder.local_info.push(spool_vm::LocalInfo {
+            name: name.name.clone(),
+            reg,
+        });
+        let scope = builder.scopes.last_mut().expect("a scope is open");
+        scope.push(super::builder::Local {
+            name: name.name.clone(),
+            reg,
+            ty,
+            cell: false,
+        });
+    }
+
+    /// `for x in xs` and `for i, x in xs`: an index register counts up to
+    /// the list's length, read again each time round.
+    fn for_list(
+        &mut self,
+        first: &Ident,
+        second: Option<&Ident>,
+        list: Reg,
+        element: Type,
+        body: &Block,
+        span: Span,
+    ) {
+        let regs = self.alloc_n(3);
+        let (list_reg, index, len) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
+        self.emit(
+            Op::Move {
+                dst: list_reg,
+                src: list,
+            },
+            span,
+        );
+        self.emit(
+            Op::LoadInt {
+                dst: index,
+                value: 0,
+            },
+            span,
+        );
+        let start = self.here();
+        self.emit(
+            Op::ListLen {
+                dst: len,
+                list: list_reg,
+            },
+            span,
+        );
+        let exit = self.emit(
+            Op::JumpIfNotLtInt {
+                lhs: index,
+                rhs: len,
+                target: Pc(0),
+            },
+            span,
+        );
+        self.enter_loop();
+        self.push_scope();
+        let (index_name, value_name) = match second {
+            Some(second) => (Some(first), second),
+            None => (None, first),
+        };
+        if let Some(index_name) = index_name {
+            let reg = self.alloc();
+            self.emit(
+                Op::Move {
+                    dst: reg,
+                    src: index,
+                },
+                index_name.span,
+            );
+            self.bind_local(index_name, reg, Type::Int);
+        }
+        let reg = self.alloc();
+        self.emit(
+            Op::ListGet {
+                dst: reg,
+                list: list_reg,
+                index,
+            },
+            value_name.span,
+        );
+        self.bind_local(value_name, reg, element);
+        self.block_stmts(body);
+        self.pop_scope();
+        let next = self.here();
+        self.emit(
+            Op::AddIntImm {
+                dst: index,
+                lhs: index,
+                imm: 1,
+            },
+            span,
+        );
+        self.emit(Op::Jump { target: start }, span);
+        let end = self.here();
+        self.exit_loop(next, end);
+        self.patch(exit, end);
+    }
+
+    /// `for k in m` and `for k, v in m`, in insertion order.
+    fn for_map(
+        &mut self,
+        first: &Ident,
+        second: Option<&Ident>,
+        map: Reg,
+        types: (Type, Type),
+        body: &Block,
+        span: Span,
+    ) {
+        let regs = self.alloc_n(3);
+        let (map_reg, index, len) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
+        self.emit(
+            Op::Move {
+                dst: map_reg,
+                src: map,
+            },
+            span,
+        );
+        self.emit(
+            Op::LoadInt {
+                dst: index,
+                value: 0,
+            },
+            span,
+        );
+        let start = self.here();
+        self.emit(
+            Op::MapLen {
+                dst: len,
+                map: map_reg,
+            },
+            span,
+        );
+        let exit = self.emit(
+            Op::JumpIfNotLtInt {
+                lhs: index,
+                rhs: len,
+                target: Pc(0),
+            },
+            span,
+        );
+        self.enter_loop();
+        self.push_scope();
+        let key = self.alloc();
+        self.emit(
+            Op::MapKeyAt {
+                dst: key,
+                map: map_reg,
+                index,
+            },
+            first.span,
+        );
+        self.bind_local(first, key, types.0);
+        if let Some(second) = second {
+            let value = self.alloc();
+            self.emit(
+                Op::MapValueAt {
+                    dst: value,
+                    map: map_reg,
+                    index,
+                },
+                second.span,
+            );
+            self.bind_local(second, value, types.1);
+        }
+        self.block_stmts(body);
+        self.pop_scope();
+        let next = self.here();
+        self.emit(
+            Op::AddIntImm {
+                dst: index,
+                lhs: index,
+                imm: 1,
+            },
+            span,
+        );
+        self.emit(Op::Jump { target: start }, span);
+        let end = self.here();
+        self.exit_loop(next, end);
+        self.patch(exit, end);
+    }
+
+    /// Closes the `try` blocks opened since `depth` before jumping out.
+    fn close_tries(&mut self, depth: u16, span: Span) {
+        let open = self.b().try_depth.saturating_sub(depth);
+        for _ in 0..open {
+            self.emit(Op::TryEnd, span);
+        }
+    }
+
+    fn break_stmt(&mut self, span: Span) {
+        let Some(depth) = self.b().loops.last().map(|l| l.try_depth) else {
+            return self.misplaced(span, "break", "loop");
+        };
+        self.close_tries(depth, span);
+        let jump = self.jump_forward(span);
+        self.b()
+            .loops
+            .last_mut()
+            .expect("a loop is open")
+            .breaks
+            .push(jump);
+    }
+
+    fn continue_stmt(&mut self, span: Span) {
+        let Some(depth) = self.b().loops.last().map(|l| l.try_depth) else {
+            return self.misplaced(span, "continue", "loop");
+        };
+        self.close_tries(depth, span);
+        let jump = self.jump_forward(span);
+        self.b()
+            .loops
+            .last_mut()
+            .expect("a loop is open")
+            .continues
+            .push(jump);
+    }
+
+    fn return_stmt(&mut self, value: Option<&Expr>, span: Span) {
+        if self.b().is_main {
+            return self.misplaced(span, "return", "function");
+        }
+        let ret = self.b().ret.clone();
+        match value {
+            Some(value) => {
+                let src = self.check(value, &ret);
+                self.close_tries(0, span);
+                self.emit(Op::Return { src }, span);
+            }
+            None => {
+                if !self.unifier.coerce(&ret, &Type::Nil) {
+                    self.mismatch(span, &ret, &Type::Nil);
+                }
+                self.close_tries(0, span);
+                self.emit(Op::ReturnNil, span);
+            }
+        }
+    }
+
+    /// `defer stmt`: the statement becomes a closure run when the function
+    /// exits.
+    fn defer_stmt(&mut self, inner: &Stmt, span: Span) {
+        let func = self.reserve_function("defer");
+        let mut builder = FnBuilder::new(func, Type::Nil, true);
+        builder.generics = self.b().generics.clone();
+        builder.cells = captures::cell_names_in_stmts(std::iter::once(inner));
+        self.builders.push(builder);
+        self.stmt(inner);
+        self.emit(Op::ReturnNil, span);
+        let builder = self.finish_builder(0);
+        let reg = self.alloc();
+        self.make_closure(&builder, reg, span);
+        self.emit(Op::Defer { src: reg }, span);
+    }
+
+    fn try_stmt(&mut self, body: &Block, binding: &Ident, handler: &Block, span: Span) {
+        let error = self.alloc();
+        let begin = self.emit(
+            Op::TryBegin {
+                handler: Pc(0),
+                dst: error,
+            },
+            span,
+        );
+        self.b().try_depth += 1;
+        self.scoped_block(body);
+        self.b().try_depth -= 1;
+        self.emit(Op::TryEnd, span);
+        let to_end = self.jump_forward(span);
+        self.patch_here(begin);
+        self.push_scope();
+        let reg = self.alloc();
+        self.emit(
+            Op::Move {
+                dst: reg,
+                src: error,
+            },
+            binding.span,
+        );
+        let error_ty = self.error_type();
+        self.bind_local(binding, reg, error_ty);
+        self.block_stmts(handler);
+        self.pop_scope();
+        self.patch_here(to_end);
+    }
+}
+
+/// Does compiling `expr` into a register write it only at the very end, so
+/// the register may be a variable the expression itself reads?
+fn writes_dst_last(expr: &Expr) -> bool {
+    match &expr.kind {
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Nil
+        | ExprKind::Name(_) => true,
+        ExprKind::Binary(op, _, _) => !matches!(op, BinOp::And | BinOp::Or | BinOp::Coalesce),
+        ExprKind::Unary(..) | ExprKind::Unwrap(_) | ExprKind::Field(..) | ExprKind::Index(..) => {
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Does every path through the block end in `return` or `throw` (so its
+/// end cannot be reached)?
+pub(super) fn block_terminates(block: &Block) -> bool {
+    block.stmts.last().is_some_and(stmt_terminates)
+}
+
+fn stmt_terminates(stmt: &Stmt) -> bool {
+    match &stmt.kind {
+        StmtKind::Return(_) | StmtKind::Throw(_) => true,
+        StmtKind::If {
+            then,
+            els: Some(els),
+            ..
+        }
+        | StmtKind::IfLet {
+            then,
+            els: Some(els),
+            ..
+        } => block_terminates(then) && block_terminates(els),
+        StmtKind::Try { body, handler, .. } => block_terminates(body) && block_terminates(handler),
+        StmtKind::Block(block) => block_terminates(block),
+        StmtKind::While { cond, body } => {
+            matches!(cond.kind, ExprKind::Bool(true)) && !has_break(body)
+        }
+        StmtKind::Expr(Expr {
+            kind: ExprKind::Match(_, arms),
+            ..
+        }) => arms.iter().all(|arm| match &arm.body.kind {
+            ExprKind::Block(block) => block_terminates(block),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+/// Does the loop body contain a `break` for this loop (not a nested one)?
+fn has_break(block: &Block) -> bool {
+    block.stmts.iter().any(|stmt| match &stmt.kind {
+        StmtKind::Break => true,
+        StmtKind::If { then, els, .. } | StmtKind::IfLet { then, els, .. } => {
+            has_break(then) || els.as_ref().is_some_and(has_break)
+        }
+        StmtKind::Try { body, handler, .. } => has_break(body) || has_break(handler),
+        StmtKind::Block(block) => has_break(block),
+        StmtKind::Expr(Expr {
+            kind: ExprKind::Match(_, arms),
+            ..
+        }) => arms.iter().any(|arm| match &arm.body.kind {
+            ExprKind::Block(block) => has_break(block),
+            _ => false,
+        }),
+        _ => false,
+    })
+}
