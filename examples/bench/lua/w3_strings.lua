@@ -1,0 +1,10 @@
+-- W3 (BENCHMARKS.md): build 300 000 strings, join them, print the length. Prints 2288889.
+local function main()
+  local parts = {}
+  for i = 0, 300000 - 1 do
+    parts[#parts + 1] = "k" .. tostring(i)
+  end
+  local joined = table.concat(parts, ",")
+  print(#joined)
+end
+main()
