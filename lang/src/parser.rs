@@ -575,7 +575,7 @@ impl Ctx {
 fn int_too_large(span: Span) -> Diagnostic {
     Diagnostic::new(
         codes::LITERAL,
-        "integer literal does not fit in 64 bits",
+        "integer literal out of range: it does not fit in 64 bits",
         span,
         "out of range",
     )

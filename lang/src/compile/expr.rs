@@ -530,15 +530,30 @@ impl Compiler {
 
     fn operator_error(&mut self, op: BinOp, lt: &Type, rt: &Type, span: Span) -> Type {
         let (left, right) = (self.show(lt), self.show(rt));
-        let mut diag = Diagnostic::new(
-            codes::OPERATOR,
-            format!(
-                "operator `{}` cannot be applied to `{left}` and `{right}`",
-                op.symbol()
-            ),
-            span,
-            format!("`{left}` {} `{right}`", op.symbol()),
-        );
+        let symbol = op.symbol();
+        let label = format!("`{left}` {symbol} `{right}`");
+        let accepts = |ty: &str| match op {
+            BinOp::Add => matches!(ty, "int" | "float" | "str"),
+            BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => matches!(ty, "int" | "float"),
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => matches!(ty, "int" | "float" | "str"),
+            _ => true,
+        };
+        // Two operands the operator takes one at a time, but not together.
+        let mut diag = if accepts(&left) && accepts(&right) && left != right {
+            Diagnostic::new(
+                codes::MISMATCH,
+                format!("mismatched types: `{symbol}` cannot be applied to `{left}` and `{right}`"),
+                span,
+                label,
+            )
+        } else {
+            Diagnostic::new(
+                codes::OPERATOR,
+                format!("operator `{symbol}` cannot be applied to `{left}` and `{right}`"),
+                span,
+                label,
+            )
+        };
         let numeric = |s: &str| s == "int" || s == "float";
         if numeric(&left) && numeric(&right) && left != right {
             diag = diag.with_help("convert one side: `float(i)` or `int(f)`");
