@@ -5,7 +5,9 @@
 //! once, by one failing test.
 //!
 //! `SPOOL_TEST_FILTER=substring` runs only the scripts whose path contains
-//! it; `SPOOL_TEST_TIMEOUT=seconds` (default 300) bounds each script.
+//! it; `SPOOL_TEST_TIMEOUT=seconds` (default 300) bounds each script;
+//! `SPOOL_TEST_TIMES=1` prints how long each script took in each mode
+//! (visible with `--nocapture`).
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -194,7 +196,7 @@ fn judge(script: &Script) -> Verdict {
         check_compile_errors(&script.directives, compiled.err())
     } else {
         match compiled {
-            Ok(program) => check_runs(&script.directives, &program),
+            Ok(program) => check_runs(&script.name, &script.directives, &program),
             Err(error) => vec![format!(
                 "[compile] expected to compile, but:\n{}",
                 indent(&error.render())
@@ -263,10 +265,17 @@ fn check_compile_errors(
 
 /// Runs the program in every mode; modes that went wrong the same way are
 /// reported together.
-fn check_runs(directives: &Directives, program: &spool::Program) -> Vec<String> {
+fn check_runs(name: &str, directives: &Directives, program: &spool::Program) -> Vec<String> {
     let mut failures: Vec<(Vec<Mode>, String)> = Vec::new();
     for mode in Mode::ALL {
+        let started = Instant::now();
         let outcome = catch_panic(|| runner::run(program, &directives.args, mode));
+        if std::env::var_os("SPOOL_TEST_TIMES").is_some() {
+            println!(
+                "time {name} [{mode}]: {:.2}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         let Some(description) = mismatch(directives, &outcome) else {
             continue;
         };

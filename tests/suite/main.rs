@@ -4,7 +4,8 @@
 //!
 //! Useful environment variables: `SPOOL_TEST_FILTER=substring` (only the
 //! scripts and goldens whose path contains it), `UPDATE_GOLDEN=1` (rewrite
-//! golden files), `SPOOL_TEST_TIMEOUT=seconds`, `SPOOL_FUZZ_CASES=n`.
+//! golden files), `SPOOL_TEST_TIMEOUT=seconds`, `SPOOL_TEST_TIMES=1`,
+//! `SPOOL_SNAPSHOT_BUDGET_MB=n` (0: snapshot at every pause), `SPOOL_FUZZ_CASES=n`.
 
 mod cli;
 mod conformance;

@@ -15,7 +15,8 @@ pub enum Mode {
     /// instructions and is resumed at once.
     TinySlices,
     /// Budget of a thousand instructions; at every pause the run is
-    /// snapshotted, dropped, restored from the bytes and continued.
+    /// snapshotted, dropped, restored from the bytes and continued (for
+    /// long, heavy runs only at a sample of pauses: see [`Sampler`]).
     Snapshot,
 }
 
@@ -89,6 +90,7 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     set_budget(&mut run, mode);
     let mut host = spool::CaptureHost::default();
     let mut pauses: u64 = 0;
+    let mut sampler = Sampler::from_env();
     let end = loop {
         match run.resume(&mut host) {
             Ok(spool::Step::Done(_)) => break End::Done,
@@ -97,9 +99,12 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
                 if pauses > MAX_PAUSES {
                     break End::Broken(format!("still running after {MAX_PAUSES} pauses"));
                 }
-                if mode == Mode::Snapshot {
+                if mode == Mode::Snapshot && sampler.due() {
                     match round_trip(run) {
-                        Ok(restored) => run = restored,
+                        Ok((restored, size)) => {
+                            run = restored;
+                            sampler.spent(size);
+                        }
                         Err(why) => break End::Broken(why),
                     }
                     set_budget(&mut run, mode);
@@ -138,12 +143,75 @@ fn set_budget(run: &mut spool::Run, mode: Mode) {
     }
 }
 
-/// Snapshots `run`, drops it and restores a new one from the bytes alone.
-fn round_trip(run: spool::Run) -> Result<spool::Run, String> {
-    spool::restore(&into_bytes(run)).map_err(|error| format!("restore failed: {error}"))
+/// Snapshots `run`, drops it and restores a new one from the bytes alone;
+/// also gives the snapshot's size.
+fn round_trip(run: spool::Run) -> Result<(spool::Run, u64), String> {
+    let bytes = into_bytes(run);
+    let size = bytes.len() as u64;
+    spool::restore(&bytes)
+        .map(|run| (run, size))
+        .map_err(|error| format!("restore failed: {error}"))
 }
 
 /// The snapshot of `run`, which is consumed: only the bytes go on.
 fn into_bytes(run: spool::Run) -> Vec<u8> {
     spool::snapshot(&run)
+}
+
+/// Which pauses of a snapshot-mode run are snapshotted.
+///
+/// Every pause is, until the snapshots taken so far add up to a byte
+/// budget; then every second pause until the budget is spent again, then
+/// every fourth, and so on. Small scripts are thus checked at every pause,
+/// while a script with a deep stack or a big heap (where each snapshot
+/// costs more) stays affordable and is still checked all along its run.
+/// `SPOOL_SNAPSHOT_BUDGET_MB` sets the budget (default 32); `0` means no
+/// budget: snapshot at every pause, however long that takes.
+#[derive(Debug)]
+struct Sampler {
+    /// Bytes per stage; `None` for no limit.
+    budget: Option<u64>,
+    /// Bytes snapshotted in the current stage.
+    spent: u64,
+    /// Snapshot every `stride`-th pause.
+    stride: u64,
+    /// Pauses since the last snapshot.
+    waited: u64,
+}
+
+impl Sampler {
+    fn from_env() -> Sampler {
+        let megabytes: u64 = std::env::var("SPOOL_SNAPSHOT_BUDGET_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32);
+        Sampler {
+            budget: (megabytes > 0).then_some(megabytes << 20),
+            spent: 0,
+            stride: 1,
+            waited: 0,
+        }
+    }
+
+    /// Whether this pause is snapshotted.
+    fn due(&mut self) -> bool {
+        self.waited += 1;
+        if self.waited < self.stride {
+            return false;
+        }
+        self.waited = 0;
+        true
+    }
+
+    /// Records a snapshot of `size` bytes.
+    fn spent(&mut self, size: u64) {
+        let Some(budget) = self.budget else {
+            return;
+        };
+        self.spent += size;
+        if self.spent > budget {
+            self.spent = 0;
+            self.stride = self.stride.saturating_mul(2);
+        }
+    }
 }
