@@ -93,6 +93,9 @@ fn run_child(name: &str) {
         tail(&output.stdout),
         tail(&output.stderr)
     );
+    // A filter that matched nothing would pass vacuously.
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("1 passed"), "{name} did not run:\n{report}");
 }
 
 /// The last few thousand characters of a child's output.
