@@ -78,6 +78,10 @@ pub struct Outcome {
     pub lines: Vec<String>,
     /// How the run ended.
     pub end: End,
+    /// How often the run paused for its budget (not compared between modes).
+    pub pauses: u64,
+    /// How many of those pauses were snapshotted and restored.
+    pub snapshots: u64,
 }
 
 /// More pauses than this and the run is taken to loop forever. A billion
@@ -90,6 +94,7 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     set_budget(&mut run, mode);
     let mut host = spool::CaptureHost::default();
     let mut pauses: u64 = 0;
+    let mut snapshots: u64 = 0;
     let mut sampler = Sampler::from_env();
     let end = loop {
         match run.resume(&mut host) {
@@ -103,6 +108,7 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
                     match round_trip(run) {
                         Ok((restored, size)) => {
                             run = restored;
+                            snapshots += 1;
                             sampler.spent(size);
                         }
                         Err(why) => break End::Broken(why),
@@ -121,6 +127,8 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     Outcome {
         lines: stdout_lines(&host.lines),
         end,
+        pauses,
+        snapshots,
     }
 }
 
@@ -213,5 +221,42 @@ impl Sampler {
             self.spent = 0;
             self.stride = self.stride.saturating_mul(2);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The budgeted modes really pause (and snapshot), else they would test
+    /// nothing that the direct mode does not.
+    #[test]
+    fn budgeted_modes_pause() {
+        let source = "let s = 0\nfor i in 0..3000 {\n  s += i\n}\nprint(s)\n";
+        let program = spool::Engine::new()
+            .compile("pauses.spl", source)
+            .expect("compiles");
+        let direct = run(&program, &[], Mode::Direct);
+        let tiny = run(&program, &[], Mode::TinySlices);
+        let snapshot = run(&program, &[], Mode::Snapshot);
+        assert_eq!(
+            (direct.end.clone(), direct.lines.clone()),
+            (End::Done, vec!["4498500".to_string()])
+        );
+        assert_eq!(
+            (tiny.end, tiny.lines),
+            (direct.end.clone(), direct.lines.clone())
+        );
+        assert_eq!((snapshot.end, snapshot.lines), (direct.end, direct.lines));
+        assert!(
+            tiny.pauses >= 3000,
+            "tiny slices paused only {} times",
+            tiny.pauses
+        );
+        assert!(
+            snapshot.snapshots >= 3,
+            "snapshot mode took {} snapshots",
+            snapshot.snapshots
+        );
     }
 }
