@@ -172,6 +172,8 @@ fn run_file(path: &str, args: Vec<String>) -> i32 {
     let outcome = loop {
         match run.resume(&mut host) {
             Ok(Step::Paused) => continue,
+            // LANGUAGE.md §6: print each top-level yield and answer nil.
+            Ok(Step::Yield(value)) => host.print(&run.display(value)),
             Ok(Step::Done(_)) => break Ok(()),
             Err(error) => break Err(error),
         }

@@ -211,6 +211,7 @@ impl<'h> Writer<'h> {
                 }
             }
             Object::Closure { .. } => return Err(unserializable("a function")),
+            Object::Coro(_) => return Err(unserializable("a coroutine")),
             Object::Cell(_) => return Err(args::internal("a value, not a cell")),
         }
         Ok(())

@@ -2,8 +2,8 @@
 //!
 //! Most of it is native Rust functions, one [`NativeDef`] each, grouped by
 //! the kind of their first parameter: [`core`] (printing, conversions,
-//! `assert`, `random`, `args`), [`strings`], [`lists`], [`maps`], [`math`]
-//! and [`json`]. The front end parses every `sig` to type-check calls and
+//! `assert`, `random`, `args`), [`strings`], [`lists`], [`maps`], [`math`],
+//! [`json`] and [`coro`]. The front end parses every `sig` to type-check calls and
 //! binds each call to a `key`; a run binds keys to functions through
 //! [`native_set`]. The higher-order functions (`map`, `filter`, `fold`,
 //! `sort_by`, ...) and the `Error` and `Json` declarations are written in
@@ -11,6 +11,7 @@
 
 mod args;
 pub mod core;
+pub mod coro;
 pub mod json;
 mod json_parse;
 pub mod lists;
@@ -50,6 +51,7 @@ pub fn natives() -> &'static [NativeDef] {
             maps::DEFS,
             math::DEFS,
             json::DEFS,
+            coro::DEFS,
         ]
         .concat()
     })

@@ -99,6 +99,8 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     let end = loop {
         match run.resume(&mut host) {
             Ok(spool::Step::Done(_)) => break End::Done,
+            // As the command line does: print the value, answer nil.
+            Ok(spool::Step::Yield(value)) => host.lines.push(run.display(value)),
             Ok(spool::Step::Paused) => {
                 pauses += 1;
                 if pauses > MAX_PAUSES {

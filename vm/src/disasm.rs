@@ -188,6 +188,8 @@ fn operands(program: &Program, op: &Op) -> String {
         Op::GetVariantField { dst, src, index } => format!("{}, {}.{index}", r(dst), r(src)),
         Op::Throw { src } | Op::Defer { src } => r(src),
         Op::TryBegin { handler, dst } => format!("{}, {}", r(dst), to(handler)),
+        Op::CoroNext { dst, coro } => format!("{}, {}", r(dst), r(coro)),
+        Op::Yield { dst, src } => format!("{}, {}", r(dst), r(src)),
     }
 }
 

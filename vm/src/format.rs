@@ -130,6 +130,9 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
             let _ = write!(out, "<fn {name}>");
         }
         Object::Cell(value) => write_value(out, *value, heap, program, depth + 1),
+        Object::Coro(coro) => {
+            let _ = write!(out, "<coro {}>", coro.status.as_str());
+        }
     }
 }
 
@@ -175,7 +178,7 @@ pub fn write_quoted(out: &mut String, text: &str) {
 }
 
 /// `a == b`: structural for strings, lists, maps (order-insensitive),
-/// records and variants; identity for closures and cells.
+/// records and variants; identity for closures, cells and coroutines.
 pub fn values_equal(a: Value, b: Value, heap: &Heap) -> bool {
     equal_at(a, b, heap, 0)
 }

@@ -10,6 +10,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::coro::Coroutine;
 use crate::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
 
 /// A map key: `int`, `str` or `bool`, by value.
@@ -24,7 +25,7 @@ pub enum Key {
 }
 
 /// The hasher of every map: fast and deterministic across processes.
-pub type KeyHasher = foldhash::fast::FixedState;
+pub type KeyHasher = foldhash::quality::FixedState;
 
 /// A Spool map: insertion-ordered entries.
 pub type ValueMap = IndexMap<Key, Value, KeyHasher>;
@@ -63,6 +64,8 @@ pub enum Object {
     },
     /// A mutable box for a variable captured by reference.
     Cell(Value),
+    /// A coroutine (boxed: its fiber is larger than every other object).
+    Coro(Box<Coroutine>),
 }
 
 impl Object {
@@ -77,6 +80,7 @@ impl Object {
             }
             Object::Closure { captures, .. } => captures.iter().copied().for_each(visit),
             Object::Cell(value) => visit(*value),
+            Object::Coro(coro) => coro.for_each_value(visit),
         }
     }
 
@@ -89,6 +93,7 @@ impl Object {
             Object::Record { fields, .. } | Object::Variant { fields, .. } => fields.len() * 16,
             Object::Closure { captures, .. } => captures.len() * 16,
             Object::Cell(_) => 0,
+            Object::Coro(coro) => 256 + coro.fiber.registers.len() * 16,
         };
         64 + payload
     }
@@ -194,6 +199,23 @@ impl Heap {
     pub fn map_mut(&mut self, value: Value) -> Option<&mut ValueMap> {
         match self.get_mut(value.as_obj()?)? {
             Object::Map(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    /// The coroutine a value refers to, if it is one.
+    pub fn coro(&self, value: Value) -> Option<&Coroutine> {
+        match self.get(value.as_obj()?)? {
+            Object::Coro(coro) => Some(coro),
+            _ => None,
+        }
+    }
+
+    /// The coroutine at `obj`, mutably, if it is one.
+    #[inline]
+    pub fn coro_mut(&mut self, obj: ObjRef) -> Option<&mut Coroutine> {
+        match self.get_mut(obj)? {
+            Object::Coro(coro) => Some(coro),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use crate::coro::{self, Escape, Next, Yielded};
 use crate::error::{ErrorKind, RunError, TraceFrame, VmError};
 use crate::format;
 use crate::heap::{Heap, KeyHasher, Object, ValueMap};
@@ -473,6 +474,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         return Ok(Step::Done(value));
                     };
                     let Some(caller) = run.fiber.frames.last() else {
+                        // A coroutine's body returned: its resumer goes on.
+                        if coro::finish_body(run) {
+                            reload!();
+                            continue;
+                        }
                         return Ok(Step::Done(value));
                     };
                     if frame.ret == Frame::DISCARD {
@@ -697,6 +703,30 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         frame_depth,
                         func: r!(src),
                     });
+                }
+
+                // ---- coroutines ----
+                Op::CoroNext { dst, coro } => {
+                    let target = r!(coro);
+                    save_pc!();
+                    match coro::next(run, program, host, target, dst) {
+                        Ok(Next::Continue) => reload!(),
+                        Ok(Next::Stop) => {
+                            // Raised in the coroutine, at its pending yield.
+                            raise(run, program, host, coro::stopped())?;
+                            reload!();
+                        }
+                        Err(error) => throw!(error),
+                    }
+                }
+                Op::Yield { dst, src } => {
+                    let value = r!(src);
+                    save_pc!();
+                    match coro::yield_value(run, value, dst) {
+                        Yielded::ToResumer => reload!(),
+                        Yielded::ToHost => return Ok(Step::Yield(value)),
+                        Yielded::Stopped => throw!(coro::stopped()),
+                    }
                 }
             }
         };
@@ -933,7 +963,14 @@ fn unwind_to_handler(
 ) -> Result<(), RunError> {
     loop {
         let Some(depth) = run.fiber.frames.len().checked_sub(1) else {
-            return Err(uncaught(run, program, error, trace));
+            // The error left the fiber: the run fails, or the coroutine
+            // does and the error goes on in its resumer.
+            match coro::escape(run, program, error, trace) {
+                Escape::Uncaught(trace) => return Err(uncaught(run, program, error, trace)),
+                Escape::Finished => return Ok(()),
+                Escape::Propagate(resumer_trace) => trace = resumer_trace,
+            }
+            continue;
         };
         // An error that escaped a defer replaces the one its owner was
         // unwinding with, as in Go and in Java's `finally`.
@@ -1058,35 +1095,17 @@ pub(crate) fn stack_trace(fiber: &Fiber, program: &Program) -> Vec<TraceFrame> {
 #[inline(never)]
 fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
     let max_heap_objects = run.limits.max_heap_objects;
-    let fiber = &mut run.fiber;
-    // Registers above every frame's window are dead; dropping them keeps
-    // stale references out of the next frames and of the roots.
-    let extent = fiber
-        .frames
-        .iter()
-        .map(|frame| {
-            let count = program
-                .functions
-                .get(frame.func.index())
-                .map_or(0, |f| f.register_count);
-            frame.base as usize + count as usize
-        })
-        .max()
-        .unwrap_or(0);
-    fiber.registers.truncate(extent);
-    let closures = fiber
-        .frames
-        .iter()
-        .filter_map(|frame| frame.closure.map(Value::Obj));
-    let roots = fiber
-        .registers
-        .iter()
-        .copied()
-        .chain(run.globals.iter().copied())
-        .chain(run.const_values.iter().copied())
-        .chain(closures)
-        .chain(fiber.defers.iter().map(|entry| entry.func))
-        .chain(fiber.unwinds.iter().map(|unwind| unwind.error));
+    // Every fiber is a root: the active one and each resumer's (suspended
+    // coroutines' fibers are reached through their heap objects), as is
+    // every running coroutine's object.
+    let mut roots: Vec<Value> = run.resumers.iter().map(|r| Value::Obj(r.coro)).collect();
+    let resumers = run.resumers.iter_mut().map(|resumer| &mut resumer.fiber);
+    for fiber in std::iter::once(&mut run.fiber).chain(resumers) {
+        fiber.truncate_dead_registers(program);
+        fiber.for_each_value(|value| roots.push(value));
+    }
+    roots.extend_from_slice(&run.globals);
+    roots.extend_from_slice(&run.const_values);
     run.heap.collect(roots);
     if run.heap.len() > max_heap_objects {
         return Err(VmError::new(
@@ -1099,13 +1118,13 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
 
 /// A `Type` error for an operand of the wrong kind.
 #[cold]
-fn expected(what: &str) -> VmError {
+pub(crate) fn expected(what: &str) -> VmError {
     VmError::new(ErrorKind::Type, format!("internal error: expected {what}"))
 }
 
 /// A `Type` error for a program that breaks the VM's assumptions.
 #[cold]
-fn bad_program(what: &str) -> VmError {
+pub(crate) fn bad_program(what: &str) -> VmError {
     VmError::new(ErrorKind::Type, format!("internal error: {what}"))
 }
 
@@ -1140,7 +1159,7 @@ fn key_error(key: Value, heap: &Heap, program: &Program) -> VmError {
 }
 
 #[cold]
-fn depth_error(max_call_depth: usize) -> VmError {
+pub(crate) fn depth_error(max_call_depth: usize) -> VmError {
     VmError::new(
         ErrorKind::Limit,
         format!("call depth limit exceeded ({max_call_depth} frames)"),
@@ -1148,7 +1167,7 @@ fn depth_error(max_call_depth: usize) -> VmError {
 }
 
 #[cold]
-fn arity_error(name: &str, arity: u16, argc: u16) -> VmError {
+pub(crate) fn arity_error(name: &str, arity: u16, argc: u16) -> VmError {
     VmError::new(
         ErrorKind::Type,
         format!("{name} takes {arity} arguments but got {argc}"),

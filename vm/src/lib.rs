@@ -5,8 +5,10 @@
 //! plain-data state of one execution of it. The VM never prints and never
 //! touches the file system: output goes through [`native::Host`].
 
+pub mod coro;
 pub mod disasm;
 pub mod error;
+pub mod fiber;
 pub mod format;
 pub mod heap;
 mod interp;
@@ -16,6 +18,7 @@ pub mod program;
 pub mod run;
 pub mod value;
 
+pub use coro::{CoroStatus, Coroutine, Resumer};
 pub use disasm::{disassemble, disassemble_all};
 pub use error::{ErrorKind, RunError, TraceFrame, VmError};
 pub use heap::{Heap, Key, Object, ValueMap};

@@ -226,6 +226,14 @@ pub enum Op {
     /// Register the zero-argument function value in R[src] to run when this
     /// frame exits (by return or by unwinding), after defers registered later.
     Defer { src: Reg },
+
+    // ---- coroutines (LANGUAGE.md §4; see `coro.rs`) ----
+    /// Resume the coroutine R[coro] on its own fiber until it yields
+    /// (R[dst] := true) or finishes (R[dst] := false); its error is raised here.
+    CoroNext { dst: Reg, coro: Reg },
+    /// Yield R[src] to the resumer (or, outside any coroutine, to the host);
+    /// when resumed, R[dst] := the value sent (nil if none).
+    Yield { dst: Reg, src: Reg },
 }
 
 const _: () = assert!(std::mem::size_of::<Op>() <= 16);

@@ -1,7 +1,8 @@
 //! The state of one run of a program, as plain data.
 //!
 //! A [`Run`] holds everything an execution needs between two instructions:
-//! the program, the heap, the globals, the fiber (frames and registers), the
+//! the program, the heap, the globals, the active fiber (frames and
+//! registers) and the fibers waiting on the coroutines they resumed, the
 //! random-number state and the limits. Architecture invariant: nothing in it
 //! is a pointer, an `Rc` or a host closure, except the bound native function
 //! pointers, which serde skips and [`Run::bind_natives`] restores; a paused
@@ -11,12 +12,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorKind, RunError, TraceFrame, VmError};
+use crate::coro::{self, CoroStatus, Resumer};
+use crate::error::{ErrorKind, RunError, VmError};
+pub use crate::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
 use crate::format;
 use crate::heap::{Heap, Object};
 use crate::native::{Host, NativeFn, NativeSet};
 use crate::program::{Constant, Program};
-use crate::value::{FuncIdx, ObjRef, Reg, Value};
+use crate::value::{FuncIdx, Value};
 
 /// The seed of every run's random-number state; the standard library may
 /// reseed it. A fixed seed keeps runs reproducible.
@@ -36,8 +39,16 @@ pub struct Run {
     /// Each entry of `program.constants` as a value. Strings are allocated
     /// once when the run starts and are GC roots for its whole life.
     pub(crate) const_values: Vec<Value>,
-    /// The main fiber: the frames and registers of the running script.
+    /// The active fiber: the main script's, or that of the coroutine
+    /// running now (the one the last resumer resumed).
     pub(crate) fiber: Fiber,
+    /// The fibers that resumed a running coroutine, outermost (the main
+    /// fiber) first; empty while the main fiber is active.
+    pub(crate) resumers: Vec<Resumer>,
+    /// The main fiber is paused at a top-level `yield`, whose destination
+    /// register holds the host's answer ([`Run::send`]; nil until sent).
+    /// Cleared by the next [`Run::resume`].
+    pub(crate) host_yield: bool,
     /// The random-number state natives draw from.
     pub(crate) rng: u64,
     /// The script's command-line arguments.
@@ -54,86 +65,6 @@ pub struct Run {
     /// can bind natives an extended program appends.
     #[serde(skip)]
     pub(crate) native_set: NativeSet,
-}
-
-/// One stack of frames with its register file. The main script runs on one;
-/// every task and coroutine will have its own.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct Fiber {
-    /// The register stack. Frame `f` owns `registers[f.base ..
-    /// f.base + register_count]`; a callee's window starts inside its
-    /// caller's (at the call's `base` operand), so arguments are not copied.
-    /// Invariant: `len() >= base + register_count` of every frame.
-    pub registers: Vec<Value>,
-    /// The call stack, outermost first. The last frame is the running one.
-    pub frames: Vec<Frame>,
-    /// Active `try` handlers, innermost last. A handler's `frame_depth` is
-    /// never above the top frame's depth.
-    pub handlers: Vec<Handler>,
-    /// Pending `defer`s of every frame, in registration order; a frame's
-    /// defers are the entries with its depth, always at the end of the
-    /// vector while that frame runs.
-    pub defers: Vec<DeferEntry>,
-    /// Frames that are unwinding an error while one of their defers runs,
-    /// innermost last: when that defer returns, unwinding continues with the
-    /// stored error.
-    pub unwinds: Vec<Unwind>,
-}
-
-/// One activation of a script function. 24 bytes.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Frame {
-    /// The function running in this frame.
-    pub func: FuncIdx,
-    /// The next instruction to execute, saved whenever the frame is not the
-    /// one running (it called, paused or is being unwound). While a frame
-    /// runs a `Return`'s defers, `pc` points at that `Return`, which
-    /// re-executes after each defer.
-    pub pc: u32,
-    /// The absolute index in [`Fiber::registers`] of this frame's `R[0]`.
-    pub base: u32,
-    /// The closure whose captures `LoadCapture`, `CaptureGet` and
-    /// `CaptureSet` read; `None` for a plain function.
-    pub closure: Option<ObjRef>,
-    /// The absolute register in the caller that receives the result (equal
-    /// to `base` for a call), or [`Frame::DISCARD`] for a deferred call,
-    /// whose result is dropped and whose caller then resumes its return or
-    /// its unwinding.
-    pub ret: u32,
-}
-
-/// A `try` handler pushed by `TryBegin` and popped by `TryEnd`, by a return
-/// from its frame, or by catching an error.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Handler {
-    /// Index in [`Fiber::frames`] of the frame that pushed it.
-    pub frame_depth: u32,
-    /// Where that frame continues when it catches an error.
-    pub catch_pc: u32,
-    /// The register of that frame that receives the `Error` record.
-    pub dst: Reg,
-}
-
-/// A deferred call registered by `Defer`.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
-pub struct DeferEntry {
-    /// Index in [`Fiber::frames`] of the frame it belongs to.
-    pub frame_depth: u32,
-    /// The zero-argument function to call: a script function, a closure or
-    /// a native.
-    pub func: Value,
-}
-
-/// An error held while a frame runs a defer during unwinding.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Unwind {
-    /// Index in [`Fiber::frames`] of the frame being unwound.
-    pub frame_depth: u32,
-    /// The `Error` record in flight (a GC root).
-    pub error: Value,
-    /// The stack where it was raised, innermost first; empty when a handler
-    /// was active then, because the error is sure to be caught.
-    pub trace: Vec<TraceFrame>,
 }
 
 /// Resource limits of a run.
@@ -167,6 +98,10 @@ pub enum Step {
     Done(Value),
     /// The instruction budget is spent; `resume` continues exactly here.
     Paused,
+    /// The main program executed a `yield` of this value outside any
+    /// coroutine. The host may answer with [`Run::send`] (the `yield`
+    /// evaluates to nil otherwise) and calls `resume` to continue.
+    Yield(Value),
 }
 
 /// Whether a run can continue.
@@ -179,13 +114,6 @@ pub enum Status {
     /// An uncaught error ended the run.
     Failed(RunError),
 }
-
-impl Frame {
-    /// The `ret` of a deferred call: its result is discarded.
-    pub const DISCARD: u32 = u32::MAX;
-}
-
-const _: () = assert!(std::mem::size_of::<Frame>() <= 24);
 
 impl Run {
     /// Starts a run of `program`: binds its natives from `natives` (an
@@ -202,6 +130,8 @@ impl Run {
             globals: Vec::new(),
             const_values: Vec::new(),
             fiber: Fiber::default(),
+            resumers: Vec::new(),
+            host_yield: false,
             rng: RNG_SEED,
             args,
             limits: Limits::default(),
@@ -233,8 +163,8 @@ impl Run {
     }
 
     /// Runs until the main function returns, an uncaught error ends the run,
-    /// or the instruction budget is spent. After the end, returns the same
-    /// outcome again.
+    /// the main program yields to the host, or the instruction budget is
+    /// spent. After the end, returns the same outcome again.
     pub fn resume(&mut self, host: &mut dyn Host) -> Result<Step, RunError> {
         match &self.status {
             Status::Running => {}
@@ -246,6 +176,7 @@ impl Run {
                 "natives are not bound (call bind_natives first)",
             ));
         }
+        self.host_yield = false;
         let outcome = if self.limits.budget.is_some() {
             crate::interp::execute::<true>(self, host)
         } else {
@@ -253,10 +184,23 @@ impl Run {
         };
         match &outcome {
             Ok(Step::Done(value)) => self.status = Status::Done(*value),
-            Ok(Step::Paused) => {}
+            Ok(Step::Paused | Step::Yield(_)) => {}
             Err(error) => self.status = Status::Failed(error.clone()),
         }
         outcome
+    }
+
+    /// Answers the top-level `yield` the run is paused at ([`Step::Yield`]):
+    /// the `yield` evaluates to `value` when the run resumes. Without a
+    /// `send` it evaluates to nil. Ignored when no such `yield` is pending.
+    pub fn send(&mut self, value: Value) {
+        coro::answer_host(self, value);
+    }
+
+    /// Is the run paused at a top-level `yield`, waiting for the host's
+    /// answer?
+    pub fn awaiting_send(&self) -> bool {
+        self.host_yield
     }
 
     /// The program being run.
@@ -279,9 +223,15 @@ impl Run {
         &self.globals
     }
 
-    /// The main fiber, for inspection.
+    /// The active fiber (the main one, or the running coroutine's), for
+    /// inspection.
     pub fn fiber(&self) -> &Fiber {
         &self.fiber
+    }
+
+    /// The fibers waiting on the coroutines they resumed, outermost first.
+    pub fn resumers(&self) -> &[Resumer] {
+        &self.resumers
     }
 
     /// Whether the run can continue, and how it ended.
@@ -323,6 +273,7 @@ impl Run {
             self.const_values.push(value);
         }
         self.globals.resize(program.globals.len(), Value::Nil);
+        self.abandon_coroutines();
         self.fiber = Fiber {
             registers: vec![Value::Nil; function.register_count as usize],
             frames: vec![Frame {
@@ -337,6 +288,17 @@ impl Run {
         self.program = program;
         self.status = Status::Running;
         Ok(())
+    }
+
+    /// Marks the coroutines running on the fibers `call_main` drops as
+    /// failed: nothing can resume them any more.
+    fn abandon_coroutines(&mut self) {
+        for resumer in std::mem::take(&mut self.resumers) {
+            if let Some(coro) = self.heap.coro_mut(resumer.coro) {
+                coro.status = CoroStatus::Failed;
+            }
+        }
+        self.host_yield = false;
     }
 
     /// Binds every native of `program` from `natives`.

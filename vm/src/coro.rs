@@ -1,0 +1,461 @@
+//! Coroutines (LANGUAGE.md §4): heap objects that own a fiber, and the
+//! switches between fibers that `CoroNext` and `Yield` perform.
+//!
+//! Switching never recurses on the Rust stack. The run has one active
+//! fiber and a stack of [`Resumer`]s: `CoroNext` moves the coroutine's fiber
+//! out of its heap object (`mem::take`) into the run and pushes the fiber
+//! that resumed it; a `Yield` inside the coroutine moves the fiber back into
+//! the object and pops the resumer. Everything involved is plain data, so a
+//! run paused at any instruction — inside a coroutine, or three coroutines
+//! deep — serializes as it is.
+//!
+//! Architecture invariant: `run.resumers` is empty exactly when the active
+//! fiber is the main one; otherwise the last resumer names the coroutine
+//! whose fiber is active, and every coroutine named by a resumer is
+//! `Running` with an empty fiber in its heap object.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, TraceFrame, VmError};
+use crate::fiber::{Fiber, Frame};
+use crate::heap::{Heap, Object};
+use crate::interp::{arity_error, bad_program, depth_error, expected, stack_trace};
+use crate::native::{Host, NativeCtx};
+use crate::op::Op;
+use crate::program::Program;
+use crate::run::Run;
+use crate::value::{FuncIdx, ObjRef, Reg, Value};
+
+/// A coroutine: a zero-argument function run on a fiber of its own, paused
+/// at each `yield` until its resumer calls `next()` again.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Coroutine {
+    /// The body: a zero-argument function value (script function, closure
+    /// or native).
+    pub func: Value,
+    /// The body's frames and registers while it is suspended. Empty before
+    /// it starts, while it runs (the run holds the fiber then) and after it
+    /// has finished.
+    pub fiber: Fiber,
+    /// Where the coroutine is in its life.
+    pub status: CoroStatus,
+    /// The value it yielded last; `None` until its first `yield`.
+    pub last: Option<Value>,
+    /// What its pending `yield` evaluates to on the next `next()`; reset to
+    /// nil once delivered.
+    pub sent: Value,
+    /// `stop()` was called: the pending (or next) `yield` raises `Stopped`.
+    pub stop_requested: bool,
+}
+
+/// Where a coroutine is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoroStatus {
+    /// Not started yet, or paused at a `yield`.
+    Suspended,
+    /// Its fiber is the active one or one of the resumers'.
+    Running,
+    /// Its body returned, or it was stopped.
+    Done,
+    /// An error escaped its body.
+    Failed,
+}
+
+/// A fiber waiting for the coroutine it resumed to yield, return or fail.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Resumer {
+    /// The coroutine it resumed (the one running above it).
+    pub coro: ObjRef,
+    /// Its register (relative to its top frame) that receives `next()`'s
+    /// result: `true` on a yield, `false` once the body has finished.
+    pub dst: Reg,
+    /// Its frames and registers; its top frame's pc is just past the
+    /// `CoroNext`.
+    pub fiber: Fiber,
+}
+
+/// How `CoroNext` left the run.
+pub(crate) enum Next {
+    /// The active fiber changed, or `R[dst]` of the resumer was written:
+    /// reload and continue.
+    Continue,
+    /// The coroutine's fiber is active and must now raise `Stopped` at its
+    /// pending `yield`.
+    Stop,
+}
+
+/// How a `Yield` left the run.
+pub(crate) enum Yielded {
+    /// The resumer's fiber is active again.
+    ToResumer,
+    /// The main fiber yielded: the whole run pauses for the host.
+    ToHost,
+    /// The coroutine was asked to stop: the `yield` raises `Stopped`.
+    Stopped,
+}
+
+/// What happens to an error that unwound every frame of the active fiber.
+pub(crate) enum Escape {
+    /// It left the main fiber: the run fails.
+    Uncaught(Vec<TraceFrame>),
+    /// It was the `Stopped` of a stopped coroutine: the coroutine is done
+    /// and the resumer continues after its `CoroNext`, which gave false.
+    Finished,
+    /// It failed a coroutine and continues unwinding in the resumer, from
+    /// its `CoroNext`, with this trace.
+    Propagate(Vec<TraceFrame>),
+}
+
+impl Coroutine {
+    /// A coroutine that will run `func`, not started yet.
+    pub fn new(func: Value) -> Coroutine {
+        Coroutine {
+            func,
+            fiber: Fiber::default(),
+            status: CoroStatus::Suspended,
+            last: None,
+            sent: Value::Nil,
+            stop_requested: false,
+        }
+    }
+
+    /// Has the body started running (and not yet finished)?
+    pub fn started(&self) -> bool {
+        self.status == CoroStatus::Running || !self.fiber.frames.is_empty()
+    }
+
+    /// Asks the coroutine to stop: a suspended one raises `Stopped` at its
+    /// pending `yield` when next resumed; one that never started is done at
+    /// once; a running one raises `Stopped` at its next `yield`.
+    pub fn stop(&mut self) {
+        match self.status {
+            CoroStatus::Done | CoroStatus::Failed => {}
+            CoroStatus::Suspended if !self.started() => {
+                self.stop_requested = true;
+                self.status = CoroStatus::Done;
+            }
+            CoroStatus::Suspended | CoroStatus::Running => self.stop_requested = true,
+        }
+    }
+
+    /// Calls `visit` on every value the coroutine holds.
+    pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
+        visit(self.func);
+        if let Some(last) = self.last {
+            visit(last);
+        }
+        visit(self.sent);
+        self.fiber.for_each_value(visit);
+    }
+}
+
+impl CoroStatus {
+    /// The status as `c.status()` and printing show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoroStatus::Suspended => "suspended",
+            CoroStatus::Running => "running",
+            CoroStatus::Done => "done",
+            CoroStatus::Failed => "failed",
+        }
+    }
+}
+
+/// `CoroNext`: resumes the coroutine `target` for the resumer's register
+/// `dst`. Errors are raised in the resumer, at the `CoroNext`.
+pub(crate) fn next(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    target: Value,
+    dst: Reg,
+) -> Result<Next, VmError> {
+    let Some(obj) = target.as_obj() else {
+        return Err(expected("a coroutine"));
+    };
+    let Some(coro) = run.heap.coro_mut(obj) else {
+        return Err(expected("a coroutine"));
+    };
+    match coro.status {
+        CoroStatus::Suspended => {}
+        // Once stopped, a coroutine answers every `next()` with false.
+        CoroStatus::Done if coro.stop_requested => {
+            write_register(&mut run.fiber, dst, Value::Bool(false));
+            return Ok(Next::Continue);
+        }
+        CoroStatus::Done => return Err(cannot_resume("finished")),
+        CoroStatus::Failed => return Err(cannot_resume("failed")),
+        CoroStatus::Running => return Err(cannot_resume("running")),
+    }
+    if run.resumers.len() >= run.limits.max_call_depth {
+        return Err(depth_error(run.limits.max_call_depth));
+    }
+    if !coro.started() {
+        return start(run, program, host, obj, dst);
+    }
+    let stop = coro.stop_requested;
+    let sent = std::mem::take(&mut coro.sent);
+    enter(run, obj, dst);
+    if stop {
+        return Ok(Next::Stop);
+    }
+    if let Some(slot) = pending_yield_slot(&run.fiber, program) {
+        run.fiber.registers[slot] = sent;
+    }
+    Ok(Next::Continue)
+}
+
+/// `Yield` of `value` with the active fiber's pc just past the `Yield`
+/// whose destination is `dst`.
+pub(crate) fn yield_value(run: &mut Run, value: Value, dst: Reg) -> Yielded {
+    let Some(resumer) = run.resumers.last() else {
+        // The host's answer lands in `R[dst]`; nil unless it sends one.
+        write_register(&mut run.fiber, dst, Value::Nil);
+        run.host_yield = true;
+        return Yielded::ToHost;
+    };
+    let Some(coro) = run.heap.coro_mut(resumer.coro) else {
+        return Yielded::Stopped;
+    };
+    if coro.stop_requested {
+        return Yielded::Stopped;
+    }
+    coro.last = Some(value);
+    coro.status = CoroStatus::Suspended;
+    let Some(resumer) = run.resumers.pop() else {
+        return Yielded::Stopped;
+    };
+    coro.fiber = std::mem::replace(&mut run.fiber, resumer.fiber);
+    write_register(&mut run.fiber, resumer.dst, Value::Bool(true));
+    Yielded::ToResumer
+}
+
+/// The bottom frame of the active fiber has returned. Inside a coroutine,
+/// the coroutine is done and its resumer continues (`next()` gave false);
+/// returns false when the main fiber has finished instead.
+pub(crate) fn finish_body(run: &mut Run) -> bool {
+    let Some(resumer) = run.resumers.pop() else {
+        return false;
+    };
+    if let Some(coro) = run.heap.coro_mut(resumer.coro) {
+        coro.status = CoroStatus::Done;
+    }
+    run.fiber = resumer.fiber;
+    write_register(&mut run.fiber, resumer.dst, Value::Bool(false));
+    true
+}
+
+/// The error `error` has unwound every frame of the active fiber, which
+/// was raised with `trace`.
+pub(crate) fn escape(
+    run: &mut Run,
+    program: &Program,
+    error: Value,
+    mut trace: Vec<TraceFrame>,
+) -> Escape {
+    let Some(resumer) = run.resumers.pop() else {
+        return Escape::Uncaught(trace);
+    };
+    let stopped = is_stopped(&run.heap, error);
+    let finished = match run.heap.coro_mut(resumer.coro) {
+        Some(coro) => {
+            let finished = stopped && coro.stop_requested;
+            coro.status = if finished {
+                CoroStatus::Done
+            } else {
+                CoroStatus::Failed
+            };
+            finished
+        }
+        None => false,
+    };
+    run.fiber = resumer.fiber;
+    if finished {
+        write_register(&mut run.fiber, resumer.dst, Value::Bool(false));
+        return Escape::Finished;
+    }
+    // The trace goes on with the resumer's frames, unless a handler there is
+    // sure to catch the error.
+    if run.fiber.handlers.is_empty() {
+        trace.extend(stack_trace(&run.fiber, program));
+    } else {
+        trace.clear();
+    }
+    Escape::Propagate(trace)
+}
+
+/// Delivers the host's answer to a top-level `yield` the run is paused at;
+/// false when no such `yield` is pending.
+pub(crate) fn answer_host(run: &mut Run, value: Value) -> bool {
+    if !run.host_yield || !run.resumers.is_empty() {
+        return false;
+    }
+    match pending_yield_slot(&run.fiber, &run.program) {
+        Some(slot) => {
+            run.fiber.registers[slot] = value;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The error `Stopped` raises.
+pub(crate) fn stopped() -> VmError {
+    VmError::new(ErrorKind::Stopped, "coroutine stopped")
+}
+
+/// Starts the body of the not-yet-started coroutine `obj`: a script
+/// function gets a fresh fiber that becomes active; a native runs at once.
+fn start(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    obj: ObjRef,
+    dst: Reg,
+) -> Result<Next, VmError> {
+    let body = run.heap.coro_mut(obj).map_or(Value::Nil, |coro| coro.func);
+    let outcome = match body_target(&run.heap, body) {
+        Ok(Body::Script(func, closure)) => body_fiber(program, func, closure),
+        Ok(Body::Native(native)) => run_native_body(run, program, host, native),
+        Err(error) => Err(error),
+    };
+    let Some(coro) = run.heap.coro_mut(obj) else {
+        return Err(expected("a coroutine"));
+    };
+    match outcome {
+        Ok(Some(fiber)) => {
+            coro.fiber = fiber;
+            enter(run, obj, dst);
+        }
+        Ok(None) => {
+            coro.status = CoroStatus::Done;
+            write_register(&mut run.fiber, dst, Value::Bool(false));
+        }
+        Err(error) => {
+            coro.status = CoroStatus::Failed;
+            return Err(error);
+        }
+    }
+    Ok(Next::Continue)
+}
+
+/// What a coroutine's body is.
+enum Body {
+    /// A script function, with the closure it runs in.
+    Script(FuncIdx, Option<ObjRef>),
+    /// A native function.
+    Native(crate::value::NativeIdx),
+}
+
+/// Resolves a function value to what a coroutine runs.
+fn body_target(heap: &Heap, body: Value) -> Result<Body, VmError> {
+    match body {
+        Value::Func(func) => Ok(Body::Script(func, None)),
+        Value::Native(native) => Ok(Body::Native(native)),
+        Value::Obj(obj) => match heap.get(obj) {
+            Some(&Object::Closure { func, .. }) => Ok(Body::Script(func, Some(obj))),
+            _ => Err(expected("a function for the coroutine")),
+        },
+        _ => Err(expected("a function for the coroutine")),
+    }
+}
+
+/// A fiber with one frame that calls `func` with no arguments.
+fn body_fiber(
+    program: &Program,
+    func: FuncIdx,
+    closure: Option<ObjRef>,
+) -> Result<Option<Fiber>, VmError> {
+    let Some(function) = program.functions.get(func.index()) else {
+        return Err(bad_program("coroutine of a missing function"));
+    };
+    if function.arity != 0 {
+        return Err(arity_error(&function.name, function.arity, 0));
+    }
+    let frame = Frame {
+        func,
+        pc: 0,
+        base: 0,
+        closure,
+        ret: 0,
+    };
+    Ok(Some(Fiber {
+        registers: vec![Value::Nil; function.register_count as usize],
+        frames: vec![frame],
+        ..Fiber::default()
+    }))
+}
+
+/// Runs a native body to completion (natives never yield).
+fn run_native_body(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    native: crate::value::NativeIdx,
+) -> Result<Option<Fiber>, VmError> {
+    let Some(&function) = run.natives.get(native.index()) else {
+        return Err(bad_program("coroutine of a missing native"));
+    };
+    let mut ctx = NativeCtx {
+        heap: &mut run.heap,
+        program,
+        host,
+        rng: &mut run.rng,
+        args: &run.args,
+    };
+    function(&mut ctx, &[]).map(|_| None)
+}
+
+/// Makes the suspended coroutine `obj` running: its fiber becomes the
+/// active one and the current fiber waits as its resumer.
+fn enter(run: &mut Run, obj: ObjRef, dst: Reg) {
+    let Some(coro) = run.heap.coro_mut(obj) else {
+        return;
+    };
+    coro.status = CoroStatus::Running;
+    let fiber = std::mem::take(&mut coro.fiber);
+    let resumer = std::mem::replace(&mut run.fiber, fiber);
+    run.resumers.push(Resumer {
+        coro: obj,
+        dst,
+        fiber: resumer,
+    });
+}
+
+/// Writes `R[reg]` of the fiber's top frame.
+fn write_register(fiber: &mut Fiber, reg: Reg, value: Value) {
+    let base = fiber.frames.last().map_or(0, |frame| frame.base as usize);
+    if let Some(slot) = fiber.registers.get_mut(base + reg.index()) {
+        *slot = value;
+    }
+}
+
+/// The absolute register that receives the value sent to the `yield` the
+/// fiber is paused at (its top frame's previous instruction).
+fn pending_yield_slot(fiber: &Fiber, program: &Program) -> Option<usize> {
+    let frame = fiber.frames.last()?;
+    let code = &program.functions.get(frame.func.index())?.code;
+    match code.get((frame.pc as usize).checked_sub(1)?)? {
+        Op::Yield { dst, .. } => Some(frame.base as usize + dst.index()),
+        _ => None,
+    }
+}
+
+/// Is `error` an `Error` record of kind `Stopped`?
+fn is_stopped(heap: &Heap, error: Value) -> bool {
+    match error.as_obj().and_then(|obj| heap.get(obj)) {
+        Some(Object::Record { fields, .. }) => fields
+            .first()
+            .is_some_and(|kind| heap.str(*kind) == Some(ErrorKind::Stopped.as_str())),
+        _ => false,
+    }
+}
+
+/// The error of a `next()` on a coroutine that cannot run.
+#[cold]
+fn cannot_resume(state: &str) -> VmError {
+    VmError::new(
+        ErrorKind::Type,
+        format!("cannot resume a {state} coroutine"),
+    )
+}
