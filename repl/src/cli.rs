@@ -169,11 +169,22 @@ fn run_file(path: &str, args: Vec<String>) -> i32 {
     };
     let mut run = program.start(args);
     let mut host = StdoutHost::new();
+    let mut stdin = std::io::stdin().lock();
     let outcome = loop {
         match run.resume(&mut host) {
             Ok(Step::Paused) => continue,
             // LANGUAGE.md §6: print each top-level yield and answer nil.
-            Ok(Step::Yield(value)) => host.print(&run.display(value)),
+            Ok(Step::Yield(value)) => {
+                host.print(&run.display(value));
+                host.flush();
+                match answer_yield(&mut run, &mut stdin) {
+                    Ok(answer) => run.send(answer),
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        return EXIT_RUNTIME;
+                    }
+                }
+            }
             Ok(Step::Done(_)) => break Ok(()),
             Err(error) => break Err(error),
         }
@@ -185,6 +196,52 @@ fn run_file(path: &str, args: Vec<String>) -> i32 {
             eprint!("{}", format_runtime_error(&error));
             EXIT_RUNTIME
         }
+    }
+}
+
+/// The answer to a top-level `yield`: nothing for a script that receives
+/// `nil`; otherwise one line of standard input, taken as it is for `str`
+/// and parsed as JSON for `int`, `float` and `bool`.
+fn answer_yield(
+    run: &mut crate::Run,
+    stdin: &mut impl std::io::BufRead,
+) -> Result<crate::Value, String> {
+    let receives = run.program().main_receives.clone();
+    if receives == "nil" || receives.is_empty() {
+        return Ok(crate::Value::Nil);
+    }
+    let mut line = String::new();
+    match stdin.read_line(&mut line) {
+        Ok(0) => {
+            return Err(
+                "standard input ended while the script waited for an answer to `yield`".into(),
+            )
+        }
+        Ok(_) => {}
+        Err(error) => return Err(format!("cannot read standard input: {error}")),
+    }
+    let line = line.trim_end_matches(['\n', '\r']);
+    let bad = || format!("`{line}` is not a valid `{receives}` answer to `yield`");
+    match receives.as_str() {
+        "str" => Ok(run.heap_mut().alloc_str(line)),
+        "int" => line
+            .trim()
+            .parse()
+            .map(crate::Value::Int)
+            .map_err(|_| bad()),
+        "float" => line
+            .trim()
+            .parse()
+            .map(crate::Value::Float)
+            .map_err(|_| bad()),
+        "bool" => line
+            .trim()
+            .parse()
+            .map(crate::Value::Bool)
+            .map_err(|_| bad()),
+        other => Err(format!(
+            "the command line cannot answer a `yield` that receives `{other}`"
+        )),
     }
 }
 

@@ -29,6 +29,11 @@ pub struct Program {
     pub files: Vec<String>,
     /// Layouts the VM itself needs to know.
     pub builtins: Builtins,
+    /// The type the script's top-level `yield`s receive from the host, as
+    /// written in Spool (`nil`, `str`, `int`, ...), so a host can parse its
+    /// answer.
+    #[serde(default)]
+    pub main_receives: String,
 }
 
 /// Types the VM constructs or inspects on its own.

@@ -92,6 +92,10 @@ pub(super) struct FnBuilder {
     /// Variables declared without a type, checked for unresolved inference
     /// variables once the outermost function is done.
     pub uninferred: Vec<(Ident, Type)>,
+    /// What this function's `yield`s yield and receive.
+    pub effects: (Type, Type),
+    /// Where the first `yield` of this function is, for diagnostics.
+    pub first_yield: Option<Span>,
 }
 
 impl FnBuilder {
@@ -114,6 +118,8 @@ impl FnBuilder {
             generics: HashMap::new(),
             local_info: Vec::new(),
             uninferred: Vec::new(),
+            effects: (Type::Nil, Type::Nil),
+            first_yield: None,
         }
     }
 

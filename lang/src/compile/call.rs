@@ -188,6 +188,10 @@ impl Compiler {
         for (index, (arg, param)) in args.iter().zip(&fn_type.params).enumerate() {
             self.check_into(&arg.value, Reg(base.0 + index as u16), param);
         }
+        if let (Some(yields), Some(receives)) = (&fn_type.yields, &fn_type.receives) {
+            let effects = (yields.clone(), receives.clone());
+            self.link_effects("this function", &effects, span);
+        }
         self.emit(
             Op::CallValue {
                 callee,
@@ -291,7 +295,17 @@ impl Compiler {
                 _ => self.check_into(arg, Reg(base.0 + index as u16), param),
             }
         }
+        if let Some(effects) = self.fns[chosen].effects.clone() {
+            self.link_effects(&name.name, &effects, span);
+        }
         let op = match self.fns[chosen].callee {
+            // `next` switches to the coroutine's fiber: an instruction, not a call.
+            Callee::Native(native) if self.natives[native.index()].key == "coro.next" => {
+                Op::CoroNext {
+                    dst: base,
+                    coro: base,
+                }
+            }
             Callee::Script(func) => Op::Call {
                 func,
                 base,

@@ -86,7 +86,8 @@ impl Compiler {
                 self.match_expr(scrutinee, arms, Some(dst), expected, span)
             }
             ExprKind::Block(block) => self.block_expr(block, dst, span),
-            ExprKind::Yield(_) | ExprKind::Spawn(_) | ExprKind::Await(_) => self.unsupported(expr),
+            ExprKind::Yield(value) => self.yield_expr(value.as_deref(), dst, span),
+            ExprKind::Spawn(_) | ExprKind::Await(_) => self.unsupported(expr),
         };
         self.free_to(mark);
         ty
@@ -94,7 +95,6 @@ impl Compiler {
 
     fn unsupported(&mut self, expr: &Expr) -> Type {
         let what = match expr.kind {
-            ExprKind::Yield(_) => "`yield`",
             ExprKind::Spawn(_) => "`spawn`",
             _ => "`await`",
         };
@@ -105,6 +105,69 @@ impl Compiler {
             "not supported yet",
         ));
         Type::Error
+    }
+
+    /// `yield value`: the value must fit what this function yields; the
+    /// expression is what the resumer sends back.
+    fn yield_expr(&mut self, value: Option<&Expr>, dst: Reg, span: Span) -> Type {
+        let (yields, receives) = self.b().effects.clone();
+        let (ty, src) = match value {
+            Some(value) => self.expr(value, Some(&yields)),
+            None => {
+                let reg = self.alloc();
+                self.emit(Op::LoadNil { dst: reg }, span);
+                (Type::Nil, reg)
+            }
+        };
+        if !self.unifier.coerce(&yields, &ty) {
+            let (expected, found) = (self.show(&yields), self.show(&ty));
+            let mut diag = Diagnostic::new(
+                codes::YIELD_TYPE,
+                format!("mismatched yield types: this yields `{found}`, but the coroutine yields `{expected}`"),
+                value.map_or(span, |v| v.span),
+                format!("yields `{found}`"),
+            );
+            if let Some(first) = self.b().first_yield {
+                diag = diag.with_label(first, format!("yields `{expected}` here"));
+            }
+            self.error(diag.with_help("every yield reaching one coroutine must yield one type"));
+        }
+        if self.b().first_yield.is_none() {
+            self.b().first_yield = Some(value.map_or(span, |v| v.span));
+        }
+        self.emit(Op::Yield { dst, src }, span);
+        receives
+    }
+
+    /// A call of a function that yields: its yields reach whatever runs
+    /// this function, so the two must agree.
+    pub(super) fn link_effects(&mut self, callee: &str, effects: &(Type, Type), span: Span) {
+        let (yields, receives) = self.b().effects.clone();
+        let yields_ok = self.unifier.unify(&yields, &effects.0);
+        let receives_ok = self.unifier.unify(&receives, &effects.1);
+        if yields_ok && receives_ok {
+            return;
+        }
+        let (mine, theirs) = if yields_ok {
+            (self.show(&receives), self.show(&effects.1))
+        } else {
+            (self.show(&yields), self.show(&effects.0))
+        };
+        let what = if yields_ok { "receives" } else { "yields" };
+        let mut diag = Diagnostic::new(
+            codes::YIELD_TYPE,
+            format!("mismatched yield types: `{callee}` {what} `{theirs}`, but the caller {what} `{mine}`"),
+            span,
+            format!("`{callee}` {what} `{theirs}`"),
+        );
+        if let Some(first) = self.b().first_yield {
+            diag = diag.with_label(first, format!("{what} `{mine}` here"));
+        }
+        self.error(
+            diag.with_help(
+                "a function's yields go to the coroutine that runs it, so they must agree",
+            ),
+        );
     }
 
     pub(super) fn load_int(&mut self, value: i64, dst: Reg, span: Span) -> Type {
@@ -787,6 +850,20 @@ impl Compiler {
         let mut builder = FnBuilder::new(func, ret.clone(), true);
         builder.generics = generics;
         builder.cells = captures::cell_names_in_lambda(&lambda.body);
+        let effects = match &expected_fn {
+            Some(FnType {
+                yields: Some(yields),
+                receives: Some(receives),
+                ..
+            }) => {
+                // Unbound at the end, they too default to nil.
+                self.effect_vars.push(yields.clone());
+                self.effect_vars.push(receives.clone());
+                (yields.clone(), receives.clone())
+            }
+            _ => self.fresh_effects(),
+        };
+        builder.effects = effects.clone();
         self.builders.push(builder);
         for (param, ty) in lambda.params.iter().zip(&params) {
             self.declare_param(&param.name, ty.clone());
@@ -814,8 +891,8 @@ impl Compiler {
         Type::Fn(Box::new(FnType {
             params,
             ret,
-            yields: None,
-            receives: None,
+            yields: Some(effects.0),
+            receives: Some(effects.1),
         }))
     }
 

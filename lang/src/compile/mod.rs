@@ -62,6 +62,7 @@ pub fn compile(
     compiler.add_file(prelude, false, false);
     let prelude_errors = std::mem::take(&mut compiler.diags);
     compiler.add_file(script, true, true);
+    compiler.settle_types();
     let mut diags = prelude_errors;
     diags.extend(std::mem::take(&mut compiler.diags));
     if diags.is_empty() {
@@ -104,6 +105,10 @@ struct FnEntry {
     callee: Callee,
     /// Declared by the script itself (wins over library functions).
     user: bool,
+    /// What the function yields and receives (for a non-generic script
+    /// function; `None` for natives and generic functions, whose calls are
+    /// not linked to their callers' yields).
+    effects: Option<(Type, Type)>,
 }
 
 /// A top-level variable.
@@ -151,6 +156,12 @@ struct Compiler {
     /// Variables whose types may still be unresolved, checked when the
     /// outermost function under compilation is done.
     uninferred: Vec<(ast::Ident, Type)>,
+    /// Every yield and receive type variable, defaulted to `nil` at the end.
+    effect_vars: Vec<Type>,
+    /// What the script's top level yields to the host and receives back.
+    main_effects: (Type, Type),
+    /// The receive type of the top level, as written (`nil`, `str`, ...).
+    main_receives: String,
 }
 
 /// A named type.
@@ -211,6 +222,9 @@ impl Compiler {
             main: FuncIdx(0),
             all_globals: false,
             uninferred: Vec::new(),
+            effect_vars: Vec::new(),
+            main_effects: (Type::Nil, Type::Nil),
+            main_receives: String::new(),
         }
     }
 
@@ -258,6 +272,7 @@ impl Compiler {
                 error: error.unwrap_or_default(),
                 json: json.unwrap_or_default(),
             },
+            main_receives: self.main_receives,
         }
     }
 
@@ -464,6 +479,10 @@ impl Compiler {
             .ret
             .as_ref()
             .map_or(Type::Nil, |ty| self.resolve_type(ty, scope));
+        let effects = match callee {
+            Callee::Script(_) if decl.generics.is_empty() => Some(self.fresh_effects()),
+            _ => None,
+        };
         FnEntry {
             name: decl.name.name.clone(),
             generics,
@@ -471,6 +490,7 @@ impl Compiler {
             ret,
             callee,
             user,
+            effects,
         }
     }
 
@@ -680,6 +700,39 @@ impl Compiler {
         make(&args)
     }
 
+    /// The native bound to `key` (one the standard library always has).
+    fn native_by_key(&self, key: &str) -> NativeIdx {
+        let index = self.natives.iter().position(|native| native.key == key);
+        NativeIdx(index.unwrap_or_default() as u32)
+    }
+
+    /// Fresh yield and receive types for a function body; any left unbound
+    /// when compilation ends become `nil` (the function never yields, or
+    /// nothing is ever sent).
+    fn fresh_effects(&mut self) -> (Type, Type) {
+        let effects = (self.unifier.fresh(), self.unifier.fresh());
+        self.effect_vars.push(effects.0.clone());
+        self.effect_vars.push(effects.1.clone());
+        effects
+    }
+
+    /// Ends compilation: unbound yield/receive types become `nil`, then
+    /// every variable's type must be known.
+    fn settle_types(&mut self) {
+        for var in std::mem::take(&mut self.effect_vars) {
+            if self.unifier.has_unbound(&var) {
+                self.unifier.unify(&var, &Type::Nil);
+            }
+        }
+        for (name, ty) in std::mem::take(&mut self.uninferred) {
+            if self.unifier.has_unbound(&ty) {
+                self.cannot_infer(&name);
+            }
+        }
+        let receives = self.main_effects.1.clone();
+        self.main_receives = self.show(&receives);
+    }
+
     // ---- constants ----
 
     fn constant(&mut self, key: ConstKey) -> ConstIdx {
@@ -722,6 +775,8 @@ impl Compiler {
             .collect();
         let mut builder = FnBuilder::new(func, Type::Nil, false);
         builder.is_main = true;
+        self.main_effects = self.fresh_effects();
+        builder.effects = self.main_effects.clone();
         builder.cells = captures::cell_names_in_stmts(stmts.iter().copied());
         self.builders.push(builder);
         for stmt in &stmts {
@@ -740,6 +795,10 @@ impl Compiler {
         let decl = pending.decl;
         let Some(body) = &decl.body else { return };
         let mut builder = FnBuilder::new(pending.func, entry.ret.clone(), false);
+        builder.effects = match &entry.effects {
+            Some(effects) => effects.clone(),
+            None => self.fresh_effects(),
+        };
         builder.generics = pending.generics;
         builder.cells = captures::cell_names_in_fn(&decl.params, body);
         self.builders.push(builder);
@@ -791,13 +850,6 @@ impl Compiler {
         function.locs = builder.locs.clone();
         function.locals = builder.local_info.clone();
         self.uninferred.extend(builder.uninferred.iter().cloned());
-        if self.builders.is_empty() {
-            for (name, ty) in std::mem::take(&mut self.uninferred) {
-                if self.unifier.has_unbound(&ty) {
-                    self.cannot_infer(&name);
-                }
-            }
-        }
         builder
     }
 }

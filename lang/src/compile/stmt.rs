@@ -576,6 +576,7 @@ impl Compiler {
                 let (ty, src) = self.expr(expr, None);
                 match self.unifier.shallow(&ty) {
                     Type::List(element) => self.for_list(first, second, src, *element, body, span),
+                    Type::Coro(yields, _) => self.for_coro(first, second, src, *yields, body, span),
                     Type::Map(key, value) => {
                         self.for_map(first, second, src, (*key, *value), body, span)
                     }
@@ -842,6 +843,77 @@ impl Compiler {
         self.patch(exit, end);
     }
 
+    /// `for v in coro`: resume until the body returns, binding each yielded
+    /// value.
+    fn for_coro(
+        &mut self,
+        first: &Ident,
+        second: Option<&Ident>,
+        coro: Reg,
+        yields: Type,
+        body: &Block,
+        span: Span,
+    ) {
+        if let Some(second) = second {
+            self.error(Diagnostic::new(
+                codes::MISMATCH,
+                "a coroutine gives one value per iteration",
+                second.span,
+                "remove this name",
+            ));
+        }
+        let regs = self.alloc_n(2);
+        let (coro_reg, more) = (regs, Reg(regs.0 + 1));
+        self.emit(
+            Op::Move {
+                dst: coro_reg,
+                src: coro,
+            },
+            span,
+        );
+        let start = self.here();
+        self.emit(
+            Op::CoroNext {
+                dst: more,
+                coro: coro_reg,
+            },
+            span,
+        );
+        let exit = self.emit(
+            Op::JumpIfFalse {
+                cond: more,
+                target: Pc(0),
+            },
+            span,
+        );
+        self.enter_loop();
+        self.push_scope();
+        let value = self.alloc();
+        self.emit(
+            Op::Move {
+                dst: value,
+                src: coro_reg,
+            },
+            first.span,
+        );
+        let recv = self.native_by_key("coro.recv");
+        self.emit(
+            Op::CallNative {
+                native: recv,
+                base: value,
+                argc: 1,
+            },
+            first.span,
+        );
+        self.bind_local(first, value, yields);
+        self.block_stmts(body);
+        self.pop_scope();
+        self.emit(Op::Jump { target: start }, span);
+        let end = self.here();
+        self.exit_loop(start, end);
+        self.patch(exit, end);
+    }
+
     /// Closes the `try` blocks opened since `depth` before jumping out.
     fn close_tries(&mut self, depth: u16, span: Span) {
         let open = self.b().try_depth.saturating_sub(depth);
@@ -906,6 +978,8 @@ impl Compiler {
         let mut builder = FnBuilder::new(func, Type::Nil, true);
         builder.generics = self.b().generics.clone();
         builder.cells = captures::cell_names_in_stmts(std::iter::once(inner));
+        // A defer runs as part of this function, wherever it yields to.
+        builder.effects = self.b().effects.clone();
         self.builders.push(builder);
         self.stmt(inner);
         self.emit(Op::ReturnNil, span);
