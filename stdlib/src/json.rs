@@ -104,7 +104,7 @@ enum Label<'h> {
     /// By a field name.
     Field(&'h str),
     /// By a map key.
-    Key(&'h Key),
+    Key(Key),
 }
 
 impl<'h> Items<'h> {
@@ -114,9 +114,10 @@ impl<'h> Items<'h> {
             Items::List(items) | Items::Payload(_, items) => {
                 items.get(index).map(|item| (Label::None, *item))
             }
-            Items::Map(map) => map
-                .get_index(index)
-                .map(|(key, value)| (Label::Key(key), *value)),
+            Items::Map(map) => {
+                let value = map.value_at(index)?;
+                map.key_at(index).map(|key| (Label::Key(key), value))
+            }
             Items::Record(names, fields) => {
                 let name = names.get(index).map_or("?", String::as_str);
                 fields.get(index).map(|field| (Label::Field(name), *field))
@@ -270,7 +271,7 @@ impl<'h> Writer<'h> {
         match label {
             Label::None => return,
             Label::Field(name) => write_json_string(&mut self.out, name),
-            Label::Key(Key::Str(text)) => write_json_string(&mut self.out, text),
+            Label::Key(Key::Str(text)) => write_json_string(&mut self.out, &text),
             Label::Key(Key::Int(n)) => {
                 let _ = write!(self.out, "\"{n}\"");
             }

@@ -85,14 +85,14 @@ pub fn contains(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErro
 
 /// `m.keys()`: a new list of the keys in insertion order.
 pub fn keys(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let keys: Vec<Key> = args::map(ctx.heap, args, 0)?.keys().cloned().collect();
+    let keys: Vec<Key> = args::map(ctx.heap, args, 0)?.keys().collect();
     let items = keys.iter().map(|key| ctx.heap.key_value(key)).collect();
     Ok(ctx.heap.alloc_list(items))
 }
 
 /// `m.values()`: a new list of the values in insertion order.
 pub fn values(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let items = args::map(ctx.heap, args, 0)?.values().copied().collect();
+    let items = args::map(ctx.heap, args, 0)?.values().collect();
     Ok(ctx.heap.alloc_list(items))
 }
 

@@ -163,6 +163,8 @@ impl CoroStatus {
 
 /// `CoroNext`: resumes the coroutine `target` for the resumer's register
 /// `dst`. Errors are raised in the resumer, at the `CoroNext`.
+#[cold]
+#[inline(never)]
 pub(crate) fn next(
     run: &mut Run,
     program: &Program,
@@ -207,6 +209,8 @@ pub(crate) fn next(
 
 /// `Yield` of `value` with the active fiber's pc just past the `Yield`
 /// whose destination is `dst`.
+#[cold]
+#[inline(never)]
 pub(crate) fn yield_value(run: &mut Run, value: Value, dst: Reg) -> Yielded {
     let Some(resumer) = run.resumers.last() else {
         // The host's answer lands in `R[dst]`; nil unless it sends one.
@@ -233,6 +237,8 @@ pub(crate) fn yield_value(run: &mut Run, value: Value, dst: Reg) -> Yielded {
 /// The bottom frame of the active fiber has returned. Inside a coroutine,
 /// the coroutine is done and its resumer continues (`next()` gave false);
 /// returns false when the main fiber has finished instead.
+#[cold]
+#[inline(never)]
 pub(crate) fn finish_body(run: &mut Run) -> bool {
     let Some(resumer) = run.resumers.pop() else {
         return false;
@@ -247,6 +253,8 @@ pub(crate) fn finish_body(run: &mut Run) -> bool {
 
 /// The error `error` has unwound every frame of the active fiber, which
 /// was raised with `trace`.
+#[cold]
+#[inline(never)]
 pub(crate) fn escape(
     run: &mut Run,
     program: &Program,

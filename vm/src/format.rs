@@ -83,9 +83,9 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
                 if index > 0 {
                     out.push_str(", ");
                 }
-                write_key(out, key);
+                write_key(out, &key);
                 out.push_str(": ");
-                write_value(out, *value, heap, program, depth + 1);
+                write_value(out, value, heap, program, depth + 1);
             }
             out.push(']');
         }
@@ -215,8 +215,8 @@ fn objects_equal(left: &Object, right: &Object, heap: &Heap, depth: usize) -> bo
         (Object::Map(xs), Object::Map(ys)) => {
             xs.len() == ys.len()
                 && xs.iter().all(|(key, x)| {
-                    ys.get(key)
-                        .is_some_and(|y| equal_at(*x, *y, heap, depth + 1))
+                    ys.get(&key)
+                        .is_some_and(|y| equal_at(x, *y, heap, depth + 1))
                 })
         }
         (

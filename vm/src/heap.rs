@@ -7,10 +7,10 @@
 //! instructions, when every live value is reachable from the roots the
 //! interpreter hands it; a native function never sees a collection.
 
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::coro::Coroutine;
+pub use crate::map::ValueMap;
 use crate::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
 
 /// A map key: `int`, `str` or `bool`, by value.
@@ -26,9 +26,6 @@ pub enum Key {
 
 /// The hasher of every map: fast and deterministic across processes.
 pub type KeyHasher = foldhash::quality::FixedState;
-
-/// A Spool map: insertion-ordered entries.
-pub type ValueMap = IndexMap<Key, Value, KeyHasher>;
 
 /// A heap object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,7 +71,7 @@ impl Object {
         match self {
             Object::Str(_) => {}
             Object::List(items) => items.iter().copied().for_each(visit),
-            Object::Map(map) => map.values().copied().for_each(visit),
+            Object::Map(map) => map.values().for_each(visit),
             Object::Record { fields, .. } | Object::Variant { fields, .. } => {
                 fields.iter().copied().for_each(visit)
             }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::coro::{self, Escape, Next, Yielded};
 use crate::error::{ErrorKind, RunError, TraceFrame, VmError};
 use crate::format;
-use crate::heap::{Heap, KeyHasher, Object, ValueMap};
+use crate::heap::{Heap, Object, ValueMap};
 use crate::native::{Host, NativeCtx};
 use crate::op::Op;
 use crate::program::{Loc, Program};
@@ -568,13 +568,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         throw!(expected("a map"))
                     };
                     let length = entries.len();
-                    let entry = usize::try_from(index)
-                        .ok()
-                        .and_then(|i| entries.get_index(i));
-                    let Some((key, _)) = entry else {
+                    let entry = usize::try_from(index).ok().and_then(|i| entries.key_at(i));
+                    let Some(key) = entry else {
                         throw!(index_error(index, "map", length))
                     };
-                    let key = key.clone();
                     r!(dst) = run.heap.key_value(&key);
                     gc_point!();
                 }
@@ -586,9 +583,9 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     let length = entries.len();
                     match usize::try_from(index)
                         .ok()
-                        .and_then(|i| entries.get_index(i))
+                        .and_then(|i| entries.value_at(i))
                     {
-                        Some((_, &value)) => r!(dst) = value,
+                        Some(value) => r!(dst) = value,
                         None => throw!(index_error(index, "map", length)),
                     }
                 }
@@ -793,7 +790,7 @@ fn set_cell(heap: &mut Heap, cell: Value, value: Value) -> bool {
 /// A map from alternating key and value registers; `None` if a key is not of
 /// a key type.
 fn build_map(heap: &Heap, pairs: &[Value]) -> Option<ValueMap> {
-    let mut map = ValueMap::with_capacity_and_hasher(pairs.len() / 2, KeyHasher::default());
+    let mut map = ValueMap::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks_exact(2) {
         map.insert(heap.key(pair[0])?, pair[1]);
     }

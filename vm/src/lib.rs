@@ -12,6 +12,7 @@ pub mod fiber;
 pub mod format;
 pub mod heap;
 mod interp;
+pub mod map;
 pub mod native;
 pub mod op;
 pub mod program;
