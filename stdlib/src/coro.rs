@@ -58,7 +58,13 @@ pub fn new(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     if !is_function {
         return Err(args::internal("a function"));
     }
-    let coro = Coroutine::new(body);
+    let mut coro = Coroutine::new(body);
+    // The compiler passes the yield type as a hidden second argument, so
+    // yields it could not check are checked when they happen.
+    coro.yield_type = args
+        .get(1)
+        .and_then(|ty| ctx.heap.str(*ty))
+        .map(str::to_string);
     Ok(Value::Obj(ctx.heap.alloc(Object::Coro(Box::new(coro)))))
 }
 

@@ -46,6 +46,11 @@ pub struct Coroutine {
     pub sent: Value,
     /// `stop()` was called: the pending (or next) `yield` raises `Stopped`.
     pub stop_requested: bool,
+    /// The type its yields must have, as Spool writes it (`int`, `[str]`,
+    /// `Point?`), when the compiler knew it: a `yield` the checker could not
+    /// see is checked against it at run time.
+    #[serde(default)]
+    pub yield_type: Option<String>,
 }
 
 /// Where a coroutine is in its life.
@@ -90,8 +95,9 @@ pub(crate) enum Yielded {
     ToResumer,
     /// The main fiber yielded: the whole run pauses for the host.
     ToHost,
-    /// The coroutine was asked to stop: the `yield` raises `Stopped`.
-    Stopped,
+    /// The `yield` raises this error instead: `Stopped` for a coroutine
+    /// asked to stop, `Type` for a value its coroutine does not yield.
+    Raise(VmError),
 }
 
 /// What happens to an error that unwound every frame of the active fiber.
@@ -116,6 +122,7 @@ impl Coroutine {
             last: None,
             sent: Value::Nil,
             stop_requested: false,
+            yield_type: None,
         }
     }
 
@@ -180,8 +187,10 @@ pub(crate) fn next(
     };
     match coro.status {
         CoroStatus::Suspended => {}
-        // Once stopped, a coroutine answers every `next()` with false.
+        // Stopped before it started: the first `next()` answers false, and
+        // after that it is as finished as any other.
         CoroStatus::Done if coro.stop_requested => {
+            coro.stop_requested = false;
             write_register(&mut run.fiber, dst, Value::Bool(false));
             return Ok(Next::Continue);
         }
@@ -211,23 +220,34 @@ pub(crate) fn next(
 /// whose destination is `dst`.
 #[cold]
 #[inline(never)]
-pub(crate) fn yield_value(run: &mut Run, value: Value, dst: Reg) -> Yielded {
+pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: Reg) -> Yielded {
     let Some(resumer) = run.resumers.last() else {
         // The host's answer lands in `R[dst]`; nil unless it sends one.
         write_register(&mut run.fiber, dst, Value::Nil);
         run.host_yield = true;
         return Yielded::ToHost;
     };
-    let Some(coro) = run.heap.coro_mut(resumer.coro) else {
-        return Yielded::Stopped;
+    let Some(coro) = run.heap.coro(Value::Obj(resumer.coro)) else {
+        return Yielded::Raise(stopped());
     };
     if coro.stop_requested {
-        return Yielded::Stopped;
+        return Yielded::Raise(stopped());
     }
+    if let Some(expected) = &coro.yield_type {
+        if !crate::format::fits(value, expected, &run.heap, program) {
+            let found = crate::format::kind_of(value, &run.heap, program);
+            let message =
+                format!("yield of a value of type {found} in a coroutine that yields `{expected}`");
+            return Yielded::Raise(VmError::new(ErrorKind::Type, message));
+        }
+    }
+    let Some(coro) = run.heap.coro_mut(resumer.coro) else {
+        return Yielded::Raise(stopped());
+    };
     coro.last = Some(value);
     coro.status = CoroStatus::Suspended;
     let Some(resumer) = run.resumers.pop() else {
-        return Yielded::Stopped;
+        return Yielded::Raise(stopped());
     };
     coro.fiber = std::mem::replace(&mut run.fiber, resumer.fiber);
     write_register(&mut run.fiber, resumer.dst, Value::Bool(true));
@@ -245,6 +265,7 @@ pub(crate) fn finish_body(run: &mut Run) -> bool {
     };
     if let Some(coro) = run.heap.coro_mut(resumer.coro) {
         coro.status = CoroStatus::Done;
+        coro.stop_requested = false;
     }
     run.fiber = resumer.fiber;
     write_register(&mut run.fiber, resumer.dst, Value::Bool(false));
@@ -268,6 +289,7 @@ pub(crate) fn escape(
     let finished = match run.heap.coro_mut(resumer.coro) {
         Some(coro) => {
             let finished = stopped && coro.stop_requested;
+            coro.stop_requested = false;
             coro.status = if finished {
                 CoroStatus::Done
             } else {

@@ -266,3 +266,100 @@ pub fn compare(a: Value, b: Value, heap: &Heap) -> Option<Ordering> {
         _ => None,
     }
 }
+
+/// Does `value` fit the type written `ty` (as the checker prints types)?
+/// Shallow: the outermost shape is checked, not the elements.
+pub fn fits(value: Value, ty: &str, heap: &Heap, program: &Program) -> bool {
+    let ty = ty.trim();
+    if let Some(inner) = ty.strip_suffix('?') {
+        let inner = inner
+            .strip_prefix('(')
+            .and_then(|t| t.strip_suffix(')'))
+            .unwrap_or(inner);
+        return value.is_nil() || fits(value, inner, heap, program);
+    }
+    let object = value.as_obj().and_then(|obj| heap.get(obj));
+    match ty {
+        "" | "_" | "any" | "never" => true,
+        "int" => matches!(value, Value::Int(_)),
+        "float" => matches!(value, Value::Float(_)),
+        "bool" => matches!(value, Value::Bool(_)),
+        "nil" => value.is_nil(),
+        "str" => matches!(object, Some(Object::Str(_))),
+        _ if ty.starts_with('[') => match object {
+            Some(Object::Map(_)) => has_top_level_colon(ty),
+            Some(Object::List(_)) => !has_top_level_colon(ty),
+            _ => false,
+        },
+        _ if ty.starts_with("fn(") => {
+            matches!(value, Value::Func(_) | Value::Native(_))
+                || matches!(object, Some(Object::Closure { .. }))
+        }
+        _ if ty.starts_with("Coro<") => matches!(object, Some(Object::Coro(_))),
+        _ => {
+            let name = ty.split('<').next().unwrap_or(ty);
+            match object {
+                Some(Object::Record { ty, .. }) => program
+                    .structs
+                    .get(ty.index())
+                    .is_some_and(|s| s.name == name),
+                Some(Object::Variant { ty, .. }) => program
+                    .enums
+                    .get(ty.index())
+                    .is_some_and(|e| e.name == name),
+                // Types the VM cannot tell apart from here pass.
+                _ => {
+                    !matches!(
+                        value,
+                        Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Nil
+                    ) && !matches!(
+                        object,
+                        Some(Object::Str(_) | Object::List(_) | Object::Map(_))
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Is there a `:` directly inside the outer brackets of `[K: V]`?
+fn has_top_level_colon(ty: &str) -> bool {
+    let mut depth = 0i32;
+    for ch in ty.chars() {
+        match ch {
+            '[' | '(' | '<' => depth += 1,
+            ']' | ')' | '>' => depth -= 1,
+            ':' if depth == 1 => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// What kind of value this is, for error messages: "`str`", "`Point`".
+pub fn kind_of(value: Value, heap: &Heap, program: &Program) -> String {
+    let name = match value {
+        Value::Nil => "nil",
+        Value::Bool(_) => "bool",
+        Value::Int(_) => "int",
+        Value::Float(_) => "float",
+        Value::Func(_) | Value::Native(_) => "function",
+        Value::Obj(obj) => match heap.get(obj) {
+            Some(Object::Str(_)) => "str",
+            Some(Object::List(_)) => "list",
+            Some(Object::Map(_)) => "map",
+            Some(Object::Record { ty, .. }) => program
+                .structs
+                .get(ty.index())
+                .map_or("record", |s| s.name.as_str()),
+            Some(Object::Variant { ty, .. }) => program
+                .enums
+                .get(ty.index())
+                .map_or("enum value", |e| e.name.as_str()),
+            Some(Object::Closure { .. }) => "function",
+            Some(Object::Coro(_)) => "coroutine",
+            _ => "value",
+        },
+    };
+    format!("`{name}`")
+}

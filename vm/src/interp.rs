@@ -394,20 +394,30 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     }
                 }
                 Op::ForRangePrep { counter, exit } => {
-                    let (start, end) = (int!(counter), int!(Reg(counter.0 + 1)));
+                    let Some([start, end, var]) = range_window(regs, counter) else {
+                        throw!(expected("a range counter"))
+                    };
+                    let (Value::Int(start), Value::Int(end)) = (*start, *end) else {
+                        throw!(expected("int"))
+                    };
                     if start >= end {
                         pc = exit.index();
                     } else {
-                        r!(Reg(counter.0 + 2)) = Value::Int(start);
+                        *var = Value::Int(start);
                     }
                 }
                 Op::ForRangeLoop { counter, body } => {
+                    let Some([current, end, var]) = range_window(regs, counter) else {
+                        throw!(expected("a range counter"))
+                    };
+                    let (Value::Int(now), Value::Int(end)) = (*current, *end) else {
+                        throw!(expected("int"))
+                    };
                     // The counter is below the end, so adding one cannot overflow.
-                    let (current, end) = (int!(counter), int!(Reg(counter.0 + 1)));
-                    let next = current.wrapping_add(1);
-                    r!(counter) = Value::Int(next);
+                    let next = now.wrapping_add(1);
+                    *current = Value::Int(next);
                     if next < end {
-                        r!(Reg(counter.0 + 2)) = Value::Int(next);
+                        *var = Value::Int(next);
                         pc = body.index();
                     }
                 }
@@ -443,6 +453,26 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     call_native!(native, call_base, argc)
                 }
                 Op::Return { .. } | Op::ReturnNil => {
+                    // Fast path: no `try` or `defer` anywhere and a plain
+                    // call returning to its caller, whose result register
+                    // is this frame's `R[0]`.
+                    if run.fiber.handlers.is_empty() && run.fiber.defers.is_empty() {
+                        if let [.., caller, frame] = run.fiber.frames[..] {
+                            if frame.ret == frame.base && frame.ret != Frame::DISCARD {
+                                // Separate stores: a merged `Value` would
+                                // go through the stack.
+                                match *op {
+                                    Op::Return { src } => r!(Reg(0)) = r!(src),
+                                    _ => r!(Reg(0)) = Value::Nil,
+                                }
+                                run.fiber.frames.pop();
+                                code = function_code(program, caller.func);
+                                pc = caller.pc as usize;
+                                regs = &mut run.fiber.registers[caller.base as usize..];
+                                continue;
+                            }
+                        }
+                    }
                     let value = match *op {
                         Op::Return { src } => r!(src),
                         _ => Value::Nil,
@@ -719,10 +749,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::Yield { dst, src } => {
                     let value = r!(src);
                     save_pc!();
-                    match coro::yield_value(run, value, dst) {
+                    match coro::yield_value(run, program, value, dst) {
                         Yielded::ToResumer => reload!(),
                         Yielded::ToHost => return Ok(Step::Yield(value)),
-                        Yielded::Stopped => throw!(coro::stopped()),
+                        Yielded::Raise(error) => throw!(error),
                     }
                 }
             }
@@ -742,6 +772,14 @@ fn top_state<'p>(fiber: &Fiber, program: &'p Program) -> Option<(&'p [Op], usize
         frame.base as usize,
         frame.pc as usize,
     ))
+}
+
+/// The registers `R[counter] ..= R[counter + 2]` of a counted loop, with one
+/// bounds check.
+#[inline(always)]
+fn range_window(regs: &mut [Value], counter: Reg) -> Option<&mut [Value; 3]> {
+    let from = counter.index();
+    regs.get_mut(from..from + 3)?.try_into().ok()
 }
 
 /// The absolute register index of the running frame's `R[0]`.

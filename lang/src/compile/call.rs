@@ -68,7 +68,11 @@ impl Compiler {
             }
         }
         let (ty, reg) = self.expr(callee, None);
-        self.call_value(reg, &ty, callee.span, args, dst, span)
+        let callee_name = match &callee.kind {
+            ExprKind::Name(name) => Some(name.name.clone()),
+            _ => None,
+        };
+        self.call_value(reg, &ty, (callee.span, callee_name), args, dst, span)
     }
 
     /// Compiles arguments only to report the errors inside them.
@@ -118,7 +122,14 @@ impl Compiler {
                     },
                     method.span,
                 );
-                return self.call_value(callee, &field_ty, method.span, args, dst, span);
+                return self.call_value(
+                    callee,
+                    &field_ty,
+                    (method.span, Some(method.name.clone())),
+                    args,
+                    dst,
+                    span,
+                );
             }
         }
         if ty != Type::Error {
@@ -156,7 +167,7 @@ impl Compiler {
         &mut self,
         callee: Reg,
         ty: &Type,
-        callee_span: Span,
+        (callee_span, callee_name): (Span, Option<String>),
         args: &[Arg],
         dst: Reg,
         span: Span,
@@ -188,9 +199,15 @@ impl Compiler {
         for (index, (arg, param)) in args.iter().zip(&fn_type.params).enumerate() {
             self.check_into(&arg.value, Reg(base.0 + index as u16), param);
         }
-        if let (Some(yields), Some(receives)) = (&fn_type.yields, &fn_type.receives) {
-            let effects = (yields.clone(), receives.clone());
-            self.link_effects("this function", &effects, span);
+        if fn_type.yields.is_some() || fn_type.receives.is_some() {
+            // A side the type leaves out is unconstrained.
+            let mut either = |ty: &Option<Type>| ty.clone().unwrap_or_else(|| self.unifier.fresh());
+            let effects = (either(&fn_type.yields), either(&fn_type.receives));
+            let name = match &callee_name {
+                Some(name) => format!("`{name}`"),
+                None => "this function".to_string(),
+            };
+            self.link_effects(&name, &effects, span);
         }
         self.emit(
             Op::CallValue {
@@ -296,8 +313,9 @@ impl Compiler {
             }
         }
         if let Some(effects) = self.fns[chosen].effects.clone() {
-            self.link_effects(&name.name, &effects, span);
+            self.link_effects(&format!("`{}`", name.name), &effects, span);
         }
+        let argc = argc + self.hidden_yield_type(chosen, &ret, base, argc, span);
         let op = match self.fns[chosen].callee {
             // `next` switches to the coroutine's fiber: an instruction, not a call.
             Callee::Native(native) if self.natives[native.index()].key == "coro.next" => {
@@ -320,6 +338,33 @@ impl Compiler {
         self.emit(op, span);
         self.finish_call(base, dst, span);
         ret
+    }
+
+    /// `coroutine(f)` also receives the coroutine's yield type, filled in
+    /// once every type is known, for the VM's run-time check of yields the
+    /// checker cannot see. Returns the number of hidden arguments.
+    fn hidden_yield_type(
+        &mut self,
+        chosen: usize,
+        ret: &Type,
+        base: Reg,
+        argc: usize,
+        span: Span,
+    ) -> usize {
+        let Callee::Native(native) = self.fns[chosen].callee else {
+            return 0;
+        };
+        let Type::Coro(yields, _) = ret else { return 0 };
+        if self.natives[native.index()].key != "coro.new" {
+            return 0;
+        }
+        let reg = self.alloc();
+        debug_assert_eq!(reg.0, base.0 + argc as u16, "arguments are consecutive");
+        let idx = spool_vm::ConstIdx(self.constants.len() as u32);
+        self.constants.push(spool_vm::Constant::Str(String::new()));
+        self.late_type_names.push((idx, (**yields).clone()));
+        self.emit(Op::LoadConst { dst: reg, idx }, span);
+        1
     }
 
     /// The first overload (script functions before library ones) whose

@@ -156,9 +156,9 @@ impl Compiler {
         let what = if yields_ok { "receives" } else { "yields" };
         let mut diag = Diagnostic::new(
             codes::YIELD_TYPE,
-            format!("mismatched yield types: `{callee}` {what} `{theirs}`, but the caller {what} `{mine}`"),
+            format!("mismatched yield types: {callee} {what} `{theirs}`, but the caller {what} `{mine}`"),
             span,
-            format!("`{callee}` {what} `{theirs}`"),
+            format!("{callee} {what} `{theirs}`"),
         );
         if let Some(first) = self.b().first_yield {
             diag = diag.with_label(first, format!("{what} `{mine}` here"));
@@ -322,7 +322,16 @@ impl Compiler {
     /// The type of a named function with fresh variables for its generics.
     pub(super) fn instantiate_fn_type(&mut self, entry: usize) -> Type {
         let (params, ret) = self.instantiate(entry);
-        Type::func(params, ret)
+        let (yields, receives) = match &self.fns[entry].effects {
+            Some((yields, receives)) => (Some(yields.clone()), Some(receives.clone())),
+            None => (None, None),
+        };
+        Type::Fn(Box::new(FnType {
+            params,
+            ret,
+            yields,
+            receives,
+        }))
     }
 
     fn list(&mut self, items: &[Expr], dst: Reg, expected: Option<&Type>, span: Span) -> Type {

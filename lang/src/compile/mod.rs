@@ -162,6 +162,8 @@ struct Compiler {
     main_effects: (Type, Type),
     /// The receive type of the top level, as written (`nil`, `str`, ...).
     main_receives: String,
+    /// String constants to fill with a type's name once types are settled.
+    late_type_names: Vec<(ConstIdx, Type)>,
 }
 
 /// A named type.
@@ -225,6 +227,7 @@ impl Compiler {
             effect_vars: Vec::new(),
             main_effects: (Type::Nil, Type::Nil),
             main_receives: String::new(),
+            late_type_names: Vec::new(),
         }
     }
 
@@ -719,6 +722,16 @@ impl Compiler {
     /// Ends compilation: unbound yield/receive types become `nil`, then
     /// every variable's type must be known.
     fn settle_types(&mut self) {
+        // A yield type nothing constrained is unknown, not `nil`: yields the
+        // checker could not see (through callbacks) are then unchecked.
+        for (idx, ty) in std::mem::take(&mut self.late_type_names) {
+            let name = if self.unifier.has_unbound(&ty) {
+                String::new()
+            } else {
+                self.show(&ty)
+            };
+            self.constants[idx.index()] = Constant::Str(name);
+        }
         for var in std::mem::take(&mut self.effect_vars) {
             if self.unifier.has_unbound(&var) {
                 self.unifier.unify(&var, &Type::Nil);
