@@ -277,8 +277,9 @@ impl Unifier {
         match (&a, &b) {
             (Type::Error | Type::Never, _) | (_, Type::Error | Type::Never) => true,
             (Type::Var(x), Type::Var(y)) if x == y => true,
-            (Type::Var(var), other) | (other, Type::Var(var)) => self.bind(*var, other),
+            // `any` accepts a value without saying what it is: it binds nothing.
             (Type::Any, _) | (_, Type::Any) => true,
+            (Type::Var(var), other) | (other, Type::Var(var)) => self.bind(*var, other),
             (Type::List(x), Type::List(y))
             | (Type::Opt(x), Type::Opt(y))
             | (Type::Task(x), Type::Task(y))

@@ -289,3 +289,59 @@ fn build_spool() -> PathBuf {
     );
     profile.join(format!("spool{}", std::env::consts::EXE_SUFFIX))
 }
+
+#[test]
+fn top_level_yield_prints_and_reads_answers_from_stdin() {
+    let ask = "let name: str = yield \"name?\"\nprint(\"hi ${name}\")\nlet n = yield \"count?\"\nprint(n.parse_int()! + 1)\n";
+    let count = "let n: int = yield \"count?\"\nprint(n + 1)\n";
+    let silent = "let ignored = yield 3\nprint(ignored)\n";
+    let dir = scratch(
+        "yield_stdin",
+        &[
+            ("ask.spl", ask),
+            ("count.spl", count),
+            ("silent.spl", silent),
+        ],
+    );
+    let output = spool_with_stdin(&dir, &["ask.spl"], "Ada\n41\n");
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "name?\nhi Ada\ncount?\n42\n");
+    let output = spool_with_stdin(&dir, &["count.spl"], "many\n");
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("not a valid `int` answer"),
+        "{}",
+        stderr(&output)
+    );
+    let output = spool_with_stdin(&dir, &["ask.spl"], "");
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("standard input ended"),
+        "{}",
+        stderr(&output)
+    );
+    // A script whose yields receive nothing does not read standard input.
+    let output = spool_with_stdin(&dir, &["silent.spl"], "");
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "3\nnil\n");
+}
+
+/// Runs `spool` in `dir` with `input` on its standard input.
+fn spool_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(spool_binary())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spool starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // The run may stop reading early (end of input is an error), so a
+    // broken pipe here is expected.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("spool finishes")
+}
