@@ -246,14 +246,38 @@ fn answer_yield(
 }
 
 /// An uncaught runtime error as the command line prints it: kind, message
-/// and one `at function (file:line:col)` line per frame.
+/// and one `at function (file:line:col)` line per frame. A frame repeated
+/// many times in a row (deep recursion) is shown once with a count, and a
+/// very long trace keeps its innermost and outermost frames.
 pub fn format_runtime_error(error: &RunError) -> String {
+    const KEEP: usize = 20;
     let mut out = format!("error: {}: {}\n", error.kind, error.message);
-    for frame in &error.trace {
-        out.push_str(&format!(
-            "  at {} ({}:{}:{})\n",
+    let mut lines: Vec<String> = Vec::new();
+    let mut frames = error.trace.iter().peekable();
+    while let Some(frame) = frames.next() {
+        let mut repeats = 0;
+        while frames.peek() == Some(&frame) {
+            frames.next();
+            repeats += 1;
+        }
+        lines.push(format!(
+            "  at {} ({}:{}:{})",
             frame.function, frame.file, frame.line, frame.col
         ));
+        if repeats > 0 {
+            lines.push(format!("  ... repeated {repeats} more time(s)"));
+        }
+    }
+    if lines.len() > 2 * KEEP {
+        let hidden = lines.len() - 2 * KEEP;
+        lines.splice(
+            KEEP..lines.len() - KEEP,
+            [format!("  ... {hidden} more line(s)")],
+        );
+    }
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
     }
     out
 }
@@ -299,6 +323,37 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Command, String> {
         parse_args(args.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn long_traces_are_shortened() {
+        let frame = |function: &str, line| crate::TraceFrame {
+            function: function.into(),
+            file: "f.spl".into(),
+            line,
+            col: 1,
+        };
+        let mut trace = vec![frame("depth", 3); 1000];
+        trace.push(frame("main", 9));
+        let error = RunError {
+            kind: "Limit".into(),
+            message: "deep".into(),
+            trace,
+        };
+        let text = format_runtime_error(&error);
+        assert_eq!(
+            text,
+            "error: Limit: deep\n  at depth (f.spl:3:1)\n  ... repeated 999 more time(s)\n  at main (f.spl:9:1)\n"
+        );
+        let trace: Vec<_> = (0..100).map(|i| frame("f", i)).collect();
+        let error = RunError {
+            kind: "K".into(),
+            message: "m".into(),
+            trace,
+        };
+        let text = format_runtime_error(&error);
+        assert_eq!(text.lines().count(), 1 + 20 + 1 + 20);
+        assert!(text.contains("  ... 60 more line(s)\n"));
     }
 
     #[test]
