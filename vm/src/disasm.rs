@@ -109,7 +109,9 @@ fn operands(program: &Program, op: &Op) -> String {
         | Op::LtStr { dst, lhs, rhs }
         | Op::LeStr { dst, lhs, rhs }
         | Op::Eq { dst, lhs, rhs } => format!("{}, {}, {}", r(dst), r(lhs), r(rhs)),
-        Op::AddIntImm { dst, lhs, imm } => format!("{}, {}, {imm}", r(dst), r(lhs)),
+        Op::AddIntImm { dst, lhs, imm }
+        | Op::MulIntImm { dst, lhs, imm }
+        | Op::RemIntImm { dst, lhs, imm } => format!("{}, {}, {imm}", r(dst), r(lhs)),
         Op::NegInt { dst, src }
         | Op::NegFloat { dst, src }
         | Op::ToStr { dst, src }
@@ -124,6 +126,9 @@ fn operands(program: &Program, op: &Op) -> String {
         }
         Op::JumpIfNotLtInt { lhs, rhs, target } | Op::JumpIfNotLeInt { lhs, rhs, target } => {
             format!("{}, {}, {}", r(lhs), r(rhs), to(target))
+        }
+        Op::JumpIfNotLtIntImm { lhs, imm, target } | Op::JumpIfNotGtIntImm { lhs, imm, target } => {
+            format!("{}, {imm}, {}", r(lhs), to(target))
         }
         Op::ForRangePrep { counter, exit } => format!("{}, {}", r(counter), to(exit)),
         Op::ForRangeLoop { counter, body } => format!("{}, {}", r(counter), to(body)),

@@ -310,6 +310,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::AddIntImm { dst, lhs, imm } => {
                     checked_int!(dst, int!(lhs).checked_add(imm as i64), overflow())
                 }
+                Op::MulIntImm { dst, lhs, imm } => {
+                    checked_int!(dst, int!(lhs).checked_mul(imm as i64), overflow())
+                }
+                Op::RemIntImm { dst, lhs, imm } => {
+                    let divisor = imm as i64;
+                    checked_int!(dst, int!(lhs).checked_rem(divisor), division_error(divisor))
+                }
                 Op::NegInt { dst, src } => checked_int!(dst, int!(src).checked_neg(), overflow()),
 
                 // ---- float arithmetic ----
@@ -390,6 +397,16 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
                 Op::JumpIfNotLeInt { lhs, rhs, target } => {
                     if int!(lhs) > int!(rhs) {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfNotLtIntImm { lhs, imm, target } => {
+                    if int!(lhs) >= imm as i64 {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfNotGtIntImm { lhs, imm, target } => {
+                    if int!(lhs) <= imm as i64 {
                         pc = target.index();
                     }
                 }

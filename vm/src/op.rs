@@ -234,6 +234,17 @@ pub enum Op {
     /// Yield R[src] to the resumer (or, outside any coroutine, to the host);
     /// when resumed, R[dst] := the value sent (nil if none).
     Yield { dst: Reg, src: Reg },
+
+    // ---- int operations with an immediate operand ----
+    // (Appended, so that the serialized index of every older variant stays.)
+    /// R[dst] := R[lhs] * imm (int, traps on overflow)
+    MulIntImm { dst: Reg, lhs: Reg, imm: i32 },
+    /// R[dst] := R[lhs] % imm (int, sign of lhs; traps on zero and overflow)
+    RemIntImm { dst: Reg, lhs: Reg, imm: i32 },
+    /// if !(R[lhs] < imm) { pc := target } (int; fused compare and branch)
+    JumpIfNotLtIntImm { lhs: Reg, imm: i32, target: Pc },
+    /// if !(R[lhs] > imm) { pc := target } (int; fused compare and branch)
+    JumpIfNotGtIntImm { lhs: Reg, imm: i32, target: Pc },
 }
 
 const _: () = assert!(std::mem::size_of::<Op>() <= 16);

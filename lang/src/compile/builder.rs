@@ -167,6 +167,8 @@ impl Compiler {
             | Op::JumpIfNotNil { target: t, .. }
             | Op::JumpIfNotLtInt { target: t, .. }
             | Op::JumpIfNotLeInt { target: t, .. }
+            | Op::JumpIfNotLtIntImm { target: t, .. }
+            | Op::JumpIfNotGtIntImm { target: t, .. }
             | Op::JumpIfNotVariant { target: t, .. }
             | Op::TryBegin { handler: t, .. }
             | Op::ForRangePrep { exit: t, .. }

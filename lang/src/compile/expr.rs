@@ -463,7 +463,7 @@ impl Compiler {
         }
     }
 
-    /// `x + 1` and `x - 1` on ints use the immediate form.
+    /// `x + 1`, `x - 1`, `x * 3` and `x % 7` on ints use the immediate forms.
     fn add_immediate(
         &mut self,
         op: BinOp,
@@ -476,7 +476,7 @@ impl Compiler {
             return None;
         };
         let imm = match op {
-            BinOp::Add => i32::try_from(value).ok()?,
+            BinOp::Add | BinOp::Mul | BinOp::Rem => i32::try_from(value).ok()?,
             BinOp::Sub => i32::try_from(value).ok()?.checked_neg()?,
             _ => return None,
         };
@@ -486,7 +486,12 @@ impl Compiler {
             let (rt, r) = self.expr(rhs, Some(&lt));
             return Some(self.binary_op(op, (lt, l), (rt, r), dst, span));
         }
-        self.emit(Op::AddIntImm { dst, lhs: l, imm }, span);
+        let instruction = match op {
+            BinOp::Mul => Op::MulIntImm { dst, lhs: l, imm },
+            BinOp::Rem => Op::RemIntImm { dst, lhs: l, imm },
+            _ => Op::AddIntImm { dst, lhs: l, imm },
+        };
+        self.emit(instruction, span);
         Some(Type::Int)
     }
 

@@ -419,6 +419,13 @@ impl Compiler {
             }
             ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
                 let (lt, l) = self.expr(lhs, None);
+                if let Some(make) = compare_immediate(*op, rhs) {
+                    if self.unifier.shallow(&lt) == Type::Int {
+                        let jump = self.emit(make(l), cond.span);
+                        self.free_to(mark);
+                        return vec![jump];
+                    }
+                }
                 let (rt, r) = self.expr(rhs, Some(&lt));
                 let both_int = self.unifier.shallow(&lt) == Type::Int
                     && self.unifier.shallow(&rt) == Type::Int;
@@ -1090,5 +1097,30 @@ fn has_break(block: &Block) -> bool {
             _ => false,
         }),
         _ => false,
+    })
+}
+
+/// For `x < k`, `x <= k`, `x > k` and `x >= k` with an int literal `k`: the
+/// fused compare-and-branch with an immediate that jumps when the comparison
+/// is false (`<=` and `>=` become `<` and `>` against `k + 1` and `k - 1`).
+/// `None` when `k` is not a literal or does not fit an `i32`.
+fn compare_immediate(op: BinOp, rhs: &Expr) -> Option<impl Fn(Reg) -> Op> {
+    let ExprKind::Int(value) = rhs.kind else {
+        return None;
+    };
+    let (less, bound) = match op {
+        BinOp::Lt => (true, value),
+        BinOp::Le => (true, value.checked_add(1)?),
+        BinOp::Gt => (false, value),
+        _ => (false, value.checked_sub(1)?),
+    };
+    let imm = i32::try_from(bound).ok()?;
+    let target = Pc(0);
+    Some(move |lhs| {
+        if less {
+            Op::JumpIfNotLtIntImm { lhs, imm, target }
+        } else {
+            Op::JumpIfNotGtIntImm { lhs, imm, target }
+        }
     })
 }
