@@ -680,8 +680,7 @@ impl Compiler {
         });
     }
 
-    /// `for x in xs` and `for i, x in xs`: an index register counts up to
-    /// the list's length, read again each time round.
+    /// `for x in xs` and `for i, x in xs`.
     fn for_list(
         &mut self,
         first: &Ident,
@@ -691,80 +690,34 @@ impl Compiler {
         body: &Block,
         span: Span,
     ) {
-        let regs = self.alloc_n(3);
-        let (list_reg, index, len) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
-        self.emit(
-            Op::Move {
-                dst: list_reg,
-                src: list,
-            },
-            span,
-        );
-        self.emit(
-            Op::LoadInt {
-                dst: index,
-                value: 0,
-            },
-            span,
-        );
-        let start = self.here();
-        self.emit(
-            Op::ListLen {
-                dst: len,
-                list: list_reg,
-            },
-            span,
-        );
-        let exit = self.emit(
-            Op::JumpIfNotLtInt {
-                lhs: index,
-                rhs: len,
-                target: Pc(0),
-            },
-            span,
-        );
-        self.enter_loop();
-        self.push_scope();
-        let (index_name, value_name) = match second {
-            Some(second) => (Some(first), second),
-            None => (None, first),
-        };
-        if let Some(index_name) = index_name {
-            let reg = self.alloc();
-            self.emit(
-                Op::Move {
+        let length = |dst, list| Op::ListLen { dst, list };
+        self.indexed_loop(list, length, body, span, |this, list, index| {
+            let (index_name, value_name) = match second {
+                Some(second) => (Some(first), second),
+                None => (None, first),
+            };
+            if let Some(index_name) = index_name {
+                let reg = this.alloc();
+                this.emit(
+                    Op::Move {
+                        dst: reg,
+                        src: index,
+                    },
+                    index_name.span,
+                );
+                this.bind_local(index_name, reg, Type::Int);
+            }
+            let reg = this.alloc();
+            this.emit(
+                Op::ListGet {
                     dst: reg,
-                    src: index,
+                    list,
+                    index,
                 },
-                index_name.span,
+                value_name.span,
             );
-            self.bind_local(index_name, reg, Type::Int);
-        }
-        let reg = self.alloc();
-        self.emit(
-            Op::ListGet {
-                dst: reg,
-                list: list_reg,
-                index,
-            },
-            value_name.span,
-        );
-        self.bind_local(value_name, reg, element);
-        self.block_stmts(body);
-        self.pop_scope();
-        let next = self.here();
-        self.emit(
-            Op::AddIntImm {
-                dst: index,
-                lhs: index,
-                imm: 1,
-            },
-            span,
-        );
-        self.emit(Op::Jump { target: start }, span);
-        let end = self.here();
-        self.exit_loop(next, end);
-        self.patch(exit, end);
+            this.bind_local(value_name, reg, element);
+        });
     }
 
     /// `for k in m` and `for k, v in m`, in insertion order.
@@ -777,12 +730,52 @@ impl Compiler {
         body: &Block,
         span: Span,
     ) {
+        let length = |dst, map| Op::MapLen { dst, map };
+        self.indexed_loop(map, length, body, span, |this, map, index| {
+            let key = this.alloc();
+            this.emit(
+                Op::MapKeyAt {
+                    dst: key,
+                    map,
+                    index,
+                },
+                first.span,
+            );
+            this.bind_local(first, key, types.0);
+            if let Some(second) = second {
+                let value = this.alloc();
+                this.emit(
+                    Op::MapValueAt {
+                        dst: value,
+                        map,
+                        index,
+                    },
+                    second.span,
+                );
+                this.bind_local(second, value, types.1);
+            }
+        });
+    }
+
+    /// The loop over a list or a map: an index counts from 0 up to the
+    /// container's length, read again each time round (so a body that
+    /// shrinks the container ends the loop early instead of failing);
+    /// `bind` declares the loop's variables from the container and index
+    /// registers.
+    fn indexed_loop(
+        &mut self,
+        container: Reg,
+        length: fn(Reg, Reg) -> Op,
+        body: &Block,
+        span: Span,
+        bind: impl FnOnce(&mut Self, Reg, Reg),
+    ) {
         let regs = self.alloc_n(3);
-        let (map_reg, index, len) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
+        let (held, index, len) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
         self.emit(
             Op::Move {
-                dst: map_reg,
-                src: map,
+                dst: held,
+                src: container,
             },
             span,
         );
@@ -794,13 +787,7 @@ impl Compiler {
             span,
         );
         let start = self.here();
-        self.emit(
-            Op::MapLen {
-                dst: len,
-                map: map_reg,
-            },
-            span,
-        );
+        self.emit(length(len, held), span);
         let exit = self.emit(
             Op::JumpIfNotLtInt {
                 lhs: index,
@@ -811,28 +798,7 @@ impl Compiler {
         );
         self.enter_loop();
         self.push_scope();
-        let key = self.alloc();
-        self.emit(
-            Op::MapKeyAt {
-                dst: key,
-                map: map_reg,
-                index,
-            },
-            first.span,
-        );
-        self.bind_local(first, key, types.0);
-        if let Some(second) = second {
-            let value = self.alloc();
-            self.emit(
-                Op::MapValueAt {
-                    dst: value,
-                    map: map_reg,
-                    index,
-                },
-                second.span,
-            );
-            self.bind_local(second, value, types.1);
-        }
+        bind(self, held, index);
         self.block_stmts(body);
         self.pop_scope();
         let next = self.here();
