@@ -187,14 +187,13 @@ pub(crate) fn next(
     };
     match coro.status {
         CoroStatus::Suspended => {}
-        // Stopped before it started: the first `next()` answers false, and
-        // after that it is as finished as any other.
-        CoroStatus::Done if coro.stop_requested => {
+        // "false once the body has returned" (LANGUAGE.md §4): a done
+        // coroutine, stopped or finished, keeps answering false.
+        CoroStatus::Done => {
             coro.stop_requested = false;
             write_register(&mut run.fiber, dst, Value::Bool(false));
             return Ok(Next::Continue);
         }
-        CoroStatus::Done => return Err(cannot_resume("finished")),
         CoroStatus::Failed => return Err(cannot_resume("failed")),
         CoroStatus::Running => return Err(cannot_resume("running")),
     }

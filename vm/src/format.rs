@@ -4,15 +4,17 @@
 //! the REPL and `spool inspect`, so every place shows a value the same way.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use crate::heap::{Heap, Key, Object};
 use crate::program::Program;
-use crate::value::Value;
+use crate::value::{ObjRef, Value};
 
-/// Containers nested deeper than this print as `...` (a list that holds
-/// itself must not recurse forever).
-const MAX_DEPTH: usize = 64;
+/// Containers nested deeper than this print as `...`, which bounds the
+/// printer's recursion. A container inside itself prints as `...` at the
+/// point where it repeats, at any depth.
+const MAX_DEPTH: usize = 2_000;
 
 /// `str(value)`: strings at the top level print as themselves, everything
 /// else as [`write_value`] shows it.
@@ -27,6 +29,19 @@ pub fn display(value: Value, heap: &Heap, program: &Program) -> String {
 
 /// Appends `value` as it prints inside a container (strings quoted).
 pub fn write_value(out: &mut String, value: Value, heap: &Heap, program: &Program, depth: usize) {
+    let mut path = Vec::new();
+    write_nested(out, value, heap, program, depth, &mut path);
+}
+
+/// [`write_value`] with the containers being printed on `path`.
+fn write_nested(
+    out: &mut String,
+    value: Value,
+    heap: &Heap,
+    program: &Program,
+    depth: usize,
+    path: &mut Vec<ObjRef>,
+) {
     if depth > MAX_DEPTH {
         out.push_str("...");
         return;
@@ -53,7 +68,12 @@ pub fn write_value(out: &mut String, value: Value, heap: &Heap, program: &Progra
             let _ = write!(out, "<fn {name}>");
         }
         Value::Obj(obj) => match heap.get(obj) {
-            Some(object) => write_object(out, object, heap, program, depth),
+            Some(_) if path.contains(&obj) => out.push_str("..."),
+            Some(object) => {
+                path.push(obj);
+                write_object(out, object, heap, program, depth, path);
+                path.pop();
+            }
             None => out.push_str("<freed>"),
         },
     }
@@ -65,12 +85,19 @@ pub fn write_float(out: &mut String, x: f64) {
     let _ = write!(out, "{x:?}");
 }
 
-fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Program, depth: usize) {
+fn write_object(
+    out: &mut String,
+    object: &Object,
+    heap: &Heap,
+    program: &Program,
+    depth: usize,
+    path: &mut Vec<ObjRef>,
+) {
     match object {
         Object::Str(text) => write_quoted(out, text),
         Object::List(items) => {
             out.push('[');
-            write_list(out, items, heap, program, depth);
+            write_list(out, items, heap, program, depth, path);
             out.push(']');
         }
         Object::Map(map) => {
@@ -85,7 +112,7 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
                 }
                 write_key(out, &key);
                 out.push_str(": ");
-                write_value(out, value, heap, program, depth + 1);
+                write_nested(out, value, heap, program, depth + 1, path);
             }
             out.push(']');
         }
@@ -101,7 +128,7 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
                     .and_then(|l| l.fields.get(index))
                     .map_or("?", |n| n.as_str());
                 let _ = write!(out, "{name}: ");
-                write_value(out, *value, heap, program, depth + 1);
+                write_nested(out, *value, heap, program, depth + 1, path);
             }
             out.push(')');
         }
@@ -118,7 +145,7 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
             out.push_str(name);
             if !fields.is_empty() {
                 out.push('(');
-                write_list(out, fields, heap, program, depth);
+                write_list(out, fields, heap, program, depth, path);
                 out.push(')');
             }
         }
@@ -136,12 +163,19 @@ fn write_object(out: &mut String, object: &Object, heap: &Heap, program: &Progra
     }
 }
 
-fn write_list(out: &mut String, items: &[Value], heap: &Heap, program: &Program, depth: usize) {
+fn write_list(
+    out: &mut String,
+    items: &[Value],
+    heap: &Heap,
+    program: &Program,
+    depth: usize,
+    path: &mut Vec<ObjRef>,
+) {
     for (index, value) in items.iter().enumerate() {
         if index > 0 {
             out.push_str(", ");
         }
-        write_value(out, *value, heap, program, depth + 1);
+        write_nested(out, *value, heap, program, depth + 1, path);
     }
 }
 
@@ -178,45 +212,51 @@ pub fn write_quoted(out: &mut String, text: &str) {
 }
 
 /// `a == b`: structural for strings, lists, maps (order-insensitive),
-/// records and variants; identity for closures, cells and coroutines.
+/// records and variants; identity for closures and cells. Works through a
+/// stack of pending pairs, so depth costs no Rust stack; a pair met again
+/// while it is being compared (values that contain themselves) is taken as
+/// equal.
 pub fn values_equal(a: Value, b: Value, heap: &Heap) -> bool {
-    equal_at(a, b, heap, 0)
-}
-
-fn equal_at(a: Value, b: Value, heap: &Heap, depth: usize) -> bool {
-    match (a, b) {
-        (Value::Obj(x), Value::Obj(y)) => {
-            if x == y {
-                return true;
-            }
-            if depth > MAX_DEPTH {
+    let mut pending = vec![(a, b)];
+    let mut assumed: HashSet<(ObjRef, ObjRef)> = HashSet::new();
+    while let Some((a, b)) = pending.pop() {
+        let (Value::Obj(x), Value::Obj(y)) = (a, b) else {
+            if a != b {
                 return false;
             }
-            match (heap.get(x), heap.get(y)) {
-                (Some(left), Some(right)) => objects_equal(left, right, heap, depth),
-                _ => false,
-            }
+            continue;
+        };
+        if x == y || !assumed.insert((x, y)) {
+            continue;
         }
-        _ => a == b,
+        let (Some(left), Some(right)) = (heap.get(x), heap.get(y)) else {
+            return false;
+        };
+        if !push_children(left, right, &mut pending) {
+            return false;
+        }
     }
+    true
 }
 
-fn objects_equal(left: &Object, right: &Object, heap: &Heap, depth: usize) -> bool {
-    let all_equal = |xs: &[Value], ys: &[Value]| {
+/// Compares what can be compared at once and queues the pairs of children;
+/// false when the two objects already differ.
+fn push_children(left: &Object, right: &Object, pending: &mut Vec<(Value, Value)>) -> bool {
+    let mut pairs = |xs: &[Value], ys: &[Value]| {
+        pending.extend(xs.iter().copied().zip(ys.iter().copied()));
         xs.len() == ys.len()
-            && xs
-                .iter()
-                .zip(ys)
-                .all(|(x, y)| equal_at(*x, *y, heap, depth + 1))
     };
     match (left, right) {
         (Object::Str(x), Object::Str(y)) => x == y,
-        (Object::List(xs), Object::List(ys)) => all_equal(xs, ys),
+        (Object::List(xs), Object::List(ys)) => pairs(xs, ys),
         (Object::Map(xs), Object::Map(ys)) => {
             xs.len() == ys.len()
-                && xs.iter().all(|(key, x)| {
-                    ys.get(&key)
-                        .is_some_and(|y| equal_at(x, *y, heap, depth + 1))
+                && xs.iter().all(|(key, x)| match ys.get(&key) {
+                    Some(y) => {
+                        pending.push((x, *y));
+                        true
+                    }
+                    None => false,
                 })
         }
         (
@@ -225,7 +265,7 @@ fn objects_equal(left: &Object, right: &Object, heap: &Heap, depth: usize) -> bo
                 ty: ty_,
                 fields: ys,
             },
-        ) => tx == ty_ && all_equal(xs, ys),
+        ) => tx == ty_ && pairs(xs, ys),
         (
             Object::Variant {
                 ty: tx,
@@ -237,7 +277,7 @@ fn objects_equal(left: &Object, right: &Object, heap: &Heap, depth: usize) -> bo
                 variant: vy,
                 fields: ys,
             },
-        ) => tx == ty_ && vx == vy && all_equal(xs, ys),
+        ) => tx == ty_ && vx == vy && pairs(xs, ys),
         _ => false,
     }
 }

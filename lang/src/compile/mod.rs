@@ -164,6 +164,8 @@ struct Compiler {
     main_receives: String,
     /// String constants to fill with a type's name once types are settled.
     late_type_names: Vec<(ConstIdx, Type)>,
+    /// `any` is accepted: only while declaring library signatures.
+    allow_any: bool,
 }
 
 /// A named type.
@@ -228,6 +230,7 @@ impl Compiler {
             main_effects: (Type::Nil, Type::Nil),
             main_receives: String::new(),
             late_type_names: Vec::new(),
+            allow_any: false,
         }
     }
 
@@ -448,6 +451,7 @@ impl Compiler {
     }
 
     fn declare_natives(&mut self, natives: &[NativeSpec]) {
+        self.allow_any = true;
         for native in natives {
             let index = NativeIdx(self.natives.len() as u32);
             self.natives.push(NativeDecl {
@@ -460,6 +464,7 @@ impl Compiler {
                 self.signature(&native.decl, generics, &scope, Callee::Native(index), false);
             self.add_fn(entry);
         }
+        self.allow_any = false;
     }
 
     fn signature(
@@ -596,7 +601,11 @@ impl Compiler {
                     .as_ref()
                     .map_or(Type::Nil, |r| self.resolve_type(r, generics));
                 let yields = yields.as_ref().map(|y| self.resolve_type(y, generics));
-                let receives = receives.as_ref().map(|r| self.resolve_type(r, generics));
+                // `fn() yields Y` receives nil, as `Coro<Y>` means `Coro<Y, nil>`.
+                let receives = match receives {
+                    Some(r) => Some(self.resolve_type(r, generics)),
+                    None => yields.as_ref().map(|_| Type::Nil),
+                };
                 Type::Fn(Box::new(crate::types::FnType {
                     params,
                     ret,
@@ -626,7 +635,19 @@ impl Compiler {
             "float" => Some(Type::Float),
             "bool" => Some(Type::Bool),
             "str" => Some(Type::Str),
-            "any" => Some(Type::Any),
+            "any" if self.allow_any => Some(Type::Any),
+            "any" => {
+                self.error(
+                    Diagnostic::new(
+                        codes::UNKNOWN_TYPE,
+                        "`any` cannot be used in scripts",
+                        name.span,
+                        "only library signatures take `any`",
+                    )
+                    .with_help("write the type, or make the function generic: `fn f<T>(x: T)`"),
+                );
+                Some(Type::Error)
+            }
             _ => None,
         };
         if let Some(ty) = simple {
