@@ -20,7 +20,7 @@ use crate::native::{Host, NativeCtx};
 use crate::op::Op;
 use crate::program::{Loc, Program};
 use crate::run::{DeferEntry, Fiber, Frame, Handler, Run, Step, Unwind};
-use crate::value::{FuncIdx, Reg, Value};
+use crate::value::{FuncIdx, GlobalIdx, Reg, Value};
 
 /// Executes `run` until it finishes, fails or (when `BUDGETED`) spends its
 /// instruction budget. The budget check is compiled out of the unbudgeted
@@ -231,6 +231,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::LoadFunc { dst, func } => r!(dst) = Value::Func(func),
                 Op::LoadNative { dst, native } => r!(dst) = Value::Native(native),
                 Op::LoadGlobal { dst, global } => match run.globals.get(global.index()) {
+                    Some(&Value::UNSET) => throw!(global_unset(program, global)),
                     Some(&value) => r!(dst) = value,
                     None => throw!(bad_program("missing global")),
                 },
@@ -1172,6 +1173,19 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
 #[cold]
 pub(crate) fn expected(what: &str) -> VmError {
     VmError::new(ErrorKind::Type, format!("internal error: expected {what}"))
+}
+
+/// A function read a top-level variable before its `let` ran.
+#[cold]
+fn global_unset(program: &Program, global: GlobalIdx) -> VmError {
+    let name = program
+        .globals
+        .get(global.index())
+        .map_or("?", String::as_str);
+    VmError::new(
+        ErrorKind::Type,
+        format!("global `{name}` was read before its `let` ran"),
+    )
 }
 
 /// A `Type` error for a program that breaks the VM's assumptions.

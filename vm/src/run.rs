@@ -247,7 +247,7 @@ impl Run {
     /// Runs a further function of an extended program on this run's heap and
     /// globals (the REPL compiles each line as a new function). `program`
     /// must extend the current one: the same functions, constants, globals
-    /// and natives, with more appended. New globals start as `nil`, new
+    /// and natives, with more appended. New globals start unset, new
     /// string constants are allocated and new natives are bound from the set
     /// the run was bound with. The fiber is reset to one frame for `func`
     /// with no arguments; the next [`Run::resume`] runs it.
@@ -272,7 +272,7 @@ impl Run {
             };
             self.const_values.push(value);
         }
-        self.globals.resize(program.globals.len(), Value::Nil);
+        self.globals.resize(program.globals.len(), Value::UNSET);
         self.abandon_coroutines();
         self.fiber = Fiber {
             registers: vec![Value::Nil; function.register_count as usize],

@@ -91,6 +91,10 @@ pub enum Value {
 const _: () = assert!(std::mem::size_of::<Value>() <= 16);
 
 impl Value {
+    /// What a global holds until its `let` has run. No script value is
+    /// this native index, so reading it is caught as an error.
+    pub const UNSET: Value = Value::Native(NativeIdx(u32::MAX));
+
     /// The heap object this value refers to, if any.
     #[inline(always)]
     pub fn as_obj(self) -> Option<ObjRef> {
