@@ -286,9 +286,18 @@ impl<'h> Writer<'h> {
         if !x.is_finite() {
             return Err(unserializable(&format!("the float {x:?}")));
         }
-        // Rust's shortest round-trip form (`3.0`, `1e100`, `-0.0`) is valid
-        // JSON and keeps floats recognisable as floats.
-        format::write_float(&mut self.out, x);
+        // JSON has one number type: a whole float within the exactly
+        // representable range is written as an integer (`3`, as JavaScript
+        // does), so `json_str(json_parse("3"))` gives back `3`; others use
+        // Rust's shortest round-trip form (`2.5`, `1e100`).
+        if x.fract() == 0.0
+            && x.abs() < 9_007_199_254_740_992.0
+            && !(x == 0.0 && x.is_sign_negative())
+        {
+            self.out.push_str(&format!("{}", x as i64));
+        } else {
+            format::write_float(&mut self.out, x);
+        }
         Ok(())
     }
 }

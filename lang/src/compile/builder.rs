@@ -255,6 +255,19 @@ impl Compiler {
 
     /// Declares a parameter: the next register, already holding its value.
     pub(super) fn declare_param(&mut self, name: &Ident, ty: Type) {
+        let taken = self
+            .b()
+            .scopes
+            .last()
+            .is_some_and(|scope| scope.iter().any(|l| l.name == name.name));
+        if taken {
+            self.error(Diagnostic::new(
+                codes::DUPLICATE,
+                format!("duplicate definition of `{}`", name.name),
+                name.span,
+                "a parameter of this name comes earlier",
+            ));
+        }
         let reg = self.alloc();
         self.bind_local(name, reg, ty);
     }

@@ -760,7 +760,7 @@ impl Compiler {
         }
         for (name, ty) in std::mem::take(&mut self.uninferred) {
             if self.unifier.has_unbound(&ty) {
-                self.cannot_infer(&name);
+                self.cannot_infer(&name, &ty);
             }
         }
         let receives = self.main_effects.1.clone();

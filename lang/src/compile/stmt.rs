@@ -106,7 +106,7 @@ impl Compiler {
             None => self.expr_into(value, reg, None),
         };
         if declared.is_none() && matches!(value.kind, ExprKind::Nil) {
-            self.cannot_infer(name);
+            self.cannot_infer(name, &Type::Nil);
         } else if declared.is_none() {
             self.b().uninferred.push((name.clone(), ty.clone()));
         }
@@ -119,15 +119,27 @@ impl Compiler {
         self.bind_local(name, reg, ty);
     }
 
-    pub(super) fn cannot_infer(&mut self, name: &Ident) {
+    pub(super) fn cannot_infer(&mut self, name: &Ident, ty: &Type) {
+        let shown = self.show(ty);
+        let help = if shown == "nil" {
+            format!(
+                "`nil` alone has no type: write one, as in `let {}: int? = nil`",
+                name.name
+            )
+        } else {
+            format!(
+                "write the type in full, as in `let {}: {} = ...` with each `_` filled in",
+                name.name, shown
+            )
+        };
         self.error(
             Diagnostic::new(
                 codes::CANNOT_INFER,
                 format!("cannot infer the type of `{}`", name.name),
                 name.span,
-                "type unknown",
+                format!("its type is only known to be `{shown}`"),
             )
-            .with_help(format!("write the type: `let {}: [int] = ...`", name.name)),
+            .with_help(help),
         );
     }
 
