@@ -618,7 +618,12 @@ fn syntax_error(source: &str, error: ParseError<usize, Tok, ()>) -> Diagnostic {
                 Some(list) => format!("expected {list}, found {found}"),
                 None => format!("unexpected {found}"),
             };
-            Diagnostic::new(codes::SYNTAX, message, Span::new(l, r), "unexpected here")
+            let diagnostic =
+                Diagnostic::new(codes::SYNTAX, message, Span::new(l, r), "unexpected here");
+            match syntax_hint(&tok) {
+                Some(hint) => diagnostic.with_help(hint),
+                None => diagnostic,
+            }
         }
         ParseError::ExtraToken { token: (l, tok, r) } => {
             let found = describe(source, &tok, l, r);
@@ -638,6 +643,17 @@ fn syntax_error(source: &str, error: ParseError<usize, Tok, ()>) -> Diagnostic {
         ParseError::User { .. } => {
             Diagnostic::new(codes::SYNTAX, "syntax error", Span::default(), "here")
         }
+    }
+}
+
+/// Advice for the syntax mistakes users of other languages make most.
+fn syntax_hint(tok: &Tok) -> Option<&'static str> {
+    match tok.to_string().as_str() {
+        "`{`" => Some("braces only open blocks: lists are `[1, 2]` and maps are `[\"a\": 1]`"),
+        "`.`" => Some(
+            "a line cannot start with `.`: the newline before it ended the statement, so end the previous line with the `.` instead",
+        ),
+        _ => None,
     }
 }
 
