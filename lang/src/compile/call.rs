@@ -411,6 +411,7 @@ impl Compiler {
             .filter_map(|index| self.fns[index].params.first().cloned())
             .map(|ty| format!("`{}`", self.show(&ty)))
             .collect();
+        let help = self.overload_help(name, first, &accepted);
         self.error(
             Diagnostic::new(
                 codes::NO_OVERLOAD,
@@ -419,12 +420,28 @@ impl Compiler {
                 format!("called on `{shown}`"),
             )
             .with_label(first_span, format!("this has type `{shown}`"))
-            .with_help(format!(
-                "`{}` takes {} as its first argument",
-                name.name,
-                accepted.join(" or ")
-            )),
+            .with_help(help),
         );
+    }
+
+    /// The hint for a call no overload accepts: an optional that would fit
+    /// once unwrapped gets told how; otherwise the accepted types are listed.
+    fn overload_help(&mut self, name: &Ident, first: &Type, accepted: &[String]) -> String {
+        if let Type::Opt(inner) = self.unifier.resolve(first) {
+            let candidates = self.fn_names[&name.name].clone();
+            if self
+                .choose_overload(&candidates, &inner, usize::MAX)
+                .is_some()
+            {
+                return "the value may be nil: unwrap it with `!`, give a default with `??`, or test it with `if let`"
+                    .to_string();
+            }
+        }
+        format!(
+            "`{}` takes {} as its first argument",
+            name.name,
+            accepted.join(" or ")
+        )
     }
 
     /// `Point(x: 1.0, y: 2.0)` or `Point(1.0, 2.0)`.

@@ -634,6 +634,10 @@ impl Compiler {
         let numeric = |s: &str| s == "int" || s == "float";
         if numeric(&left) && numeric(&right) && left != right {
             diag = diag.with_help("convert one side: `float(i)` or `int(f)`");
+        } else if left.ends_with('?') || right.ends_with('?') {
+            diag = diag.with_help(
+                "an optional may be nil: unwrap it with `!`, give a default with `??`, or test it with `if let`",
+            );
         }
         self.error(diag);
         if is_comparison(op) {
@@ -774,6 +778,19 @@ impl Compiler {
                 .map(|(n, _)| format!("`{n}`"))
                 .collect();
             diag = diag.with_help(format!("the fields are {}", names.join(", ")));
+        }
+        if let Type::Opt(inner) = ty {
+            if let Type::Struct(id, _) = **inner {
+                if self.structs[id as usize]
+                    .fields
+                    .iter()
+                    .any(|(n, _)| *n == field.name)
+                {
+                    diag = diag.with_help(
+                        "the value may be nil: unwrap it with `!`, or test it with `if let`",
+                    );
+                }
+            }
         }
         self.error(diag);
         None
