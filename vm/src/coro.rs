@@ -20,7 +20,7 @@ use crate::error::{ErrorKind, TraceFrame, VmError};
 use crate::fiber::{Fiber, Frame};
 use crate::heap::{Heap, Object};
 use crate::interp::{arity_error, bad_program, depth_error, expected, stack_trace};
-use crate::native::{Host, NativeCtx};
+use crate::native::Host;
 use crate::op::Op;
 use crate::program::Program;
 use crate::run::Run;
@@ -422,17 +422,7 @@ fn run_native_body(
     host: &mut dyn Host,
     native: crate::value::NativeIdx,
 ) -> Result<Option<Fiber>, VmError> {
-    let Some(&function) = run.natives.get(native.index()) else {
-        return Err(bad_program("coroutine of a missing native"));
-    };
-    let mut ctx = NativeCtx {
-        heap: &mut run.heap,
-        program,
-        host,
-        rng: &mut run.rng,
-        args: &run.args,
-    };
-    function(&mut ctx, &[]).map(|_| None)
+    crate::interp::call_native_alone(run, program, host, native).map(|_| None)
 }
 
 /// Makes the suspended coroutine `obj` running: its fiber becomes the

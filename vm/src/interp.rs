@@ -20,7 +20,7 @@ use crate::native::{Host, NativeCtx};
 use crate::op::Op;
 use crate::program::{Loc, Program};
 use crate::run::{DeferEntry, Fiber, Frame, Handler, Run, Step, Unwind};
-use crate::value::{FuncIdx, GlobalIdx, Reg, Value};
+use crate::value::{FuncIdx, GlobalIdx, NativeIdx, Reg, Value};
 
 /// Executes `run` until it finishes, fails or (when `BUDGETED`) spends its
 /// instruction budget. The budget check is compiled out of the unbudgeted
@@ -908,17 +908,7 @@ fn start_defer(
             _ => return Err(expected("a function to defer")),
         },
         Value::Native(native) => {
-            let Some(&function) = run.natives.get(native.index()) else {
-                return Err(bad_program("defer of a missing native"));
-            };
-            let mut ctx = NativeCtx {
-                heap: &mut run.heap,
-                program,
-                host,
-                rng: &mut run.rng,
-                args: &run.args,
-            };
-            function(&mut ctx, &[])?;
+            call_native_alone(run, program, host, native)?;
             return Ok(DeferStart::Ran);
         }
         _ => return Err(expected("a function to defer")),
@@ -1173,6 +1163,27 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
 #[cold]
 pub(crate) fn expected(what: &str) -> VmError {
     VmError::new(ErrorKind::Type, format!("internal error: expected {what}"))
+}
+
+/// Calls a native without arguments outside the dispatch loop: a deferred
+/// native, or a native used as a coroutine's body.
+pub(crate) fn call_native_alone(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    native: NativeIdx,
+) -> Result<Value, VmError> {
+    let Some(&function) = run.natives.get(native.index()) else {
+        return Err(bad_program("call of a missing native"));
+    };
+    let mut ctx = NativeCtx {
+        heap: &mut run.heap,
+        program,
+        host,
+        rng: &mut run.rng,
+        args: &run.args,
+    };
+    function(&mut ctx, &[])
 }
 
 /// A function read a top-level variable before its `let` ran.

@@ -513,7 +513,13 @@ impl Compiler {
             return self.operator_error(op, &lt, &rt, span);
         }
         let ty = self.unifier.shallow(&lt);
-        let instruction = match (op, &ty) {
+        // `a > b` is `b < a`, and `a >= b` is `b <= a`.
+        let (ordered, lhs, rhs) = match op {
+            BinOp::Gt => (BinOp::Lt, rhs, lhs),
+            BinOp::Ge => (BinOp::Le, rhs, lhs),
+            _ => (op, lhs, rhs),
+        };
+        let instruction = match (ordered, &ty) {
             (BinOp::Add, Type::Int) => Op::AddInt { dst, lhs, rhs },
             (BinOp::Sub, Type::Int) => Op::SubInt { dst, lhs, rhs },
             (BinOp::Mul, Type::Int) => Op::MulInt { dst, lhs, rhs },
@@ -527,40 +533,10 @@ impl Compiler {
             (BinOp::Add, Type::Str) => Op::Concat { dst, lhs, rhs },
             (BinOp::Lt, Type::Int) => Op::LtInt { dst, lhs, rhs },
             (BinOp::Le, Type::Int) => Op::LeInt { dst, lhs, rhs },
-            (BinOp::Gt, Type::Int) => Op::LtInt {
-                dst,
-                lhs: rhs,
-                rhs: lhs,
-            },
-            (BinOp::Ge, Type::Int) => Op::LeInt {
-                dst,
-                lhs: rhs,
-                rhs: lhs,
-            },
             (BinOp::Lt, Type::Float) => Op::LtFloat { dst, lhs, rhs },
             (BinOp::Le, Type::Float) => Op::LeFloat { dst, lhs, rhs },
-            (BinOp::Gt, Type::Float) => Op::LtFloat {
-                dst,
-                lhs: rhs,
-                rhs: lhs,
-            },
-            (BinOp::Ge, Type::Float) => Op::LeFloat {
-                dst,
-                lhs: rhs,
-                rhs: lhs,
-            },
             (BinOp::Lt, Type::Str) => Op::LtStr { dst, lhs, rhs },
             (BinOp::Le, Type::Str) => Op::LeStr { dst, lhs, rhs },
-            (BinOp::Gt, Type::Str) => Op::LtStr {
-                dst,
-                lhs: rhs,
-                rhs: lhs,
-            },
-            (BinOp::Ge, Type::Str) => Op::LeStr {
-                dst,
-                lhs: rhs,
-                rhs: lhs,
-            },
             (_, Type::Error) => {
                 return if is_comparison(op) {
                     Type::Bool

@@ -908,31 +908,28 @@ impl Compiler {
     }
 
     fn break_stmt(&mut self, span: Span) {
-        let Some(depth) = self.b().loops.last().map(|l| l.try_depth) else {
-            return self.misplaced(span, "break", "loop");
-        };
-        self.close_tries(depth, span);
-        let jump = self.jump_forward(span);
-        self.b()
-            .loops
-            .last_mut()
-            .expect("a loop is open")
-            .breaks
-            .push(jump);
+        self.leave_loop_body(span, true);
     }
 
     fn continue_stmt(&mut self, span: Span) {
+        self.leave_loop_body(span, false);
+    }
+
+    /// `break` (to the loop's end) or `continue` (to its next round): close
+    /// the `try` blocks opened inside the loop, then jump.
+    fn leave_loop_body(&mut self, span: Span, is_break: bool) {
+        let word = if is_break { "break" } else { "continue" };
         let Some(depth) = self.b().loops.last().map(|l| l.try_depth) else {
-            return self.misplaced(span, "continue", "loop");
+            return self.misplaced(span, word, "loop");
         };
         self.close_tries(depth, span);
         let jump = self.jump_forward(span);
-        self.b()
-            .loops
-            .last_mut()
-            .expect("a loop is open")
-            .continues
-            .push(jump);
+        let ctx = self.b().loops.last_mut().expect("a loop is open");
+        if is_break {
+            ctx.breaks.push(jump);
+        } else {
+            ctx.continues.push(jump);
+        }
     }
 
     fn return_stmt(&mut self, value: Option<&Expr>, span: Span) {
