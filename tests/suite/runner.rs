@@ -99,8 +99,22 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     let end = loop {
         match run.resume(&mut host) {
             Ok(spool::Step::Done(_)) => break End::Done,
-            // As the command line does: print the value, answer nil.
-            Ok(spool::Step::Yield(value)) => host.lines.push(run.display(value)),
+            // As the command line does: print the value, answer nil. A
+            // top-level yield is a suspension point: snapshot mode always
+            // saves and restores the run there.
+            Ok(spool::Step::Yield(value)) => {
+                host.lines.push(run.display(value));
+                if mode == Mode::Snapshot {
+                    match round_trip(run) {
+                        Ok((restored, _)) => {
+                            run = restored;
+                            snapshots += 1;
+                        }
+                        Err(why) => break End::Broken(why),
+                    }
+                    set_budget(&mut run, mode);
+                }
+            }
             Ok(spool::Step::Paused) => {
                 pauses += 1;
                 if pauses > MAX_PAUSES {
