@@ -96,6 +96,8 @@ pub(super) struct FnBuilder {
     pub effects: (Type, Type),
     /// Where the first `yield` of this function is, for diagnostics.
     pub first_yield: Option<Span>,
+    /// The function needed more registers than an operand can name.
+    pub too_many_registers: bool,
 }
 
 impl FnBuilder {
@@ -120,6 +122,7 @@ impl FnBuilder {
             uninferred: Vec::new(),
             effects: (Type::Nil, Type::Nil),
             first_yield: None,
+            too_many_registers: false,
         }
     }
 
@@ -132,8 +135,16 @@ impl FnBuilder {
     }
 }
 
+/// Register `offset` after `start`. Past the register limit it saturates;
+/// the function is then refused anyway (`too_many_registers`).
+pub(super) fn nth(start: Reg, offset: usize) -> Reg {
+    Reg(start
+        .0
+        .saturating_add(u16::try_from(offset).unwrap_or(u16::MAX)))
+}
+
 /// A register limit that keeps every operand within `u16`.
-const MAX_REGISTERS: u16 = 60_000;
+pub(super) const MAX_REGISTERS: u16 = 60_000;
 
 impl Compiler {
     /// The innermost function under compilation.
@@ -196,9 +207,14 @@ impl Compiler {
     }
 
     /// `count` consecutive fresh registers; returns the first.
-    pub(super) fn alloc_n(&mut self, count: u16) -> Reg {
+    pub(super) fn alloc_n(&mut self, count: usize) -> Reg {
+        let count = u16::try_from(count).unwrap_or(u16::MAX);
         let builder = self.b();
         let first = builder.next_reg;
+        let wanted = u32::from(builder.next_reg) + u32::from(count);
+        // Past the limit registers would be shared: the function is refused
+        // when it is finished (see `finish_builder`).
+        builder.too_many_registers |= wanted > u32::from(MAX_REGISTERS);
         builder.next_reg = builder.next_reg.saturating_add(count).min(MAX_REGISTERS);
         builder.max_reg = builder.max_reg.max(builder.next_reg);
         Reg(first)

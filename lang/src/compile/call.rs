@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use spool_vm::{EnumIdx, Op, Reg, StructIdx};
 
+use super::builder::nth;
 use super::{Callee, Compiler, TypeName};
 use crate::ast::{Arg, Expr, ExprKind, Ident, Span};
 use crate::diag::{codes, Diagnostic};
@@ -149,10 +150,10 @@ impl Compiler {
     /// the newest register, which saves a move of the result.
     fn call_base(&mut self, dst: Reg, argc: usize) -> Reg {
         if dst.0 + 1 == self.mark() {
-            self.alloc_n(argc.saturating_sub(1) as u16);
+            self.alloc_n(argc.saturating_sub(1));
             dst
         } else {
-            self.alloc_n(argc as u16)
+            self.alloc_n(argc)
         }
     }
 
@@ -197,7 +198,7 @@ impl Compiler {
         }
         let base = self.call_base(dst, args.len());
         for (index, (arg, param)) in args.iter().zip(&fn_type.params).enumerate() {
-            self.check_into(&arg.value, Reg(base.0 + index as u16), param);
+            self.check_into(&arg.value, nth(base, index), param);
         }
         if fn_type.yields.is_some() || fn_type.receives.is_some() {
             // A side the type leaves out is unconstrained.
@@ -291,7 +292,7 @@ impl Compiler {
                 None => {
                     self.no_overload(name, &first_ty, first.span, is_method);
                     for index in 1..argc {
-                        self.expr_into(args.get(index), Reg(base.0 + index as u16), None);
+                        self.expr_into(args.get(index), nth(base, index), None);
                     }
                     return Type::Error;
                 }
@@ -309,7 +310,7 @@ impl Compiler {
             let arg = args.get(index);
             match (&first_done, index) {
                 (Some(first_ty), 0) => self.expect_type(arg.span, param, first_ty),
-                _ => self.check_into(arg, Reg(base.0 + index as u16), param),
+                _ => self.check_into(arg, nth(base, index), param),
             }
         }
         if let Some(effects) = self.fns[chosen].effects.clone() {
@@ -359,7 +360,7 @@ impl Compiler {
             return 0;
         }
         let reg = self.alloc();
-        debug_assert_eq!(reg.0, base.0 + argc as u16, "arguments are consecutive");
+        debug_assert_eq!(reg, nth(base, argc), "arguments are consecutive");
         let idx = spool_vm::ConstIdx(self.constants.len() as u32);
         self.constants.push(spool_vm::Constant::Str(String::new()));
         self.late_type_names.push((idx, (**yields).clone()));
@@ -464,7 +465,7 @@ impl Compiler {
         }
         let map: HashMap<u32, Type> = def.generics.iter().copied().zip(type_args).collect();
         let field_types: Vec<Type> = def.fields.iter().map(|(_, ty)| ty.subst(&map)).collect();
-        let start = self.alloc_n(def.fields.len() as u16);
+        let start = self.alloc_n(def.fields.len());
         let named = args.iter().filter(|a| a.name.is_some()).count();
         if named > 0 && named < args.len() {
             self.error(Diagnostic::new(
@@ -481,7 +482,7 @@ impl Compiler {
                 return result;
             }
             for (index, (arg, ty)) in args.iter().zip(&field_types).enumerate() {
-                self.check_into(&arg.value, Reg(start.0 + index as u16), ty);
+                self.check_into(&arg.value, nth(start, index), ty);
             }
         } else {
             self.named_fields(&def.name, &def.fields, &field_types, args, start, span);
@@ -513,7 +514,7 @@ impl Compiler {
             match fields.iter().position(|(name, _)| *name == label.name) {
                 Some(index) if !given[index] => {
                     given[index] = true;
-                    self.check_into(&arg.value, Reg(start.0 + index as u16), &field_types[index]);
+                    self.check_into(&arg.value, nth(start, index), &field_types[index]);
                 }
                 Some(_) => self.error(Diagnostic::new(
                     codes::DUPLICATE,
@@ -593,9 +594,9 @@ impl Compiler {
             self.args_for_errors(args);
             return result;
         }
-        let start = self.alloc_n(payload.len() as u16);
+        let start = self.alloc_n(payload.len());
         for (offset, (arg, ty)) in args.iter().zip(&payload).enumerate() {
-            self.check_into(&arg.value, Reg(start.0 + offset as u16), ty);
+            self.check_into(&arg.value, nth(start, offset), ty);
         }
         let count = payload.len() as u16;
         self.emit(

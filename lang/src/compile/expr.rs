@@ -7,6 +7,7 @@
 
 use spool_vm::{Op, Reg};
 
+use super::builder::nth;
 use super::builder::{FnBuilder, VarRef};
 use super::{captures, Callee, Compiler, ConstKey, TypeName};
 use crate::ast::{BinOp, Block, Expr, ExprKind, Ident, Lambda, LambdaBody, Span, StrPart, UnaryOp};
@@ -339,9 +340,9 @@ impl Compiler {
             Some(Type::List(element)) => *element,
             _ => self.unifier.fresh(),
         };
-        let start = self.alloc_n(items.len() as u16);
+        let start = self.alloc_n(items.len());
         for (offset, item) in items.iter().enumerate() {
-            let reg = Reg(start.0 + offset as u16);
+            let reg = nth(start, offset);
             self.check_into(item, reg, &element);
         }
         self.emit(
@@ -366,9 +367,9 @@ impl Compiler {
             Some(Type::Map(key, value)) => (*key, *value),
             _ => (self.unifier.fresh(), self.unifier.fresh()),
         };
-        let start = self.alloc_n(entries.len() as u16 * 2);
+        let start = self.alloc_n(entries.len() * 2);
         for (offset, (key_expr, value_expr)) in entries.iter().enumerate() {
-            let reg = Reg(start.0 + 2 * offset as u16);
+            let reg = nth(start, 2 * offset);
             self.check_into(key_expr, reg, &key);
             self.check_into(value_expr, Reg(reg.0 + 1), &value);
         }
@@ -917,9 +918,9 @@ impl Compiler {
             return;
         }
         let count = builder.captures.len() as u16;
-        let start = self.alloc_n(count);
+        let start = self.alloc_n(usize::from(count));
         for (offset, capture) in builder.captures.iter().enumerate() {
-            let reg = Reg(start.0 + offset as u16);
+            let reg = nth(start, offset);
             let op = match capture.from {
                 super::builder::CaptureFrom::Local(src) => Op::Move { dst: reg, src },
                 super::builder::CaptureFrom::Capture(index) => Op::LoadCapture { dst: reg, index },

@@ -876,6 +876,21 @@ impl Compiler {
     /// Pops the innermost builder and stores its function.
     fn finish_builder(&mut self, arity: u16) -> builder::FnBuilder {
         let builder = self.builders.pop().expect("a function is being compiled");
+        if builder.too_many_registers {
+            let name = self.functions[builder.func.index()].name.clone();
+            self.error(
+                Diagnostic::new(
+                    codes::TOO_DEEP,
+                    format!(
+                        "`{name}` needs more than {} registers",
+                        builder::MAX_REGISTERS
+                    ),
+                    Span::default(),
+                    "in this file",
+                )
+                .with_help("split the function, or build large lists in a loop"),
+            );
+        }
         let function = &mut self.functions[builder.func.index()];
         function.arity = arity;
         function.register_count = builder.max_reg.max(arity).max(1);
