@@ -650,6 +650,9 @@ fn syntax_error(source: &str, error: ParseError<usize, Tok, ()>) -> Diagnostic {
 fn syntax_hint(tok: &Tok) -> Option<&'static str> {
     match tok.to_string().as_str() {
         "`{`" => Some("braces only open blocks: lists are `[1, 2]` and maps are `[\"a\": 1]`"),
+        "`<`" | "`<=`" | "`>`" | "`>=`" | "`==`" | "`!=`" => Some(
+            "comparisons do not chain: write `a < b && b < c`; and calls take no type arguments: `f(x)`, not `f<int>(x)`",
+        ),
         "`.`" => Some(
             "a line cannot start with `.`: the newline before it ended the statement, so end the previous line with the `.` instead",
         ),
