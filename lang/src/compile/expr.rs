@@ -941,9 +941,7 @@ impl Compiler {
     /// A block used as an expression (a `match` arm's body): `nil`, or
     /// `never` when it always returns or throws.
     fn block_expr(&mut self, block: &Block, dst: Reg, span: Span) -> Type {
-        self.push_scope();
-        self.block_stmts_in_scope(block);
-        self.pop_scope();
+        self.scoped_block(block);
         if super::stmt::block_terminates(block) {
             return Type::Never;
         }

@@ -15,7 +15,6 @@ use crate::types::Type;
 struct Coverage {
     everything: bool,
     nil: bool,
-    non_nil: bool,
     variants: Vec<bool>,
     bools: [bool; 2],
 }
@@ -248,16 +247,7 @@ impl Compiler {
             ));
             return Vec::new();
         }
-        let mut failed = Vec::new();
-        if matches!(ty, Type::Opt(_)) {
-            failed.push(self.emit(
-                Op::JumpIfNil {
-                    src: subject,
-                    target: Pc(0),
-                },
-                span,
-            ));
-        }
+        let mut failed = self.nil_guard(ty, subject, span);
         failed.push(self.emit(
             Op::JumpIfNotVariant {
                 src: subject,
@@ -288,6 +278,20 @@ impl Compiler {
             coverage.variants[index] = true;
         }
         failed
+    }
+
+    /// Against an optional, a pattern for a value first fails on nil.
+    fn nil_guard(&mut self, ty: &Type, subject: Reg, span: Span) -> Vec<usize> {
+        if !matches!(ty, Type::Opt(_)) {
+            return Vec::new();
+        }
+        vec![self.emit(
+            Op::JumpIfNil {
+                src: subject,
+                target: Pc(0),
+            },
+            span,
+        )]
     }
 
     fn literal_pattern(
@@ -356,25 +360,14 @@ impl Compiler {
             }
         };
         // A literal against an optional must not compare nil as an int.
-        let mut failed = Vec::new();
-        if matches!(ty, Type::Opt(_)) {
-            failed.push(self.emit(
-                Op::JumpIfNil {
-                    src: subject,
-                    target: Pc(0),
-                },
-                span,
-            ));
-            let op = match op {
-                Op::EqInt { dst, lhs, rhs } | Op::EqFloat { dst, lhs, rhs } => {
-                    Op::Eq { dst, lhs, rhs }
-                }
-                other => other,
-            };
-            self.emit(op, span);
-        } else {
-            self.emit(op, span);
-        }
+        let mut failed = self.nil_guard(ty, subject, span);
+        let op = match op {
+            Op::EqInt { dst, lhs, rhs } | Op::EqFloat { dst, lhs, rhs } if !failed.is_empty() => {
+                Op::Eq { dst, lhs, rhs }
+            }
+            other => other,
+        };
+        self.emit(op, span);
         failed.push(self.emit(
             Op::JumpIfFalse {
                 cond: test,
@@ -398,8 +391,7 @@ impl Compiler {
                 }
                 match &**inner {
                     Type::Enum(id, _) => missing.extend(self.missing_variants(*id, coverage)),
-                    _ if !coverage.non_nil => missing.push("a non-nil value".to_string()),
-                    _ => {}
+                    _ => missing.push("a non-nil value".to_string()),
                 }
                 missing
             }

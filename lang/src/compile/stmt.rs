@@ -20,14 +20,8 @@ impl Compiler {
         }
     }
 
-    /// Same as [`Compiler::block_stmts`]; named for call sites that opened
-    /// the scope themselves.
-    pub(super) fn block_stmts_in_scope(&mut self, block: &Block) {
-        self.block_stmts(block);
-    }
-
     /// A block in a scope of its own.
-    fn scoped_block(&mut self, block: &Block) {
+    pub(super) fn scoped_block(&mut self, block: &Block) {
         self.push_scope();
         self.block_stmts(block);
         self.pop_scope();
