@@ -18,6 +18,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 mod diagnostics;
+pub mod dispatch;
 mod snapshot;
 
 use std::sync::Arc;

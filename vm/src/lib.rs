@@ -12,6 +12,7 @@ pub mod fiber;
 pub mod format;
 pub mod heap;
 mod interp;
+pub mod io;
 pub mod map;
 pub mod native;
 pub mod op;
@@ -23,6 +24,7 @@ pub use coro::{CoroStatus, Coroutine, Resumer};
 pub use disasm::{disassemble, disassemble_all};
 pub use error::{ErrorKind, RunError, TraceFrame, VmError};
 pub use heap::{Heap, Key, Object, ValueMap};
+pub use io::{Data, IoId, IoRequest, IoResult};
 pub use native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet};
 pub use op::Op;
 pub use program::{
