@@ -148,4 +148,6 @@ pub mod codes {
     pub const YIELD_PLACE: &str = "spool::E051";
     /// Type arguments or generic parameters used wrongly.
     pub const GENERIC: &str = "spool::E060";
+    /// `spawn` of something that is not a function call.
+    pub const SPAWN: &str = "spool::E070";
 }

@@ -51,10 +51,44 @@ pub enum Type {
     Task(Box<Type>),
     /// `Chan<T>`.
     Chan(Box<Type>),
+    /// `Mutex`, `WaitGroup` or `ErrGroup`.
+    Handle(Handle),
     /// An inference variable, bound by unification.
     Var(u32),
     /// A generic parameter (rigid inside its declaration).
     Param(u32),
+}
+
+/// The synchronization types of LANGUAGE.md §5 without type arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handle {
+    /// `Mutex`.
+    Mutex,
+    /// `WaitGroup`.
+    WaitGroup,
+    /// `ErrGroup`.
+    ErrGroup,
+}
+
+impl Handle {
+    /// The type's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handle::Mutex => "Mutex",
+            Handle::WaitGroup => "WaitGroup",
+            Handle::ErrGroup => "ErrGroup",
+        }
+    }
+
+    /// The handle type called `name`.
+    pub fn named(name: &str) -> Option<Handle> {
+        match name {
+            "Mutex" => Some(Handle::Mutex),
+            "WaitGroup" => Some(Handle::WaitGroup),
+            "ErrGroup" => Some(Handle::ErrGroup),
+            _ => None,
+        }
+    }
 }
 
 /// A function's type: parameters, result, and what it yields and receives.
@@ -209,6 +243,7 @@ impl fmt::Display for Display<'_> {
             Type::Coro(y, s) => write!(f, "Coro<{}, {}>", show(y), show(s)),
             Type::Task(inner) => write!(f, "Task<{}>", show(inner)),
             Type::Chan(inner) => write!(f, "Chan<{}>", show(inner)),
+            Type::Handle(handle) => f.write_str(handle.name()),
             Type::Param(id) => f.write_str(self.names.param_name(*id)),
         }
     }

@@ -6,7 +6,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::{CompileError, Engine, Host, RunError, Step};
+use crate::trace::TraceRecorder;
+use crate::{CompileError, Dispatcher, Engine, Host, Run, RunError, Step};
 
 /// Exit code of a finished run.
 pub const EXIT_OK: i32 = 0;
@@ -17,20 +18,47 @@ pub const EXIT_USAGE: i32 = 2;
 
 const USAGE: &str = "\
 usage: spool FILE [ARGS...]            run a script
-       spool run FILE [-- ARGS...]     run a script with arguments
+       spool run FILE [OPTIONS] [-- ARGS...]
+                                       run a script with options and arguments
        spool check FILE                report compile errors without running
        spool disasm FILE               print the compiled bytecode
        spool --help | --version
+
+options of `spool run`:
+  --max-io N       run at most N I/O requests at once (default 128)
+  --trace PATH     write a Chrome trace-event file of CPU and I/O phases
 ";
 
 /// A parsed command line.
 #[derive(Debug, PartialEq)]
 enum Command {
-    Run { file: String, args: Vec<String> },
+    Run {
+        file: String,
+        args: Vec<String>,
+        options: RunOptions,
+    },
     Check { file: String },
     Disasm { file: String },
     Help,
     Version,
+}
+
+/// The options of `spool run`.
+#[derive(Debug, PartialEq)]
+struct RunOptions {
+    /// Most I/O requests running at once.
+    max_io: usize,
+    /// Where to write a trace of the run.
+    trace: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            max_io: crate::dispatch::DEFAULT_MAX_IN_FLIGHT,
+            trace: None,
+        }
+    }
 }
 
 /// Runs the command line `args` (without the program name) and returns the
@@ -52,7 +80,11 @@ pub fn main(args: Vec<String>) -> i32 {
             println!("spool {}", env!("CARGO_PKG_VERSION"));
             EXIT_OK
         }
-        Command::Run { file, args } => run_file(&file, args),
+        Command::Run {
+            file,
+            args,
+            options,
+        } => run_file(&file, args, &options),
         Command::Check { file } => match compile_file(&file) {
             Ok(_) => EXIT_OK,
             Err(code) => code,
@@ -84,13 +116,7 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
     match first.as_str() {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
-        "run" => {
-            let file = file_arg(&mut args, "run")?;
-            Ok(Command::Run {
-                file,
-                args: script_args(args)?,
-            })
-        }
+        "run" => parse_run(args),
         "check" | "disasm" => {
             let file = file_arg(&mut args, &first)?;
             if let Some(extra) = args.next() {
@@ -113,21 +139,60 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
             Ok(Command::Run {
                 file: first,
                 args: rest,
+                options: RunOptions::default(),
             })
         }
     }
 }
 
-/// Arguments after `spool run FILE`: script arguments follow `--`.
-fn script_args(mut args: std::vec::IntoIter<String>) -> Result<Vec<String>, String> {
-    match args.next() {
-        None => Ok(Vec::new()),
-        Some(separator) if separator == "--" => Ok(args.collect()),
-        Some(flag) if flag.starts_with('-') => Err(format!("unknown option `{flag}`")),
-        Some(other) => Err(format!(
-            "unexpected argument `{other}` (script arguments go after `--`)"
-        )),
+/// `spool run FILE [OPTIONS] [-- ARGS...]`; options may come before or
+/// after the file.
+fn parse_run(mut args: std::vec::IntoIter<String>) -> Result<Command, String> {
+    let mut file = None;
+    let mut options = RunOptions::default();
+    let mut script_args = Vec::new();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("`{name}` needs a value"))
+        };
+        match flag.as_str() {
+            "--" => {
+                script_args = args.by_ref().collect();
+                break;
+            }
+            "--max-io" => {
+                let text = value("--max-io")?;
+                options.max_io = text
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n >= 1)
+                    .ok_or_else(|| format!("`--max-io` needs a positive number, not `{text}`"))?;
+            }
+            "--trace" => options.trace = Some(value("--trace")?),
+            _ if arg.starts_with('-') && arg != "-" => {
+                return Err(format!("unknown option `{arg}`"))
+            }
+            _ if file.is_none() => file = Some(arg),
+            _ => {
+                return Err(format!(
+                    "unexpected argument `{arg}` (script arguments go after `--`)"
+                ))
+            }
+        }
     }
+    let file = file.ok_or("`spool run` needs a FILE")?;
+    Ok(Command::Run {
+        file,
+        args: script_args,
+        options,
+    })
 }
 
 fn reject_flag(arg: &str) -> Result<(), String> {
@@ -147,7 +212,7 @@ fn compile_file(path: &str) -> Result<crate::Program, i32> {
             return Err(EXIT_USAGE);
         }
     };
-    Engine::new().compile_bytes(path, &bytes).map_err(|error| {
+    Engine::with_cli_io().compile_bytes(path, &bytes).map_err(|error| {
         print_compile_error(&error);
         EXIT_USAGE
     })
@@ -162,41 +227,106 @@ fn print_compile_error(error: &CompileError) {
     eprint!("{text}");
 }
 
-fn run_file(path: &str, args: Vec<String>) -> i32 {
+fn run_file(path: &str, args: Vec<String>, options: &RunOptions) -> i32 {
     let program = match compile_file(path) {
         Ok(program) => program,
         Err(code) => return code,
     };
     let mut run = program.start(args);
     let mut host = StdoutHost::new();
-    let mut stdin = std::io::stdin().lock();
-    let outcome = loop {
-        match run.resume(&mut host) {
-            Ok(Step::Paused) => continue,
-            // LANGUAGE.md §6: print each top-level yield and answer nil.
-            Ok(Step::Yield(value)) => {
-                host.print(&run.display(value));
-                host.flush();
-                match answer_yield(&mut run, &mut stdin) {
-                    Ok(answer) => run.send(answer),
-                    Err(message) => {
-                        eprintln!("error: {message}");
-                        return EXIT_RUNTIME;
-                    }
-                }
-            }
-            Ok(Step::Done(_)) => break Ok(()),
-            Err(error) => break Err(error),
-        }
+    let mut driver = Driver {
+        dispatcher: crate::cli_io::dispatcher(options.max_io),
+        trace: options.trace.as_ref().map(|_| TraceRecorder::new()),
     };
+    let outcome = driver.run_to_end(&mut run, &mut host);
     host.flush();
+    if let (Some(path), Some(trace)) = (&options.trace, &driver.trace) {
+        if let Err(error) = std::fs::write(path, trace.to_json()) {
+            eprintln!("error: cannot write the trace to `{path}`: {error}");
+        }
+    }
     match outcome {
         Ok(()) => EXIT_OK,
-        Err(error) => {
-            eprint!("{}", format_runtime_error(&error));
+        Err(message) => {
+            eprint!("{message}");
             EXIT_RUNTIME
         }
     }
+}
+
+/// Drives a run for the command line: its I/O through the dispatcher, its
+/// top-level yields through standard input, and the trace.
+struct Driver {
+    dispatcher: crate::PoolDispatcher,
+    trace: Option<TraceRecorder>,
+}
+
+impl Driver {
+    /// Runs until the run ends; `Err` holds the text to print.
+    fn run_to_end(&mut self, run: &mut Run, host: &mut StdoutHost) -> Result<(), String> {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let began = self.trace.as_ref().map(TraceRecorder::now);
+            let step = run.resume(host);
+            if let (Some(trace), Some(began)) = (&mut self.trace, began) {
+                let outcome = match &step {
+                    Ok(Step::Io(_)) => "io",
+                    Ok(Step::Yield(_)) => "yield",
+                    Ok(Step::Paused) => "paused",
+                    Ok(Step::Done(_)) => "done",
+                    Err(_) => "error",
+                };
+                trace.cpu_phase(began, run.sched().live, outcome);
+            }
+            match step {
+                Ok(Step::Paused) => {}
+                // LANGUAGE.md §6: print each top-level yield and answer it.
+                Ok(Step::Yield(value)) => {
+                    host.print(&run.display(value));
+                    host.flush();
+                    let answer = answer_yield(run, &mut stdin).map_err(|m| format!("error: {m}\n"))?;
+                    run.send(answer);
+                }
+                Ok(Step::Io(batch)) => {
+                    host.flush();
+                    self.io_phase(run, batch);
+                }
+                Ok(Step::Done(_)) => return Ok(()),
+                Err(error) => return Err(format_runtime_error(&error)),
+            }
+        }
+    }
+
+    /// Hands a batch to the dispatcher and feeds back the results that
+    /// arrive first (at least one).
+    fn io_phase(&mut self, run: &mut Run, batch: Vec<crate::IoRequest>) {
+        if let Some(trace) = &mut self.trace {
+            trace.batch(&batch, |id| task_of(run, id));
+        }
+        if !batch.is_empty() {
+            self.dispatcher.submit(batch);
+        }
+        let finished = self.dispatcher.wait();
+        if finished.is_empty() {
+            // Nothing will answer what is outstanding: fail it rather than hang.
+            for request in run.pending_io() {
+                run.complete(request.id, Err("no answer from the I/O dispatcher".into()));
+            }
+        }
+        for completion in finished {
+            if let Some(trace) = &mut self.trace {
+                trace.completed(completion.id, completion.result.is_ok());
+            }
+            run.complete(completion.id, completion.result);
+        }
+    }
+}
+
+/// The number of the task that issued request `id`.
+fn task_of(run: &Run, id: crate::IoId) -> u64 {
+    let task = run.sched().in_flight.get(&id).map(|(task, _)| *task);
+    task.and_then(|t| run.heap().task(crate::Value::Obj(t)))
+        .map_or(0, |t| t.id)
 }
 
 /// The answer to a top-level `yield`: nothing for a script that receives

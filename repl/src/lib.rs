@@ -17,9 +17,13 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod cli_io;
 mod diagnostics;
 pub mod dispatch;
 mod snapshot;
+#[cfg(feature = "cli")]
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -28,7 +32,48 @@ use spool_lang::{ast, NativeSpec, SourceFile};
 pub use diagnostics::CompileError;
 pub use snapshot::{restore, snapshot, RestoreError};
 pub use spool_lang::Diagnostic;
-pub use spool_vm::{CaptureHost, Host, Limits, Run, RunError, Step, TraceFrame, Value};
+pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
+pub use spool_vm::{
+    CaptureHost, Data, Host, IoId, IoRequest, IoResult, Limits, Run, RunError, Step, TraceFrame,
+    Value,
+};
+
+/// Runs `run` to its end: answers its I/O with `dispatcher` (a batch per
+/// I/O phase, results fed back as they finish) and its top-level `yield`s
+/// with `answer` (given the yielded value; its result is sent back).
+/// Returns the main program's result or the run's error.
+pub fn drive(
+    run: &mut Run,
+    host: &mut dyn Host,
+    dispatcher: &mut dyn Dispatcher,
+    mut answer: impl FnMut(&mut Run, Value) -> Value,
+) -> Result<Value, RunError> {
+    loop {
+        match run.resume(host)? {
+            Step::Done(value) => return Ok(value),
+            Step::Paused => {}
+            Step::Yield(value) => {
+                let reply = answer(run, value);
+                run.send(reply);
+            }
+            Step::Io(batch) => {
+                if !batch.is_empty() {
+                    dispatcher.submit(batch);
+                }
+                let finished = dispatcher.wait();
+                if finished.is_empty() {
+                    for request in run.pending_io() {
+                        let message = "the dispatcher dropped this request".to_string();
+                        run.complete(request.id, Err(message));
+                    }
+                }
+                for completion in finished {
+                    run.complete(completion.id, completion.result);
+                }
+            }
+        }
+    }
+}
 
 /// The file name the standard library's Spool part is compiled under.
 pub const PRELUDE_NAME: &str = "prelude.spl";
@@ -59,6 +104,7 @@ impl Engine {
             .map(|native| NativeSpec {
                 key: native.key.to_string(),
                 decl: spool_lang::parse_native_sig(native.sig).expect("library signatures parse"),
+                io: false,
             })
             .collect();
         let prelude = spool_lang::parse(spool_stdlib::PRELUDE, 0).expect("the prelude parses");
@@ -115,6 +161,42 @@ impl Engine {
             ast: &file,
         };
         spool_lang::compile(prelude, script, &self.specs).map_err(fail)
+    }
+
+    /// Declares a host I/O operation from its Spool signature, for example
+    /// `"fn load_user(id: int) -> User"`: scripts compiled afterwards can
+    /// call it, and each call suspends the calling task with an
+    /// [`IoRequest`] whose `op` is the function's name. The host answers
+    /// through [`Run::complete`] (or a [`Dispatcher`] and [`drive`]).
+    /// Types in the signature must be built in or declared by the
+    /// standard library (`Output`, `Request`, `Response`, `Json`, `Error`).
+    pub fn register_io(&mut self, signature: &str) -> Result<(), String> {
+        let decl = spool_lang::parse_native_sig(signature).map_err(|diagnostics| {
+            let first = diagnostics.first().map(|d| d.message.clone());
+            format!("bad signature `{signature}`: {}", first.unwrap_or_default())
+        })?;
+        let key = format!("io.{}", decl.name.name);
+        self.specs.retain(|spec| spec.key != key);
+        self.specs.push(NativeSpec {
+            key,
+            decl,
+            io: true,
+        });
+        Ok(())
+    }
+
+    /// An engine with the standard library and the command line's I/O
+    /// operations (LANGUAGE.md §6): `read_file`, `write_file`, `list_dir`,
+    /// `exec`, `http`, `http_get`, `sleep`, `now`, `env`, `input`.
+    #[cfg(feature = "cli")]
+    pub fn with_cli_io() -> Engine {
+        let mut engine = Engine::new();
+        for signature in cli_io::SIGNATURES {
+            engine
+                .register_io(signature)
+                .expect("the command line's signatures parse");
+        }
+        engine
     }
 
     /// The native functions runs of this engine's programs bind.

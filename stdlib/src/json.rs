@@ -213,6 +213,10 @@ impl<'h> Writer<'h> {
             }
             Object::Closure { .. } => return Err(unserializable("a function")),
             Object::Coro(_) => return Err(unserializable("a coroutine")),
+            Object::Task(_) => return Err(unserializable("a task")),
+            Object::Chan(_) | Object::Mutex(_) | Object::Group(_) => {
+                return Err(unserializable("a synchronization object"))
+            }
             Object::Cell(_) => return Err(args::internal("a value, not a cell")),
         }
         Ok(())

@@ -18,6 +18,7 @@ pub mod lists;
 pub mod maps;
 pub mod math;
 pub mod strings;
+pub mod tasks;
 
 use std::sync::OnceLock;
 
@@ -52,6 +53,7 @@ pub fn natives() -> &'static [NativeDef] {
             math::DEFS,
             json::DEFS,
             coro::DEFS,
+            tasks::DEFS,
         ]
         .concat()
     })

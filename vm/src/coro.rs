@@ -221,6 +221,9 @@ pub(crate) fn next(
 #[inline(never)]
 pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: Reg) -> Yielded {
     let Some(resumer) = run.resumers.last() else {
+        if let Some(error) = crate::sched::yield_outside_main(run) {
+            return Yielded::Raise(error);
+        }
         // The host's answer lands in `R[dst]`; nil unless it sends one.
         write_register(&mut run.fiber, dst, Value::Nil);
         run.host_yield = true;

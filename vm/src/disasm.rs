@@ -194,7 +194,8 @@ fn operands(program: &Program, op: &Op) -> String {
         Op::Throw { src } | Op::Defer { src } => r(src),
         Op::TryBegin { handler, dst } => format!("{}, {}", r(dst), to(handler)),
         Op::CoroNext { dst, coro } => format!("{}, {}", r(dst), r(coro)),
-        Op::Yield { dst, src } => format!("{}, {}", r(dst), r(src)),
+        Op::Yield { dst, src } | Op::Await { dst, src } => format!("{}, {}", r(dst), r(src)),
+        Op::Spawn { dst, base, argc } => format!("{}, {}, {argc}", r(dst), r(base)),
     }
 }
 

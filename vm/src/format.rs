@@ -160,6 +160,13 @@ fn write_object(
         Object::Coro(coro) => {
             let _ = write!(out, "<coro {}>", coro.status.as_str());
         }
+        Object::Task(task) => {
+            let _ = write!(out, "<task {}>", task.id);
+        }
+        Object::Chan(_) => out.push_str("<chan>"),
+        Object::Mutex(_) => out.push_str("<mutex>"),
+        Object::Group(group) if group.errgroup => out.push_str("<errgroup>"),
+        Object::Group(_) => out.push_str("<waitgroup>"),
     }
 }
 
@@ -336,6 +343,8 @@ pub fn fits(value: Value, ty: &str, heap: &Heap, program: &Program) -> bool {
                 || matches!(object, Some(Object::Closure { .. }))
         }
         _ if ty.starts_with("Coro<") => matches!(object, Some(Object::Coro(_))),
+        _ if ty.starts_with("Task<") => matches!(object, Some(Object::Task(_))),
+        _ if ty.starts_with("Chan<") => matches!(object, Some(Object::Chan(_))),
         _ => {
             let name = ty.split('<').next().unwrap_or(ty);
             match object {
@@ -398,6 +407,11 @@ pub fn kind_of(value: Value, heap: &Heap, program: &Program) -> String {
                 .map_or("enum value", |e| e.name.as_str()),
             Some(Object::Closure { .. }) => "function",
             Some(Object::Coro(_)) => "coroutine",
+            Some(Object::Task(_)) => "task",
+            Some(Object::Chan(_)) => "channel",
+            Some(Object::Mutex(_)) => "Mutex",
+            Some(Object::Group(group)) if group.errgroup => "ErrGroup",
+            Some(Object::Group(_)) => "WaitGroup",
             _ => "value",
         },
     };

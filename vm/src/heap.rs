@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::coro::Coroutine;
+use crate::task::{Chan, Group, Mutex, Task};
 pub use crate::map::ValueMap;
 use crate::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
 
@@ -63,6 +64,14 @@ pub enum Object {
     Cell(Value),
     /// A coroutine (boxed: its fiber is larger than every other object).
     Coro(Box<Coroutine>),
+    /// A task (`Task<T>`).
+    Task(Box<Task>),
+    /// A channel (`Chan<T>`).
+    Chan(Box<Chan>),
+    /// A mutex.
+    Mutex(Box<Mutex>),
+    /// A wait group or an error group.
+    Group(Box<Group>),
 }
 
 impl Object {
@@ -78,6 +87,10 @@ impl Object {
             Object::Closure { captures, .. } => captures.iter().copied().for_each(visit),
             Object::Cell(value) => visit(*value),
             Object::Coro(coro) => coro.for_each_value(visit),
+            Object::Task(task) => task.for_each_value(visit),
+            Object::Chan(chan) => chan.for_each_value(visit),
+            Object::Mutex(mutex) => mutex.waiters.iter().for_each(|&t| visit(Value::Obj(t))),
+            Object::Group(group) => group.for_each_value(visit),
         }
     }
 
@@ -91,6 +104,9 @@ impl Object {
             Object::Closure { captures, .. } => captures.len() * 16,
             Object::Cell(_) => 0,
             Object::Coro(coro) => 256 + coro.fiber.registers.len() * 16,
+            Object::Task(task) => 256 + task.context.fiber.registers.len() * 16,
+            Object::Chan(chan) => 64 + chan.buffer.len() * 16,
+            Object::Mutex(_) | Object::Group(_) => 64,
         };
         64 + payload
     }
@@ -213,6 +229,46 @@ impl Heap {
     pub fn coro_mut(&mut self, obj: ObjRef) -> Option<&mut Coroutine> {
         match self.get_mut(obj)? {
             Object::Coro(coro) => Some(coro),
+            _ => None,
+        }
+    }
+
+    /// The task a value refers to, if it is one.
+    pub fn task(&self, value: Value) -> Option<&Task> {
+        match self.get(value.as_obj()?)? {
+            Object::Task(task) => Some(task),
+            _ => None,
+        }
+    }
+
+    /// The task at `obj`, mutably, if it is one.
+    pub fn task_mut(&mut self, obj: ObjRef) -> Option<&mut Task> {
+        match self.get_mut(obj)? {
+            Object::Task(task) => Some(task),
+            _ => None,
+        }
+    }
+
+    /// The channel at `obj`, mutably, if it is one.
+    pub fn chan_mut(&mut self, obj: ObjRef) -> Option<&mut Chan> {
+        match self.get_mut(obj)? {
+            Object::Chan(chan) => Some(chan),
+            _ => None,
+        }
+    }
+
+    /// The mutex at `obj`, mutably, if it is one.
+    pub fn mutex_mut(&mut self, obj: ObjRef) -> Option<&mut Mutex> {
+        match self.get_mut(obj)? {
+            Object::Mutex(mutex) => Some(mutex),
+            _ => None,
+        }
+    }
+
+    /// The group at `obj`, mutably, if it is one.
+    pub fn group_mut(&mut self, obj: ObjRef) -> Option<&mut Group> {
+        match self.get_mut(obj)? {
+            Object::Group(group) => Some(group),
             _ => None,
         }
     }

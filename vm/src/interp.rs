@@ -16,7 +16,9 @@ use crate::coro::{self, Escape, Next, Yielded};
 use crate::error::{ErrorKind, RunError, TraceFrame, VmError};
 use crate::format;
 use crate::heap::{Heap, Object, ValueMap};
-use crate::native::{Host, NativeCtx};
+use crate::native::{Host, NativeCtx, Suspend};
+use crate::sched::{self, Awaited};
+use crate::task::TaskError;
 use crate::op::Op;
 use crate::program::{Loc, Program};
 use crate::run::{DeferEntry, Fiber, Frame, Handler, Run, Step, Unwind};
@@ -35,8 +37,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
     let program: &Program = &program_handle;
     let mut remaining = run.limits.budget.unwrap_or(u64::MAX).max(1);
 
+    if run.fiber.frames.is_empty() {
+        if let Some(step) = sched::switch(run, program, host)? {
+            return Ok(step);
+        }
+    }
     let Some((mut code, base, mut pc)) = top_state(&run.fiber, program) else {
-        return Ok(Step::Done(Value::Nil));
+        return Err(crate::run::internal_error("no frame to run"));
     };
     // The running frame's register window, `R[0]` first. Held as a local
     // slice so the hot path indexes it without going through `run`;
@@ -58,18 +65,25 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         };
     }
-    // Reloads the locals from whatever frame is now on top.
+    // Reloads the locals from whatever frame is now on top; when the
+    // current task has stopped (blocked or finished), from the next task's,
+    // or returns to the host when no task can run.
     macro_rules! reload {
-        () => {
+        () => {{
+            if run.fiber.frames.is_empty() {
+                if let Some(step) = sched::switch(run, program, host)? {
+                    return Ok(step);
+                }
+            }
             match top_state(&run.fiber, program) {
                 Some((new_code, new_base, new_pc)) => {
                     code = new_code;
                     pc = new_pc;
                     regs = &mut run.fiber.registers[new_base..];
                 }
-                None => return Ok(Step::Done(Value::Nil)),
+                None => return Err(crate::run::internal_error("no frame to run")),
             }
-        };
+        }};
     }
     // Raises a `VmError` at the current instruction: unwinds to a handler
     // (continuing there) or ends the run.
@@ -127,14 +141,15 @@ pub(crate) fn execute<const BUDGETED: bool>(
         }};
     }
     // Calls a native with R[$call_base .. $call_base + $argc] and stores its
-    // result in R[$call_base].
+    // result in R[$call_base], or suspends the task when the native asks to
+    // (an I/O operation, a lock, a channel, ...).
     macro_rules! call_native {
         ($native:expr, $call_base:expr, $argc:expr) => {{
             let Some(&function) = run.natives.get($native.index()) else {
                 throw!(bad_program("call of a missing native"))
             };
             let start = $call_base.index();
-            let result = {
+            let (result, suspend) = {
                 let args = &regs[start..start + $argc as usize];
                 let mut ctx = NativeCtx {
                     heap: &mut run.heap,
@@ -142,12 +157,28 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     host: &mut *host,
                     rng: &mut run.rng,
                     args: &run.args,
+                    sched: &mut run.sched,
+                    suspend: None,
                 };
-                function(&mut ctx, args)
+                let result = function(&mut ctx, args);
+                (result, ctx.suspend)
             };
-            match result {
-                Ok(value) => r!($call_base) = value,
-                Err(error) => throw!(error),
+            match (result, suspend) {
+                (Err(error), _) => throw!(error),
+                (Ok(value), None) => r!($call_base) = value,
+                (Ok(_), Some(suspend)) => {
+                    save_pc!();
+                    let abs = current_base(&run.fiber) + start;
+                    if suspend == Suspend::Io {
+                        let args = run.fiber.registers[abs..abs + $argc as usize].to_vec();
+                        if let Err(error) = sched::issue_io(run, program, $native, &args) {
+                            throw!(error)
+                        }
+                    }
+                    sched::park(run, program, abs as u32);
+                    reload!();
+                    continue;
+                }
             }
             gc_point!();
         }};
@@ -519,15 +550,18 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         continue;
                     }
                     let Some(frame) = run.fiber.frames.pop() else {
-                        return Ok(Step::Done(value));
+                        sched::body_ended(run, Ok(value));
+                        reload!();
+                        continue;
                     };
                     let Some(caller) = run.fiber.frames.last() else {
                         // A coroutine's body returned: its resumer goes on.
-                        if coro::finish_body(run) {
-                            reload!();
-                            continue;
+                        // Otherwise the task's body has returned.
+                        if !coro::finish_body(run) {
+                            sched::body_ended(run, Ok(value));
                         }
-                        return Ok(Step::Done(value));
+                        reload!();
+                        continue;
                     };
                     if frame.ret == Frame::DISCARD {
                         finish_defer(run, program, host)?;
@@ -759,6 +793,45 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         Ok(Next::Stop) => {
                             // Raised in the coroutine, at its pending yield.
                             raise(run, program, host, coro::stopped())?;
+                            reload!();
+                        }
+                        Err(error) => throw!(error),
+                    }
+                }
+                Op::Spawn {
+                    dst,
+                    base: call_base,
+                    argc,
+                } => {
+                    let from = call_base.index();
+                    let func = r!(call_base);
+                    let args = regs[from + 1..from + 1 + argc as usize].to_vec();
+                    match sched::spawn(run, func, args) {
+                        Ok(task) => {
+                            let frame_base = current_base(&run.fiber);
+                            regs = &mut run.fiber.registers[frame_base..];
+                            r!(dst) = task;
+                        }
+                        Err(error) => throw!(error),
+                    }
+                    gc_point!();
+                }
+                Op::Await { dst, src } => {
+                    let target = r!(src);
+                    save_pc!();
+                    match sched::await_task(run, target) {
+                        Ok(Awaited::Value(value)) => {
+                            let frame_base = current_base(&run.fiber);
+                            regs = &mut run.fiber.registers[frame_base..];
+                            r!(dst) = value;
+                        }
+                        Ok(Awaited::Raise(error)) => {
+                            throw_task_error(run, program, host, error)?;
+                            reload!();
+                        }
+                        Ok(Awaited::Blocked) => {
+                            let abs = current_base(&run.fiber) + dst.index();
+                            sched::park(run, program, abs as u32);
                             reload!();
                         }
                         Err(error) => throw!(error),
@@ -1009,7 +1082,11 @@ fn unwind_to_handler(
             // The error left the fiber: the run fails, or the coroutine
             // does and the error goes on in its resumer.
             match coro::escape(run, program, error, trace) {
-                Escape::Uncaught(trace) => return Err(uncaught(run, program, error, trace)),
+                Escape::Uncaught(trace) => {
+                    // The task's body has failed.
+                    sched::body_ended(run, Err(TaskError { error, trace }));
+                    return Ok(());
+                }
                 Escape::Finished => return Ok(()),
                 Escape::Propagate(resumer_trace) => trace = resumer_trace,
             }
@@ -1066,7 +1143,7 @@ fn unwind_to_handler(
 
 /// The `RunError` for an error no handler caught. Clears the fiber's
 /// bookkeeping so the run's state stays consistent.
-fn uncaught(run: &mut Run, program: &Program, error: Value, trace: Vec<TraceFrame>) -> RunError {
+pub(crate) fn run_error(run: &mut Run, program: &Program, error: Value, trace: Vec<TraceFrame>) -> RunError {
     let field = |index: usize| match error.as_obj().and_then(|obj| run.heap.get(obj)) {
         Some(Object::Record { fields, .. }) => fields.get(index).copied(),
         _ => None,
@@ -1142,6 +1219,7 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
     // coroutines' fibers are reached through their heap objects), as is
     // every running coroutine's object.
     let mut roots: Vec<Value> = run.resumers.iter().map(|r| Value::Obj(r.coro)).collect();
+    run.sched.for_each_value(|value| roots.push(value));
     let resumers = run.resumers.iter_mut().map(|resumer| &mut resumer.fiber);
     for fiber in std::iter::once(&mut run.fiber).chain(resumers) {
         fiber.truncate_dead_registers(program);
@@ -1173,6 +1251,24 @@ pub(crate) fn call_native_alone(
     host: &mut dyn Host,
     native: NativeIdx,
 ) -> Result<Value, VmError> {
+    match call_native_suspending(run, program, host, native, &[])? {
+        (value, None) => Ok(value),
+        (_, Some(_)) => Err(VmError::new(
+            ErrorKind::Type,
+            "a deferred call or a coroutine body cannot be an I/O operation or block; wrap it in a function",
+        )),
+    }
+}
+
+/// Calls a native with `args` outside the dispatch loop; also returns
+/// whether it asked to suspend the current task.
+pub(crate) fn call_native_suspending(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    native: NativeIdx,
+    args: &[Value],
+) -> Result<(Value, Option<Suspend>), VmError> {
     let Some(&function) = run.natives.get(native.index()) else {
         return Err(bad_program("call of a missing native"));
     };
@@ -1182,8 +1278,30 @@ pub(crate) fn call_native_alone(
         host,
         rng: &mut run.rng,
         args: &run.args,
+        sched: &mut run.sched,
+        suspend: None,
     };
-    function(&mut ctx, &[])
+    let value = function(&mut ctx, args)?;
+    Ok((value, ctx.suspend))
+}
+
+/// Raises a task's error (an awaited task's, or one delivered to a woken
+/// task) at the top frame's saved pc; its trace goes on with this stack.
+#[cold]
+#[inline(never)]
+pub(crate) fn throw_task_error(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    error: TaskError,
+) -> Result<(), RunError> {
+    let mut trace = error.trace;
+    if run.fiber.handlers.is_empty() {
+        trace.extend(stack_trace(&run.fiber, program));
+    } else {
+        trace.clear();
+    }
+    unwind_to_handler(run, program, host, error.error, trace)
 }
 
 /// A function read a top-level variable before its `let` ran.

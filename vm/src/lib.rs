@@ -18,6 +18,8 @@ pub mod native;
 pub mod op;
 pub mod program;
 pub mod run;
+pub mod sched;
+pub mod task;
 pub mod value;
 
 pub use coro::{CoroStatus, Coroutine, Resumer};
@@ -25,12 +27,13 @@ pub use disasm::{disassemble, disassemble_all};
 pub use error::{ErrorKind, RunError, TraceFrame, VmError};
 pub use heap::{Heap, Key, Object, ValueMap};
 pub use io::{Data, IoId, IoRequest, IoResult};
-pub use native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet};
+pub use native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet, Suspend};
 pub use op::Op;
 pub use program::{
     Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
     VariantLayout,
 };
+pub use task::{Blocked, Chan, Group, Mutex, Sched, Task, TaskError, TaskState, Wake};
 pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
 pub use value::{
     ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,

@@ -7,6 +7,7 @@
 use crate::error::VmError;
 use crate::heap::Heap;
 use crate::program::Program;
+use crate::task::Sched;
 use crate::value::Value;
 
 /// What the run's host provides to native functions while the run executes.
@@ -40,6 +41,22 @@ pub struct NativeCtx<'a> {
     pub rng: &'a mut u64,
     /// The script's arguments.
     pub args: &'a [String],
+    /// The scheduler: the running task, the ready queue, the I/O requests.
+    pub sched: &'a mut Sched,
+    /// Set by a native that suspends the calling task instead of
+    /// returning: its result arrives when the task is woken.
+    pub suspend: Option<Suspend>,
+}
+
+/// Why a native suspended the calling task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suspend {
+    /// It is blocked on a channel, lock, group, task or flight; the native
+    /// has registered it as a waiter (see `sched::block`).
+    Block,
+    /// It is an I/O operation: the run issues a request with the call's
+    /// arguments.
+    Io,
 }
 
 /// A native function: takes its arguments, returns its result or raises.

@@ -245,6 +245,15 @@ pub enum Op {
     JumpIfNotLtIntImm { lhs: Reg, imm: i32, target: Pc },
     /// if !(R[lhs] > imm) { pc := target } (int; fused compare and branch)
     JumpIfNotGtIntImm { lhs: Reg, imm: i32, target: Pc },
+
+    // ---- tasks (LANGUAGE.md §5; see `sched.rs`) ----
+    /// R[dst] := a new task, child of the current one, that calls the
+    /// function R[base] with R[base+1 .. base+1+argc]; it runs when the
+    /// current task suspends.
+    Spawn { dst: Reg, base: Reg, argc: u16 },
+    /// R[dst] := the result of the task R[src] once it has finished
+    /// (suspending the current task until then); its error is raised here.
+    Await { dst: Reg, src: Reg },
 }
 
 const _: () = assert!(std::mem::size_of::<Op>() <= 16);

@@ -132,4 +132,9 @@ pub struct NativeDecl {
     pub key: String,
     /// Name shown in traces and `<fn name>`.
     pub name: String,
+    /// For a host I/O operation, its declared result type as Spool writes
+    /// it: calling it suspends the task with an I/O request, and the
+    /// host's answer is checked against this type.
+    #[serde(default)]
+    pub io: Option<String>,
 }

@@ -19,6 +19,8 @@ use crate::format;
 use crate::heap::{Heap, Object};
 use crate::native::{Host, NativeFn, NativeSet};
 use crate::program::{Constant, Program};
+use crate::io::{IoId, IoRequest, IoResult};
+use crate::task::Sched;
 use crate::value::{FuncIdx, Value};
 
 /// The seed of every run's random-number state; the standard library may
@@ -51,6 +53,9 @@ pub struct Run {
     pub(crate) host_yield: bool,
     /// The random-number state natives draw from.
     pub(crate) rng: u64,
+    /// The tasks' scheduler: the running task, the ready queue, the I/O
+    /// requests in flight.
+    pub(crate) sched: Sched,
     /// The script's command-line arguments.
     pub(crate) args: Vec<String>,
     /// Resource limits; part of the saved run so a resumed run keeps them.
@@ -78,6 +83,9 @@ pub struct Limits {
     /// Instructions each [`Run::resume`] call may execute before returning
     /// [`Step::Paused`]; `None` is unlimited. `Some(0)` acts as `Some(1)`.
     pub budget: Option<u64>,
+    /// Most tasks alive at once (the main program's included); a `spawn`
+    /// beyond it raises `Limit`.
+    pub max_tasks: usize,
 }
 
 impl Default for Limits {
@@ -86,12 +94,13 @@ impl Default for Limits {
             max_call_depth: 200_000,
             max_heap_objects: 50_000_000,
             budget: None,
+            max_tasks: 1_000_000,
         }
     }
 }
 
 /// Why [`Run::resume`] returned normally.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// The main function returned this value. Every later `resume` returns it
     /// again.
@@ -102,6 +111,12 @@ pub enum Step {
     /// coroutine. The host may answer with [`Run::send`] (the `yield`
     /// evaluates to nil otherwise) and calls `resume` to continue.
     Yield(Value),
+    /// No task can run until the host completes I/O: these are the
+    /// requests issued since the last `Io` step (one batch; possibly empty
+    /// when only earlier requests are outstanding). The host answers each
+    /// with [`Run::complete`], in any order and in parts, and calls
+    /// `resume` again; tasks whose results have arrived then run.
+    Io(Vec<IoRequest>),
 }
 
 /// Whether a run can continue.
@@ -133,6 +148,7 @@ impl Run {
             resumers: Vec::new(),
             host_yield: false,
             rng: RNG_SEED,
+            sched: Sched::default(),
             args,
             limits: Limits::default(),
             status: Status::Done(Value::Nil),
@@ -184,7 +200,7 @@ impl Run {
         };
         match &outcome {
             Ok(Step::Done(value)) => self.status = Status::Done(*value),
-            Ok(Step::Paused | Step::Yield(_)) => {}
+            Ok(Step::Paused | Step::Yield(_) | Step::Io(_)) => {}
             Err(error) => self.status = Status::Failed(error.clone()),
         }
         outcome
@@ -195,6 +211,28 @@ impl Run {
     /// `send` it evaluates to nil. Ignored when no such `yield` is pending.
     pub fn send(&mut self, value: Value) {
         coro::answer_host(self, value);
+    }
+
+    /// Completes the I/O request `id` with the host's result: the task that
+    /// issued it runs again on the next [`Run::resume`], with the value
+    /// (checked against the operation's declared result type) or with an
+    /// `Io` error carrying the message. Returns false when no request with
+    /// that id is outstanding (already completed, or its task was
+    /// cancelled); such answers are ignored.
+    pub fn complete(&mut self, id: IoId, result: IoResult) -> bool {
+        crate::sched::complete(self, id, result)
+    }
+
+    /// Every I/O request issued and not yet completed, by id: those of the
+    /// last `Step::Io` batches still outstanding. A host that restores a
+    /// saved run issues these again (same ids).
+    pub fn pending_io(&self) -> Vec<IoRequest> {
+        self.sched.in_flight.values().map(|(_, request)| request.clone()).collect()
+    }
+
+    /// The scheduler's state, for inspection.
+    pub fn sched(&self) -> &Sched {
+        &self.sched
     }
 
     /// Is the run paused at a top-level `yield`, waiting for the host's
@@ -287,6 +325,7 @@ impl Run {
         };
         self.program = program;
         self.status = Status::Running;
+        crate::sched::init_main(self);
         Ok(())
     }
 
@@ -305,6 +344,10 @@ impl Run {
     fn bind_natives_of(&mut self, program: &Program, natives: &NativeSet) -> Result<(), String> {
         let mut bound = Vec::with_capacity(program.natives.len());
         for decl in &program.natives {
+            if decl.io.is_some() {
+                bound.push(crate::sched::io_native as NativeFn);
+                continue;
+            }
             match natives.get(&decl.key) {
                 Some(function) => bound.push(function),
                 None => return Err(format!("native function `{}` is not bound", decl.key)),

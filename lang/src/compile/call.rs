@@ -42,9 +42,11 @@ impl Compiler {
         expected: Option<&Type>,
         span: Span,
     ) -> Type {
+        let spawning = std::mem::take(&mut self.spawning);
         if let ExprKind::Name(name) = &callee.kind {
             if self.lookup_var(&name.name).is_none() {
                 if let Some(TypeName::Struct(id)) = self.type_names.get(&name.name).copied() {
+                    self.not_spawnable(spawning, span);
                     return self.construct_struct(id, args, dst, expected, span);
                 }
                 if self.fn_names.contains_key(&name.name) {
@@ -52,6 +54,7 @@ impl Compiler {
                         receiver: None,
                         args,
                     };
+                    self.spawning = spawning;
                     return self.call_named(name, call_args, dst, span, false);
                 }
                 if self.type_names.contains_key(&name.name) {
@@ -73,6 +76,7 @@ impl Compiler {
             ExprKind::Name(name) => Some(name.name.clone()),
             _ => None,
         };
+        self.spawning = spawning;
         self.call_value(reg, &ty, (callee.span, callee_name), args, dst, span)
     }
 
@@ -95,7 +99,9 @@ impl Compiler {
         expected: Option<&Type>,
         span: Span,
     ) -> Type {
+        let spawning = std::mem::take(&mut self.spawning);
         if let Some(enum_id) = self.enum_named_by(receiver) {
+            self.not_spawnable(spawning, span);
             return self.construct_variant(enum_id, method, args, dst, expected, span);
         }
         if self.fn_names.contains_key(&method.name) {
@@ -103,6 +109,7 @@ impl Compiler {
                 receiver: Some(receiver),
                 args,
             };
+            self.spawning = spawning;
             return self.call_named(method, call_args, dst, span, true);
         }
         let (ty, obj) = self.expr(receiver, None);
@@ -115,6 +122,7 @@ impl Compiler {
             {
                 let (index, field_ty) = self.struct_field(&ty, method).expect("field exists");
                 let callee = self.alloc();
+                self.spawning = spawning;
                 self.emit(
                     Op::GetField {
                         dst: callee,
@@ -173,6 +181,7 @@ impl Compiler {
         dst: Reg,
         span: Span,
     ) -> Type {
+        let spawning = std::mem::take(&mut self.spawning);
         let fn_type = match self.unifier.shallow(ty) {
             Type::Fn(fn_type) => *fn_type,
             Type::Error => {
@@ -194,6 +203,20 @@ impl Compiler {
         self.reject_named_args(args);
         if !self.check_arity(fn_type.params.len(), args.len(), span) {
             self.args_for_errors(args);
+            return fn_type.ret;
+        }
+        if spawning {
+            let base = self.alloc_n(args.len() + 1);
+            self.emit(Op::Move { dst: base, src: callee }, span);
+            for (index, (arg, param)) in args.iter().zip(&fn_type.params).enumerate() {
+                self.check_into(&arg.value, nth(base, index + 1), param);
+            }
+            if let Some(yields) = &fn_type.yields {
+                let effects = (yields.clone(), self.unifier.fresh());
+                self.spawned_effects(callee_name.as_deref(), &effects, span);
+            }
+            let argc = args.len() as u16;
+            self.emit(Op::Spawn { dst, base, argc }, span);
             return fn_type.ret;
         }
         let base = self.call_base(dst, args.len());
@@ -274,11 +297,19 @@ impl Compiler {
         span: Span,
         is_method: bool,
     ) -> Type {
+        let spawning = std::mem::take(&mut self.spawning);
         self.reject_named_args(args.args);
         let mut candidates = self.fn_names[&name.name].clone();
         candidates.sort_by_key(|&index| !self.fns[index].user);
         let argc = args.len();
-        let base = self.call_base(dst, argc);
+        // A spawn keeps the function in the first register, before the
+        // arguments.
+        let (callee_reg, base) = if spawning {
+            let callee_reg = self.alloc_n(argc + 1);
+            (Some(callee_reg), nth(callee_reg, 1))
+        } else {
+            (None, self.call_base(dst, argc))
+        };
         let mut first_done = None;
         let chosen = if (candidates.len() == 1 && !is_method) || argc == 0 {
             let arity_fits = |&&c: &&usize| self.fns[c].params.len() == argc;
@@ -314,9 +345,17 @@ impl Compiler {
             }
         }
         if let Some(effects) = self.fns[chosen].effects.clone() {
-            self.link_effects(&format!("`{}`", name.name), &effects, span);
+            if spawning {
+                self.spawned_effects(Some(&name.name), &effects, span);
+            } else {
+                self.link_effects(&format!("`{}`", name.name), &effects, span);
+            }
         }
         let argc = argc + self.hidden_yield_type(chosen, &ret, base, argc, span);
+        if let Some(callee_reg) = callee_reg {
+            self.emit_spawn(chosen, callee_reg, argc, dst, span);
+            return ret;
+        }
         let op = match self.fns[chosen].callee {
             // `next` switches to the coroutine's fiber: an instruction, not a call.
             Callee::Native(native) if self.natives[native.index()].key == "coro.next" => {
@@ -339,6 +378,40 @@ impl Compiler {
         self.emit(op, span);
         self.finish_call(base, dst, span);
         ret
+    }
+
+    /// Loads the chosen function into `callee_reg` and spawns it with the
+    /// arguments after it.
+    fn emit_spawn(&mut self, chosen: usize, callee_reg: Reg, argc: usize, dst: Reg, span: Span) {
+        let load = match self.fns[chosen].callee {
+            Callee::Native(native) if self.natives[native.index()].key == "coro.next" => {
+                self.error(Diagnostic::new(
+                    codes::NOT_CALLABLE,
+                    "`next` cannot be spawned: it resumes a coroutine in the current task",
+                    span,
+                    "not a function to start a task with",
+                ));
+                return;
+            }
+            Callee::Script(func) => Op::LoadFunc {
+                dst: callee_reg,
+                func,
+            },
+            Callee::Native(native) => Op::LoadNative {
+                dst: callee_reg,
+                native,
+            },
+        };
+        self.emit(load, span);
+        let argc = argc as u16;
+        self.emit(
+            Op::Spawn {
+                dst,
+                base: callee_reg,
+                argc,
+            },
+            span,
+        );
     }
 
     /// `coroutine(f)` also receives the coroutine's yield type, filled in

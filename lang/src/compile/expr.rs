@@ -88,24 +88,11 @@ impl Compiler {
             }
             ExprKind::Block(block) => self.block_expr(block, dst, span),
             ExprKind::Yield(value) => self.yield_expr(value.as_deref(), dst, span),
-            ExprKind::Spawn(_) | ExprKind::Await(_) => self.unsupported(expr),
+            ExprKind::Spawn(call) => self.spawn_expr(call, dst, span),
+            ExprKind::Await(task) => self.await_expr(task, dst, span),
         };
         self.free_to(mark);
         ty
-    }
-
-    fn unsupported(&mut self, expr: &Expr) -> Type {
-        let what = match expr.kind {
-            ExprKind::Spawn(_) => "`spawn`",
-            _ => "`await`",
-        };
-        self.error(Diagnostic::new(
-            codes::YIELD_PLACE,
-            format!("{what} is not supported by this version of Spool"),
-            expr.span,
-            "not supported yet",
-        ));
-        Type::Error
     }
 
     /// `yield value`: the value must fit what this function yields; the

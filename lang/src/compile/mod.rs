@@ -15,6 +15,7 @@ mod captures;
 mod expr;
 mod pattern;
 mod stmt;
+mod tasks;
 
 use std::collections::{HashMap, HashSet};
 
@@ -46,6 +47,9 @@ pub struct NativeSpec {
     pub key: String,
     /// Its signature, parsed from the library's declaration.
     pub decl: ast::FnDecl,
+    /// Is it a host I/O operation (calling it suspends the task with an
+    /// I/O request) rather than a native function?
+    pub io: bool,
 }
 
 /// Compiles `script` together with the library `prelude` and `natives`.
@@ -166,6 +170,9 @@ struct Compiler {
     late_type_names: Vec<(ConstIdx, Type)>,
     /// `any` is accepted: only while declaring library signatures.
     allow_any: bool,
+    /// The call being compiled is the operand of `spawn`: it starts a task
+    /// instead of calling. Taken by the first call that sees it.
+    spawning: bool,
 }
 
 /// A named type.
@@ -231,6 +238,7 @@ impl Compiler {
             main_receives: String::new(),
             late_type_names: Vec::new(),
             allow_any: false,
+            spawning: false,
         }
     }
 
@@ -457,11 +465,15 @@ impl Compiler {
             self.natives.push(NativeDecl {
                 key: native.key.clone(),
                 name: native.decl.name.name.clone(),
+                io: None,
             });
             let generics = self.new_params(&native.decl.generics);
             let scope = self.generic_scope(&native.decl.generics, &generics);
             let entry =
                 self.signature(&native.decl, generics, &scope, Callee::Native(index), false);
+            if native.io {
+                self.natives[index.index()].io = Some(self.show(&entry.ret));
+            }
             self.add_fn(entry);
         }
         self.allow_any = false;
@@ -676,7 +688,11 @@ impl Compiler {
                     Type::Chan(Box::new(a[0].clone()))
                 })
             }
-            _ => {}
+            other => {
+                if let Some(handle) = crate::types::Handle::named(other) {
+                    return self.check_type_args(span, other, args, 0, |_| Type::Handle(handle));
+                }
+            }
         }
         match self.type_names.get(&name.name).copied() {
             Some(TypeName::Struct(id)) => {
@@ -915,7 +931,18 @@ fn duplicate(name: &ast::Ident) -> Diagnostic {
 fn is_builtin_type(name: &str) -> bool {
     matches!(
         name,
-        "int" | "float" | "bool" | "str" | "nil" | "any" | "Coro" | "Task" | "Chan"
+        "int"
+            | "float"
+            | "bool"
+            | "str"
+            | "nil"
+            | "any"
+            | "Coro"
+            | "Task"
+            | "Chan"
+            | "Mutex"
+            | "WaitGroup"
+            | "ErrGroup"
     )
 }
 

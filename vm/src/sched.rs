@@ -1,0 +1,684 @@
+//! The scheduler (LANGUAGE.md §5): spawning, blocking, waking, cancelling
+//! and finishing tasks, and the CPU phase / I/O phase cycle.
+//!
+//! The interpreter runs the current task until it blocks or its body ends,
+//! then [`switch`] installs the next ready task. When no task is ready the
+//! run returns to its host: `Step::Io` with the requests of the phase (the
+//! I/O phase), `Step::Done` once the main task has finished, or a deadlock
+//! error when every task waits on another. [`complete`] wakes the task
+//! waiting for a request; the tasks woken run in the next CPU phase, and the
+//! I/O they issue forms the next batch. Everything is FIFO, so the same
+//! script with the same I/O results in the same order behaves the same.
+//!
+//! Structure (LANGUAGE.md §5): a task finishes only after its body has ended
+//! and all its children have finished. A body that fails cancels its
+//! unfinished children; an error of a child nobody awaited is rethrown in
+//! its parent when the parent's body ends, after the parent's other
+//! children are cancelled. A task whose `Cancelled` error comes from a
+//! `cancel()` does not count as failing its parent.
+
+use crate::error::{ErrorKind, RunError, VmError};
+use crate::fiber::Fiber;
+use crate::heap::{Heap, Object};
+use crate::interp::{self, expected};
+use crate::io::{Data, IoId, IoRequest, IoResult};
+use crate::native::{Host, NativeCtx, Suspend};
+use crate::program::Program;
+use crate::run::{Run, Step};
+use crate::task::{Blocked, Context, Sched, Task, TaskError, TaskState, Wake};
+use crate::value::{NativeIdx, ObjRef, Value};
+
+/// Creates the main program's task, running, for a run whose active fiber
+/// is the main one.
+pub(crate) fn init_main(run: &mut Run) {
+    let main = run.heap.alloc(Object::Task(Box::new(Task {
+        state: TaskState::Running,
+        ..Task::default()
+    })));
+    run.sched = Sched {
+        error_struct: run.program.builtins.error,
+        main: Some(main),
+        current: Some(main),
+        next_task: 1,
+        next_io: 1,
+        live: 1,
+        ..Sched::default()
+    };
+}
+
+/// `spawn`: a new task, child of the current one, that will call `func`
+/// with `args`. It is queued, not run: the spawner goes on.
+pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Value, VmError> {
+    if run.sched.live >= run.limits.max_tasks {
+        return Err(VmError::new(
+            ErrorKind::Limit,
+            format!("task limit exceeded ({} tasks)", run.limits.max_tasks),
+        ));
+    }
+    let parent = run.sched.current;
+    let id = run.sched.next_task;
+    run.sched.next_task += 1;
+    let task = run.heap.alloc(Object::Task(Box::new(Task {
+        id,
+        parent,
+        start: Some((func, args)),
+        ..Task::default()
+    })));
+    if let Some(parent) = parent.and_then(|p| run.heap.task_mut(p)) {
+        parent.children.push(task);
+    }
+    run.sched.ready.push_back(task);
+    run.sched.live += 1;
+    Ok(Value::Obj(task))
+}
+
+/// Raises `Cancelled` in the current task if a `cancel()` is pending: every
+/// operation that may suspend calls this first.
+pub fn check_cancel(heap: &mut Heap, sched: &Sched) -> Result<(), VmError> {
+    let Some(task) = sched.current.and_then(|t| heap.task_mut(t)) else {
+        return Ok(());
+    };
+    if task.cancel_pending {
+        task.cancel_pending = false;
+        return Err(cancelled());
+    }
+    Ok(())
+}
+
+/// What every host I/O operation is bound to: it suspends the calling task,
+/// and the run issues a request with the call's arguments.
+pub fn io_native(ctx: &mut NativeCtx<'_>, _: &[Value]) -> Result<Value, VmError> {
+    check_cancel(ctx.heap, ctx.sched)?;
+    ctx.suspend = Some(Suspend::Io);
+    Ok(Value::Nil)
+}
+
+/// The error a cancelled task raises.
+pub fn cancelled() -> VmError {
+    VmError::new(ErrorKind::Cancelled, "task cancelled")
+}
+
+/// Marks the current task blocked on `on`; the caller has registered it
+/// wherever it waits and returns [`Suspend::Block`].
+pub fn block(ctx: &mut NativeCtx<'_>, on: Blocked) {
+    if let Some(task) = ctx.sched.current.and_then(|t| ctx.heap.task_mut(t)) {
+        task.state = TaskState::Blocked;
+        task.blocked = on;
+    }
+    ctx.suspend = Some(Suspend::Block);
+}
+
+/// Wakes the blocked task `task` with `wake` and queues it.
+pub fn wake(heap: &mut Heap, sched: &mut Sched, task: ObjRef, wake: Wake) {
+    let Some(t) = heap.task_mut(task) else {
+        return;
+    };
+    if t.state != TaskState::Blocked {
+        return;
+    }
+    t.state = TaskState::Ready;
+    t.blocked = Blocked::Nothing;
+    t.wake = wake;
+    sched.ready.push_back(task);
+}
+
+/// Wakes `task` with an error raised at the operation it is blocked in.
+pub fn wake_error(heap: &mut Heap, sched: &mut Sched, task: ObjRef, error: &VmError) {
+    let record = error_record(heap, sched, error);
+    let error = TaskError {
+        error: record,
+        trace: Vec::new(),
+    };
+    wake(heap, sched, task, Wake::Raise(error));
+}
+
+/// An `Error` record for `error`, allocated in `heap`.
+pub fn error_record(heap: &mut Heap, sched: &Sched, error: &VmError) -> Value {
+    let kind = heap.alloc_str(error.kind.as_str());
+    let message = heap.alloc_str(error.message.as_str());
+    Value::Obj(heap.alloc(Object::Record {
+        ty: sched.error_struct,
+        fields: vec![kind, message],
+    }))
+}
+
+/// `t.cancel()`: a blocked task raises `Cancelled` at once; a ready or
+/// running one at its next suspension point; a task whose body has ended
+/// has its children cancelled. Cancelling a finished task does nothing.
+pub fn cancel(heap: &mut Heap, sched: &mut Sched, task: ObjRef) {
+    let mut pending = vec![task];
+    while let Some(task) = pending.pop() {
+        let Some(t) = heap.task_mut(task) else {
+            continue;
+        };
+        if t.finished() {
+            continue;
+        }
+        t.cancelled = true;
+        match t.state {
+            TaskState::Blocked => {
+                let on = std::mem::take(&mut t.blocked);
+                unregister(heap, sched, task, &on);
+                if let Some(t) = heap.task_mut(task) {
+                    t.blocked = on;
+                }
+                wake_cancelled(heap, sched, task);
+            }
+            TaskState::Joining => pending.extend(t.children.iter().copied()),
+            _ => t.cancel_pending = true,
+        }
+    }
+}
+
+/// Wakes a blocked task with `Cancelled`.
+fn wake_cancelled(heap: &mut Heap, sched: &mut Sched, task: ObjRef) {
+    wake_error(heap, sched, task, &cancelled());
+}
+
+/// Removes a blocked task from whatever it waits in.
+fn unregister(heap: &mut Heap, sched: &mut Sched, task: ObjRef, on: &Blocked) {
+    match on {
+        Blocked::Nothing => {}
+        Blocked::Io(id) => {
+            sched.in_flight.remove(id);
+            sched.outbox.retain(|request| request.id != *id);
+        }
+        Blocked::Await(target) => {
+            if let Some(t) = heap.task_mut(*target) {
+                t.waiters.retain(|&w| w != task);
+            }
+        }
+        Blocked::Chan(chan) => {
+            if let Some(c) = heap.chan_mut(*chan) {
+                c.receivers.retain(|&w| w != task);
+                c.senders.retain(|&(w, _)| w != task);
+            }
+        }
+        Blocked::Mutex(mutex) => {
+            if let Some(m) = heap.mutex_mut(*mutex) {
+                m.waiters.retain(|&w| w != task);
+            }
+        }
+        Blocked::Group(group) => {
+            if let Some(g) = heap.group_mut(*group) {
+                g.waiters.retain(|&w| w != task);
+            }
+        }
+        Blocked::Flight(key) => {
+            if let Some(flight) = sched.flights.get_mut(key) {
+                flight.waiters.retain(|&w| w != task);
+            }
+        }
+    }
+}
+
+/// Moves the current task's fibers into its heap object: it is no longer
+/// the running task. Its wake value will go to the absolute register `dst`
+/// of its active fiber.
+pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
+    let Some(current) = run.sched.current.take() else {
+        return;
+    };
+    let mut fiber = std::mem::take(&mut run.fiber);
+    fiber.truncate_dead_registers(program);
+    let resumers = std::mem::take(&mut run.resumers);
+    if let Some(task) = run.heap.task_mut(current) {
+        task.context = Context { fiber, resumers };
+        task.wake_dst = dst;
+    }
+}
+
+/// Installs the next ready task, if the current one has stopped. Returns
+/// the step for the host when no task can run.
+pub(crate) fn switch(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+) -> Result<Option<Step>, RunError> {
+    loop {
+        if run.sched.current.is_some() && !run.fiber.frames.is_empty() {
+            return Ok(None);
+        }
+        // A current task without frames has nothing left to run.
+        run.sched.current = None;
+        let Some(task) = run.sched.ready.pop_front() else {
+            return idle(run, program).map(Some);
+        };
+        install(run, program, host, task)?;
+    }
+}
+
+/// Makes `task` the running task and delivers what it was woken with.
+fn install(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    task: ObjRef,
+) -> Result<(), RunError> {
+    let Some(t) = run.heap.task_mut(task) else {
+        return Ok(());
+    };
+    if t.state != TaskState::Ready {
+        return Ok(());
+    }
+    t.state = TaskState::Running;
+    let context = std::mem::take(&mut t.context);
+    let wake = std::mem::take(&mut t.wake);
+    let start = t.start.take();
+    let dst = t.wake_dst as usize;
+    run.fiber = context.fiber;
+    run.resumers = context.resumers;
+    run.sched.current = Some(task);
+    if let Some((func, args)) = start {
+        start_task(run, program, host, func, args);
+        return Ok(());
+    }
+    match wake {
+        Wake::Nothing => {}
+        Wake::Value(value) if run.fiber.frames.is_empty() => body_ended(run, Ok(value)),
+        Wake::Value(value) => {
+            if let Some(slot) = run.fiber.registers.get_mut(dst) {
+                *slot = value;
+            }
+        }
+        Wake::Raise(error) if run.fiber.frames.is_empty() => body_ended(run, Err(error)),
+        Wake::Raise(error) => interp::throw_task_error(run, program, host, error)?,
+    }
+    Ok(())
+}
+
+/// Starts a task's body: a script function gets a fiber whose first frame
+/// holds the arguments; a native runs at once (an I/O operation issues
+/// its request and the task waits for it).
+fn start_task(run: &mut Run, program: &Program, host: &mut dyn Host, func: Value, args: Vec<Value>) {
+    let outcome = match func {
+        Value::Func(f) => script_fiber(program, f, None, args),
+        Value::Obj(obj) => match run.heap.get(obj) {
+            Some(&Object::Closure { func: f, .. }) => script_fiber(program, f, Some(obj), args),
+            _ => Err(expected("a function to spawn")),
+        },
+        Value::Native(native) => return start_native(run, program, host, native, &args),
+        _ => Err(expected("a function to spawn")),
+    };
+    match outcome {
+        Ok(fiber) => run.fiber = fiber,
+        Err(error) => fail_body(run, &error),
+    }
+}
+
+/// A fiber with one frame calling script function `func` with `args`.
+fn script_fiber(
+    program: &Program,
+    func: crate::value::FuncIdx,
+    closure: Option<ObjRef>,
+    mut args: Vec<Value>,
+) -> Result<Fiber, VmError> {
+    let Some(function) = program.functions.get(func.index()) else {
+        return Err(interp::bad_program("spawn of a missing function"));
+    };
+    if function.arity as usize != args.len() {
+        return Err(interp::arity_error(
+            &function.name,
+            function.arity,
+            args.len() as u16,
+        ));
+    }
+    args.resize((function.register_count as usize).max(args.len()), Value::Nil);
+    Ok(Fiber {
+        registers: args,
+        frames: vec![crate::fiber::Frame {
+            func,
+            pc: 0,
+            base: 0,
+            closure,
+            ret: 0,
+        }],
+        ..Fiber::default()
+    })
+}
+
+/// Runs a native task body: its result ends the body, unless it suspends
+/// the task (an I/O operation, a lock, ...), whose wake value then does.
+fn start_native(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    native: NativeIdx,
+    args: &[Value],
+) {
+    let outcome = interp::call_native_suspending(run, program, host, native, args);
+    match outcome {
+        Ok((value, None)) => body_ended(run, Ok(value)),
+        Ok((_, Some(suspend))) => {
+            run.fiber = Fiber {
+                registers: vec![Value::Nil],
+                ..Fiber::default()
+            };
+            if suspend == Suspend::Io {
+                if let Err(error) = issue_io(run, program, native, args) {
+                    return fail_body(run, &error);
+                }
+            }
+            park(run, program, 0);
+        }
+        Err(error) => fail_body(run, &error),
+    }
+}
+
+/// Ends the current task's body with `error`, raised where nothing can
+/// catch it (before its body started).
+fn fail_body(run: &mut Run, error: &VmError) {
+    let record = error_record(&mut run.heap, &run.sched, error);
+    body_ended(
+        run,
+        Err(TaskError {
+            error: record,
+            trace: Vec::new(),
+        }),
+    );
+}
+
+/// Issues an I/O request for a call of the I/O operation `native` with
+/// `args` by the current task, and marks the task blocked on it.
+pub(crate) fn issue_io(
+    run: &mut Run,
+    program: &Program,
+    native: NativeIdx,
+    args: &[Value],
+) -> Result<(), VmError> {
+    let op = program
+        .natives
+        .get(native.index())
+        .map_or_else(String::new, |decl| decl.name.clone());
+    let args = args
+        .iter()
+        .map(|&arg| Data::from_value(arg, &run.heap, program))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    let Some(current) = run.sched.current else {
+        return Err(interp::bad_program("I/O outside a task"));
+    };
+    let id = IoId(run.sched.next_io);
+    run.sched.next_io += 1;
+    let request = IoRequest { id, op, args };
+    run.sched.outbox.push(request.clone());
+    run.sched.in_flight.insert(id, (current, request));
+    if let Some(task) = run.heap.task_mut(current) {
+        task.state = TaskState::Blocked;
+        task.blocked = Blocked::Io(id);
+    }
+    Ok(())
+}
+
+/// The host's answer to request `id`: wakes the task waiting for it with
+/// the result (checked against the operation's declared result type) or an
+/// `Io` error. Returns false for an id that is not in flight (already
+/// completed, or its task was cancelled).
+pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
+    let Some((task, request)) = run.sched.in_flight.remove(&id) else {
+        return false;
+    };
+    run.sched.outbox.retain(|r| r.id != id);
+    let program = std::sync::Arc::clone(&run.program);
+    let returns = program
+        .natives
+        .iter()
+        .find(|decl| decl.name == request.op && decl.io.is_some())
+        .and_then(|decl| decl.io.clone())
+        .unwrap_or_default();
+    let outcome = match result {
+        Err(message) => Err(VmError::new(ErrorKind::Io, message)),
+        Ok(data) => match data.into_value(&mut run.heap, &program) {
+            Ok(value) if crate::format::fits(value, &returns, &run.heap, &program) => Ok(value),
+            Ok(value) => Err(VmError::new(
+                ErrorKind::Type,
+                format!(
+                    "the host answered `{}` with a value of type {}; it returns `{returns}`",
+                    request.op,
+                    crate::format::kind_of(value, &run.heap, &program)
+                ),
+            )),
+            Err(message) => Err(VmError::new(
+                ErrorKind::Type,
+                format!("the host's answer to `{}` does not fit: {message}", request.op),
+            )),
+        },
+    };
+    match outcome {
+        Ok(value) => wake(&mut run.heap, &mut run.sched, task, Wake::Value(value)),
+        Err(error) => wake_error(&mut run.heap, &mut run.sched, task, &error),
+    }
+    true
+}
+
+/// The current task's body has returned `Ok(value)` or failed: the task
+/// finishes once its children have.
+pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
+    let Some(task) = run.sched.current.take() else {
+        return;
+    };
+    run.fiber = Fiber::default();
+    run.resumers.clear();
+    let Some(t) = run.heap.task_mut(task) else {
+        return;
+    };
+    t.body_done = true;
+    t.context = Context::default();
+    match outcome {
+        Ok(value) => t.result = value,
+        Err(error) => t.error = Some(error),
+    }
+    let failed = std::mem::take(&mut t.failed_children);
+    if t.error.is_none() {
+        // An error of a child nobody awaited is rethrown now.
+        let unobserved = failed.iter().find_map(|&child| {
+            let child = run.heap.task(Value::Obj(child))?;
+            (!child.observed).then(|| child.error.clone()).flatten()
+        });
+        if let Some(t) = run.heap.task_mut(task) {
+            t.error = unobserved;
+        }
+    }
+    if let Some(t) = run.heap.task(Value::Obj(task)) {
+        if t.error.is_some() {
+            for child in t.children.clone() {
+                cancel(&mut run.heap, &mut run.sched, child);
+            }
+        }
+    }
+    try_finish(run, task);
+}
+
+/// Finishes `task` if its body has ended and its children have finished,
+/// then its parent, and so on up.
+fn try_finish(run: &mut Run, mut task: ObjRef) {
+    loop {
+        let Some(t) = run.heap.task_mut(task) else {
+            return;
+        };
+        if !t.body_done || !t.children.is_empty() {
+            t.state = TaskState::Joining;
+            return;
+        }
+        t.state = if t.error.is_some() {
+            TaskState::Failed
+        } else {
+            TaskState::Done
+        };
+        let waiters = std::mem::take(&mut t.waiters);
+        if t.error.is_some() && !waiters.is_empty() {
+            t.observed = true;
+        }
+        let outcome = match &t.error {
+            Some(error) => Err(error.clone()),
+            None => Ok(t.result),
+        };
+        let (observed, was_cancelled, parent) = (t.observed, t.cancelled, t.parent);
+        run.sched.live = run.sched.live.saturating_sub(1);
+        for waiter in waiters {
+            let wake_with = match &outcome {
+                Ok(value) => Wake::Value(*value),
+                Err(value) => Wake::Raise(value.clone()),
+            };
+            wake(&mut run.heap, &mut run.sched, waiter, wake_with);
+        }
+        let Some(parent) = parent else {
+            return;
+        };
+        let quiet = was_cancelled
+            && outcome.as_ref().err().is_some_and(|e| is_kind(&run.heap, e.error, ErrorKind::Cancelled));
+        let Some(p) = run.heap.task_mut(parent) else {
+            return;
+        };
+        p.children.retain(|&child| child != task);
+        if let Err(error) = outcome {
+            if !observed && !quiet {
+                if !p.body_done {
+                    p.failed_children.push(task);
+                } else if p.error.is_none() {
+                    p.error = Some(error);
+                    for child in p.children.clone() {
+                        cancel(&mut run.heap, &mut run.sched, child);
+                    }
+                }
+            }
+        }
+        match run.heap.task(Value::Obj(parent)) {
+            Some(p) if p.body_done => task = parent,
+            _ => return,
+        }
+    }
+}
+
+/// Is `error` an `Error` record of kind `kind`?
+pub(crate) fn is_kind(heap: &Heap, error: Value, kind: ErrorKind) -> bool {
+    match error.as_obj().and_then(|obj| heap.get(obj)) {
+        Some(Object::Record { fields, .. }) => fields
+            .first()
+            .is_some_and(|k| heap.str(*k) == Some(kind.as_str())),
+        _ => false,
+    }
+}
+
+/// No task is ready: the run is done, needs I/O, or is deadlocked.
+fn idle(run: &mut Run, program: &Program) -> Result<Step, RunError> {
+    let main = run.sched.main.and_then(|m| run.heap.task(Value::Obj(m)));
+    if let Some(main) = main {
+        match main.state {
+            TaskState::Done => return Ok(Step::Done(main.result)),
+            TaskState::Failed => {
+                let error = main.error.clone();
+                return Err(match error {
+                    Some(error) => interp::run_error(run, program, error.error, error.trace),
+                    None => crate::run::internal_error("the main task failed without an error"),
+                });
+            }
+            _ => {}
+        }
+    }
+    if !run.sched.outbox.is_empty() {
+        return Ok(Step::Io(std::mem::take(&mut run.sched.outbox)));
+    }
+    if !run.sched.in_flight.is_empty() {
+        return Ok(Step::Io(Vec::new()));
+    }
+    Err(deadlock(run))
+}
+
+/// The error of a run whose tasks all wait on each other.
+fn deadlock(run: &Run) -> RunError {
+    let mut blocked = Vec::new();
+    let mut stack: Vec<ObjRef> = run.sched.main.into_iter().collect();
+    while let Some(task) = stack.pop() {
+        let Some(t) = run.heap.task(Value::Obj(task)) else {
+            continue;
+        };
+        stack.extend(t.children.iter().rev().copied());
+        if t.state == TaskState::Blocked && blocked.len() < 4 {
+            blocked.push(format!("task {} {}", t.id, describe(&run.heap, &t.blocked)));
+        }
+    }
+    RunError {
+        kind: ErrorKind::Type.as_str().to_string(),
+        message: format!("deadlock: every task is blocked ({})", blocked.join(", ")),
+        trace: Vec::new(),
+    }
+}
+
+/// What a task waits for, in words.
+fn describe(heap: &Heap, on: &Blocked) -> String {
+    match on {
+        Blocked::Nothing => "is not blocked".to_string(),
+        Blocked::Io(id) => format!("waits for I/O request {}", id.0),
+        Blocked::Await(target) => {
+            let id = heap.task(Value::Obj(*target)).map_or(0, |t| t.id);
+            format!("awaits task {id}")
+        }
+        Blocked::Chan(_) => "waits on a channel".to_string(),
+        Blocked::Mutex(_) => "waits for a mutex".to_string(),
+        Blocked::Group(_) => "waits for a group".to_string(),
+        Blocked::Flight(key) => format!("waits for singleflight {key:?}"),
+    }
+}
+
+/// The outcome of `await` on a task.
+pub(crate) enum Awaited {
+    /// It had finished with this result.
+    Value(Value),
+    /// It had failed with this error, rethrown by the `await`.
+    Raise(TaskError),
+    /// It has not finished: the current task is now blocked on it.
+    Blocked,
+}
+
+/// `await target` by the current task.
+pub(crate) fn await_task(run: &mut Run, target: Value) -> Result<Awaited, VmError> {
+    check_cancel(&mut run.heap, &run.sched)?;
+    let Some(obj) = target.as_obj().filter(|_| run.heap.task(target).is_some()) else {
+        return Err(expected("a task"));
+    };
+    let current = run.sched.current;
+    let mut ancestor = current;
+    while let Some(task) = ancestor {
+        if task == obj {
+            let message = if Some(obj) == current {
+                "a task cannot await itself"
+            } else {
+                "a task cannot await a task that spawned it (which waits for its children)"
+            };
+            return Err(VmError::new(ErrorKind::Type, message));
+        }
+        ancestor = run.heap.task(Value::Obj(task)).and_then(|t| t.parent);
+    }
+    let Some(t) = run.heap.task_mut(obj) else {
+        return Err(expected("a task"));
+    };
+    match t.state {
+        TaskState::Done => Ok(Awaited::Value(t.result)),
+        TaskState::Failed => {
+            t.observed = true;
+            let error = t.error.clone();
+            Ok(error.map_or(Awaited::Value(Value::Nil), Awaited::Raise))
+        }
+        _ => {
+            if let Some(current) = current {
+                t.waiters.push(current);
+                if let Some(c) = run.heap.task_mut(current) {
+                    c.state = TaskState::Blocked;
+                    c.blocked = Blocked::Await(obj);
+                }
+            }
+            Ok(Awaited::Blocked)
+        }
+    }
+}
+
+/// A `yield` outside any coroutine in a spawned task.
+pub(crate) fn yield_outside_main(run: &Run) -> Option<VmError> {
+    (run.sched.current != run.sched.main).then(|| {
+        VmError::new(
+            ErrorKind::Type,
+            "yield outside a coroutine in a spawned task (only the main program yields to the host)",
+        )
+    })
+}
