@@ -37,8 +37,12 @@ enum Command {
         args: Vec<String>,
         options: RunOptions,
     },
-    Check { file: String },
-    Disasm { file: String },
+    Check {
+        file: String,
+    },
+    Disasm {
+        file: String,
+    },
     Help,
     Version,
 }
@@ -153,7 +157,9 @@ fn parse_run(mut args: std::vec::IntoIter<String>) -> Result<Command, String> {
     let mut script_args = Vec::new();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| {
@@ -212,10 +218,12 @@ fn compile_file(path: &str) -> Result<crate::Program, i32> {
             return Err(EXIT_USAGE);
         }
     };
-    Engine::with_cli_io().compile_bytes(path, &bytes).map_err(|error| {
-        print_compile_error(&error);
-        EXIT_USAGE
-    })
+    Engine::with_cli_io()
+        .compile_bytes(path, &bytes)
+        .map_err(|error| {
+            print_compile_error(&error);
+            EXIT_USAGE
+        })
 }
 
 fn print_compile_error(error: &CompileError) {
@@ -284,7 +292,8 @@ impl Driver {
                 Ok(Step::Yield(value)) => {
                     host.print(&run.display(value));
                     host.flush();
-                    let answer = answer_yield(run, &mut stdin).map_err(|m| format!("error: {m}\n"))?;
+                    let answer =
+                        answer_yield(run, &mut stdin).map_err(|m| format!("error: {m}\n"))?;
                     run.send(answer);
                 }
                 Ok(Step::Io(batch)) => {
@@ -491,6 +500,7 @@ mod tests {
         let run = |file: &str, args: &[&str]| Command::Run {
             file: file.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            options: RunOptions::default(),
         };
         assert_eq!(parse(&["a.spl"]), Ok(run("a.spl", &[])));
         assert_eq!(parse(&["a.spl", "x", "y"]), Ok(run("a.spl", &["x", "y"])));
@@ -510,6 +520,19 @@ mod tests {
                 file: "a.spl".into()
             })
         );
+        assert_eq!(
+            parse(&["run", "--max-io", "4", "a.spl", "--trace=t.json", "--", "x"]),
+            Ok(Command::Run {
+                file: "a.spl".into(),
+                args: vec!["x".into()],
+                options: RunOptions {
+                    max_io: 4,
+                    trace: Some("t.json".into()),
+                },
+            })
+        );
+        assert!(parse(&["run", "a.spl", "--max-io", "0"]).is_err());
+        assert!(parse(&["run", "a.spl", "--max-io"]).is_err());
         assert!(parse(&["run", "a.spl", "--bogus"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["check"]).is_err());

@@ -30,9 +30,9 @@ use std::sync::Arc;
 use spool_lang::{ast, NativeSpec, SourceFile};
 
 pub use diagnostics::CompileError;
+pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
 pub use snapshot::{restore, snapshot, RestoreError};
 pub use spool_lang::Diagnostic;
-pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
 pub use spool_vm::{
     CaptureHost, Data, Host, IoId, IoRequest, IoResult, Limits, Run, RunError, Step, TraceFrame,
     Value,

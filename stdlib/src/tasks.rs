@@ -11,8 +11,8 @@
 
 use spool_vm::sched::{self, block, check_cancel, wake, wake_error};
 use spool_vm::{
-    Blocked, Chan, ErrorKind, Group, Mutex, NativeCtx, Object, ObjRef, TaskError, Value,
-    VmError, Wake,
+    Blocked, Chan, ErrorKind, Group, Mutex, NativeCtx, ObjRef, Object, TaskError, Value, VmError,
+    Wake,
 };
 
 use crate::args;
@@ -20,37 +20,123 @@ use crate::NativeDef;
 
 /// The natives of this module.
 pub const DEFS: &[NativeDef] = &[
-    NativeDef { key: "task.cancel", sig: "fn cancel<T>(t: Task<T>)", func: cancel },
-    NativeDef { key: "mutex.new", sig: "fn Mutex() -> Mutex", func: mutex_new },
-    NativeDef { key: "mutex.lock", sig: "fn lock(m: Mutex)", func: lock },
-    NativeDef { key: "mutex.unlock", sig: "fn unlock(m: Mutex)", func: unlock },
-    NativeDef { key: "waitgroup.new", sig: "fn WaitGroup() -> WaitGroup", func: waitgroup_new },
-    NativeDef { key: "waitgroup.add", sig: "fn add(wg: WaitGroup, n: int)", func: add },
-    NativeDef { key: "waitgroup.done", sig: "fn done(wg: WaitGroup)", func: done },
-    NativeDef { key: "waitgroup.wait", sig: "fn wait(wg: WaitGroup)", func: wait },
-    NativeDef { key: "errgroup.new", sig: "fn ErrGroup() -> ErrGroup", func: errgroup_new },
-    NativeDef { key: "errgroup.wait", sig: "fn wait(g: ErrGroup) -> Error?", func: wait },
+    NativeDef {
+        key: "task.cancel",
+        sig: "fn cancel<T>(t: Task<T>)",
+        func: cancel,
+    },
+    NativeDef {
+        key: "mutex.new",
+        sig: "fn Mutex() -> Mutex",
+        func: mutex_new,
+    },
+    NativeDef {
+        key: "mutex.lock",
+        sig: "fn lock(m: Mutex)",
+        func: lock,
+    },
+    NativeDef {
+        key: "mutex.unlock",
+        sig: "fn unlock(m: Mutex)",
+        func: unlock,
+    },
+    NativeDef {
+        key: "waitgroup.new",
+        sig: "fn WaitGroup() -> WaitGroup",
+        func: waitgroup_new,
+    },
+    NativeDef {
+        key: "waitgroup.add",
+        sig: "fn add(wg: WaitGroup, n: int)",
+        func: add,
+    },
+    NativeDef {
+        key: "waitgroup.done",
+        sig: "fn done(wg: WaitGroup)",
+        func: done,
+    },
+    NativeDef {
+        key: "waitgroup.wait",
+        sig: "fn wait(wg: WaitGroup)",
+        func: wait,
+    },
+    NativeDef {
+        key: "errgroup.new",
+        sig: "fn ErrGroup() -> ErrGroup",
+        func: errgroup_new,
+    },
+    NativeDef {
+        key: "errgroup.wait",
+        sig: "fn wait(g: ErrGroup) -> Error?",
+        func: wait,
+    },
     NativeDef {
         key: "errgroup.start",
         sig: "fn __errgroup_start<T>(g: ErrGroup, t: Task<T>)",
         func: errgroup_start,
     },
-    NativeDef { key: "errgroup.fail", sig: "fn __errgroup_fail(g: ErrGroup, e: Error)", func: errgroup_fail },
-    NativeDef { key: "errgroup.done", sig: "fn __errgroup_done(g: ErrGroup)", func: done },
-    NativeDef { key: "chan.new", sig: "fn chan<T>(capacity: int) -> Chan<T>", func: chan_new },
-    NativeDef { key: "chan.send", sig: "fn send<T>(c: Chan<T>, v: T)", func: send },
-    NativeDef { key: "chan.recv", sig: "fn recv<T>(c: Chan<T>) -> T?", func: recv },
-    NativeDef { key: "chan.close", sig: "fn close<T>(c: Chan<T>)", func: close },
-    NativeDef { key: "flight.busy", sig: "fn __flight_busy(key: str) -> bool", func: flight_busy },
-    NativeDef { key: "flight.wait", sig: "fn __flight_wait<T>(key: str) -> T", func: flight_wait },
-    NativeDef { key: "flight.begin", sig: "fn __flight_begin(key: str)", func: flight_begin },
-    NativeDef { key: "flight.end", sig: "fn __flight_end<T>(key: str, v: T)", func: flight_end },
-    NativeDef { key: "flight.fail", sig: "fn __flight_fail(key: str, e: Error)", func: flight_fail },
+    NativeDef {
+        key: "errgroup.fail",
+        sig: "fn __errgroup_fail(g: ErrGroup, e: Error)",
+        func: errgroup_fail,
+    },
+    NativeDef {
+        key: "errgroup.done",
+        sig: "fn __errgroup_done(g: ErrGroup)",
+        func: done,
+    },
+    NativeDef {
+        key: "chan.new",
+        sig: "fn chan<T>(capacity: int) -> Chan<T>",
+        func: chan_new,
+    },
+    NativeDef {
+        key: "chan.send",
+        sig: "fn send<T>(c: Chan<T>, v: T)",
+        func: send,
+    },
+    NativeDef {
+        key: "chan.recv",
+        sig: "fn recv<T>(c: Chan<T>) -> T?",
+        func: recv,
+    },
+    NativeDef {
+        key: "chan.close",
+        sig: "fn close<T>(c: Chan<T>)",
+        func: close,
+    },
+    NativeDef {
+        key: "flight.busy",
+        sig: "fn __flight_busy(key: str) -> bool",
+        func: flight_busy,
+    },
+    NativeDef {
+        key: "flight.wait",
+        sig: "fn __flight_wait<T>(key: str) -> T",
+        func: flight_wait,
+    },
+    NativeDef {
+        key: "flight.begin",
+        sig: "fn __flight_begin(key: str)",
+        func: flight_begin,
+    },
+    NativeDef {
+        key: "flight.end",
+        sig: "fn __flight_end<T>(key: str, v: T)",
+        func: flight_end,
+    },
+    NativeDef {
+        key: "flight.fail",
+        sig: "fn __flight_fail(key: str, e: Error)",
+        func: flight_fail,
+    },
 ];
 
 /// Argument `index` as a heap reference.
 fn obj(args: &[Value], index: usize) -> Result<ObjRef, VmError> {
-    args::arg(args, index)?.as_obj().ok_or_else(|| args::internal("an object"))
+    args::arg(args, index)?
+        .as_obj()
+        .ok_or_else(|| args::internal("an object"))
 }
 
 /// A `Type` error with `message`.
@@ -60,7 +146,9 @@ fn misuse(message: &str) -> VmError {
 
 /// The calling task.
 fn current(ctx: &NativeCtx<'_>) -> Result<ObjRef, VmError> {
-    ctx.sched.current.ok_or_else(|| args::internal("a running task"))
+    ctx.sched
+        .current
+        .ok_or_else(|| args::internal("a running task"))
 }
 
 /// `t.cancel()`.
@@ -77,7 +165,9 @@ pub fn mutex_new(ctx: &mut NativeCtx<'_>, _: &[Value]) -> Result<Value, VmError>
 
 fn mutex<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Mutex, VmError> {
     let m = obj(args, 0)?;
-    ctx.heap.mutex_mut(m).ok_or_else(|| args::internal("a mutex"))
+    ctx.heap
+        .mutex_mut(m)
+        .ok_or_else(|| args::internal("a mutex"))
 }
 
 /// `m.lock()`: takes the lock, waiting for it if another task holds it.
@@ -124,7 +214,9 @@ pub fn errgroup_new(ctx: &mut NativeCtx<'_>, _: &[Value]) -> Result<Value, VmErr
 
 fn group<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Group, VmError> {
     let g = obj(args, 0)?;
-    ctx.heap.group_mut(g).ok_or_else(|| args::internal("a group"))
+    ctx.heap
+        .group_mut(g)
+        .ok_or_else(|| args::internal("a group"))
 }
 
 /// Changes a group's counter by `delta`; at zero its waiters go on.
@@ -189,7 +281,12 @@ pub fn errgroup_fail(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, V
         return Ok(Value::Nil);
     }
     group.first_error = Some(error);
-    let others: Vec<ObjRef> = group.tasks.iter().copied().filter(|&t| Some(t) != me).collect();
+    let others: Vec<ObjRef> = group
+        .tasks
+        .iter()
+        .copied()
+        .filter(|&t| Some(t) != me)
+        .collect();
     for task in others {
         sched::cancel(ctx.heap, ctx.sched, task);
     }
@@ -211,7 +308,9 @@ pub fn chan_new(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErro
 
 fn chan<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Chan, VmError> {
     let c = obj(args, 0)?;
-    ctx.heap.chan_mut(c).ok_or_else(|| args::internal("a channel"))
+    ctx.heap
+        .chan_mut(c)
+        .ok_or_else(|| args::internal("a channel"))
 }
 
 fn closed_send() -> VmError {
@@ -330,7 +429,11 @@ pub fn flight_fail(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmE
     finish_flight(ctx, args, wake_with)
 }
 
-fn finish_flight(ctx: &mut NativeCtx<'_>, args: &[Value], wake_with: Wake) -> Result<Value, VmError> {
+fn finish_flight(
+    ctx: &mut NativeCtx<'_>,
+    args: &[Value],
+    wake_with: Wake,
+) -> Result<Value, VmError> {
     let key = args::str(ctx.heap, args, 0)?.to_string();
     let Some(flight) = ctx.sched.flights.remove(&key) else {
         return Ok(Value::Nil);

@@ -15,6 +15,7 @@ struct Fixture {
     host: CaptureHost,
     rng: u64,
     args: Vec<String>,
+    sched: spool_vm::Sched,
 }
 
 /// Enum 0 is `Json`, in the prelude's order; enum 1 a user's `Shape`.
@@ -66,6 +67,7 @@ impl Fixture {
             host: CaptureHost::default(),
             rng: 42,
             args: vec!["one".into(), "two".into()],
+            sched: spool_vm::Sched::default(),
         }
     }
 
@@ -81,6 +83,8 @@ impl Fixture {
             host: &mut self.host,
             rng: &mut self.rng,
             args: &self.args,
+            sched: &mut self.sched,
+            suspend: None,
         };
         (def.func)(&mut ctx, args)
     }

@@ -10,6 +10,7 @@
 mod cli;
 mod conformance;
 mod golden;
+mod io;
 mod robustness;
 mod runner;
 mod support;

@@ -6,6 +6,10 @@
 
 use std::fmt;
 
+use spool::Dispatcher;
+
+use crate::io::TestDispatcher;
+
 /// How a run is driven.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -96,9 +100,34 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     let mut pauses: u64 = 0;
     let mut snapshots: u64 = 0;
     let mut sampler = Sampler::from_env();
+    let mut io = TestDispatcher::new();
     let end = loop {
         match run.resume(&mut host) {
             Ok(spool::Step::Done(_)) => break End::Done,
+            // An I/O phase is a suspension point: snapshot mode saves and
+            // restores the run there, with its requests in flight.
+            Ok(spool::Step::Io(batch)) => {
+                if mode == Mode::Snapshot {
+                    match round_trip(run) {
+                        Ok((restored, _)) => {
+                            run = restored;
+                            snapshots += 1;
+                        }
+                        Err(why) => break End::Broken(why),
+                    }
+                    set_budget(&mut run, mode);
+                }
+                if !batch.is_empty() {
+                    io.submit(batch);
+                }
+                let finished = io.wait();
+                if finished.is_empty() {
+                    break End::Broken("the run waits for I/O that nothing answers".into());
+                }
+                for completion in finished {
+                    run.complete(completion.id, completion.result);
+                }
+            }
             // As the command line does: print the value, answer nil. A
             // top-level yield is a suspension point: snapshot mode always
             // saves and restores the run there.
@@ -249,7 +278,7 @@ mod tests {
     #[test]
     fn budgeted_modes_pause() {
         let source = "let s = 0\nfor i in 0..3000 {\n  s += i\n}\nprint(s)\n";
-        let program = spool::Engine::new()
+        let program = spool::Engine::with_cli_io()
             .compile("pauses.spl", source)
             .expect("compiles");
         let direct = run(&program, &[], Mode::Direct);

@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::coro::Coroutine;
-use crate::task::{Chan, Group, Mutex, Task};
 pub use crate::map::ValueMap;
+use crate::task::{Chan, Group, Mutex, Task};
 use crate::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
 
 /// A map key: `int`, `str` or `bool`, by value.

@@ -17,11 +17,11 @@ use crate::error::{ErrorKind, RunError, TraceFrame, VmError};
 use crate::format;
 use crate::heap::{Heap, Object, ValueMap};
 use crate::native::{Host, NativeCtx, Suspend};
-use crate::sched::{self, Awaited};
-use crate::task::TaskError;
 use crate::op::Op;
 use crate::program::{Loc, Program};
 use crate::run::{DeferEntry, Fiber, Frame, Handler, Run, Step, Unwind};
+use crate::sched::{self, Awaited};
+use crate::task::TaskError;
 use crate::value::{FuncIdx, GlobalIdx, NativeIdx, Reg, Value};
 
 /// Executes `run` until it finishes, fails or (when `BUDGETED`) spends its
@@ -1143,7 +1143,12 @@ fn unwind_to_handler(
 
 /// The `RunError` for an error no handler caught. Clears the fiber's
 /// bookkeeping so the run's state stays consistent.
-pub(crate) fn run_error(run: &mut Run, program: &Program, error: Value, trace: Vec<TraceFrame>) -> RunError {
+pub(crate) fn run_error(
+    run: &mut Run,
+    program: &Program,
+    error: Value,
+    trace: Vec<TraceFrame>,
+) -> RunError {
     let field = |index: usize| match error.as_obj().and_then(|obj| run.heap.get(obj)) {
         Some(Object::Record { fields, .. }) => fields.get(index).copied(),
         _ => None,

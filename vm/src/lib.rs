@@ -33,8 +33,8 @@ pub use program::{
     Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
     VariantLayout,
 };
-pub use task::{Blocked, Chan, Group, Mutex, Sched, Task, TaskError, TaskState, Wake};
 pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
+pub use task::{Blocked, Chan, Group, Mutex, Sched, Task, TaskError, TaskState, Wake};
 pub use value::{
     ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,
 };

@@ -17,9 +17,9 @@ use crate::error::{ErrorKind, RunError, VmError};
 pub use crate::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
 use crate::format;
 use crate::heap::{Heap, Object};
+use crate::io::{IoId, IoRequest, IoResult};
 use crate::native::{Host, NativeFn, NativeSet};
 use crate::program::{Constant, Program};
-use crate::io::{IoId, IoRequest, IoResult};
 use crate::task::Sched;
 use crate::value::{FuncIdx, Value};
 
@@ -227,7 +227,11 @@ impl Run {
     /// last `Step::Io` batches still outstanding. A host that restores a
     /// saved run issues these again (same ids).
     pub fn pending_io(&self) -> Vec<IoRequest> {
-        self.sched.in_flight.values().map(|(_, request)| request.clone()).collect()
+        self.sched
+            .in_flight
+            .values()
+            .map(|(_, request)| request.clone())
+            .collect()
     }
 
     /// The scheduler's state, for inspection.

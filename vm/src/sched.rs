@@ -290,7 +290,13 @@ fn install(
 /// Starts a task's body: a script function gets a fiber whose first frame
 /// holds the arguments; a native runs at once (an I/O operation issues
 /// its request and the task waits for it).
-fn start_task(run: &mut Run, program: &Program, host: &mut dyn Host, func: Value, args: Vec<Value>) {
+fn start_task(
+    run: &mut Run,
+    program: &Program,
+    host: &mut dyn Host,
+    func: Value,
+    args: Vec<Value>,
+) {
     let outcome = match func {
         Value::Func(f) => script_fiber(program, f, None, args),
         Value::Obj(obj) => match run.heap.get(obj) {
@@ -323,7 +329,10 @@ fn script_fiber(
             args.len() as u16,
         ));
     }
-    args.resize((function.register_count as usize).max(args.len()), Value::Nil);
+    args.resize(
+        (function.register_count as usize).max(args.len()),
+        Value::Nil,
+    );
     Ok(Fiber {
         registers: args,
         frames: vec![crate::fiber::Frame {
@@ -440,7 +449,10 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
             )),
             Err(message) => Err(VmError::new(
                 ErrorKind::Type,
-                format!("the host's answer to `{}` does not fit: {message}", request.op),
+                format!(
+                    "the host's answer to `{}` does not fit: {message}",
+                    request.op
+                ),
             )),
         },
     };
@@ -526,7 +538,10 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
             return;
         };
         let quiet = was_cancelled
-            && outcome.as_ref().err().is_some_and(|e| is_kind(&run.heap, e.error, ErrorKind::Cancelled));
+            && outcome
+                .as_ref()
+                .err()
+                .is_some_and(|e| is_kind(&run.heap, e.error, ErrorKind::Cancelled));
         let Some(p) = run.heap.task_mut(parent) else {
             return;
         };

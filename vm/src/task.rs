@@ -141,7 +141,10 @@ impl Task {
     /// Calls `visit` on every value it holds.
     pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
         let tasks = self.parent.iter().chain(&self.children);
-        tasks.chain(&self.failed_children).chain(&self.waiters).for_each(|&t| visit(Value::Obj(t)));
+        tasks
+            .chain(&self.failed_children)
+            .chain(&self.waiters)
+            .for_each(|&t| visit(Value::Obj(t)));
         self.context.fiber.for_each_value(&mut visit);
         for resumer in &self.context.resumers {
             visit(Value::Obj(resumer.coro));
@@ -152,9 +155,10 @@ impl Task {
             args.iter().copied().for_each(&mut visit);
         }
         match &self.blocked {
-            Blocked::Await(obj) | Blocked::Chan(obj) | Blocked::Mutex(obj) | Blocked::Group(obj) => {
-                visit(Value::Obj(*obj))
-            }
+            Blocked::Await(obj)
+            | Blocked::Chan(obj)
+            | Blocked::Mutex(obj)
+            | Blocked::Group(obj) => visit(Value::Obj(*obj)),
             Blocked::Nothing | Blocked::Io(_) | Blocked::Flight(_) => {}
         }
         match &self.wake {
@@ -226,7 +230,10 @@ impl Chan {
 impl Group {
     /// Calls `visit` on every value it holds.
     pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
-        self.tasks.iter().chain(&self.waiters).for_each(|&t| visit(Value::Obj(t)));
+        self.tasks
+            .iter()
+            .chain(&self.waiters)
+            .for_each(|&t| visit(Value::Obj(t)));
         if let Some(error) = self.first_error {
             visit(error);
         }
@@ -273,7 +280,9 @@ impl Sched {
     pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
         let tasks = self.main.iter().chain(&self.current).chain(&self.ready);
         tasks.for_each(|&t| visit(Value::Obj(t)));
-        self.in_flight.values().for_each(|(t, _)| visit(Value::Obj(*t)));
+        self.in_flight
+            .values()
+            .for_each(|(t, _)| visit(Value::Obj(*t)));
         for flight in self.flights.values() {
             flight.waiters.iter().for_each(|&t| visit(Value::Obj(t)));
         }

@@ -207,7 +207,13 @@ impl Compiler {
         }
         if spawning {
             let base = self.alloc_n(args.len() + 1);
-            self.emit(Op::Move { dst: base, src: callee }, span);
+            self.emit(
+                Op::Move {
+                    dst: base,
+                    src: callee,
+                },
+                span,
+            );
             for (index, (arg, param)) in args.iter().zip(&fn_type.params).enumerate() {
                 self.check_into(&arg.value, nth(base, index + 1), param);
             }

@@ -285,7 +285,9 @@ impl Compiler {
     /// A named function used as a value; an overloaded name picks the
     /// overload that fits the expected type.
     fn function_value(&mut self, name: &Ident, dst: Reg, expected: Option<&Type>) -> Type {
-        let candidates = self.fn_names[&name.name].clone();
+        let mut candidates = self.fn_names[&name.name].clone();
+        // Script functions before library ones, as for calls.
+        candidates.sort_by_key(|&index| !self.fns[index].user);
         let mut chosen = candidates[0];
         if let (Some(expected), true) = (expected, candidates.len() > 1) {
             for &candidate in &candidates {

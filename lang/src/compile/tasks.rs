@@ -73,7 +73,12 @@ impl Compiler {
 
     /// The spawned function's yields and receives are fixed to `nil`: a task
     /// has nobody to yield to.
-    pub(super) fn spawned_effects(&mut self, name: Option<&str>, effects: &(Type, Type), span: Span) {
+    pub(super) fn spawned_effects(
+        &mut self,
+        name: Option<&str>,
+        effects: &(Type, Type),
+        span: Span,
+    ) {
         let yields_ok = self.unifier.unify(&effects.0, &Type::Nil);
         let receives_ok = self.unifier.unify(&effects.1, &Type::Nil);
         if yields_ok && receives_ok {

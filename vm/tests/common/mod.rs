@@ -41,6 +41,7 @@ impl Builder {
         let print = NativeDecl {
             key: "print".to_string(),
             name: "print".to_string(),
+            io: None,
         };
         program.natives.push(print);
         Builder { program }
@@ -89,6 +90,7 @@ impl Builder {
         let decl = NativeDecl {
             key: key.to_string(),
             name: key.to_string(),
+            io: None,
         };
         self.program.natives.push(decl);
         NativeIdx(self.program.natives.len() as u32 - 1)
@@ -201,6 +203,7 @@ pub fn run_with(program: &Arc<Program>, limits: Limits, snapshot: bool) -> (Outc
                 assert!(run.awaiting_send());
                 run.send(Value::Int(yielded.len() as i64));
             }
+            Ok(Step::Io(batch)) => panic!("no I/O in VM tests: {batch:?}"),
             Err(error) => break Err(error),
         }
     };
