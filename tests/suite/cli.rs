@@ -211,7 +211,7 @@ fn unknown_flag_prints_usage() {
 }
 
 /// Runs the `spool` binary in `dir` with `args`.
-fn spool(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn spool(dir: &Path, args: &[&str]) -> Output {
     Command::new(spool_binary())
         .args(args)
         .current_dir(dir)
@@ -222,7 +222,7 @@ fn spool(dir: &Path, args: &[&str]) -> Output {
 }
 
 #[track_caller]
-fn assert_exit(output: &Output, code: i32) {
+pub(crate) fn assert_exit(output: &Output, code: i32) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -233,16 +233,16 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A fresh directory for one test, holding `files` (name, contents).
-fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = profile_dir().join("spool-cli-tests").join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("cannot create a scratch directory");

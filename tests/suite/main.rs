@@ -14,3 +14,4 @@ mod io;
 mod robustness;
 mod runner;
 mod support;
+mod tasks;
