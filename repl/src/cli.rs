@@ -333,7 +333,11 @@ impl Driver {
 
 /// The number of the task that issued request `id`.
 fn task_of(run: &Run, id: crate::IoId) -> u64 {
-    let task = run.sched().in_flight.get(&id).map(|(task, _)| *task);
+    let task = run
+        .sched()
+        .in_flight
+        .get(&id)
+        .map(|in_flight| in_flight.task);
     task.and_then(|t| run.heap().task(crate::Value::Obj(t)))
         .map_or(0, |t| t.id)
 }

@@ -56,7 +56,7 @@ pub fn dispatcher(max_in_flight: usize) -> PoolDispatcher {
 
 /// Where [`dispatcher`] sends a request.
 fn route(request: &IoRequest) -> Route {
-    match request.op.as_str() {
+    match &*request.op {
         "now" | "env" => Route::Done(handle(request)),
         _ => dispatch::sleep_route(request),
     }
@@ -67,7 +67,7 @@ fn route(request: &IoRequest) -> Route {
 /// with a timer instead.
 pub fn handle(request: &IoRequest) -> IoResult {
     let args = request.args.as_slice();
-    match request.op.as_str() {
+    match &*request.op {
         "read_file" => read_file(str_arg("read_file", args)?),
         "write_file" => write_file(args),
         "list_dir" => list_dir(str_arg("list_dir", args)?),

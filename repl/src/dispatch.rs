@@ -54,7 +54,7 @@ pub trait Dispatcher {
 /// use spool::dispatch::{Dispatcher, FnDispatcher};
 /// use spool_vm::{Data, IoId, IoRequest};
 ///
-/// let mut dispatcher = FnDispatcher::new(|request: &IoRequest| Ok(Data::str(&request.op)));
+/// let mut dispatcher = FnDispatcher::new(|request: &IoRequest| Ok(Data::str(&*request.op)));
 /// dispatcher.submit(vec![IoRequest { id: IoId(1), op: "now".into(), args: vec![] }]);
 /// assert_eq!(dispatcher.wait()[0].result, Ok(Data::str("now")));
 /// assert!(dispatcher.wait().is_empty());
@@ -133,7 +133,7 @@ pub fn sleep_duration(ms: i64) -> Result<Duration, String> {
 /// once when `ms` is out of range or the arguments are not one int), every
 /// other operation to a worker.
 pub fn sleep_route(request: &IoRequest) -> Route {
-    if request.op != "sleep" {
+    if &*request.op != "sleep" {
         return Route::Worker;
     }
     match request.args.as_slice() {
@@ -545,7 +545,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut dispatcher = FnDispatcher::new(|r: &IoRequest| {
             seen.push(r.id.0);
-            Ok(Data::str(&r.op))
+            Ok(Data::str(&*r.op))
         });
         assert!(dispatcher.wait().is_empty());
         dispatcher.submit(vec![request(3, "a", vec![]), request(1, "b", vec![])]);
@@ -711,7 +711,7 @@ mod tests {
 
     #[test]
     fn a_panicking_handler_fails_its_request() {
-        let handler: Handler = Arc::new(|r: &IoRequest| match r.op.as_str() {
+        let handler: Handler = Arc::new(|r: &IoRequest| match &*r.op {
             "boom" => panic!("the handler broke"),
             _ => Ok(Data::Nil),
         });

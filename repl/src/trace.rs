@@ -96,7 +96,7 @@ impl TraceRecorder {
             let lane = self.free_lane();
             let pending = Pending {
                 began: now,
-                op: request.op.clone(),
+                op: request.op.to_string(),
                 batch: number,
                 lane,
                 task: task_of(request.id),

@@ -42,9 +42,9 @@ impl TestDispatcher {
 impl Dispatcher for TestDispatcher {
     fn submit(&mut self, batch: Vec<IoRequest>) {
         self.batches
-            .push(batch.iter().map(|r| r.op.clone()).collect());
+            .push(batch.iter().map(|r| r.op.to_string()).collect());
         for request in batch {
-            let result = match (request.op.as_str(), request.args.first()) {
+            let result = match (&*request.op, request.args.first()) {
                 ("sleep", Some(Data::Int(ms))) if *ms >= 0 => {
                     let deadline = self.now.saturating_add(*ms);
                     self.sleeps.insert((deadline, request.id.0), request.id);

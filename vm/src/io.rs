@@ -7,6 +7,8 @@
 //! operation, and converts the host's result back (checking it against the
 //! operation's declared result type) when the host completes the request.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::format;
@@ -25,8 +27,9 @@ pub struct IoId(pub u64);
 pub struct IoRequest {
     /// The request's id; answer it with `Run::complete(id, ...)`.
     pub id: IoId,
-    /// The operation's name, as scripts call it (`read_file`).
-    pub op: String,
+    /// The operation's name, as scripts call it (`read_file`); shared by
+    /// every request of the operation.
+    pub op: Arc<str>,
     /// The arguments, in order.
     pub args: Vec<Data>,
 }

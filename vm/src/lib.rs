@@ -34,7 +34,7 @@ pub use program::{
     VariantLayout,
 };
 pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
-pub use task::{Blocked, Chan, Group, Mutex, Sched, Task, TaskError, TaskState, Wake};
+pub use task::{Blocked, Chan, Group, InFlight, Mutex, Sched, Task, TaskError, TaskState, Wake};
 pub use value::{
     ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,
 };

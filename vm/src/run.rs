@@ -70,6 +70,10 @@ pub struct Run {
     /// can bind natives an extended program appends.
     #[serde(skip)]
     pub(crate) native_set: NativeSet,
+    /// The name of each native that is a host I/O operation, shared by its
+    /// requests; rebuilt when natives are bound.
+    #[serde(skip)]
+    pub(crate) io_ops: Vec<Option<Arc<str>>>,
 }
 
 /// Resource limits of a run.
@@ -154,6 +158,7 @@ impl Run {
             status: Status::Done(Value::Nil),
             natives: Vec::new(),
             native_set: NativeSet::new(),
+            io_ops: Vec::new(),
         };
         let main = program.main;
         run.bind_natives_of(&program, natives)?;
@@ -230,7 +235,7 @@ impl Run {
         self.sched
             .in_flight
             .values()
-            .map(|(_, request)| request.clone())
+            .map(|in_flight| in_flight.request.clone())
             .collect()
     }
 
@@ -358,6 +363,11 @@ impl Run {
             }
         }
         self.natives = bound;
+        self.io_ops = program
+            .natives
+            .iter()
+            .map(|decl| decl.io.as_ref().map(|_| Arc::from(decl.name.as_str())))
+            .collect();
         self.native_set = natives.clone();
         Ok(())
     }

@@ -25,7 +25,7 @@ use crate::io::{Data, IoId, IoRequest, IoResult};
 use crate::native::{Host, NativeCtx, Suspend};
 use crate::program::Program;
 use crate::run::{Run, Step};
-use crate::task::{Blocked, Context, Sched, Task, TaskError, TaskState, Wake};
+use crate::task::{Blocked, Context, InFlight, Sched, Task, TaskError, TaskState, Wake};
 use crate::value::{NativeIdx, ObjRef, Value};
 
 /// Creates the main program's task, running, for a run whose active fiber
@@ -61,11 +61,11 @@ pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Valu
     let task = run.heap.alloc(Object::Task(Box::new(Task {
         id,
         parent,
-        start: Some((func, args)),
+        start: Some(Box::new((func, args))),
         ..Task::default()
     })));
     if let Some(parent) = parent.and_then(|p| run.heap.task_mut(p)) {
-        parent.children.push(task);
+        parent.children.insert(id, task);
     }
     run.sched.ready.push_back(task);
     run.sched.live += 1;
@@ -164,7 +164,7 @@ pub fn cancel(heap: &mut Heap, sched: &mut Sched, task: ObjRef) {
                 }
                 wake_cancelled(heap, sched, task);
             }
-            TaskState::Joining => pending.extend(t.children.iter().copied()),
+            TaskState::Joining => pending.extend(t.children.values().copied()),
             _ => t.cancel_pending = true,
         }
     }
@@ -269,7 +269,8 @@ fn install(
     run.fiber = context.fiber;
     run.resumers = context.resumers;
     run.sched.current = Some(task);
-    if let Some((func, args)) = start {
+    if let Some(start) = start {
+        let (func, args) = *start;
         start_task(run, program, host, func, args);
         return Ok(());
     }
@@ -395,10 +396,14 @@ pub(crate) fn issue_io(
     native: NativeIdx,
     args: &[Value],
 ) -> Result<(), VmError> {
-    let op = program
-        .natives
-        .get(native.index())
-        .map_or_else(String::new, |decl| decl.name.clone());
+    let op = match run.io_ops.get(native.index()) {
+        Some(Some(op)) => std::sync::Arc::clone(op),
+        _ => {
+            return Err(interp::bad_program(
+                "I/O through a native that is not an operation",
+            ))
+        }
+    };
     let args = args
         .iter()
         .map(|&arg| Data::from_value(arg, &run.heap, program))
@@ -411,7 +416,12 @@ pub(crate) fn issue_io(
     run.sched.next_io += 1;
     let request = IoRequest { id, op, args };
     run.sched.outbox.push(request.clone());
-    run.sched.in_flight.insert(id, (current, request));
+    let in_flight = InFlight {
+        task: current,
+        native,
+        request,
+    };
+    run.sched.in_flight.insert(id, in_flight);
     if let Some(task) = run.heap.task_mut(current) {
         task.state = TaskState::Blocked;
         task.blocked = Blocked::Io(id);
@@ -424,21 +434,24 @@ pub(crate) fn issue_io(
 /// `Io` error. Returns false for an id that is not in flight (already
 /// completed, or its task was cancelled).
 pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
-    let Some((task, request)) = run.sched.in_flight.remove(&id) else {
+    let Some(InFlight {
+        task,
+        native,
+        request,
+    }) = run.sched.in_flight.remove(&id)
+    else {
         return false;
     };
-    run.sched.outbox.retain(|r| r.id != id);
     let program = std::sync::Arc::clone(&run.program);
     let returns = program
         .natives
-        .iter()
-        .find(|decl| decl.name == request.op && decl.io.is_some())
-        .and_then(|decl| decl.io.clone())
+        .get(native.index())
+        .and_then(|decl| decl.io.as_deref())
         .unwrap_or_default();
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
         Ok(data) => match data.into_value(&mut run.heap, &program) {
-            Ok(value) if crate::format::fits(value, &returns, &run.heap, &program) => Ok(value),
+            Ok(value) if crate::format::fits(value, returns, &run.heap, &program) => Ok(value),
             Ok(value) => Err(VmError::new(
                 ErrorKind::Type,
                 format!(
@@ -493,7 +506,7 @@ pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
     }
     if let Some(t) = run.heap.task(Value::Obj(task)) {
         if t.error.is_some() {
-            for child in t.children.clone() {
+            for child in t.children.values().copied().collect::<Vec<_>>() {
                 cancel(&mut run.heap, &mut run.sched, child);
             }
         }
@@ -525,7 +538,7 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
             Some(error) => Err(error.clone()),
             None => Ok(t.result),
         };
-        let (observed, was_cancelled, parent) = (t.observed, t.cancelled, t.parent);
+        let (observed, was_cancelled, parent, id) = (t.observed, t.cancelled, t.parent, t.id);
         run.sched.live = run.sched.live.saturating_sub(1);
         for waiter in waiters {
             let wake_with = match &outcome {
@@ -545,14 +558,14 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
         let Some(p) = run.heap.task_mut(parent) else {
             return;
         };
-        p.children.retain(|&child| child != task);
+        p.children.remove(&id);
         if let Err(error) = outcome {
             if !observed && !quiet {
                 if !p.body_done {
                     p.failed_children.push(task);
                 } else if p.error.is_none() {
                     p.error = Some(error);
-                    for child in p.children.clone() {
+                    for child in p.children.values().copied().collect::<Vec<_>>() {
                         cancel(&mut run.heap, &mut run.sched, child);
                     }
                 }
@@ -608,7 +621,7 @@ fn deadlock(run: &Run) -> RunError {
         let Some(t) = run.heap.task(Value::Obj(task)) else {
             continue;
         };
-        stack.extend(t.children.iter().rev().copied());
+        stack.extend(t.children.values().rev().copied());
         if t.state == TaskState::Blocked && blocked.len() < 4 {
             blocked.push(format!("task {} {}", t.id, describe(&run.heap, &t.blocked)));
         }

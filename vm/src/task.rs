@@ -17,7 +17,7 @@ use crate::coro::Resumer;
 use crate::error::TraceFrame;
 use crate::fiber::Fiber;
 use crate::io::{IoId, IoRequest};
-use crate::value::{ObjRef, StructIdx, Value};
+use crate::value::{NativeIdx, ObjRef, StructIdx, Value};
 
 /// One task: a call running concurrently with the others, cooperatively.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -26,15 +26,16 @@ pub struct Task {
     pub id: u64,
     /// The task that spawned it; `None` for the main program.
     pub parent: Option<ObjRef>,
-    /// Its children that have not finished yet, in spawn order.
-    pub children: Vec<ObjRef>,
+    /// Its children that have not finished yet, by task id (so in spawn
+    /// order).
+    pub children: BTreeMap<u64, ObjRef>,
     /// Children that failed while nobody awaited them, in failure order;
     /// the first still unobserved when the body ends is rethrown.
     pub failed_children: Vec<ObjRef>,
     /// Its fibers while it is not running.
     pub context: Context,
     /// The call to make when it first runs: the function and its arguments.
-    pub start: Option<(Value, Vec<Value>)>,
+    pub start: Option<Box<(Value, Vec<Value>)>>,
     /// Where it is in its life.
     pub state: TaskState,
     /// What it is blocked on, while [`TaskState::Blocked`].
@@ -140,7 +141,7 @@ impl Task {
 
     /// Calls `visit` on every value it holds.
     pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
-        let tasks = self.parent.iter().chain(&self.children);
+        let tasks = self.parent.iter().chain(self.children.values());
         tasks
             .chain(&self.failed_children)
             .chain(&self.waiters)
@@ -150,7 +151,8 @@ impl Task {
             visit(Value::Obj(resumer.coro));
             resumer.fiber.for_each_value(&mut visit);
         }
-        if let Some((func, args)) = &self.start {
+        if let Some(start) = &self.start {
+            let (func, args) = &**start;
             visit(*func);
             args.iter().copied().for_each(&mut visit);
         }
@@ -247,6 +249,82 @@ pub struct Flight {
     pub waiters: Vec<ObjRef>,
 }
 
+/// An I/O request not yet completed.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct InFlight {
+    /// The task waiting for it.
+    pub task: ObjRef,
+    /// The I/O operation it calls.
+    pub native: NativeIdx,
+    /// The request as the host got it.
+    pub request: IoRequest,
+}
+
+/// The I/O requests not yet completed, by id. Ids are issued in increasing
+/// order, so the table is a window of slots from the oldest outstanding id
+/// on: inserting and removing are O(1), and iteration is in id order.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct IoTable {
+    /// The id of `slots[0]`.
+    base: u64,
+    /// One slot per id from `base` on; `None` once completed.
+    slots: VecDeque<Option<InFlight>>,
+    /// Number of `Some` slots.
+    len: usize,
+}
+
+impl IoTable {
+    /// Records request `id`, which must be newer than every id recorded.
+    pub fn insert(&mut self, id: IoId, in_flight: InFlight) {
+        if self.slots.is_empty() {
+            self.base = id.0;
+        }
+        let Some(offset) = id.0.checked_sub(self.base) else {
+            return;
+        };
+        let offset = offset as usize;
+        if offset >= self.slots.len() {
+            self.slots.resize_with(offset + 1, || None);
+        }
+        if self.slots[offset].replace(in_flight).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Removes and returns request `id`.
+    pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
+        let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
+        let removed = self.slots.get_mut(offset)?.take()?;
+        self.len -= 1;
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(removed)
+    }
+
+    /// Request `id`, if outstanding.
+    pub fn get(&self, id: &IoId) -> Option<&InFlight> {
+        let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
+        self.slots.get(offset)?.as_ref()
+    }
+
+    /// Number of outstanding requests.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Is nothing outstanding?
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The outstanding requests, oldest first.
+    pub fn values(&self) -> impl Iterator<Item = &InFlight> {
+        self.slots.iter().flatten()
+    }
+}
+
 /// The scheduler's state: which task runs, which are ready, and the I/O
 /// requests between the run and its host.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -265,7 +343,7 @@ pub struct Sched {
     pub outbox: Vec<IoRequest>,
     /// Every request not yet completed, by id, with the task waiting for
     /// it (those in the outbox included).
-    pub in_flight: BTreeMap<IoId, (ObjRef, IoRequest)>,
+    pub in_flight: IoTable,
     /// `singleflight` calls in progress, by key.
     pub flights: BTreeMap<String, Flight>,
     /// Tasks not finished yet (the main program's included).
@@ -282,7 +360,7 @@ impl Sched {
         tasks.for_each(|&t| visit(Value::Obj(t)));
         self.in_flight
             .values()
-            .for_each(|(t, _)| visit(Value::Obj(*t)));
+            .for_each(|f| visit(Value::Obj(f.task)));
         for flight in self.flights.values() {
             flight.waiters.iter().for_each(|&t| visit(Value::Obj(t)));
         }
