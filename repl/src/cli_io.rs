@@ -370,7 +370,7 @@ mod tests {
     fn call(op: &str, args: Vec<Data>) -> IoResult {
         handle(&IoRequest {
             id: IoId(1),
-            op: op.to_string(),
+            op: op.into(),
             args,
         })
     }
@@ -694,7 +694,7 @@ mod tests {
         let mut pool = dispatcher(4);
         let request = |id, op: &str, args| IoRequest {
             id: IoId(id),
-            op: op.to_string(),
+            op: op.into(),
             args,
         };
         pool.submit(vec![

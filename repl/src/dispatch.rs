@@ -515,7 +515,7 @@ mod tests {
     fn request(id: u64, op: &str, args: Vec<Data>) -> IoRequest {
         IoRequest {
             id: IoId(id),
-            op: op.to_string(),
+            op: op.into(),
             args,
         }
     }
