@@ -317,6 +317,15 @@ pub fn compare(a: Value, b: Value, heap: &Heap) -> Option<Ordering> {
 /// Does `value` fit the type written `ty` (as the checker prints types)?
 /// Shallow: the outermost shape is checked, not the elements.
 pub fn fits(value: Value, ty: &str, heap: &Heap, program: &Program) -> bool {
+    // The common cases first, without parsing.
+    match (ty, value) {
+        ("int", Value::Int(_)) | ("float", Value::Float(_)) | ("bool", Value::Bool(_)) => {
+            return true
+        }
+        ("nil", Value::Nil) => return true,
+        ("str", Value::Obj(obj)) => return matches!(heap.get(obj), Some(Object::Str(_))),
+        _ => {}
+    }
     let ty = ty.trim();
     if let Some(inner) = ty.strip_suffix('?') {
         let inner = inner

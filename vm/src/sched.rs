@@ -65,7 +65,7 @@ pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Valu
         ..Task::default()
     })));
     if let Some(parent) = parent.and_then(|p| run.heap.task_mut(p)) {
-        parent.children.insert(id, task);
+        parent.children.push(task);
     }
     run.sched.ready.push_back(task);
     run.sched.live += 1;
@@ -164,7 +164,7 @@ pub fn cancel(heap: &mut Heap, sched: &mut Sched, task: ObjRef) {
                 }
                 wake_cancelled(heap, sched, task);
             }
-            TaskState::Joining => pending.extend(t.children.values().copied()),
+            TaskState::Joining => pending.extend(t.children.list.iter().copied()),
             _ => t.cancel_pending = true,
         }
     }
@@ -404,11 +404,14 @@ pub(crate) fn issue_io(
             ))
         }
     };
-    let args = args
-        .iter()
-        .map(|&arg| Data::from_value(arg, &run.heap, program))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    let mut data = Vec::with_capacity(args.len());
+    for &arg in args {
+        match Data::from_value(arg, &run.heap, program) {
+            Ok(item) => data.push(item),
+            Err(message) => return Err(VmError::new(ErrorKind::Type, format!("{op}: {message}"))),
+        }
+    }
+    let args = data;
     let Some(current) = run.sched.current else {
         return Err(interp::bad_program("I/O outside a task"));
     };
@@ -506,7 +509,7 @@ pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
     }
     if let Some(t) = run.heap.task(Value::Obj(task)) {
         if t.error.is_some() {
-            for child in t.children.values().copied().collect::<Vec<_>>() {
+            for child in t.children.list.clone() {
                 cancel(&mut run.heap, &mut run.sched, child);
             }
         }
@@ -538,7 +541,7 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
             Some(error) => Err(error.clone()),
             None => Ok(t.result),
         };
-        let (observed, was_cancelled, parent, id) = (t.observed, t.cancelled, t.parent, t.id);
+        let (observed, was_cancelled, parent) = (t.observed, t.cancelled, t.parent);
         run.sched.live = run.sched.live.saturating_sub(1);
         for waiter in waiters {
             let wake_with = match &outcome {
@@ -555,17 +558,23 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
                 .as_ref()
                 .err()
                 .is_some_and(|e| is_kind(&run.heap, e.error, ErrorKind::Cancelled));
+        let compact = run
+            .heap
+            .task_mut(parent)
+            .is_some_and(|p| p.children.finish_one());
+        if compact {
+            compact_children(&mut run.heap, parent);
+        }
         let Some(p) = run.heap.task_mut(parent) else {
             return;
         };
-        p.children.remove(&id);
         if let Err(error) = outcome {
             if !observed && !quiet {
                 if !p.body_done {
                     p.failed_children.push(task);
                 } else if p.error.is_none() {
                     p.error = Some(error);
-                    for child in p.children.values().copied().collect::<Vec<_>>() {
+                    for child in p.children.list.clone() {
                         cancel(&mut run.heap, &mut run.sched, child);
                     }
                 }
@@ -575,6 +584,18 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
             Some(p) if p.body_done => task = parent,
             _ => return,
         }
+    }
+}
+
+/// Drops the finished children from `parent`'s list of children.
+fn compact_children(heap: &mut Heap, parent: ObjRef) {
+    let Some(p) = heap.task_mut(parent) else {
+        return;
+    };
+    let mut list = std::mem::take(&mut p.children.list);
+    list.retain(|&child| heap.task(Value::Obj(child)).is_some_and(|c| !c.finished()));
+    if let Some(p) = heap.task_mut(parent) {
+        p.children.list = list;
     }
 }
 
@@ -605,7 +626,9 @@ fn idle(run: &mut Run, program: &Program) -> Result<Step, RunError> {
         }
     }
     if !run.sched.outbox.is_empty() {
-        return Ok(Step::Io(std::mem::take(&mut run.sched.outbox)));
+        let capacity = run.sched.outbox.len();
+        let batch = std::mem::replace(&mut run.sched.outbox, Vec::with_capacity(capacity));
+        return Ok(Step::Io(batch));
     }
     if !run.sched.in_flight.is_empty() {
         return Ok(Step::Io(Vec::new()));
@@ -621,7 +644,7 @@ fn deadlock(run: &Run) -> RunError {
         let Some(t) = run.heap.task(Value::Obj(task)) else {
             continue;
         };
-        stack.extend(t.children.values().rev().copied());
+        stack.extend(t.children.list.iter().rev().copied());
         if t.state == TaskState::Blocked && blocked.len() < 4 {
             blocked.push(format!("task {} {}", t.id, describe(&run.heap, &t.blocked)));
         }

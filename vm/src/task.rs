@@ -26,9 +26,8 @@ pub struct Task {
     pub id: u64,
     /// The task that spawned it; `None` for the main program.
     pub parent: Option<ObjRef>,
-    /// Its children that have not finished yet, by task id (so in spawn
-    /// order).
-    pub children: BTreeMap<u64, ObjRef>,
+    /// Its children, in spawn order.
+    pub children: Children,
     /// Children that failed while nobody awaited them, in failure order;
     /// the first still unobserved when the body ends is rethrown.
     pub failed_children: Vec<ObjRef>,
@@ -141,7 +140,7 @@ impl Task {
 
     /// Calls `visit` on every value it holds.
     pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
-        let tasks = self.parent.iter().chain(self.children.values());
+        let tasks = self.parent.iter().chain(&self.children.list);
         tasks
             .chain(&self.failed_children)
             .chain(&self.waiters)
@@ -172,6 +171,37 @@ impl Task {
         if let Some(error) = &self.error {
             visit(error.error);
         }
+    }
+}
+
+/// A task's children: every child spawned, in order, and how many have
+/// not finished. Finished children are dropped from the list in bulk once
+/// they are the majority, so both spawning and finishing are O(1)
+/// amortized; code that walks the list skips finished tasks.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Children {
+    /// The children, in spawn order; some may have finished.
+    pub list: Vec<ObjRef>,
+    /// How many of them have not finished.
+    pub live: usize,
+}
+
+impl Children {
+    /// Has every child finished?
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Records a new child.
+    pub fn push(&mut self, task: ObjRef) {
+        self.list.push(task);
+        self.live += 1;
+    }
+
+    /// Counts a child as finished; true when the list should be compacted.
+    pub fn finish_one(&mut self) -> bool {
+        self.live = self.live.saturating_sub(1);
+        self.list.len() > 2 * self.live + 16
     }
 }
 
@@ -283,7 +313,9 @@ impl IoTable {
             return;
         };
         let offset = offset as usize;
-        if offset >= self.slots.len() {
+        if offset == self.slots.len() {
+            self.slots.push_back(None);
+        } else if offset > self.slots.len() {
             self.slots.resize_with(offset + 1, || None);
         }
         if self.slots[offset].replace(in_flight).is_none() {

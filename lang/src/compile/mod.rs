@@ -173,6 +173,10 @@ struct Compiler {
     /// The call being compiled is the operand of `spawn`: it starts a task
     /// instead of calling. Taken by the first call that sees it.
     spawning: bool,
+    /// The yield types of spawned functions, with the spawn's place and the
+    /// function's name: each must turn out `nil` (checked once every body
+    /// has been checked, so the order of bodies does not matter).
+    spawn_checks: Vec<(Type, Option<String>, Span)>,
 }
 
 /// A named type.
@@ -239,6 +243,7 @@ impl Compiler {
             late_type_names: Vec::new(),
             allow_any: false,
             spawning: false,
+            spawn_checks: Vec::new(),
         }
     }
 
@@ -773,6 +778,9 @@ impl Compiler {
             if self.unifier.has_unbound(&var) {
                 self.unifier.unify(&var, &Type::Nil);
             }
+        }
+        for (yields, name, span) in std::mem::take(&mut self.spawn_checks) {
+            self.check_spawned_yields(&yields, name.as_deref(), span);
         }
         for (name, ty) in std::mem::take(&mut self.uninferred) {
             if self.unifier.has_unbound(&ty) {

@@ -71,21 +71,28 @@ impl Compiler {
         }
     }
 
-    /// The spawned function's yields and receives are fixed to `nil`: a task
-    /// has nobody to yield to.
+    /// A spawned function must not yield (a task has nobody to yield to);
+    /// what it yields is known only once every body is checked.
     pub(super) fn spawned_effects(
         &mut self,
         name: Option<&str>,
         effects: &(Type, Type),
         span: Span,
     ) {
-        let yields_ok = self.unifier.unify(&effects.0, &Type::Nil);
-        let receives_ok = self.unifier.unify(&effects.1, &Type::Nil);
-        if yields_ok && receives_ok {
+        let check = (effects.0.clone(), name.map(str::to_string), span);
+        self.spawn_checks.push(check);
+    }
+
+    /// Reports a spawned function whose yield type turned out not `nil`.
+    pub(super) fn check_spawned_yields(&mut self, yields: &Type, name: Option<&str>, span: Span) {
+        let resolved = self.unifier.shallow(yields);
+        if matches!(resolved, Type::Nil | Type::Error | Type::Never)
+            || self.unifier.has_unbound(&resolved)
+        {
             return;
         }
         let name = name.map_or_else(|| "this function".to_string(), |n| format!("`{n}`"));
-        let shown = self.show(&effects.0);
+        let shown = self.show(&resolved);
         self.error(
             Diagnostic::new(
                 codes::YIELD_PLACE,
