@@ -8,7 +8,7 @@ use spool_vm::Run;
 /// The first bytes of every saved run.
 const MAGIC: &[u8; 8] = b"SPOOLRUN";
 /// Bumped whenever the layout of a saved run changes.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// Why saved bytes could not be turned back into a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
