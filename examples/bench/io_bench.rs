@@ -17,10 +17,6 @@ use std::time::Instant;
 
 use spool::{CaptureHost, Data, Engine, Step};
 
-// As the `spool` command does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const SCRIPT: &str = "
 fn work(n: int) -> int {
     let a = fetch(n)
