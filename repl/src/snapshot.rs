@@ -51,5 +51,6 @@ pub fn restore(bytes: &[u8]) -> Result<Run, RestoreError> {
     let mut run: Run = postcard::from_bytes(body).map_err(|e| fail(e.to_string()))?;
     run.bind_natives(&spool_stdlib::native_set())
         .map_err(fail)?;
+    spool_vm::validate(&run).map_err(fail)?;
     Ok(run)
 }

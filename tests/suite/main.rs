@@ -9,6 +9,7 @@
 
 mod cli;
 mod conformance;
+mod durability;
 mod golden;
 mod io;
 mod robustness;

@@ -292,6 +292,23 @@ impl Heap {
         }
     }
 
+    /// Checks the arena's bookkeeping after loading it from untrusted
+    /// bytes: every free-list entry names a distinct, empty slot.
+    pub fn check_slots(&self) -> Result<(), String> {
+        let mut seen = vec![false; self.slots.len()];
+        for &slot in &self.free {
+            let index = slot as usize;
+            match self.slots.get(index) {
+                Some(None) if !seen[index] => seen[index] = true,
+                _ => return Err(format!("heap slot {slot} is listed as free but is not")),
+            }
+        }
+        if self.slots.len() > u32::MAX as usize {
+            return Err("the heap is too large".into());
+        }
+        Ok(())
+    }
+
     /// Number of live objects.
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()

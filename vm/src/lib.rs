@@ -20,6 +20,7 @@ pub mod program;
 pub mod run;
 pub mod sched;
 pub mod task;
+pub mod validate;
 pub mod value;
 
 pub use coro::{CoroStatus, Coroutine, Resumer};
@@ -35,6 +36,7 @@ pub use program::{
 };
 pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
 pub use task::{Blocked, Chan, Group, InFlight, Mutex, Sched, Task, TaskError, TaskState, Wake};
+pub use validate::validate;
 pub use value::{
     ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,
 };

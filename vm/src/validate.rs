@@ -1,0 +1,539 @@
+//! Checking a run that came from untrusted bytes before it executes.
+//!
+//! A deserialized [`Run`] is well-typed Rust data, but its numbers may be
+//! anything: a register past a frame's window, a jump past a function's end,
+//! a reference to a freed heap slot. The interpreter trusts the compiler's
+//! guarantees on its hot paths (it indexes registers without a check beyond
+//! the slice's own), so [`validate`] re-establishes every one of them: each
+//! instruction's operands against its function and the program, each
+//! frame's window against its register file, each value's reference
+//! against the heap and the program, each object's shape against its
+//! layout. After it passes, executing the run cannot index out of bounds;
+//! anything else wrong (a value of an unexpected kind) is a clean `Type`
+//! error at run time, as for any other misuse.
+//!
+//! Everything here is iterative and linear in the size of the run, so a
+//! hostile input cannot make it recurse deeply or loop.
+
+use crate::coro::CoroStatus;
+use crate::fiber::{Fiber, Frame};
+use crate::heap::Object;
+use crate::op::Op;
+use crate::program::{Function, Program};
+use crate::run::{Run, Status};
+use crate::task::{Blocked, Wake};
+use crate::value::{ObjRef, Reg, Value};
+
+/// Why a run is not safe to execute; the message says what and where.
+pub type Invalid = String;
+
+/// Checks every invariant the interpreter relies on.
+pub fn validate(run: &Run) -> Result<(), Invalid> {
+    let program = &run.program;
+    check_program(program)?;
+    run.heap.check_slots()?;
+    let values = Values { run };
+    if run.globals.len() != program.globals.len() {
+        return Err("the globals do not match the program".into());
+    }
+    if run.const_values.len() != program.constants.len() {
+        return Err("the constants do not match the program".into());
+    }
+    for &global in &run.globals {
+        if global != Value::UNSET {
+            values.check(global, "a global")?;
+        }
+    }
+    for &constant in &run.const_values {
+        values.check(constant, "a constant")?;
+    }
+    for index in 0..run.heap.capacity() {
+        if let Some(object) = run.heap.get(ObjRef(index as u32)) {
+            check_object(&values, object).map_err(|e| format!("heap object {index}: {e}"))?;
+        }
+    }
+    check_fiber(&values, &run.fiber).map_err(|e| format!("the active fiber: {e}"))?;
+    for resumer in &run.resumers {
+        check_fiber(&values, &resumer.fiber).map_err(|e| format!("a resumer: {e}"))?;
+        check_running_coro(run, resumer.coro)?;
+    }
+    check_sched(&values)?;
+    match &run.status {
+        Status::Done(value) => values.check(*value, "the result"),
+        Status::Running | Status::Failed(_) => Ok(()),
+    }
+}
+
+/// The function and the program are consistent with each other.
+fn check_program(program: &Program) -> Result<(), Invalid> {
+    if program.main.index() >= program.functions.len() {
+        return Err("the main function is missing".into());
+    }
+    let error = program.structs.get(program.builtins.error.index());
+    if error.is_none_or(|layout| layout.fields.len() != 2) {
+        return Err("the Error struct is missing".into());
+    }
+    if !program.enums.is_empty() && program.builtins.json.index() >= program.enums.len() {
+        return Err("the Json enum is missing".into());
+    }
+    for (index, function) in program.functions.iter().enumerate() {
+        check_function(program, function)
+            .map_err(|e| format!("function {index} ({}): {e}", function.name))?;
+    }
+    Ok(())
+}
+
+fn check_function(program: &Program, function: &Function) -> Result<(), Invalid> {
+    if function.locs.len() != function.code.len() {
+        return Err("source positions do not match the code".into());
+    }
+    if function.arity > function.register_count {
+        return Err("more parameters than registers".into());
+    }
+    if function.file.index() >= program.files.len().max(1) {
+        return Err("unknown source file".into());
+    }
+    for (pc, op) in function.code.iter().enumerate() {
+        check_op(program, function, op).map_err(|e| format!("instruction {pc}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Every operand of `op` is in range for `function` and `program`.
+fn check_op(program: &Program, function: &Function, op: &Op) -> Result<(), Invalid> {
+    let registers = usize::from(function.register_count);
+    let code = function.code.len();
+    let reg = |r: Reg| -> Result<(), Invalid> {
+        if r.index() < registers {
+            Ok(())
+        } else {
+            Err(format!("register {} out of range", r.0))
+        }
+    };
+    let span = |start: Reg, count: usize| -> Result<(), Invalid> {
+        if start.index() + count <= registers {
+            Ok(())
+        } else {
+            Err("register range out of bounds".into())
+        }
+    };
+    let target = |pc: crate::value::Pc| -> Result<(), Invalid> {
+        if pc.index() <= code {
+            Ok(())
+        } else {
+            Err("jump out of the function".into())
+        }
+    };
+    let func = |f: crate::value::FuncIdx| -> Result<(), Invalid> {
+        if f.index() < program.functions.len() {
+            Ok(())
+        } else {
+            Err("unknown function".into())
+        }
+    };
+    match *op {
+        Op::LoadNil { dst } | Op::LoadBool { dst, .. } | Op::LoadInt { dst, .. } => reg(dst),
+        Op::LoadCapture { dst, .. } | Op::CaptureGet { dst, .. } => reg(dst),
+        Op::CaptureSet { src, .. } | Op::Throw { src } | Op::Defer { src } => reg(src),
+        Op::Return { src } => reg(src),
+        Op::ReturnNil | Op::TryEnd => Ok(()),
+        Op::LoadConst { dst, idx } => {
+            reg(dst)?;
+            (idx.index() < program.constants.len())
+                .then_some(())
+                .ok_or_else(|| "unknown constant".into())
+        }
+        Op::LoadFunc { dst, func: f } => reg(dst).and(func(f)),
+        Op::LoadNative { dst, native } => {
+            reg(dst)?;
+            (native.index() < program.natives.len())
+                .then_some(())
+                .ok_or_else(|| "unknown native".into())
+        }
+        Op::LoadGlobal { dst: r, global } | Op::StoreGlobal { src: r, global } => {
+            reg(r)?;
+            (global.index() < program.globals.len())
+                .then_some(())
+                .ok_or_else(|| "unknown global".into())
+        }
+        Op::Move { dst: a, src: b }
+        | Op::NewCell { dst: a, src: b }
+        | Op::CellGet { dst: a, cell: b }
+        | Op::CellSet { cell: a, src: b }
+        | Op::NegInt { dst: a, src: b }
+        | Op::NegFloat { dst: a, src: b }
+        | Op::ToStr { dst: a, src: b }
+        | Op::Not { dst: a, src: b }
+        | Op::ListLen { dst: a, list: b }
+        | Op::MapLen { dst: a, map: b }
+        | Op::GetField { dst: a, obj: b, .. }
+        | Op::SetField { obj: a, src: b, .. }
+        | Op::GetVariantField { dst: a, src: b, .. }
+        | Op::Unwrap { dst: a, src: b }
+        | Op::CoroNext { dst: a, coro: b }
+        | Op::Yield { dst: a, src: b }
+        | Op::Await { dst: a, src: b }
+        | Op::AddIntImm { dst: a, lhs: b, .. }
+        | Op::MulIntImm { dst: a, lhs: b, .. }
+        | Op::RemIntImm { dst: a, lhs: b, .. } => reg(a).and(reg(b)),
+        Op::AddInt { dst, lhs, rhs }
+        | Op::SubInt { dst, lhs, rhs }
+        | Op::MulInt { dst, lhs, rhs }
+        | Op::DivInt { dst, lhs, rhs }
+        | Op::RemInt { dst, lhs, rhs }
+        | Op::AddFloat { dst, lhs, rhs }
+        | Op::SubFloat { dst, lhs, rhs }
+        | Op::MulFloat { dst, lhs, rhs }
+        | Op::DivFloat { dst, lhs, rhs }
+        | Op::RemFloat { dst, lhs, rhs }
+        | Op::Concat { dst, lhs, rhs }
+        | Op::EqInt { dst, lhs, rhs }
+        | Op::LtInt { dst, lhs, rhs }
+        | Op::LeInt { dst, lhs, rhs }
+        | Op::EqFloat { dst, lhs, rhs }
+        | Op::LtFloat { dst, lhs, rhs }
+        | Op::LeFloat { dst, lhs, rhs }
+        | Op::LtStr { dst, lhs, rhs }
+        | Op::LeStr { dst, lhs, rhs }
+        | Op::Eq { dst, lhs, rhs } => reg(dst).and(reg(lhs)).and(reg(rhs)),
+        Op::ListGet {
+            dst: a,
+            list: b,
+            index: c,
+        }
+        | Op::ListSet {
+            list: a,
+            index: b,
+            src: c,
+        }
+        | Op::MapGet {
+            dst: a,
+            map: b,
+            key: c,
+        }
+        | Op::MapSet {
+            map: a,
+            key: b,
+            src: c,
+        }
+        | Op::MapKeyAt {
+            dst: a,
+            map: b,
+            index: c,
+        }
+        | Op::MapValueAt {
+            dst: a,
+            map: b,
+            index: c,
+        } => reg(a).and(reg(b)).and(reg(c)),
+        Op::Jump { target: t } => target(t),
+        Op::JumpIfTrue { cond: r, target: t }
+        | Op::JumpIfFalse { cond: r, target: t }
+        | Op::JumpIfNil { src: r, target: t }
+        | Op::JumpIfNotNil { src: r, target: t }
+        | Op::JumpIfNotVariant {
+            src: r, target: t, ..
+        }
+        | Op::JumpIfNotLtIntImm {
+            lhs: r, target: t, ..
+        }
+        | Op::JumpIfNotGtIntImm {
+            lhs: r, target: t, ..
+        }
+        | Op::TryBegin { dst: r, handler: t } => reg(r).and(target(t)),
+        Op::JumpIfNotLtInt {
+            lhs,
+            rhs,
+            target: t,
+        }
+        | Op::JumpIfNotLeInt {
+            lhs,
+            rhs,
+            target: t,
+        } => reg(lhs).and(reg(rhs)).and(target(t)),
+        Op::ForRangePrep { counter, exit: t } | Op::ForRangeLoop { counter, body: t } => {
+            span(counter, 3).and(target(t))
+        }
+        Op::Call {
+            func: f,
+            base,
+            argc,
+        } => func(f).and(span(base, usize::from(argc).max(1))),
+        Op::CallValue { callee, base, argc } => {
+            reg(callee).and(span(base, usize::from(argc).max(1)))
+        }
+        Op::CallNative { native, base, argc } => {
+            if native.index() >= program.natives.len() {
+                return Err("unknown native".into());
+            }
+            span(base, usize::from(argc).max(1))
+        }
+        Op::Spawn { dst, base, argc } => reg(dst).and(span(base, usize::from(argc) + 1)),
+        Op::NewList { dst, start, count } => reg(dst).and(span(start, usize::from(count))),
+        Op::NewMap { dst, start, count } => reg(dst).and(span(start, 2 * usize::from(count))),
+        Op::MakeClosure {
+            dst,
+            func: f,
+            start,
+            count,
+        } => reg(dst).and(func(f)).and(span(start, usize::from(count))),
+        Op::NewRecord {
+            dst,
+            ty,
+            start,
+            count,
+        } => {
+            let layout = program.structs.get(ty.index()).ok_or("unknown struct")?;
+            if layout.fields.len() != usize::from(count) {
+                return Err("wrong number of fields".into());
+            }
+            reg(dst).and(span(start, usize::from(count)))
+        }
+        Op::NewVariant {
+            dst,
+            ty,
+            variant,
+            start,
+            count,
+        } => {
+            let layout = program.enums.get(ty.index()).ok_or("unknown enum")?;
+            let shape = layout
+                .variants
+                .get(usize::from(variant))
+                .ok_or("unknown variant")?;
+            if shape.arity != count {
+                return Err("wrong number of fields".into());
+            }
+            reg(dst).and(span(start, usize::from(count)))
+        }
+    }
+}
+
+/// Checks values against the run's heap and program.
+struct Values<'r> {
+    run: &'r Run,
+}
+
+impl Values<'_> {
+    fn check(&self, value: Value, what: &str) -> Result<(), Invalid> {
+        let ok = match value {
+            Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) => true,
+            Value::Obj(obj) => self.run.heap.get(obj).is_some(),
+            Value::Func(f) => f.index() < self.run.program.functions.len(),
+            Value::Native(n) => n.index() < self.run.program.natives.len(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what} refers to something that does not exist"))
+        }
+    }
+
+    fn task(&self, obj: ObjRef, what: &str) -> Result<(), Invalid> {
+        match self.run.heap.get(obj) {
+            Some(Object::Task(_)) => Ok(()),
+            _ => Err(format!("{what} is not a task")),
+        }
+    }
+
+    fn all(&self, values: impl IntoIterator<Item = Value>, what: &str) -> Result<(), Invalid> {
+        values
+            .into_iter()
+            .try_for_each(|value| self.check(value, what))
+    }
+}
+
+fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
+    let program = &values.run.program;
+    match object {
+        Object::Str(_) | Object::Cell(_) | Object::List(_) | Object::Map(_) => {}
+        Object::Record { ty, fields } => {
+            let layout = program.structs.get(ty.index()).ok_or("unknown struct")?;
+            if layout.fields.len() != fields.len() {
+                return Err("wrong number of fields".into());
+            }
+        }
+        Object::Variant {
+            ty,
+            variant,
+            fields,
+        } => {
+            let layout = program.enums.get(ty.index()).ok_or("unknown enum")?;
+            let shape = layout
+                .variants
+                .get(usize::from(*variant))
+                .ok_or("unknown variant")?;
+            if usize::from(shape.arity) != fields.len() {
+                return Err("wrong number of fields".into());
+            }
+        }
+        Object::Closure { func, .. } => {
+            if func.index() >= program.functions.len() {
+                return Err("closure of an unknown function".into());
+            }
+        }
+        Object::Coro(coro) => check_fiber(values, &coro.fiber)?,
+        Object::Task(task) => {
+            check_fiber(values, &task.context.fiber)?;
+            for resumer in &task.context.resumers {
+                check_fiber(values, &resumer.fiber)?;
+                check_coro(values.run, resumer.coro)?;
+            }
+            let links = task.parent.iter().chain(&task.children.list);
+            for &linked in links.chain(&task.failed_children).chain(&task.waiters) {
+                values.task(linked, "a linked task")?;
+            }
+            check_blocked(values, &task.blocked)?;
+            if let Wake::Value(value) = task.wake {
+                values.check(value, "a wake value")?;
+            }
+        }
+        Object::Chan(chan) => {
+            chan.receivers
+                .iter()
+                .try_for_each(|&t| values.task(t, "a receiver"))?;
+            chan.senders
+                .iter()
+                .try_for_each(|&(t, _)| values.task(t, "a sender"))?;
+        }
+        Object::Mutex(mutex) => mutex
+            .waiters
+            .iter()
+            .try_for_each(|&t| values.task(t, "a waiter"))?,
+        Object::Group(group) => {
+            let tasks = group.tasks.iter().chain(&group.waiters);
+            tasks
+                .copied()
+                .try_for_each(|t| values.task(t, "a group's task"))?;
+        }
+    }
+    let mut result = Ok(());
+    object.for_each_value(|value| {
+        if result.is_ok() {
+            result = values.check(value, "a field");
+        }
+    });
+    result
+}
+
+fn check_blocked(values: &Values<'_>, blocked: &Blocked) -> Result<(), Invalid> {
+    match blocked {
+        Blocked::Await(t) => values.task(*t, "an awaited task"),
+        Blocked::Chan(obj) | Blocked::Mutex(obj) | Blocked::Group(obj) => {
+            values.check(Value::Obj(*obj), "what a task waits on")
+        }
+        Blocked::Nothing | Blocked::Io(_) | Blocked::Flight(_) => Ok(()),
+    }
+}
+
+fn check_coro(run: &Run, coro: ObjRef) -> Result<(), Invalid> {
+    match run.heap.get(coro) {
+        Some(Object::Coro(_)) => Ok(()),
+        _ => Err("a resumer's coroutine is not a coroutine".into()),
+    }
+}
+
+/// A coroutine named by one of the run's resumers is running, its fiber out.
+fn check_running_coro(run: &Run, coro: ObjRef) -> Result<(), Invalid> {
+    match run.heap.get(coro) {
+        Some(Object::Coro(c)) if c.status == CoroStatus::Running => Ok(()),
+        _ => Err("a resumer's coroutine is not running".into()),
+    }
+}
+
+/// Every frame's window fits the register file, and the bookkeeping of
+/// `try`, `defer` and unwinding refers to existing frames.
+fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
+    let program = &values.run.program;
+    for frame in &fiber.frames {
+        check_frame(program, fiber, frame)?;
+        if let Some(closure) = frame.closure {
+            match values.run.heap.get(closure) {
+                Some(Object::Closure { .. }) => {}
+                _ => return Err("a frame's closure is not a closure".into()),
+            }
+        }
+    }
+    let depth = fiber.frames.len();
+    for handler in &fiber.handlers {
+        let frame = fiber
+            .frames
+            .get(handler.frame_depth as usize)
+            .ok_or("a handler of a missing frame")?;
+        let function = &program.functions[frame.func.index()];
+        if handler.catch_pc as usize > function.code.len()
+            || handler.dst.0 >= function.register_count
+        {
+            return Err("a handler out of its function".into());
+        }
+    }
+    for entry in &fiber.defers {
+        if entry.frame_depth as usize >= depth {
+            return Err("a defer of a missing frame".into());
+        }
+        values.check(entry.func, "a deferred function")?;
+    }
+    for unwind in &fiber.unwinds {
+        if unwind.frame_depth as usize >= depth {
+            return Err("an unwind of a missing frame".into());
+        }
+        values.check(unwind.error, "an error being unwound")?;
+    }
+    values.all(
+        fiber
+            .registers
+            .iter()
+            .copied()
+            .filter(|&v| v != Value::UNSET),
+        "a register",
+    )
+}
+
+fn check_frame(program: &Program, fiber: &Fiber, frame: &Frame) -> Result<(), Invalid> {
+    let function = program
+        .functions
+        .get(frame.func.index())
+        .ok_or("a frame of an unknown function")?;
+    if frame.pc as usize > function.code.len() {
+        return Err("a frame's position is past its function's end".into());
+    }
+    let end = frame.base as usize + usize::from(function.register_count);
+    if end > fiber.registers.len() {
+        return Err("a frame's registers are missing".into());
+    }
+    if frame.ret != Frame::DISCARD && frame.ret as usize >= fiber.registers.len().max(1) {
+        return Err("a frame returns to a missing register".into());
+    }
+    Ok(())
+}
+
+fn check_sched(values: &Values<'_>) -> Result<(), Invalid> {
+    let run = values.run;
+    let sched = &run.sched;
+    if run
+        .program
+        .structs
+        .get(sched.error_struct.index())
+        .is_none()
+    {
+        return Err("the scheduler's Error struct is missing".into());
+    }
+    let tasks = sched.main.iter().chain(&sched.current).chain(&sched.ready);
+    tasks
+        .copied()
+        .try_for_each(|t| values.task(t, "a scheduled task"))?;
+    for in_flight in sched.in_flight.values() {
+        values.task(in_flight.task, "a task waiting for I/O")?;
+        let decl = run.program.natives.get(in_flight.native.index());
+        if decl.is_none_or(|d| d.io.is_none()) {
+            return Err("an I/O request of an unknown operation".into());
+        }
+    }
+    for flight in sched.flights.values() {
+        flight
+            .waiters
+            .iter()
+            .try_for_each(|&t| values.task(t, "a singleflight waiter"))?;
+    }
+    Ok(())
+}
