@@ -21,7 +21,7 @@ pub mod cli;
 pub mod cli_io;
 mod diagnostics;
 pub mod dispatch;
-mod snapshot;
+pub mod snapshot;
 #[cfg(feature = "cli")]
 pub mod trace;
 
@@ -133,9 +133,12 @@ impl Engine {
                 .join()
         });
         match result {
-            Ok(result) => result.map(|program| Program {
-                inner: Arc::new(program),
-                natives: self.natives.clone(),
+            Ok(result) => result.map(|mut program| {
+                program.fingerprint = snapshot::fingerprint(&program);
+                Program {
+                    inner: Arc::new(program),
+                    natives: self.natives.clone(),
+                }
             }),
             Err(_) => Err(CompileError::internal(name, &text)),
         }

@@ -1,14 +1,28 @@
-//! Saving a run to bytes and loading it back.
+//! Saving a run to bytes and loading it back (LANGUAGE.md §7).
 //!
-//! The bytes are the run's plain data in postcard, behind a magic number
-//! and a format version; the program travels inside the run.
+//! The layout, all integers little-endian:
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 8 | magic `SPOOLRUN` |
+//! | 4 | format version (bumped whenever the run's layout changes) |
+//! | 8 | the program's fingerprint ([`fingerprint`]) |
+//! | 4 | CRC-32 of everything after the header |
+//! | … | the run in postcard, the program's bytecode inside it |
+//!
+//! [`restore`] treats the bytes as untrusted: a wrong magic, version or
+//! checksum is refused with a message, postcard decoding never panics and
+//! allocates at most in proportion to the input, and the decoded run is
+//! checked by [`spool_vm::validate`] before it can execute.
 
-use spool_vm::Run;
+use spool_vm::{Program, Run};
 
 /// The first bytes of every saved run.
-const MAGIC: &[u8; 8] = b"SPOOLRUN";
+pub const MAGIC: &[u8; 8] = b"SPOOLRUN";
 /// Bumped whenever the layout of a saved run changes.
-const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 3;
+/// Bytes before the postcard body.
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
 /// Why saved bytes could not be turned back into a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,32 +39,105 @@ impl std::fmt::Display for RestoreError {
 
 impl std::error::Error for RestoreError {}
 
+/// A program's fingerprint: a hash of its whole bytecode, layouts and
+/// names (its own `fingerprint` field aside), the same in every process
+/// and on every machine.
+pub fn fingerprint(program: &Program) -> u64 {
+    let mut bytes = postcard::to_allocvec(program).unwrap_or_default();
+    // The field is last in the encoding: hash without it.
+    let own = postcard::to_allocvec(&program.fingerprint).unwrap_or_default();
+    bytes.truncate(bytes.len().saturating_sub(own.len()));
+    fnv1a(&bytes)
+}
+
+/// FNV-1a, 64 bits: a fixed, documented hash.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// The whole run as bytes.
 pub fn snapshot(run: &Run) -> Vec<u8> {
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    postcard::to_extend(run, bytes).expect("a run always serializes")
+    let mut bytes = vec![0; HEADER_LEN];
+    let mut bytes =
+        postcard::to_extend(run, std::mem::take(&mut bytes)).expect("a run always serializes");
+    seal(&mut bytes, run.program().fingerprint);
+    bytes
+}
+
+/// Writes the header of `bytes` (whose first [`HEADER_LEN`] bytes are
+/// reserved for it) for a body belonging to a program with `fingerprint`.
+pub fn seal(bytes: &mut [u8], fingerprint: u64) {
+    let checksum = crc32fast::hash(&bytes[HEADER_LEN..]);
+    bytes[..8].copy_from_slice(MAGIC);
+    bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes[12..20].copy_from_slice(&fingerprint.to_le_bytes());
+    bytes[20..24].copy_from_slice(&checksum.to_le_bytes());
+}
+
+/// The header of saved bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The format version.
+    pub version: u32,
+    /// The fingerprint of the program the run belongs to.
+    pub fingerprint: u64,
+}
+
+/// Reads and checks the header and the checksum; gives the header and the
+/// body.
+pub fn open(bytes: &[u8]) -> Result<(Header, &[u8]), RestoreError> {
+    let fail = |message: &str| RestoreError {
+        message: message.to_string(),
+    };
+    if !bytes.starts_with(MAGIC) {
+        return Err(fail("not a saved Spool run"));
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(fail("the file is truncated (incomplete header)"));
+    }
+    let word =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let version = word(8);
+    if version != FORMAT_VERSION {
+        return Err(RestoreError {
+            message: format!(
+                "saved in format version {version}; this Spool reads version {FORMAT_VERSION}"
+            ),
+        });
+    }
+    let fingerprint = u64::from(word(12)) | (u64::from(word(16)) << 32);
+    let body = &bytes[HEADER_LEN..];
+    if crc32fast::hash(body) != word(20) {
+        return Err(fail(
+            "the checksum does not match: the file is damaged or truncated",
+        ));
+    }
+    Ok((
+        Header {
+            version,
+            fingerprint,
+        },
+        body,
+    ))
 }
 
 /// A run from bytes made by [`snapshot`], with the standard library's
-/// natives bound again.
+/// natives bound again, checked to be safe to execute.
 pub fn restore(bytes: &[u8]) -> Result<Run, RestoreError> {
     let fail = |message: String| RestoreError { message };
-    let body = bytes
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or_else(|| fail("not a saved Spool run".into()))?;
-    let (version, body) = body
-        .split_at_checked(4)
-        .ok_or_else(|| fail("truncated header".into()))?;
-    let version = u32::from_le_bytes(version.try_into().expect("four bytes"));
-    if version != FORMAT_VERSION {
-        return Err(fail(format!(
-            "format version {version}, this Spool reads {FORMAT_VERSION}"
-        )));
+    let (header, body) = open(bytes)?;
+    let mut run: Run =
+        postcard::from_bytes(body).map_err(|e| fail(format!("the run does not decode: {e}")))?;
+    if run.program().fingerprint != header.fingerprint {
+        return Err(fail("the program inside does not match the header".into()));
     }
-    let mut run: Run = postcard::from_bytes(body).map_err(|e| fail(e.to_string()))?;
     run.bind_natives(&spool_stdlib::native_set())
         .map_err(fail)?;
-    spool_vm::validate(&run).map_err(fail)?;
+    spool_vm::validate(&run).map_err(|e| fail(format!("the run is inconsistent: {e}")))?;
     Ok(run)
 }

@@ -141,7 +141,7 @@ impl Heap {
 
     /// Stores `object` and returns its reference.
     pub fn alloc(&mut self, object: Object) -> ObjRef {
-        self.allocated_since_gc += object.weight();
+        self.allocated_since_gc = self.allocated_since_gc.saturating_add(object.weight());
         match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(object);

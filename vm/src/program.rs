@@ -34,6 +34,10 @@ pub struct Program {
     /// answer.
     #[serde(default)]
     pub main_receives: String,
+    /// A hash identifying this program (set by the engine after
+    /// compiling; 0 when unknown); saved runs record it.
+    #[serde(default)]
+    pub fingerprint: u64,
 }
 
 /// Types the VM constructs or inspects on its own.

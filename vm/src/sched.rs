@@ -57,7 +57,7 @@ pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Valu
     }
     let parent = run.sched.current;
     let id = run.sched.next_task;
-    run.sched.next_task += 1;
+    run.sched.next_task = run.sched.next_task.saturating_add(1);
     let task = run.heap.alloc(Object::Task(Box::new(Task {
         id,
         parent,
@@ -68,7 +68,7 @@ pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Valu
         parent.children.push(task);
     }
     run.sched.ready.push_back(task);
-    run.sched.live += 1;
+    run.sched.live = run.sched.live.saturating_add(1);
     Ok(Value::Obj(task))
 }
 
@@ -416,7 +416,7 @@ pub(crate) fn issue_io(
         return Err(interp::bad_program("I/O outside a task"));
     };
     let id = IoId(run.sched.next_io);
-    run.sched.next_io += 1;
+    run.sched.next_io = run.sched.next_io.saturating_add(1);
     let request = IoRequest { id, op, args };
     run.sched.outbox.push(request.clone());
     let in_flight = InFlight {

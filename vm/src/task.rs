@@ -195,7 +195,7 @@ impl Children {
     /// Records a new child.
     pub fn push(&mut self, task: ObjRef) {
         self.list.push(task);
-        self.live += 1;
+        self.live = self.live.saturating_add(1);
     }
 
     /// Counts a child as finished; true when the list should be compacted.
@@ -327,7 +327,7 @@ impl IoTable {
     pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
         let removed = self.slots.get_mut(offset)?.take()?;
-        self.len -= 1;
+        self.len = self.len.saturating_sub(1);
         while matches!(self.slots.front(), Some(None)) {
             self.slots.pop_front();
             self.base += 1;
@@ -339,6 +339,16 @@ impl IoTable {
     pub fn get(&self, id: &IoId) -> Option<&InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
         self.slots.get(offset)?.as_ref()
+    }
+
+    /// Is the bookkeeping consistent (after loading untrusted bytes)?
+    pub fn is_consistent(&self) -> bool {
+        let ids_fit = self.base.checked_add(self.slots.len() as u64).is_some();
+        let entries = self.slots.iter().enumerate().all(|(offset, slot)| {
+            slot.as_ref()
+                .is_none_or(|f| f.request.id.0 == self.base + offset as u64)
+        });
+        ids_fit && entries && self.values().count() == self.len
     }
 
     /// Number of outstanding requests.

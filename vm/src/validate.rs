@@ -522,6 +522,9 @@ fn check_sched(values: &Values<'_>) -> Result<(), Invalid> {
     tasks
         .copied()
         .try_for_each(|t| values.task(t, "a scheduled task"))?;
+    if !sched.in_flight.is_consistent() {
+        return Err("the table of I/O requests is inconsistent".into());
+    }
     for in_flight in sched.in_flight.values() {
         values.task(in_flight.task, "a task waiting for I/O")?;
         let decl = run.program.natives.get(in_flight.native.index());

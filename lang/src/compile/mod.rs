@@ -292,6 +292,7 @@ impl Compiler {
                 json: json.unwrap_or_default(),
             },
             main_receives: self.main_receives,
+            fingerprint: 0,
         }
     }
 
