@@ -22,9 +22,16 @@ usage: spool FILE [ARGS...]            run a script
                                        run a script with options and arguments
        spool check FILE                report compile errors without running
        spool disasm FILE               print the compiled bytecode
+       spool resume PATH [OPTIONS] [--send JSON]
+                                       continue a saved run
+       spool inspect PATH              describe a saved run: tasks, stacks, pending I/O
        spool --help | --version
 
-options of `spool run`:
+options of `spool run` and `spool resume`:
+  --state PATH     save the run to PATH after every I/O phase and top-level
+                   yield (`spool resume PATH` continues it after a crash)
+  --step           stop at each top-level yield: print it, save, exit 0
+  --send JSON      (resume) the answer to the yield the run is waiting at
   --max-io N       run at most N I/O requests at once (default 128)
   --trace PATH     write a Chrome trace-event file of CPU and I/O phases
 ";
@@ -36,6 +43,15 @@ enum Command {
         file: String,
         args: Vec<String>,
         options: RunOptions,
+    },
+    Resume {
+        path: String,
+        send: Option<String>,
+        program: Option<String>,
+        options: RunOptions,
+    },
+    Inspect {
+        path: String,
     },
     Check {
         file: String,
@@ -54,6 +70,10 @@ struct RunOptions {
     max_io: usize,
     /// Where to write a trace of the run.
     trace: Option<String>,
+    /// Where to save the run after every I/O phase and top-level yield.
+    state: Option<String>,
+    /// Stop at each top-level yield after saving.
+    step: bool,
 }
 
 impl Default for RunOptions {
@@ -61,6 +81,8 @@ impl Default for RunOptions {
         RunOptions {
             max_io: crate::dispatch::DEFAULT_MAX_IN_FLIGHT,
             trace: None,
+            state: None,
+            step: false,
         }
     }
 }
@@ -89,6 +111,22 @@ pub fn main(args: Vec<String>) -> i32 {
             args,
             options,
         } => run_file(&file, args, &options),
+        Command::Resume {
+            path,
+            send,
+            program,
+            options,
+        } => resume_file(&path, send.as_deref(), program.as_deref(), options),
+        Command::Inspect { path } => match crate::durable::load(&path) {
+            Ok(run) => {
+                print!("{}", crate::durable::describe(&path, &run));
+                EXIT_OK
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                EXIT_USAGE
+            }
+        },
         Command::Check { file } => match compile_file(&file) {
             Ok(_) => EXIT_OK,
             Err(code) => code,
@@ -120,7 +158,15 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
     match first.as_str() {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
-        "run" => parse_run(args),
+        "run" => parse_run(args, false),
+        "resume" => parse_run(args, true),
+        "inspect" => {
+            let path = file_arg(&mut args, "inspect")?;
+            if let Some(extra) = args.next() {
+                return Err(format!("unexpected argument `{extra}`"));
+            }
+            Ok(Command::Inspect { path })
+        }
         "check" | "disasm" => {
             let file = file_arg(&mut args, &first)?;
             if let Some(extra) = args.next() {
@@ -149,12 +195,13 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
     }
 }
 
-/// `spool run FILE [OPTIONS] [-- ARGS...]`; options may come before or
-/// after the file.
-fn parse_run(mut args: std::vec::IntoIter<String>) -> Result<Command, String> {
+/// `spool run FILE [OPTIONS] [-- ARGS...]` and `spool resume PATH
+/// [OPTIONS]`; options may come before or after the file.
+fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Command, String> {
     let mut file = None;
     let mut options = RunOptions::default();
     let mut script_args = Vec::new();
+    let (mut send, mut program) = (None, None);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
@@ -169,6 +216,7 @@ fn parse_run(mut args: std::vec::IntoIter<String>) -> Result<Command, String> {
                 .ok_or_else(|| format!("`{name}` needs a value"))
         };
         match flag.as_str() {
+            "--" if resume => return Err("`spool resume` takes no script arguments".into()),
             "--" => {
                 script_args = args.by_ref().collect();
                 break;
@@ -182,6 +230,10 @@ fn parse_run(mut args: std::vec::IntoIter<String>) -> Result<Command, String> {
                     .ok_or_else(|| format!("`--max-io` needs a positive number, not `{text}`"))?;
             }
             "--trace" => options.trace = Some(value("--trace")?),
+            "--state" if !resume => options.state = Some(value("--state")?),
+            "--step" if inline.is_none() => options.step = true,
+            "--send" if resume => send = Some(value("--send")?),
+            "--program" if resume => program = Some(value("--program")?),
             _ if arg.starts_with('-') && arg != "-" => {
                 return Err(format!("unknown option `{arg}`"))
             }
@@ -193,7 +245,19 @@ fn parse_run(mut args: std::vec::IntoIter<String>) -> Result<Command, String> {
             }
         }
     }
+    if resume {
+        let path = file.ok_or("`spool resume` needs the PATH of a saved run")?;
+        return Ok(Command::Resume {
+            path,
+            send,
+            program,
+            options,
+        });
+    }
     let file = file.ok_or("`spool run` needs a FILE")?;
+    if options.step && options.state.is_none() {
+        return Err("`--step` needs `--state PATH` to save the run at each yield".into());
+    }
     Ok(Command::Run {
         file,
         args: script_args,
@@ -241,12 +305,106 @@ fn run_file(path: &str, args: Vec<String>, options: &RunOptions) -> i32 {
         Err(code) => return code,
     };
     let mut run = program.start(args);
+    if options.step {
+        run.set_host_note(STEP_NOTE, "1");
+    }
+    drive_run(&mut run, options, options.state.clone())
+}
+
+/// The host note that marks a run started with `--step`.
+const STEP_NOTE: &str = "spool.step";
+
+/// `spool resume PATH`: continues a saved run where it stopped, issuing
+/// again the I/O requests it was waiting for.
+fn resume_file(
+    path: &str,
+    send: Option<&str>,
+    program: Option<&str>,
+    mut options: RunOptions,
+) -> i32 {
+    let mut run = match crate::durable::load(path) {
+        Ok(run) => run,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(file) = program {
+        if let Err(message) = check_program_change(&run, file) {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    }
+    match run.status() {
+        spool_vm::Status::Done(_) => {
+            eprintln!("the run saved in `{path}` has already finished");
+            return EXIT_OK;
+        }
+        spool_vm::Status::Failed(error) => {
+            eprint!("{}", format_runtime_error(error));
+            return EXIT_RUNTIME;
+        }
+        spool_vm::Status::Running => {}
+    }
+    match (send, run.awaiting_send()) {
+        (Some(text), true) => match crate::durable::answer_from_json(&mut run, text) {
+            Ok(answer) => run.send(answer),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return EXIT_USAGE;
+            }
+        },
+        (Some(_), false) => {
+            eprintln!("error: `--send`: the run saved in `{path}` is not waiting at a yield");
+            return EXIT_USAGE;
+        }
+        (None, true) => {
+            let mut stdin = std::io::stdin().lock();
+            match answer_yield(&mut run, &mut stdin) {
+                Ok(answer) => run.send(answer),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return EXIT_RUNTIME;
+                }
+            }
+        }
+        (None, false) => {}
+    }
+    options.step |= run.host_note(STEP_NOTE).is_some();
+    drive_run(&mut run, &options, Some(path.to_string()))
+}
+
+/// Refuses `--program FILE` unless it is the program the run was saved
+/// with; names the changed functions the run is inside.
+fn check_program_change(run: &Run, file: &str) -> Result<(), String> {
+    let new = compile_file(file).map_err(|_| format!("`--program {file}` does not compile"))?;
+    let old = run.program();
+    if new.bytecode().fingerprint == old.fingerprint {
+        return Ok(());
+    }
+    let changed = crate::durable::changed_live_functions(run, new.bytecode());
+    if changed.is_empty() {
+        return Err(format!(
+            "`{file}` differs from the program the run was saved with; resuming on changed code is not supported yet (no function the run is inside changed)"
+        ));
+    }
+    Err(format!(
+        "`{file}` changes functions the run is inside, so it cannot continue on it:\n{}",
+        changed.join("\n")
+    ))
+}
+
+/// Drives `run` to its end (or, in step mode, to its next top-level
+/// yield), saving it to `state` after every I/O phase and yield.
+fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 {
     let mut host = StdoutHost::new();
     let mut driver = Driver {
         dispatcher: crate::cli_io::dispatcher(options.max_io),
         trace: options.trace.as_ref().map(|_| TraceRecorder::new()),
+        state,
+        step: options.step,
     };
-    let outcome = driver.run_to_end(&mut run, &mut host);
+    let outcome = driver.run_to_end(run, &mut host);
     host.flush();
     if let (Some(path), Some(trace)) = (&options.trace, &driver.trace) {
         if let Err(error) = std::fs::write(path, trace.to_json()) {
@@ -263,16 +421,31 @@ fn run_file(path: &str, args: Vec<String>, options: &RunOptions) -> i32 {
 }
 
 /// Drives a run for the command line: its I/O through the dispatcher, its
-/// top-level yields through standard input, and the trace.
+/// top-level yields through standard input, checkpoints and the trace.
 struct Driver {
     dispatcher: crate::PoolDispatcher,
     trace: Option<TraceRecorder>,
+    /// Where to save the run, if anywhere.
+    state: Option<String>,
+    /// Stop at the next top-level yield.
+    step: bool,
 }
 
 impl Driver {
-    /// Runs until the run ends; `Err` holds the text to print.
+    /// Runs until the run ends (or stops at a yield in step mode); `Err`
+    /// holds the text to print.
     fn run_to_end(&mut self, run: &mut Run, host: &mut StdoutHost) -> Result<(), String> {
         let mut stdin = std::io::stdin().lock();
+        // Requests in flight when the run was saved are issued again, with
+        // their ids (at-least-once).
+        let pending = run.pending_io();
+        if let Some(trace) = &mut self.trace {
+            trace.batch(&pending, |id| task_of(run, id));
+        }
+        if !pending.is_empty() {
+            self.dispatcher.submit(pending);
+        }
+        self.checkpoint(run)?;
         loop {
             let began = self.trace.as_ref().map(TraceRecorder::now);
             let step = run.resume(host);
@@ -292,6 +465,10 @@ impl Driver {
                 Ok(Step::Yield(value)) => {
                     host.print(&run.display(value));
                     host.flush();
+                    self.checkpoint(run)?;
+                    if self.step {
+                        return Ok(());
+                    }
                     let answer =
                         answer_yield(run, &mut stdin).map_err(|m| format!("error: {m}\n"))?;
                     run.send(answer);
@@ -299,10 +476,22 @@ impl Driver {
                 Ok(Step::Io(batch)) => {
                     host.flush();
                     self.io_phase(run, batch);
+                    self.checkpoint(run)?;
                 }
-                Ok(Step::Done(_)) => return Ok(()),
-                Err(error) => return Err(format_runtime_error(&error)),
+                Ok(Step::Done(_)) => return self.checkpoint(run),
+                Err(error) => {
+                    self.checkpoint(run)?;
+                    return Err(format_runtime_error(&error));
+                }
             }
+        }
+    }
+
+    /// Saves the run when `--state` asked for it.
+    fn checkpoint(&self, run: &Run) -> Result<(), String> {
+        match &self.state {
+            Some(path) => crate::durable::save(path, run).map_err(|m| format!("error: {m}\n")),
+            None => Ok(()),
         }
     }
 
@@ -532,9 +721,32 @@ mod tests {
                 options: RunOptions {
                     max_io: 4,
                     trace: Some("t.json".into()),
+                    ..RunOptions::default()
                 },
             })
         );
+        assert_eq!(
+            parse(&["resume", "f.run", "--send", "\"yes\"", "--step"]),
+            Ok(Command::Resume {
+                path: "f.run".into(),
+                send: Some("\"yes\"".into()),
+                program: None,
+                options: RunOptions {
+                    step: true,
+                    ..RunOptions::default()
+                },
+            })
+        );
+        assert_eq!(
+            parse(&["inspect", "f.run"]),
+            Ok(Command::Inspect {
+                path: "f.run".into()
+            })
+        );
+        assert!(parse(&["run", "a.spl", "--step"]).is_err(), "--step needs --state");
+        assert!(parse(&["run", "a.spl", "--send", "1"]).is_err());
+        assert!(parse(&["resume", "f.run", "--", "x"]).is_err());
+        assert!(parse(&["inspect"]).is_err());
         assert!(parse(&["run", "a.spl", "--max-io", "0"]).is_err());
         assert!(parse(&["run", "a.spl", "--max-io"]).is_err());
         assert!(parse(&["run", "a.spl", "--bogus"]).is_err());

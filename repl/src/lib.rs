@@ -21,6 +21,8 @@ pub mod cli;
 pub mod cli_io;
 mod diagnostics;
 pub mod dispatch;
+#[cfg(feature = "cli")]
+pub mod durable;
 pub mod snapshot;
 #[cfg(feature = "cli")]
 pub mod trace;

@@ -59,6 +59,16 @@ pub fn natives() -> &'static [NativeDef] {
     })
 }
 
+/// Parses JSON `text` into a value of `program`'s `enum Json` in `heap`,
+/// as `json_parse` does (hosts use it to turn answers into script values).
+pub fn parse_json(
+    heap: &mut spool_vm::Heap,
+    program: &spool_vm::Program,
+    text: &str,
+) -> Result<spool_vm::Value, spool_vm::VmError> {
+    json_parse::Parser::new(text, heap, program)?.parse()
+}
+
 /// The natives as a key-to-function set, for binding a run's program.
 pub fn native_set() -> NativeSet {
     let mut set = NativeSet::new();

@@ -1175,7 +1175,7 @@ pub(crate) fn run_error(
 
 /// The fiber's stack, innermost first: each frame's function, file and the
 /// position of the instruction it is executing (for callers, the call).
-pub(crate) fn stack_trace(fiber: &Fiber, program: &Program) -> Vec<TraceFrame> {
+pub fn stack_trace(fiber: &Fiber, program: &Program) -> Vec<TraceFrame> {
     let mut trace = Vec::with_capacity(fiber.frames.len());
     let mut above_is_defer = false;
     for (depth, frame) in fiber.frames.iter().enumerate().rev() {

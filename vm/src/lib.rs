@@ -27,6 +27,7 @@ pub use coro::{CoroStatus, Coroutine, Resumer};
 pub use disasm::{disassemble, disassemble_all};
 pub use error::{ErrorKind, RunError, TraceFrame, VmError};
 pub use heap::{Heap, Key, Object, ValueMap};
+pub use interp::stack_trace;
 pub use io::{Data, IoId, IoRequest, IoResult};
 pub use native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet, Suspend};
 pub use op::Op;

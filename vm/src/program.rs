@@ -91,6 +91,23 @@ pub struct LocalInfo {
     pub name: String,
     /// Its register.
     pub reg: Reg,
+    /// The first instruction at which it is in scope.
+    #[serde(default)]
+    pub start: u32,
+    /// The first instruction past its scope.
+    #[serde(default = "end_of_function")]
+    pub end: u32,
+}
+
+fn end_of_function() -> u32 {
+    u32::MAX
+}
+
+impl LocalInfo {
+    /// Is the variable in scope at instruction `pc`?
+    pub fn in_scope(&self, pc: u32) -> bool {
+        self.start <= pc && pc < self.end
+    }
 }
 
 /// A 1-based line and column in a source file.

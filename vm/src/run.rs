@@ -60,6 +60,10 @@ pub struct Run {
     pub(crate) args: Vec<String>,
     /// Resource limits; part of the saved run so a resumed run keeps them.
     pub(crate) limits: Limits,
+    /// Notes the host keeps with the run (its own settings, say), saved
+    /// and restored with it; the VM never reads them.
+    #[serde(default)]
+    pub(crate) host_notes: std::collections::BTreeMap<String, String>,
     /// Whether the run can continue, and its outcome once it cannot.
     pub(crate) status: Status,
     /// `program.natives[i]` bound to a Rust function. Not serialized: a
@@ -155,6 +159,7 @@ impl Run {
             sched: Sched::default(),
             args,
             limits: Limits::default(),
+            host_notes: Default::default(),
             status: Status::Done(Value::Nil),
             natives: Vec::new(),
             native_set: NativeSet::new(),
@@ -228,13 +233,17 @@ impl Run {
         crate::sched::complete(self, id, result)
     }
 
-    /// Every I/O request issued and not yet completed, by id: those of the
-    /// last `Step::Io` batches still outstanding. A host that restores a
-    /// saved run issues these again (same ids).
+    /// The I/O requests handed to the host (in `Step::Io` batches) and not
+    /// yet completed, oldest first. A host that restores a saved run
+    /// issues these again, with the same ids (at-least-once: a request in
+    /// flight when the process died may have been carried out already);
+    /// requests not yet handed out come in the next `Step::Io` as usual.
     pub fn pending_io(&self) -> Vec<IoRequest> {
+        let unsent = |id| self.sched.outbox.iter().any(|r: &IoRequest| r.id == id);
         self.sched
             .in_flight
             .values()
+            .filter(|in_flight| !unsent(in_flight.request.id))
             .map(|in_flight| in_flight.request.clone())
             .collect()
     }
@@ -248,6 +257,16 @@ impl Run {
     /// answer?
     pub fn awaiting_send(&self) -> bool {
         self.host_yield
+    }
+
+    /// The host's note `key`, if set.
+    pub fn host_note(&self, key: &str) -> Option<&str> {
+        self.host_notes.get(key).map(String::as_str)
+    }
+
+    /// Sets the host's note `key` (saved with the run).
+    pub fn set_host_note(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.host_notes.insert(key.into(), value.into());
     }
 
     /// The program being run.

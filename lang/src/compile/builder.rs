@@ -240,8 +240,18 @@ impl Compiler {
 
     /// Closes the innermost scope, freeing its locals' registers.
     pub(super) fn pop_scope(&mut self) {
+        let here = self.here().0;
         let builder = self.b();
-        builder.scopes.pop();
+        for local in builder.scopes.pop().unwrap_or_default() {
+            let info = builder
+                .local_info
+                .iter_mut()
+                .rev()
+                .find(|i| i.reg == local.reg && i.name == local.name && i.end == u32::MAX);
+            if let Some(info) = info {
+                info.end = here;
+            }
+        }
         if let Some(mark) = builder.scope_marks.pop() {
             builder.next_reg = mark;
         }
@@ -255,10 +265,13 @@ impl Compiler {
         if cell {
             self.emit(Op::NewCell { dst: reg, src: reg }, name.span);
         }
+        let start = self.here().0;
         let builder = self.b();
         builder.local_info.push(LocalInfo {
             name: name.name.clone(),
             reg,
+            start,
+            end: u32::MAX,
         });
         let scope = builder.scopes.last_mut().expect("a scope is open");
         scope.push(Local {

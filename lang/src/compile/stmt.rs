@@ -672,10 +672,13 @@ impl Compiler {
 
     /// Binds a variable to a register allocated earlier (a loop's own).
     fn bind_existing(&mut self, name: &Ident, reg: Reg, ty: Type) {
+        let start = self.here().0;
         let builder = self.b();
         builder.local_info.push(spool_vm::LocalInfo {
             name: name.name.clone(),
             reg,
+            start,
+            end: u32::MAX,
         });
         let scope = builder.scopes.last_mut().expect("a scope is open");
         scope.push(super::builder::Local {
