@@ -743,7 +743,10 @@ mod tests {
                 path: "f.run".into()
             })
         );
-        assert!(parse(&["run", "a.spl", "--step"]).is_err(), "--step needs --state");
+        assert!(
+            parse(&["run", "a.spl", "--step"]).is_err(),
+            "--step needs --state"
+        );
         assert!(parse(&["run", "a.spl", "--send", "1"]).is_err());
         assert!(parse(&["resume", "f.run", "--", "x"]).is_err());
         assert!(parse(&["inspect"]).is_err());

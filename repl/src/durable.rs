@@ -283,13 +283,33 @@ pub fn changed_live_functions(run: &Run, new: &spool_vm::Program) -> Vec<String>
         let Some(function) = old.functions.get(func as usize) else {
             continue;
         };
+        let mine = function_fingerprint(old, function);
         let same = new
             .functions
             .iter()
-            .any(|f| f.name == function.name && f.code == function.code && f.file == function.file);
+            .any(|f| f.name == function.name && function_fingerprint(new, f) == mine);
         if !same {
             changed.push(format!("  `{}` ({place})", function.name));
         }
     }
     changed
+}
+
+/// What a function is, for deciding whether a new program changed it: its
+/// name, shape and instructions, with the constants they load spelled out.
+/// Indices of other functions, globals and types count as they are, so a
+/// renumbering counts as a change (a refusal, never a wrong resume).
+pub fn function_fingerprint(program: &spool_vm::Program, function: &spool_vm::Function) -> String {
+    let mut text = format!(
+        "{} {} {} {}\n",
+        function.name, function.arity, function.register_count, function.capture_count
+    );
+    for op in &function.code {
+        let _ = write!(text, "{op:?}");
+        if let spool_vm::Op::LoadConst { idx, .. } = op {
+            let _ = write!(text, " = {:?}", program.constants.get(idx.index()));
+        }
+        text.push('\n');
+    }
+    text
 }

@@ -36,8 +36,8 @@ pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
 pub use snapshot::{restore, snapshot, RestoreError};
 pub use spool_lang::Diagnostic;
 pub use spool_vm::{
-    CaptureHost, Data, Host, IoId, IoRequest, IoResult, Limits, Run, RunError, Step, TraceFrame,
-    Value,
+    CaptureHost, Data, Host, IoId, IoRequest, IoResult, Limits, Run, RunError, Status, Step,
+    TraceFrame, Value,
 };
 
 /// Runs `run` to its end: answers its I/O with `dispatcher` (a batch per

@@ -262,7 +262,7 @@ fn profile_dir() -> PathBuf {
 }
 
 /// The `spool` binary, built on first use.
-fn spool_binary() -> &'static Path {
+pub(crate) fn spool_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(build_spool)
 }

@@ -273,3 +273,224 @@ fn garbage_is_refused_with_a_message() {
         );
     }
 }
+
+/// A workflow of 40 rounds of three tasks that each sleep 5 ms.
+const CRASH_SCRIPT: &str = "
+fn work(i: int) -> int {
+    sleep(5)
+    return i * i
+}
+let total = 0
+for round in 0..40 {
+    let ts = [0, 1, 2].map(fn(k) => spawn work(round * 3 + k))
+    for t in ts { total += await t }
+}
+print(\"total ${total}\")
+";
+
+/// Starts `spool ARGS` in `dir`, kills it with SIGKILL after `after`
+/// (unless it ends first); gives what it printed and whether it was killed.
+fn run_and_kill(
+    dir: &std::path::Path,
+    args: &[&str],
+    after: std::time::Duration,
+) -> (String, bool) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::cli::spool_binary())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spool starts");
+    let deadline = std::time::Instant::now() + after;
+    let mut ended = false;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().expect("wait works").is_some() {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("output");
+    (String::from_utf8_lossy(&output.stdout).into_owned(), !ended)
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume_finishes_with_the_right_output() {
+    let dir = crate::cli::scratch("kill9", &[("crash.spl", CRASH_SCRIPT)]);
+    let mut rng = XorShift::new(0x0C0F_FEE5);
+    let ms = |n: usize| std::time::Duration::from_millis(n as u64);
+    let mut kills = 0;
+    for trial in 0..6 {
+        let _ = std::fs::remove_file(dir.join("crash.run"));
+        let mut printed = String::new();
+        let start = ["run", "crash.spl", "--state", "crash.run"];
+        let (out, killed) = run_and_kill(&dir, &start, ms(20 + rng.below(250)));
+        printed += &out;
+        kills += usize::from(killed);
+        // Kill the resumed run too, at random moments, then let it finish.
+        for _ in 0..2 {
+            let (out, killed) =
+                run_and_kill(&dir, &["resume", "crash.run"], ms(10 + rng.below(120)));
+            printed += &out;
+            kills += usize::from(killed);
+        }
+        let (out, killed) = run_and_kill(&dir, &["resume", "crash.run"], ms(60_000));
+        assert!(
+            !killed,
+            "trial {trial}: the last resume did not finish in a minute"
+        );
+        printed += &out;
+        assert_eq!(
+            printed.lines().last(),
+            Some("total 568820"),
+            "trial {trial}: printed {printed:?}"
+        );
+        assert!(
+            printed.lines().all(|line| line == "total 568820"),
+            "trial {trial}: {printed:?}"
+        );
+        let state = std::fs::read(dir.join("crash.run")).expect("the state file exists");
+        let run = spool::restore(&state).expect("the final state restores");
+        assert!(
+            matches!(run.status(), spool::Status::Done(_)),
+            "trial {trial}"
+        );
+    }
+    assert!(kills >= 6, "only {kills} of 18 kills hit a running process");
+    eprintln!("kill -9: {kills} of 18 kills hit a running process; every run finished right");
+}
+
+/// A script that waits for two answers.
+const APPROVAL_SCRIPT: &str = "
+fn total() -> int {
+    let ts = [1, 2, 3].map(fn(n) => spawn double(n))
+    return ts.fold(0, fn(acc, t) => acc + await t)
+}
+fn double(n: int) -> int {
+    sleep(5)
+    return n * 2
+}
+print(\"total ${total()}\")
+let who: str = yield \"who approves?\"
+print(\"approved by ${who}\")
+let again: str = yield \"sure?\"
+print(\"done: ${again}\")
+";
+
+#[test]
+fn step_mode_saves_at_each_yield_and_resume_answers_it() {
+    use crate::cli::{assert_exit, scratch, spool, stderr, stdout};
+    let dir = scratch("step", &[("flow.spl", APPROVAL_SCRIPT)]);
+    let output = spool(&dir, &["run", "flow.spl", "--state", "flow.run", "--step"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "total 12\nwho approves?\n");
+
+    let output = spool(&dir, &["inspect", "flow.run"]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    assert!(
+        text.contains("waiting for the answer to a top-level yield"),
+        "{text}"
+    );
+    assert!(text.contains("task 0 (main)"), "{text}");
+    assert!(text.contains("at main (flow.spl:11:"), "{text}");
+    assert!(text.contains("pending I/O: 0"), "{text}");
+
+    let output = spool(&dir, &["resume", "flow.run", "--send", "42"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("is not a `str`"),
+        "{}",
+        stderr(&output)
+    );
+    let output = spool(&dir, &["resume", "flow.run", "--send", "\"ada"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("not valid JSON"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = spool(&dir, &["resume", "flow.run", "--send", "\"ada\""]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "approved by ada\nsure?\n");
+    let output = spool(&dir, &["resume", "flow.run", "--send", "\"yes\""]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "done: yes\n");
+
+    let output = spool(&dir, &["resume", "flow.run", "--send", "\"again\""]);
+    assert_exit(&output, 0);
+    assert!(
+        stderr(&output).contains("already finished"),
+        "{}",
+        stderr(&output)
+    );
+    let output = spool(&dir, &["inspect", "flow.run"]);
+    assert!(stdout(&output).contains("status: finished"));
+}
+
+#[test]
+fn resume_refuses_bad_state_files_and_changed_live_code() {
+    use crate::cli::{assert_exit, scratch, spool, stderr};
+    let changed = APPROVAL_SCRIPT.replace("approved by", "signed off by");
+    let dir = scratch(
+        "resume_errors",
+        &[
+            ("flow.spl", APPROVAL_SCRIPT),
+            ("changed.spl", &changed),
+            ("junk.run", "this is not a saved run"),
+        ],
+    );
+    let output = spool(&dir, &["resume", "missing.run"]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("cannot read `missing.run`"));
+    let output = spool(&dir, &["resume", "junk.run"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("not a saved Spool run"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = spool(&dir, &["run", "flow.spl", "--state", "flow.run", "--step"]);
+    assert_exit(&output, 0);
+    let mut bytes = std::fs::read(dir.join("flow.run")).expect("saved");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(dir.join("damaged.run"), &bytes).expect("written");
+    let output = spool(&dir, &["resume", "damaged.run"]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("checksum"), "{}", stderr(&output));
+
+    // `main` is suspended at the yield and its code changed: refused, by name.
+    let output = spool(
+        &dir,
+        &[
+            "resume",
+            "flow.run",
+            "--program",
+            "changed.spl",
+            "--send",
+            "\"x\"",
+        ],
+    );
+    assert_exit(&output, 2);
+    let err = stderr(&output);
+    assert!(err.contains("`main` (suspended at flow.spl:11:"), "{err}");
+    // The same program is accepted.
+    let output = spool(
+        &dir,
+        &[
+            "resume",
+            "flow.run",
+            "--program",
+            "flow.spl",
+            "--send",
+            "\"x\"",
+        ],
+    );
+    assert_exit(&output, 0);
+}
