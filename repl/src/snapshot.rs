@@ -6,7 +6,7 @@
 //! |---|---|
 //! | 8 | magic `SPOOLRUN` |
 //! | 4 | format version (bumped whenever the run's layout changes) |
-//! | 8 | the program's fingerprint ([`fingerprint`]) |
+//! | 8 | the program's fingerprint ([`fingerprint`]), so a store can tell which program a run belongs to without decoding it |
 //! | 4 | CRC-32 of everything after the header |
 //! | … | the run in postcard, the program's bytecode inside it |
 //!
@@ -130,12 +130,9 @@ pub fn open(bytes: &[u8]) -> Result<(Header, &[u8]), RestoreError> {
 /// natives bound again, checked to be safe to execute.
 pub fn restore(bytes: &[u8]) -> Result<Run, RestoreError> {
     let fail = |message: String| RestoreError { message };
-    let (header, body) = open(bytes)?;
+    let (_, body) = open(bytes)?;
     let mut run: Run =
         postcard::from_bytes(body).map_err(|e| fail(format!("the run does not decode: {e}")))?;
-    if run.program().fingerprint != header.fingerprint {
-        return Err(fail("the program inside does not match the header".into()));
-    }
     run.bind_natives(&spool_stdlib::native_set())
         .map_err(fail)?;
     spool_vm::validate(&run).map_err(|e| fail(format!("the run is inconsistent: {e}")))?;

@@ -1,0 +1,92 @@
+//! The durable-run benchmark of BENCHMARKS.md: a run with 10 000 tasks,
+//! each suspended on an I/O request 20 frames deep, saved to bytes and
+//! restored (with the validation every restore does); and a small run like
+//! a REPL session's. Reports bytes per task and MB/s each way.
+//!
+//! Run with `cargo run --release -p spool-examples --example snapshot_bench`.
+
+use std::time::Instant;
+
+use spool::{CaptureHost, Engine, Step};
+
+const DEEP: &str = "
+fn down(depth: int, id: int) -> int {
+    if depth == 0 {
+        return fetch(id)
+    }
+    let here = depth * 2
+    return down(depth - 1, id) + here - here
+}
+let tasks: [Task<int>] = []
+for id in 0..10000 {
+    tasks.push(spawn down(19, id))
+}
+let total = 0
+for t in tasks { total += await t }
+print(total)
+";
+
+const SMALL: &str = "
+let names = [\"ada\", \"alan\", \"grace\"]
+let ages = [\"ada\": 36, \"alan\": 41]
+struct Point { x: float, y: float }
+let p = Point(x: 1.0, y: 2.0)
+let answer: str = yield \"ready\"
+print(answer)
+";
+
+/// Best time of `rounds` runs of `f`, in seconds.
+fn best(rounds: usize, mut f: impl FnMut()) -> f64 {
+    (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn report(name: &str, run: &spool::Run, units: Option<(u64, &str)>) {
+    let bytes = spool::snapshot(run);
+    let save = best(5, || {
+        std::hint::black_box(spool::snapshot(run));
+    });
+    let load = best(5, || {
+        std::hint::black_box(spool::restore(&bytes).expect("restores"));
+    });
+    let mb = bytes.len() as f64 / 1e6;
+    println!("{name}: {} bytes", bytes.len());
+    if let Some((count, unit)) = units {
+        println!("  {} bytes per {unit}", bytes.len() as u64 / count);
+    }
+    println!(
+        "  snapshot {:.2} ms ({:.0} MB/s), restore {:.2} ms ({:.0} MB/s) (targets >= 300 MB/s)",
+        save * 1e3,
+        mb / save,
+        load * 1e3,
+        mb / load
+    );
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut engine = Engine::new();
+    engine.register_io("fn fetch(n: int) -> int")?;
+    let program = engine.compile("deep.spl", DEEP)?;
+    let mut run = program.start(Vec::new());
+    let mut host = CaptureHost::default();
+    match run.resume(&mut host)? {
+        Step::Io(batch) => assert_eq!(batch.len(), 10_000),
+        step => return Err(format!("unexpected step {step:?}").into()),
+    }
+    report(
+        "10 000 tasks suspended 20 frames deep",
+        &run,
+        Some((10_000, "task")),
+    );
+
+    let program = engine.compile("small.spl", SMALL)?;
+    let mut run = program.start(Vec::new());
+    assert!(matches!(run.resume(&mut host)?, Step::Yield(_)));
+    report("a small run paused at a yield", &run, None);
+    Ok(())
+}
