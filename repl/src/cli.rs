@@ -330,7 +330,7 @@ fn resume_file(
         }
     };
     if let Some(file) = program {
-        if let Err(message) = check_program_change(&run, file) {
+        if let Err(message) = switch_program(&mut run, file) {
             eprintln!("error: {message}");
             return EXIT_USAGE;
         }
@@ -374,24 +374,11 @@ fn resume_file(
     drive_run(&mut run, &options, Some(path.to_string()))
 }
 
-/// Refuses `--program FILE` unless it is the program the run was saved
-/// with; names the changed functions the run is inside.
-fn check_program_change(run: &Run, file: &str) -> Result<(), String> {
+/// `--program FILE`: continues the run on FILE's program when no function
+/// the run is inside changed (see `upgrade.rs`).
+fn switch_program(run: &mut Run, file: &str) -> Result<(), String> {
     let new = compile_file(file).map_err(|_| format!("`--program {file}` does not compile"))?;
-    let old = run.program();
-    if new.bytecode().fingerprint == old.fingerprint {
-        return Ok(());
-    }
-    let changed = crate::durable::changed_live_functions(run, new.bytecode());
-    if changed.is_empty() {
-        return Err(format!(
-            "`{file}` differs from the program the run was saved with; resuming on changed code is not supported yet (no function the run is inside changed)"
-        ));
-    }
-    Err(format!(
-        "`{file}` changes functions the run is inside, so it cannot continue on it:\n{}",
-        changed.join("\n")
-    ))
+    crate::upgrade::continue_on(run, &new).map_err(|why| format!("`--program {file}`: {why}"))
 }
 
 /// Drives `run` to its end (or, in step mode, to its next top-level

@@ -26,6 +26,7 @@ pub mod durable;
 pub mod snapshot;
 #[cfg(feature = "cli")]
 pub mod trace;
+pub mod upgrade;
 
 use std::sync::Arc;
 

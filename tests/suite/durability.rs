@@ -494,3 +494,63 @@ fn resume_refuses_bad_state_files_and_changed_live_code() {
     );
     assert_exit(&output, 0);
 }
+
+#[test]
+fn resume_continues_on_a_program_whose_live_functions_are_unchanged() {
+    use crate::cli::{assert_exit, scratch, spool, stderr, stdout};
+    let original = "
+fn greet(who: str) -> str {
+    return \"hello ${who}\"
+}
+let who: str = yield \"name?\"
+print(greet(who))
+";
+    let fixed = original.replace("hello", "hi there");
+    let reshaped = format!("{original}fn extra() {{}}\n");
+    let dir = scratch(
+        "upgrade",
+        &[
+            ("g.spl", original),
+            ("fixed.spl", &fixed),
+            ("reshaped.spl", &reshaped),
+        ],
+    );
+    let output = spool(&dir, &["run", "g.spl", "--state", "g.run", "--step"]);
+    assert_exit(&output, 0);
+    let saved = std::fs::read(dir.join("g.run")).expect("saved");
+
+    // Only `greet`, which the run is not inside, changed: it continues on
+    // the new code.
+    let output = spool(
+        &dir,
+        &[
+            "resume",
+            "g.run",
+            "--program",
+            "fixed.spl",
+            "--send",
+            "\"ada\"",
+        ],
+    );
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "hi there ada\n");
+
+    std::fs::write(dir.join("g.run"), &saved).expect("restored the file");
+    let output = spool(
+        &dir,
+        &[
+            "resume",
+            "g.run",
+            "--program",
+            "reshaped.spl",
+            "--send",
+            "\"ada\"",
+        ],
+    );
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("adds, removes or reorders functions"),
+        "{}",
+        stderr(&output)
+    );
+}
