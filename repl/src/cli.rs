@@ -32,6 +32,8 @@ options of `spool run` and `spool resume`:
                    yield (`spool resume PATH` continues it after a crash)
   --step           stop at each top-level yield: print it, save, exit 0
   --send JSON      (resume) the answer to the yield the run is waiting at
+  --program FILE   (resume) continue on FILE, a changed version of the script,
+                   if no function the run is inside changed
   --max-io N       run at most N I/O requests at once (default 128)
   --trace PATH     write a Chrome trace-event file of CPU and I/O phases
 ";
