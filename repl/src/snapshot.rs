@@ -133,8 +133,9 @@ pub fn restore(bytes: &[u8]) -> Result<Run, RestoreError> {
     let (_, body) = open(bytes)?;
     let mut run: Run =
         postcard::from_bytes(body).map_err(|e| fail(format!("the run does not decode: {e}")))?;
-    run.bind_natives(&spool_stdlib::native_set())
-        .map_err(fail)?;
+    static NATIVES: std::sync::OnceLock<spool_vm::NativeSet> = std::sync::OnceLock::new();
+    let natives = NATIVES.get_or_init(spool_stdlib::native_set);
+    run.bind_natives(natives).map_err(fail)?;
     spool_vm::validate(&run).map_err(|e| fail(format!("the run is inconsistent: {e}")))?;
     Ok(run)
 }

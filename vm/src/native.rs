@@ -63,9 +63,10 @@ pub enum Suspend {
 pub type NativeFn = fn(&mut NativeCtx<'_>, &[Value]) -> Result<Value, VmError>;
 
 /// A set of native functions a run can bind its program's natives from.
+/// Cloning is cheap (the table is shared), as every run keeps one.
 #[derive(Clone, Default)]
 pub struct NativeSet {
-    entries: Vec<(String, NativeFn)>,
+    entries: std::sync::Arc<std::collections::BTreeMap<String, NativeFn>>,
 }
 
 impl NativeSet {
@@ -76,30 +77,17 @@ impl NativeSet {
 
     /// Adds (or replaces) the native bound to `key`.
     pub fn insert(&mut self, key: impl Into<String>, func: NativeFn) {
-        let key = key.into();
-        match self
-            .entries
-            .iter_mut()
-            .find(|(existing, _)| *existing == key)
-        {
-            Some(entry) => entry.1 = func,
-            None => self.entries.push((key, func)),
-        }
+        std::sync::Arc::make_mut(&mut self.entries).insert(key.into(), func);
     }
 
     /// The native bound to `key`.
     pub fn get(&self, key: &str) -> Option<NativeFn> {
-        self.entries
-            .iter()
-            .find(|(existing, _)| existing == key)
-            .map(|(_, func)| *func)
+        self.entries.get(key).copied()
     }
 }
 
 impl std::fmt::Debug for NativeSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.entries.iter().map(|(key, _)| key))
-            .finish()
+        f.debug_list().entries(self.entries.keys()).finish()
     }
 }
