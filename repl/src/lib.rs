@@ -34,7 +34,9 @@ use spool_lang::{ast, NativeSpec, SourceFile};
 
 pub use diagnostics::CompileError;
 pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
-pub use snapshot::{restore, snapshot, RestoreError};
+pub use snapshot::{
+    restore, restore_with_program, snapshot, snapshot_without_program, RestoreError,
+};
 pub use spool_lang::Diagnostic;
 pub use spool_vm::{
     CaptureHost, Data, Host, IoId, IoRequest, IoResult, Limits, Run, RunError, Status, Step,

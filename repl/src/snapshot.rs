@@ -126,15 +126,62 @@ pub fn open(bytes: &[u8]) -> Result<(Header, &[u8]), RestoreError> {
     ))
 }
 
+/// The run as bytes without its program, for a store that keeps many runs
+/// of one program and the program once: [`restore_with_program`] takes the
+/// program back. The header still records the program's fingerprint.
+pub fn snapshot_without_program(run: &mut Run) -> Vec<u8> {
+    let program = run.detach_program();
+    let fingerprint = program.fingerprint;
+    let mut bytes =
+        postcard::to_extend(&*run, vec![0; HEADER_LEN]).expect("a run always serializes");
+    run.attach_program(program);
+    seal(&mut bytes, fingerprint);
+    bytes
+}
+
+/// A run from bytes made by [`snapshot_without_program`] (or by
+/// [`snapshot`]), continuing on `program`, which must be the program it was
+/// saved with.
+pub fn restore_with_program(bytes: &[u8], program: &crate::Program) -> Result<Run, RestoreError> {
+    let fail = |message: String| RestoreError { message };
+    let (header, body) = open(bytes)?;
+    let expected = program.bytecode().fingerprint;
+    if header.fingerprint != expected {
+        return Err(fail(format!(
+            "the run belongs to program {:016x}, not to this one ({expected:016x})",
+            header.fingerprint
+        )));
+    }
+    let mut run = decode(body)?;
+    run.attach_program(std::sync::Arc::clone(program.bytecode()));
+    finish(run, &program.natives)
+}
+
 /// A run from bytes made by [`snapshot`], with the standard library's
 /// natives bound again, checked to be safe to execute.
 pub fn restore(bytes: &[u8]) -> Result<Run, RestoreError> {
-    let fail = |message: String| RestoreError { message };
     let (_, body) = open(bytes)?;
-    let mut run: Run =
-        postcard::from_bytes(body).map_err(|e| fail(format!("the run does not decode: {e}")))?;
+    let run = decode(body)?;
+    if run.program().functions.is_empty() {
+        return Err(RestoreError {
+            message:
+                "the run was saved without its program; restore it with `restore_with_program`"
+                    .into(),
+        });
+    }
     static NATIVES: std::sync::OnceLock<spool_vm::NativeSet> = std::sync::OnceLock::new();
-    let natives = NATIVES.get_or_init(spool_stdlib::native_set);
+    finish(run, NATIVES.get_or_init(spool_stdlib::native_set))
+}
+
+fn decode(body: &[u8]) -> Result<Run, RestoreError> {
+    postcard::from_bytes(body).map_err(|e| RestoreError {
+        message: format!("the run does not decode: {e}"),
+    })
+}
+
+/// Binds the natives and validates the run.
+fn finish(mut run: Run, natives: &spool_vm::NativeSet) -> Result<Run, RestoreError> {
+    let fail = |message: String| RestoreError { message };
     run.bind_natives(natives).map_err(fail)?;
     spool_vm::validate(&run).map_err(|e| fail(format!("the run is inconsistent: {e}")))?;
     Ok(run)

@@ -554,3 +554,45 @@ print(greet(who))
         stderr(&output)
     );
 }
+
+#[test]
+fn runs_saved_without_their_program_restore_with_it() {
+    let engine = engine();
+    let program = engine.compile("deep.spl", SCRIPTS[2]).expect("compiles");
+    let other = engine.compile("other.spl", SCRIPTS[1]).expect("compiles");
+    let mut run = program.start(Vec::new());
+    let mut host = CaptureHost::default();
+    let Ok(Step::Io(batch)) = run.resume(&mut host) else {
+        panic!("expected an I/O step");
+    };
+    let whole = spool::snapshot(&run);
+    let lean = spool::snapshot_without_program(&mut run);
+    assert!(
+        lean.len() * 3 < whole.len(),
+        "{} vs {}",
+        lean.len(),
+        whole.len()
+    );
+    let error = spool::restore(&lean).expect_err("needs its program");
+    assert!(error.message.contains("without its program"), "{error}");
+    let error = spool::restore_with_program(&lean, &other).expect_err("another program");
+    assert!(error.message.contains("belongs to program"), "{error}");
+
+    let mut restored = spool::restore_with_program(&lean, &program).expect("restores");
+    for request in batch {
+        restored.complete(request.id, Ok(Data::Int(1)));
+    }
+    let mut host = CaptureHost::default();
+    loop {
+        match restored.resume(&mut host).expect("runs") {
+            Step::Done(_) => break,
+            Step::Io(batch) => {
+                for request in batch {
+                    restored.complete(request.id, Ok(Data::Int(1)));
+                }
+            }
+            step => panic!("unexpected {step:?}"),
+        }
+    }
+    assert_eq!(host.lines, ["192"]);
+}

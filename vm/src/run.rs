@@ -259,6 +259,18 @@ impl Run {
         self.host_yield
     }
 
+    /// Takes the program out of the run, leaving an empty one (to save the
+    /// run without it); put it back with [`Run::attach_program`].
+    pub fn detach_program(&mut self) -> Arc<Program> {
+        std::mem::take(&mut self.program)
+    }
+
+    /// Gives a run saved without its program the program back (the caller
+    /// checks it is the right one, by fingerprint).
+    pub fn attach_program(&mut self, program: Arc<Program>) {
+        self.program = program;
+    }
+
     /// The host's note `key`, if set.
     pub fn host_note(&self, key: &str) -> Option<&str> {
         self.host_notes.get(key).map(String::as_str)
