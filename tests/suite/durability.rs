@@ -12,7 +12,9 @@
 //! `spool_vm::validate` are what stands between the bytes and the VM.
 //! `SPOOL_SNAPSHOT_FUZZ_CASES` sets the number of cases (default 4000).
 
-use spool::{CaptureHost, Data, Engine, Limits, Step};
+use spool::{CaptureHost, Data, Limits, Step};
+
+use crate::tasks::engine;
 use spool_tests::XorShift;
 
 use crate::support::catch_panic;
@@ -72,14 +74,6 @@ wg.wait()
 print(got)
 ",
 ];
-
-fn engine() -> Engine {
-    let mut engine = Engine::new();
-    engine
-        .register_io("fn fetch(n: int) -> int")
-        .expect("the signature parses");
-    engine
-}
 
 /// Snapshots of each script at several budget pauses and I/O phases.
 fn valid_snapshots() -> Vec<Vec<u8>> {

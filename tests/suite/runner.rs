@@ -102,21 +102,24 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     let mut sampler = Sampler::from_env();
     let mut io = TestDispatcher::new();
     let end = loop {
-        match run.resume(&mut host) {
-            Ok(spool::Step::Done(_)) => break End::Done,
-            // An I/O phase is a suspension point: snapshot mode saves and
-            // restores the run there, with its requests in flight.
-            Ok(spool::Step::Io(batch)) => {
-                if mode == Mode::Snapshot {
-                    match round_trip(run) {
-                        Ok((restored, _)) => {
-                            run = restored;
-                            snapshots += 1;
-                        }
-                        Err(why) => break End::Broken(why),
-                    }
-                    set_budget(&mut run, mode);
+        let step = run.resume(&mut host);
+        // An I/O phase and a top-level yield are suspension points:
+        // snapshot mode always saves and restores the run there (with its
+        // requests in flight, or its yield pending).
+        if mode == Mode::Snapshot && matches!(step, Ok(spool::Step::Io(_) | spool::Step::Yield(_)))
+        {
+            match round_trip(run) {
+                Ok((restored, _)) => {
+                    run = restored;
+                    snapshots += 1;
                 }
+                Err(why) => break End::Broken(why),
+            }
+            set_budget(&mut run, mode);
+        }
+        match step {
+            Ok(spool::Step::Done(_)) => break End::Done,
+            Ok(spool::Step::Io(batch)) => {
                 if !batch.is_empty() {
                     io.submit(batch);
                 }
@@ -128,22 +131,8 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
                     run.complete(completion.id, completion.result);
                 }
             }
-            // As the command line does: print the value, answer nil. A
-            // top-level yield is a suspension point: snapshot mode always
-            // saves and restores the run there.
-            Ok(spool::Step::Yield(value)) => {
-                host.lines.push(run.display(value));
-                if mode == Mode::Snapshot {
-                    match round_trip(run) {
-                        Ok((restored, _)) => {
-                            run = restored;
-                            snapshots += 1;
-                        }
-                        Err(why) => break End::Broken(why),
-                    }
-                    set_budget(&mut run, mode);
-                }
-            }
+            // As the command line does: print the value, answer nil.
+            Ok(spool::Step::Yield(value)) => host.lines.push(run.display(value)),
             Ok(spool::Step::Paused) => {
                 pauses += 1;
                 if pauses > MAX_PAUSES {

@@ -29,7 +29,8 @@ print(total)
 print(tasks[999])
 ";
 
-fn engine() -> Engine {
+/// An engine with the host operation `fetch(n: int) -> int`.
+pub(crate) fn engine() -> Engine {
     let mut engine = Engine::new();
     engine
         .register_io("fn fetch(n: int) -> int")
