@@ -21,6 +21,7 @@ pub struct Fiber {
     /// f.base + register_count]`; a callee's window starts inside its
     /// caller's (at the call's `base` operand), so arguments are not copied.
     /// Invariant: `len() >= base + register_count` of every frame.
+    #[serde(with = "crate::value::compact")]
     pub registers: Vec<Value>,
     /// The call stack, outermost first. The last frame is the running one.
     pub frames: Vec<Frame>,

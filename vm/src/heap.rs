@@ -34,7 +34,7 @@ pub enum Object {
     /// An immutable string.
     Str(String),
     /// A list.
-    List(Vec<Value>),
+    List(#[serde(with = "crate::value::compact")] Vec<Value>),
     /// A map.
     Map(ValueMap),
     /// An instance of a struct; `fields` in the layout's order.
