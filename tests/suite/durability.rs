@@ -257,7 +257,7 @@ fn garbage_is_refused_with_a_message() {
     for bytes in [
         &b""[..],
         b"SPOOLRUN",
-        b"SPOOLRUN\x03\x00\x00\x00",
+        b"SPOOLRUN\x04\x00\x00\x00",
         b"not a run at all",
     ] {
         let error = spool::restore(bytes).expect_err("garbage is refused");
