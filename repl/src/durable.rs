@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use spool_vm::{Blocked, Object, Run, Status, TaskState, Value};
+use spool_vm::{Object, Run, Status, TaskState, Value};
 
 use crate::snapshot;
 
@@ -133,7 +133,7 @@ fn describe_tasks(out: &mut String, run: &Run) {
             TaskState::Ready => "ready to run".to_string(),
             TaskState::Running => "running".to_string(),
             TaskState::Joining => "waiting for its children".to_string(),
-            TaskState::Blocked => blocked(run, &task.blocked),
+            TaskState::Blocked => spool_vm::sched::describe(run.heap(), &task.blocked),
             TaskState::Done | TaskState::Failed => "finished".to_string(),
         };
         let _ = writeln!(out, "  {name}: {state}");
@@ -150,21 +150,6 @@ fn describe_tasks(out: &mut String, run: &Run) {
         for fiber in fibers {
             describe_stack(out, run, fiber);
         }
-    }
-}
-
-fn blocked(run: &Run, on: &Blocked) -> String {
-    match on {
-        Blocked::Nothing => "suspended".to_string(),
-        Blocked::Io(id) => format!("waiting for I/O request #{}", id.0),
-        Blocked::Await(target) => {
-            let id = run.heap().task(Value::Obj(*target)).map_or(0, |t| t.id);
-            format!("awaiting task {id}")
-        }
-        Blocked::Chan(_) => "waiting on a channel".to_string(),
-        Blocked::Mutex(_) => "waiting for a mutex".to_string(),
-        Blocked::Group(_) => "waiting for a group".to_string(),
-        Blocked::Flight(key) => format!("waiting for singleflight {key:?}"),
     }
 }
 

@@ -656,10 +656,10 @@ fn deadlock(run: &Run) -> RunError {
     }
 }
 
-/// What a task waits for, in words.
-fn describe(heap: &Heap, on: &Blocked) -> String {
+/// What a task waits for, in words (deadlock messages, `spool inspect`).
+pub fn describe(heap: &Heap, on: &Blocked) -> String {
     match on {
-        Blocked::Nothing => "is not blocked".to_string(),
+        Blocked::Nothing => "is suspended".to_string(),
         Blocked::Io(id) => format!("waits for I/O request {}", id.0),
         Blocked::Await(target) => {
             let id = heap.task(Value::Obj(*target)).map_or(0, |t| t.id);
