@@ -17,7 +17,8 @@ pub const EXIT_RUNTIME: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 const USAGE: &str = "\
-usage: spool FILE [ARGS...]            run a script
+usage: spool                           start the interactive prompt (also `spool repl`)
+       spool FILE [ARGS...]            run a script
        spool run FILE [OPTIONS] [-- ARGS...]
                                        run a script with options and arguments
        spool check FILE                report compile errors without running
@@ -61,6 +62,7 @@ enum Command {
     Disasm {
         file: String,
     },
+    Repl,
     Help,
     Version,
 }
@@ -108,6 +110,7 @@ pub fn main(args: Vec<String>) -> i32 {
             println!("spool {}", env!("CARGO_PKG_VERSION"));
             EXIT_OK
         }
+        Command::Repl => crate::repl::main(),
         Command::Run {
             file,
             args,
@@ -146,9 +149,7 @@ pub fn main(args: Vec<String>) -> i32 {
 fn parse_args(args: Vec<String>) -> Result<Command, String> {
     let mut args = args.into_iter();
     let Some(first) = args.next() else {
-        return Err(
-            "no script given (the interactive prompt is not available in this version)".into(),
-        );
+        return Ok(Command::Repl);
     };
     let file_arg = |args: &mut std::vec::IntoIter<String>, command: &str| {
         let file = args
@@ -161,6 +162,10 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
         "run" => parse_run(args, false),
+        "repl" => match args.next() {
+            None => Ok(Command::Repl),
+            Some(extra) => Err(format!("unexpected argument `{extra}`")),
+        },
         "resume" => parse_run(args, true),
         "inspect" => {
             let path = file_arg(&mut args, "inspect")?;
@@ -292,7 +297,7 @@ fn compile_file(path: &str) -> Result<crate::Program, i32> {
         })
 }
 
-fn print_compile_error(error: &CompileError) {
+pub(crate) fn print_compile_error(error: &CompileError) {
     let text = if std::io::stderr().is_terminal() {
         error.render_colored()
     } else {
@@ -392,6 +397,7 @@ fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 
         trace: options.trace.as_ref().map(|_| TraceRecorder::new()),
         state,
         step: options.step,
+        interrupt: None,
     };
     let outcome = driver.run_to_end(run, &mut host);
     host.flush();
@@ -401,7 +407,7 @@ fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 
         }
     }
     match outcome {
-        Ok(()) => EXIT_OK,
+        Ok(_) => EXIT_OK,
         Err(message) => {
             eprint!("{message}");
             EXIT_RUNTIME
@@ -411,19 +417,37 @@ fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 
 
 /// Drives a run for the command line: its I/O through the dispatcher, its
 /// top-level yields through standard input, checkpoints and the trace.
-struct Driver {
+pub(crate) struct Driver {
     dispatcher: crate::PoolDispatcher,
     trace: Option<TraceRecorder>,
     /// Where to save the run, if anywhere.
     state: Option<String>,
     /// Stop at the next top-level yield.
     step: bool,
+    /// Set (by a Ctrl-C handler) to stop the run at its next pause.
+    interrupt: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 impl Driver {
-    /// Runs until the run ends (or stops at a yield in step mode); `Err`
-    /// holds the text to print.
-    fn run_to_end(&mut self, run: &mut Run, host: &mut StdoutHost) -> Result<(), String> {
+    /// A driver for the REPL: no checkpoints, no trace; a run stops with
+    /// an `interrupted` error soon after `interrupt` is set.
+    pub(crate) fn interactive(interrupt: &'static std::sync::atomic::AtomicBool) -> Driver {
+        Driver {
+            dispatcher: crate::cli_io::dispatcher(crate::dispatch::DEFAULT_MAX_IN_FLIGHT),
+            trace: None,
+            state: None,
+            step: false,
+            interrupt: Some(interrupt),
+        }
+    }
+
+    /// Runs until the run ends (or stops at a yield in step mode, giving
+    /// `None`); `Err` holds the text to print.
+    pub(crate) fn run_to_end(
+        &mut self,
+        run: &mut Run,
+        host: &mut StdoutHost,
+    ) -> Result<Option<crate::Value>, String> {
         let mut stdin = std::io::stdin().lock();
         // Requests in flight when the run was saved are issued again, with
         // their ids (at-least-once).
@@ -449,14 +473,14 @@ impl Driver {
                 trace.cpu_phase(began, run.sched().live, outcome);
             }
             match step {
-                Ok(Step::Paused) => {}
+                Ok(Step::Paused) => self.check_interrupt()?,
                 // LANGUAGE.md §6: print each top-level yield and answer it.
                 Ok(Step::Yield(value)) => {
                     host.print(&run.display(value));
                     host.flush();
                     self.checkpoint(run)?;
                     if self.step {
-                        return Ok(());
+                        return Ok(None);
                     }
                     let answer =
                         answer_yield(run, &mut stdin).map_err(|m| format!("error: {m}\n"))?;
@@ -467,12 +491,22 @@ impl Driver {
                     self.io_phase(run, batch);
                     self.checkpoint(run)?;
                 }
-                Ok(Step::Done(_)) => return self.checkpoint(run),
+                Ok(Step::Done(value)) => return self.checkpoint(run).map(|()| Some(value)),
                 Err(error) => {
                     self.checkpoint(run)?;
                     return Err(format_runtime_error(&error));
                 }
             }
+        }
+    }
+
+    /// `Err` when the user asked to stop the run (Ctrl-C at the prompt).
+    fn check_interrupt(&self) -> Result<(), String> {
+        match self.interrupt {
+            Some(flag) if flag.swap(false, std::sync::atomic::Ordering::SeqCst) => {
+                Err("interrupted\n".to_string())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -605,20 +639,20 @@ pub fn format_runtime_error(error: &RunError) -> String {
 
 /// Prints to standard output through a buffer, flushed when the run
 /// stops; a closed pipe ends output quietly.
-struct StdoutHost {
+pub(crate) struct StdoutHost {
     out: std::io::BufWriter<std::io::Stdout>,
     broken: bool,
 }
 
 impl StdoutHost {
-    fn new() -> StdoutHost {
+    pub(crate) fn new() -> StdoutHost {
         StdoutHost {
             out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
             broken: false,
         }
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if !self.broken && self.out.flush().is_err() {
             self.broken = true;
         }
@@ -744,6 +778,8 @@ mod tests {
         assert!(parse(&["run", "a.spl", "--bogus"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["check"]).is_err());
-        assert!(parse(&[]).is_err());
+        assert_eq!(parse(&[]), Ok(Command::Repl));
+        assert_eq!(parse(&["repl"]), Ok(Command::Repl));
+        assert!(parse(&["repl", "x"]).is_err());
     }
 }

@@ -16,7 +16,13 @@ use crate::snapshot;
 
 /// Writes `run` to `path` atomically.
 pub fn save(path: &str, run: &Run) -> Result<(), String> {
-    let bytes = snapshot::snapshot(run);
+    write_atomically(path, &snapshot::snapshot(run))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new
+/// one: a temporary file, flushed, renamed over `path`, the directory
+/// flushed.
+pub fn write_atomically(path: &str, bytes: &[u8]) -> Result<(), String> {
     let target = Path::new(path);
     let temporary = target.with_extension(match target.extension() {
         Some(ext) => format!("{}.tmp", ext.to_string_lossy()),
@@ -25,7 +31,7 @@ pub fn save(path: &str, run: &Run) -> Result<(), String> {
     let fail = |what: &str, error: std::io::Error| format!("cannot {what} `{path}`: {error}");
     let mut file =
         std::fs::File::create(&temporary).map_err(|e| fail("write the state file", e))?;
-    file.write_all(&bytes)
+    file.write_all(bytes)
         .map_err(|e| fail("write the state file", e))?;
     file.sync_all()
         .map_err(|e| fail("flush the state file", e))?;

@@ -23,6 +23,11 @@ mod diagnostics;
 pub mod dispatch;
 #[cfg(feature = "cli")]
 pub mod durable;
+#[cfg(feature = "cli")]
+pub mod editor;
+#[cfg(feature = "cli")]
+pub mod repl;
+pub mod session;
 pub mod snapshot;
 #[cfg(feature = "cli")]
 pub mod trace;
@@ -33,6 +38,7 @@ use std::sync::Arc;
 use spool_lang::{ast, NativeSpec, SourceFile};
 
 pub use diagnostics::CompileError;
+pub use session::Session;
 pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
 pub use snapshot::{
     restore, restore_with_program, snapshot, snapshot_without_program, RestoreError,
@@ -87,6 +93,20 @@ pub const PRELUDE_NAME: &str = "prelude.spl";
 /// bounds the tree's depth, so this much always suffices.
 const FRONT_END_STACK: usize = 256 << 20;
 
+/// Runs `work` on a thread with a stack deep enough for the front end;
+/// `None` if it panicked (an internal error, reported as such).
+pub(crate) fn on_front_end_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("spool-compile".into())
+            .stack_size(FRONT_END_STACK)
+            .spawn_scoped(scope, work)
+            .ok()?
+            .join()
+            .ok()
+    })
+}
+
 /// Compiles scripts against the standard library.
 #[derive(Clone)]
 pub struct Engine {
@@ -129,24 +149,26 @@ impl Engine {
     /// Compiles a script given as bytes; invalid UTF-8 is a diagnostic.
     pub fn compile_bytes(&self, name: &str, source: &[u8]) -> Result<Program, CompileError> {
         let text = String::from_utf8_lossy(source).into_owned();
-        let result = std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("spool-compile".into())
-                .stack_size(FRONT_END_STACK)
-                .spawn_scoped(scope, || self.compile_on_this_thread(name, source, &text))
-                .expect("a thread for the front end")
-                .join()
-        });
-        match result {
-            Ok(result) => result.map(|mut program| {
+        match on_front_end_stack(|| self.compile_on_this_thread(name, source, &text)) {
+            Some(result) => result.map(|mut program| {
                 program.fingerprint = snapshot::fingerprint(&program);
                 Program {
                     inner: Arc::new(program),
                     natives: self.natives.clone(),
                 }
             }),
-            Err(_) => Err(CompileError::internal(name, &text)),
+            None => Err(CompileError::internal(name, &text)),
         }
+    }
+
+    /// The parsed prelude.
+    pub(crate) fn prelude(&self) -> &ast::File {
+        &self.prelude
+    }
+
+    /// The natives and I/O operations scripts may call.
+    pub(crate) fn specs(&self) -> &[NativeSpec] {
+        &self.specs
     }
 
     fn compile_on_this_thread(

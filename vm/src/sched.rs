@@ -35,12 +35,14 @@ pub(crate) fn init_main(run: &mut Run) {
         state: TaskState::Running,
         ..Task::default()
     })));
+    // Task numbers and request ids keep counting across the REPL's inputs,
+    // so that a late answer to an abandoned request never matches a new one.
     run.sched = Sched {
         error_struct: run.program.builtins.error,
         main: Some(main),
         current: Some(main),
-        next_task: 1,
-        next_io: 1,
+        next_task: run.sched.next_task.max(1),
+        next_io: run.sched.next_io.max(1),
         live: 1,
         ..Sched::default()
     };

@@ -66,6 +66,7 @@ impl VarRef {
 }
 
 /// The state of one function under compilation.
+#[derive(Clone)]
 pub(super) struct FnBuilder {
     pub func: FuncIdx,
     pub code: Vec<Op>,

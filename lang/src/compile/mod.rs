@@ -14,6 +14,7 @@ mod call;
 mod captures;
 mod expr;
 mod pattern;
+mod session;
 mod stmt;
 mod tasks;
 
@@ -28,6 +29,7 @@ use crate::ast::{self, Span, TypeExpr, TypeExprKind};
 use crate::diag::{codes, Diagnostic};
 use crate::types::{EnumId, StructId, Type, TypeNames, Unifier};
 use builder::FnBuilder;
+pub use session::{Cell, Session};
 
 /// One source file to compile: its name, text and parsed tree.
 #[derive(Clone, Copy)]
@@ -130,6 +132,7 @@ struct PendingFn<'a> {
 }
 
 /// The whole compilation's state.
+#[derive(Clone)]
 struct Compiler {
     functions: Vec<Function>,
     constants: Vec<Constant>,
@@ -177,6 +180,9 @@ struct Compiler {
     /// function's name: each must turn out `nil` (checked once every body
     /// has been checked, so the order of bodies does not matter).
     spawn_checks: Vec<(Type, Option<String>, Span)>,
+    /// In an interactive session: what earlier inputs declared, which a
+    /// later input may replace.
+    repl: Option<session::Earlier>,
 }
 
 /// A named type.
@@ -244,11 +250,12 @@ impl Compiler {
             allow_any: false,
             spawning: false,
             spawn_checks: Vec::new(),
+            repl: None,
         }
     }
 
     /// The finished program.
-    fn finish(self) -> Program {
+    fn finish(&self) -> Program {
         let error = self.type_names.get("Error").and_then(|t| match t {
             TypeName::Struct(id) => Some(StructIdx(*id)),
             TypeName::Enum(_) => None,
@@ -258,9 +265,9 @@ impl Compiler {
             TypeName::Struct(_) => None,
         });
         Program {
-            functions: self.functions,
+            functions: self.functions.clone(),
             main: self.main,
-            constants: self.constants,
+            constants: self.constants.clone(),
             structs: self
                 .structs
                 .iter()
@@ -284,14 +291,14 @@ impl Compiler {
                         .collect(),
                 })
                 .collect(),
-            natives: self.natives,
-            globals: self.global_order,
-            files: self.files,
+            natives: self.natives.clone(),
+            globals: self.global_order.clone(),
+            files: self.files.clone(),
             builtins: Builtins {
                 error: error.unwrap_or_default(),
                 json: json.unwrap_or_default(),
             },
-            main_receives: self.main_receives,
+            main_receives: self.main_receives.clone(),
             fingerprint: 0,
         }
     }
@@ -398,7 +405,9 @@ impl Compiler {
                 }
                 _ => continue,
             };
-            if self.type_names.contains_key(&name.name) || is_builtin_type(&name.name) {
+            let taken =
+                self.type_names.contains_key(&name.name) && !self.replaces_type(&name.name);
+            if taken || is_builtin_type(&name.name) {
                 self.error(duplicate(name));
             } else {
                 self.type_names.insert(name.name.clone(), kind);
@@ -566,7 +575,7 @@ impl Compiler {
         let Some(existing) = self.fn_names.get(&entry.name) else {
             return;
         };
-        let clash = existing.iter().any(|&other| {
+        let clash = existing.iter().copied().find(|&other| {
             let other = &self.fns[other];
             other.user == entry.user && matches!(other.callee, Callee::Script(_)) && {
                 match (other.params.first(), entry.params.first()) {
@@ -575,7 +584,10 @@ impl Compiler {
                 }
             }
         });
-        if clash {
+        let Some(clash) = clash else { return };
+        if self.replaces_fn(clash) {
+            self.forget_fn(&entry.name, clash);
+        } else {
             self.error(duplicate(&decl.name).with_help(
                 "functions may share a name only when their first parameters' types differ",
             ));
@@ -822,6 +834,13 @@ impl Compiler {
     // ---- function bodies ----
 
     fn compile_main(&mut self, file: &ast::File) {
+        self.compile_top_level(file, false);
+    }
+
+    /// Compiles the file's top-level statements as a new `main`. With
+    /// `keep_result`, a final expression statement's value is `main`'s
+    /// result, and its type is returned (the REPL shows both).
+    fn compile_top_level(&mut self, file: &ast::File, keep_result: bool) -> Option<Type> {
         let func = self.reserve_function("main");
         self.main = func;
         let stmts: Vec<&ast::Stmt> = file
@@ -838,15 +857,27 @@ impl Compiler {
         builder.effects = self.main_effects.clone();
         builder.cells = captures::cell_names_in_stmts(stmts.iter().copied());
         self.builders.push(builder);
-        for stmt in &stmts {
-            self.stmt(stmt);
-        }
+        let result = match stmts.split_last() {
+            Some((last, before)) if keep_result => {
+                for stmt in before {
+                    self.stmt(stmt);
+                }
+                self.result_stmt(last)
+            }
+            _ => {
+                for stmt in &stmts {
+                    self.stmt(stmt);
+                }
+                None
+            }
+        };
         let end = stmts.last().map_or(Span::default(), |s| Span {
             start: s.span.end,
             end: s.span.end,
         });
         self.emit(spool_vm::Op::ReturnNil, end);
         self.finish_builder(0);
+        result
     }
 
     fn compile_fn_body(&mut self, pending: PendingFn<'_>) {

@@ -1,0 +1,246 @@
+//! Interactive sessions: inputs compiled one after another and run on one
+//! [`Run`], so later inputs see earlier bindings, functions and types, the
+//! heap and suspended coroutines. The REPL is built on this; an embedder
+//! can build a notebook or a console on it the same way.
+//!
+//! A session saves to the snapshot format like any run (the program
+//! embedded), with its inputs kept in a host note: loading compiles them
+//! again, checks that this gives exactly the saved program, and continues
+//! with the saved run.
+
+use std::sync::Arc;
+
+use spool_lang::SourceFile;
+
+use crate::{snapshot, CompileError, Engine, Run, RunError, Value};
+
+/// The host note that holds a saved session's inputs.
+pub const INPUTS_NOTE: &str = "spool.repl.inputs";
+
+/// An interactive session: a compiler that remembers declarations and a
+/// run that keeps the values.
+pub struct Session {
+    engine: Engine,
+    compiler: spool_lang::Session,
+    run: Run,
+    /// Every input that compiled, with its name, in order.
+    inputs: Vec<(String, String)>,
+}
+
+/// One input, compiled and ready to run: drive [`Session::run`] to its
+/// end.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The type of the input's final expression, if it ends with one whose
+    /// type is not `nil`; the run's result is then its value.
+    pub result: Option<String>,
+}
+
+impl Session {
+    /// A new, empty session of `engine`'s language.
+    pub fn new(engine: &Engine) -> Session {
+        let compiler = new_compiler(engine);
+        let mut compiler = compiler.expect("the standard library compiles");
+        let start = crate::on_front_end_stack(|| compiler.add("<start>", ""));
+        let cell = start
+            .and_then(Result::ok)
+            .expect("an empty input compiles");
+        let program = Arc::new(cell.program);
+        let mut run = Run::new(program, engine.natives(), Vec::new())
+            .expect("the standard library binds every native");
+        let _ = run.resume(&mut crate::CaptureHost::default());
+        Session {
+            engine: engine.clone(),
+            compiler,
+            run,
+            inputs: vec![("<start>".to_string(), String::new())],
+        }
+    }
+
+    /// Compiles `text` (named `name` in diagnostics and traces) and sets the
+    /// run up to execute it. On a compile error nothing changes.
+    pub fn prepare(&mut self, name: &str, text: &str) -> Result<Prepared, CompileError> {
+        let compiled = crate::on_front_end_stack(|| self.compiler.add(name, text));
+        let cell = match compiled {
+            Some(Ok(cell)) => cell,
+            Some(Err(diagnostics)) => return Err(CompileError::new(name, text, diagnostics)),
+            None => return Err(CompileError::internal(name, text)),
+        };
+        let mut program = cell.program;
+        program.fingerprint = snapshot::fingerprint(&program);
+        self.run
+            .call_main(Arc::new(program), cell.main)
+            .map_err(|_| CompileError::internal(name, text))?;
+        self.inputs.push((name.to_string(), text.to_string()));
+        Ok(Prepared {
+            result: cell.result,
+        })
+    }
+
+    /// The run the inputs execute on.
+    pub fn run(&mut self) -> &mut Run {
+        &mut self.run
+    }
+
+    /// The type of the expression `text`, without running it.
+    pub fn type_of(&self, text: &str) -> Result<String, CompileError> {
+        match crate::on_front_end_stack(|| self.compiler.type_of(text)) {
+            Some(Ok(ty)) => Ok(ty),
+            Some(Err(diagnostics)) => Err(CompileError::new("<type>", text, diagnostics)),
+            None => Err(CompileError::internal("<type>", text)),
+        }
+    }
+
+    /// Every name in scope, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.compiler.names()
+    }
+
+    /// Fields and methods of the value `text` denotes, or the variants of
+    /// the enum it names.
+    pub fn members(&self, text: &str) -> Vec<String> {
+        crate::on_front_end_stack(|| self.compiler.members(text)).unwrap_or_default()
+    }
+
+    /// The disassembly of the session's functions called `name`; `None`
+    /// when there is none.
+    pub fn disassemble(&self, name: &str) -> Option<String> {
+        let functions = self.compiler.functions_named(name);
+        if functions.is_empty() {
+            return None;
+        }
+        let program = self.run.program();
+        let text = functions
+            .into_iter()
+            .map(|func| spool_vm::disassemble(program, func))
+            .collect();
+        Some(text)
+    }
+
+    /// `value` as the REPL shows a result: like `print`, but a string is
+    /// quoted as it is inside a list.
+    pub fn show(&self, value: Value) -> String {
+        let text = self.run.display(value);
+        match self.run.heap().str(value) {
+            Some(_) => {
+                let mut quoted = String::new();
+                spool_vm::format::write_quoted(&mut quoted, &text);
+                quoted
+            }
+            None => text,
+        }
+    }
+
+    /// The whole session as bytes in the snapshot format.
+    pub fn save(&mut self) -> Vec<u8> {
+        let inputs = encode_inputs(&self.inputs);
+        self.run.set_host_note(INPUTS_NOTE, inputs);
+        snapshot::snapshot(&self.run)
+    }
+
+    /// A session saved by [`Session::save`], continued with `engine`'s
+    /// language (which must be the one it was saved with).
+    pub fn load(engine: &Engine, bytes: &[u8]) -> Result<Session, String> {
+        let run = snapshot::restore(bytes).map_err(|e| e.to_string())?;
+        let note = run
+            .host_note(INPUTS_NOTE)
+            .ok_or("this is a saved run, not a saved REPL session (use `spool resume`)")?;
+        let inputs = decode_inputs(note).ok_or("the session's inputs are damaged")?;
+        let mut compiler = new_compiler(engine).map_err(|_| "the library does not compile")?;
+        for (name, text) in &inputs {
+            let added = crate::on_front_end_stack(|| compiler.add(name, text));
+            if !matches!(added, Some(Ok(_))) {
+                return Err(format!(
+                    "the saved input {name} no longer compiles with this version of Spool"
+                ));
+            }
+        }
+        let mut program = compiler.program();
+        program.fingerprint = snapshot::fingerprint(&program);
+        if program.fingerprint != run.program().fingerprint {
+            return Err(
+                "the saved session was made by a different version of Spool or its library".into(),
+            );
+        }
+        Ok(Session {
+            engine: engine.clone(),
+            compiler,
+            run,
+            inputs,
+        })
+    }
+
+    /// Forgets everything: a fresh session of the same language.
+    pub fn reset(&mut self) {
+        *self = Session::new(&self.engine);
+    }
+
+    /// The number in the name of the last input, when inputs are named
+    /// `[N]` as the REPL names them (0 when there is none).
+    pub fn last_input_number(&self) -> usize {
+        let last = self.inputs.last().map_or("", |(name, _)| name.as_str());
+        let digits = last.trim_start_matches('[').trim_end_matches(']');
+        digits.parse().unwrap_or(0)
+    }
+
+    /// The number of inputs that compiled (the empty start included).
+    pub fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+}
+
+/// Formats the error of an input's run, as the command line does.
+pub fn describe_error(error: &RunError) -> String {
+    format!("{}: {}", error.kind, error.message)
+}
+
+fn new_compiler(engine: &Engine) -> Result<spool_lang::Session, Vec<spool_lang::Diagnostic>> {
+    let prelude = SourceFile {
+        name: crate::PRELUDE_NAME,
+        text: spool_stdlib::PRELUDE,
+        ast: engine.prelude(),
+    };
+    crate::on_front_end_stack(|| spool_lang::Session::new(prelude, engine.specs()))
+        .unwrap_or_else(|| Err(Vec::new()))
+}
+
+/// Inputs as one string: for each, the name's and the text's lengths in
+/// bytes and then both, so any text survives.
+fn encode_inputs(inputs: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (name, text) in inputs {
+        out.push_str(&format!("{}:{}:{name}{text}", name.len(), text.len()));
+    }
+    out
+}
+
+fn decode_inputs(mut encoded: &str) -> Option<Vec<(String, String)>> {
+    let mut inputs = Vec::new();
+    while !encoded.is_empty() {
+        let (name_len, rest) = encoded.split_once(':')?;
+        let (text_len, rest) = rest.split_once(':')?;
+        let (name_len, text_len): (usize, usize) = (name_len.parse().ok()?, text_len.parse().ok()?);
+        let name = rest.get(..name_len)?;
+        let text = rest.get(name_len..name_len.checked_add(text_len)?)?;
+        inputs.push((name.to_string(), text.to_string()));
+        encoded = &rest[name_len + text_len..];
+    }
+    Some(inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_survive_encoding() {
+        let inputs = vec![
+            ("[1]".to_string(), "let x = 1".to_string()),
+            ("[2]".to_string(), "print(\"a:b\")\n12:3:".to_string()),
+            ("[3]".to_string(), String::new()),
+        ];
+        assert_eq!(decode_inputs(&encode_inputs(&inputs)), Some(inputs));
+        assert_eq!(decode_inputs("3:x"), None);
+        assert_eq!(decode_inputs("99:1:ab"), None);
+    }
+}
