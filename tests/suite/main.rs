@@ -12,6 +12,7 @@ mod conformance;
 mod durability;
 mod golden;
 mod io;
+mod repl;
 mod robustness;
 mod runner;
 mod support;
