@@ -18,8 +18,8 @@ use crate::Session;
 /// The language's keywords (LANGUAGE.md §1), offered by completion.
 pub const KEYWORDS: &[&str] = &[
     "fn", "let", "if", "else", "while", "for", "in", "break", "continue", "return", "match",
-    "struct", "enum", "yield", "spawn", "await", "defer", "try", "catch", "throw", "true",
-    "false", "nil",
+    "struct", "enum", "yield", "spawn", "await", "defer", "try", "catch", "throw", "true", "false",
+    "nil",
 ];
 
 /// The REPL's commands, with their argument and what they do.
@@ -27,7 +27,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (":help", "", "show this help"),
     (":type", " EXPR", "show the type of EXPR without running it"),
     (":disasm", " NAME", "show the bytecode of function NAME"),
-    (":save", " PATH", "save the session (bindings, heap, coroutines) to PATH"),
+    (
+        ":save",
+        " PATH",
+        "save the session (bindings, heap, coroutines) to PATH",
+    ),
     (":load", " PATH", "continue a session saved with :save"),
     (":reset", "", "forget every binding and start afresh"),
     (":quit", "", "leave (Ctrl-D on an empty line does the same)"),
@@ -80,7 +84,11 @@ impl SpoolHelper {
             }
         } else {
             let names = self.session.borrow().names();
-            KEYWORDS.iter().map(|k| k.to_string()).chain(names).collect()
+            KEYWORDS
+                .iter()
+                .map(|k| k.to_string())
+                .chain(names)
+                .collect()
         };
         let mut matching: Vec<String> = options
             .into_iter()
@@ -231,10 +239,9 @@ pub fn highlight(line: &str) -> String {
     if let Some(start) = string_start {
         spans.push((start, line.len(), GREEN));
     }
-    for (start, _) in line_comments(line) {
+    if let Some(start) = line_comment(line) {
         spans.retain(|&(s, _, _)| s < start);
         spans.push((start, line.len(), GREY));
-        break;
     }
     let mut out = String::with_capacity(line.len() + spans.len() * 10);
     let mut at = 0;
@@ -253,15 +260,14 @@ pub fn highlight(line: &str) -> String {
     out
 }
 
-/// Where `//` comments start (outside strings), found by the lexer's
-/// tokens: a `//` in no token's span.
-fn line_comments(line: &str) -> impl Iterator<Item = (usize, ())> + '_ {
+/// Where a `//` comment starts (outside strings): the first `//` that no
+/// token covers.
+fn line_comment(line: &str) -> Option<usize> {
     let lexed = tokenize(line);
-    let covered = move |at: usize| lexed.tokens.iter().any(|(s, _, e)| *s <= at && at < *e);
+    let covered = |at: usize| lexed.tokens.iter().any(|(s, _, e)| *s <= at && at < *e);
     line.match_indices("//")
         .map(|(at, _)| at)
-        .filter(move |&at| !covered(at))
-        .map(|at| (at, ()))
+        .find(|&at| !covered(at))
 }
 
 fn is_keyword(token: &Tok) -> bool {

@@ -38,8 +38,8 @@ use std::sync::Arc;
 use spool_lang::{ast, NativeSpec, SourceFile};
 
 pub use diagnostics::CompileError;
-pub use session::Session;
 pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
+pub use session::Session;
 pub use snapshot::{
     restore, restore_with_program, snapshot, snapshot_without_program, RestoreError,
 };

@@ -335,7 +335,9 @@ fn history_path() -> Option<std::path::PathBuf> {
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/share")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/share"))
+        })?;
     let dir = data.join("spool");
     std::fs::create_dir_all(&dir).ok()?;
     Some(dir.join("history"))

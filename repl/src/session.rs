@@ -42,9 +42,7 @@ impl Session {
         let compiler = new_compiler(engine);
         let mut compiler = compiler.expect("the standard library compiles");
         let start = crate::on_front_end_stack(|| compiler.add("<start>", ""));
-        let cell = start
-            .and_then(Result::ok)
-            .expect("an empty input compiles");
+        let cell = start.and_then(Result::ok).expect("an empty input compiles");
         let program = Arc::new(cell.program);
         let mut run = Run::new(program, engine.natives(), Vec::new())
             .expect("the standard library binds every native");

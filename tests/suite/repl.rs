@@ -195,7 +195,10 @@ fn a_saved_session_continues_in_a_new_process() {
         state.display()
     ));
     assert_eq!(first.stderr, "");
-    assert_eq!(first.stdout.lines().take(2).collect::<Vec<_>>(), ["= 0 : int?", "= 11 : int"]);
+    assert_eq!(
+        first.stdout.lines().take(2).collect::<Vec<_>>(),
+        ["= 0 : int?", "= 11 : int"]
+    );
     assert!(first.stdout.contains("saved the session to"));
     let second = piped(&format!(
         ":load {}\n\
@@ -208,7 +211,12 @@ fn a_saved_session_continues_in_a_new_process() {
     assert_eq!(second.stderr, "");
     assert_eq!(
         second.stdout.lines().skip(1).collect::<Vec<_>>(),
-        ["= 12 : int", "= 100 : int?", "= 13 : int", "= Counter(n: 1) : Counter"]
+        [
+            "= 12 : int",
+            "= 100 : int?",
+            "= 13 : int",
+            "= Counter(n: 1) : Counter"
+        ]
     );
     assert!(second.stdout.starts_with("loaded the session saved in"));
 }
@@ -233,10 +241,24 @@ fn loading_what_is_not_a_session_is_an_error() {
         saved_run.display()
     ));
     assert_eq!(out.stdout, "= 5 : int\n", "a failed load keeps the session");
-    assert!(out.stderr.contains("not a saved REPL session"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a saved REPL session"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("/no/such/session"), "{}", out.stderr);
-    assert!(out.stderr.contains("`:load` needs a file path"), "{}", out.stderr);
-    assert_eq!(out.stderr.lines().filter(|l| l.starts_with("error")).count(), 4);
+    assert!(
+        out.stderr.contains("`:load` needs a file path"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .count(),
+        4
+    );
 }
 
 #[test]
@@ -244,6 +266,91 @@ fn reset_forgets_everything() {
     let out = piped("let x = 1\n:reset\nx\nlet x = 2\nx\n");
     assert_eq!(out.stdout, "the session is empty again\n= 2 : int\n");
     assert!(out.stderr.contains("unknown name `x`") || out.stderr.contains("`x`"));
+}
+
+/// Runs one prepared input of `session` to its end, answering I/O with an
+/// error and yields with nil, giving up after a few million instructions.
+fn run_input(session: &mut spool::Session) {
+    let run = session.run();
+    let mut limits = run.limits();
+    limits.budget = Some(100_000);
+    run.set_limits(limits);
+    let mut host = spool::CaptureHost::default();
+    for _ in 0..50 {
+        match run.resume(&mut host) {
+            Ok(spool::Step::Done(_)) | Err(_) => return,
+            Ok(spool::Step::Paused) => {}
+            Ok(spool::Step::Yield(_)) => run.send(spool::Value::Nil),
+            Ok(spool::Step::Io(_)) => {
+                for request in run.pending_io() {
+                    run.complete(request.id, Err("no I/O here".into()));
+                }
+            }
+        }
+    }
+}
+
+/// The front end runs on a thread of its own: a panic there comes back as
+/// an internal-error diagnostic, which is a bug as much as a panic.
+fn assert_no_internal_error(error: &spool::CompileError) {
+    let internal = error.diagnostics().iter().any(|d| d.code == "spool::E000");
+    assert!(!internal, "internal compiler error:\n{}", error.render());
+}
+
+/// Every conformance script typed at the prompt, then lines of all of them
+/// in a random order into one long session: each input compiles or is
+/// refused, runs or fails, and nothing panics. (In process, through
+/// `spool::Session`, the REPL's engine.)
+#[test]
+fn nothing_typed_at_the_prompt_crashes_it() {
+    crate::support::with_big_stack(|| {
+        let engine = spool::Engine::with_cli_io();
+        let scripts: Vec<String> = spool_tests::conformance_scripts()
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .collect();
+        let mut inputs_run = 0;
+        for (index, script) in scripts.iter().enumerate().step_by(4) {
+            let mut session = spool::Session::new(&engine);
+            let mut buffer = String::new();
+            for line in script.lines() {
+                buffer.push_str(line);
+                buffer.push('\n');
+                if spool::repl::is_incomplete(&buffer) {
+                    continue;
+                }
+                let input = std::mem::take(&mut buffer);
+                let name = format!("[{index}]");
+                let outcome =
+                    crate::support::catch_panic(|| match session.prepare(&name, &input) {
+                        Ok(_) => run_input(&mut session),
+                        Err(error) => assert_no_internal_error(&error),
+                    });
+                assert!(outcome.is_ok(), "input {input:?} panicked: {outcome:?}");
+                inputs_run += 1;
+            }
+        }
+        let lines: Vec<&str> = scripts.iter().flat_map(|s| s.lines()).collect();
+        let mut rng = spool_tests::XorShift::new(0x00C0_FFEE);
+        let mut session = spool::Session::new(&engine);
+        for case in 0..1500 {
+            let input = lines[rng.below(lines.len())];
+            let outcome = crate::support::catch_panic(|| {
+                match session.prepare(&format!("[{case}]"), input) {
+                    Ok(_) => run_input(&mut session),
+                    Err(error) => assert_no_internal_error(&error),
+                }
+                if let Err(error) = session.type_of(input) {
+                    assert_no_internal_error(&error);
+                }
+                let _ = session.members(input);
+            });
+            assert!(outcome.is_ok(), "input {input:?} panicked: {outcome:?}");
+        }
+        let saved = session.save();
+        spool::Session::load(&engine, &saved).expect("the long session reloads");
+        assert!(inputs_run > 500, "only {inputs_run} inputs were tried");
+    });
 }
 
 #[cfg(unix)]
@@ -339,7 +446,8 @@ mod terminal {
         enter(&mut s, "while true { spins += 1 }", "", "");
         std::thread::sleep(std::time::Duration::from_millis(500));
         s.send_control('c').unwrap();
-        s.exp_string("interrupted").expect("the loop was not stopped");
+        s.exp_string("interrupted")
+            .expect("the loop was not stopped");
         s.exp_string(FRESH).unwrap();
         enter(&mut s, "spins > 0", "= true : bool", FRESH);
         enter(&mut s, ":type inc", "inc : fn(int) -> int", FRESH);
@@ -359,7 +467,8 @@ mod terminal {
         enter(&mut s, "inc(point) + pos.right", "= 44 : int", FRESH);
         s.send("let poi").unwrap();
         s.flush().unwrap();
-        s.exp_string("let point = 41").expect("no hint from history");
+        s.exp_string("let point = 41")
+            .expect("no hint from history");
         s.send_control('c').unwrap();
         s.exp_string(FRESH).unwrap();
         s.send(":quit\r").unwrap();

@@ -405,8 +405,7 @@ impl Compiler {
                 }
                 _ => continue,
             };
-            let taken =
-                self.type_names.contains_key(&name.name) && !self.replaces_type(&name.name);
+            let taken = self.type_names.contains_key(&name.name) && !self.replaces_type(&name.name);
             if taken || is_builtin_type(&name.name) {
                 self.error(duplicate(name));
             } else {

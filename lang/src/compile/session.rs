@@ -140,7 +140,10 @@ impl Session {
             text,
             ast: &ast,
         };
-        let Some(ty) = compiler.add_cell(file).filter(|_| compiler.diags.is_empty()) else {
+        let Some(ty) = compiler
+            .add_cell(file)
+            .filter(|_| compiler.diags.is_empty())
+        else {
             return Vec::new();
         };
         let mut members = compiler.fields_of(&ty);
