@@ -217,11 +217,13 @@ impl fmt::Display for Display<'_> {
                 if fn_type.ret != Type::Nil {
                     write!(f, " -> {}", show(&fn_type.ret))?;
                 }
-                if let Some(yields) = &fn_type.yields {
-                    write!(f, " yields {}", show(yields))?;
-                }
-                if let Some(receives) = &fn_type.receives {
-                    write!(f, " receives {}", show(receives))?;
+                // `yields nil` and `receives nil` say nothing: left out.
+                let effects = [("yields", &fn_type.yields), ("receives", &fn_type.receives)];
+                for (word, effect) in effects {
+                    let shown = effect.as_ref().map(show);
+                    if let Some(shown) = shown.filter(|shown| shown != "nil") {
+                        write!(f, " {word} {shown}")?;
+                    }
                 }
                 Ok(())
             }

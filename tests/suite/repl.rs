@@ -262,6 +262,30 @@ fn loading_what_is_not_a_session_is_an_error() {
 }
 
 #[test]
+fn help_and_disasm_commands() {
+    let out =
+        piped(":help\nfn twice(n: int) -> int { return n + n }\n:disasm twice\n:disasm nothing\n");
+    for command in [
+        ":help",
+        ":type EXPR",
+        ":disasm NAME",
+        ":save PATH",
+        ":load PATH",
+        ":reset",
+        ":quit",
+    ] {
+        assert!(out.stdout.contains(command), "{command} is not in :help");
+    }
+    assert!(out.stdout.contains("fn twice (arity 1"), "{}", out.stdout);
+    assert!(out.stdout.contains("AddInt"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("no function `nothing`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn reset_forgets_everything() {
     let out = piped("let x = 1\n:reset\nx\nlet x = 2\nx\n");
     assert_eq!(out.stdout, "the session is empty again\n= 2 : int\n");
