@@ -245,7 +245,7 @@ impl Repl {
             ("save", path) => {
                 let bytes = self.session.borrow_mut().save();
                 match crate::durable::write_atomically(path, &bytes) {
-                    Ok(()) => println!("saved the session to {path} ({} bytes)", bytes.len()),
+                    Ok(()) => println!("saved the session to {path}"),
                     Err(message) => self.fail(&message),
                 }
             }
