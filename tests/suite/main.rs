@@ -17,3 +17,4 @@ mod robustness;
 mod runner;
 mod support;
 mod tasks;
+mod upgrade;

@@ -381,29 +381,45 @@ impl Run {
     }
 
     /// Continues this run on `program`, a changed version of its program
-    /// with the same shape: the same functions in the same order (their
-    /// bodies may differ; the caller checks that the functions the run is
-    /// inside did not change), the same globals, natives, structs and enums.
-    /// The new program's constants are allocated and its natives bound.
+    /// (see `remap.rs`): every index the run holds (functions of frames,
+    /// closures and function values, natives, globals, structs and enum
+    /// variants of heap objects, operations of requests in flight) is
+    /// translated to `program`'s numbering by stable identity. Refused,
+    /// with one line per reason naming what and where, when a function the
+    /// run is inside (on a stack, or held by a closure) changed or is gone,
+    /// or when something else the run holds has no sound translation. The
+    /// new program's constants are allocated and its natives bound; the
+    /// result passes [`crate::validate()`], and on any refusal the run is
+    /// left as it was.
     pub fn switch_program(
         &mut self,
         program: Arc<Program>,
         natives: &NativeSet,
     ) -> Result<(), String> {
-        let old = Arc::clone(&self.program);
-        same_shape(&old, &program)?;
-        self.bind_natives_of(&program, natives)?;
-        self.const_values = program
+        let mut next = self.clone();
+        crate::remap::tidy_up(&mut next);
+        let plan = crate::remap::plan(&next, &program).map_err(|reasons| {
+            format!(
+                "the run cannot continue on the new program:\n{}",
+                reasons.join("\n")
+            )
+        })?;
+        next.bind_natives_of(&program, natives)?;
+        crate::remap::apply(&mut next, &plan, &program);
+        next.const_values = program
             .constants
             .iter()
             .map(|constant| match constant {
                 Constant::Int(n) => Value::Int(*n),
                 Constant::Float(x) => Value::Float(*x),
-                Constant::Str(text) => self.heap.alloc_str(text.as_str()),
+                Constant::Str(text) => next.heap.alloc_str(text.as_str()),
             })
             .collect();
-        self.sched.error_struct = program.builtins.error;
-        self.program = program;
+        next.sched.error_struct = program.builtins.error;
+        next.program = program;
+        crate::validate::validate(&next)
+            .map_err(|e| format!("internal error: the moved run is inconsistent: {e}"))?;
+        *self = next;
         Ok(())
     }
 
@@ -440,56 +456,6 @@ impl Run {
             fields: vec![kind, message],
         }))
     }
-}
-
-/// Checks that `new` has `old`'s shape: what a run refers to by index means
-/// the same in both.
-fn same_shape(old: &Program, new: &Program) -> Result<(), String> {
-    let names = |p: &Program| {
-        p.functions
-            .iter()
-            .map(|f| f.name.clone())
-            .collect::<Vec<_>>()
-    };
-    if names(old) != names(new) || old.main != new.main {
-        return Err("it adds, removes or reorders functions (only the bodies of functions the run is not inside may change)".into());
-    }
-    if old.globals != new.globals {
-        return Err("it changes the top-level variables".into());
-    }
-    let keys = |p: &Program| {
-        p.natives
-            .iter()
-            .map(|n| (n.key.clone(), n.io.clone()))
-            .collect::<Vec<_>>()
-    };
-    if keys(old) != keys(new) {
-        return Err("it uses other library functions or I/O operations".into());
-    }
-    let structs = |p: &Program| {
-        p.structs
-            .iter()
-            .map(|s| (s.name.clone(), s.fields.clone()))
-            .collect::<Vec<_>>()
-    };
-    let enums = |p: &Program| {
-        p.enums
-            .iter()
-            .map(|e| {
-                (
-                    e.name.clone(),
-                    e.variants
-                        .iter()
-                        .map(|v| (v.name.clone(), v.arity))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    if structs(old) != structs(new) || enums(old) != enums(new) {
-        return Err("it changes struct or enum declarations".into());
-    }
-    Ok(())
 }
 
 /// Checks that `new` keeps everything of `old` (a REPL line only appends).
