@@ -155,13 +155,14 @@ impl Compiler {
     }
 
     /// The register the call's arguments start at: `dst` itself when it is
-    /// the newest register, which saves a move of the result.
+    /// the newest register, which saves a move of the result. The result
+    /// lands at the base, so even a call without arguments owns it.
     fn call_base(&mut self, dst: Reg, argc: usize) -> Reg {
         if dst.0 + 1 == self.mark() {
             self.alloc_n(argc.saturating_sub(1));
             dst
         } else {
-            self.alloc_n(argc)
+            self.alloc_n(argc.max(1))
         }
     }
 
