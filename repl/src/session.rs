@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use spool_lang::SourceFile;
+use spool_vm::Program;
 
 use crate::{snapshot, CompileError, Engine, Run, RunError, Value};
 
@@ -64,10 +65,9 @@ impl Session {
             Some(Err(diagnostics)) => return Err(CompileError::new(name, text, diagnostics)),
             None => return Err(CompileError::internal(name, text)),
         };
-        let mut program = cell.program;
-        program.fingerprint = snapshot::fingerprint(&program);
+        // The fingerprint is computed when the session is saved.
         self.run
-            .call_main(Arc::new(program), cell.main)
+            .call_main(Arc::new(cell.program), cell.main)
             .map_err(|_| CompileError::internal(name, text))?;
         self.inputs.push((name.to_string(), text.to_string()));
         Ok(Prepared {
@@ -131,6 +131,11 @@ impl Session {
 
     /// The whole session as bytes in the snapshot format.
     pub fn save(&mut self) -> Vec<u8> {
+        if self.run.program().fingerprint == 0 {
+            let mut program = Program::clone(&self.run.detach_program());
+            program.fingerprint = snapshot::fingerprint(&program);
+            self.run.attach_program(Arc::new(program));
+        }
         let inputs = encode_inputs(&self.inputs);
         self.run.set_host_note(INPUTS_NOTE, inputs);
         snapshot::snapshot(&self.run)
