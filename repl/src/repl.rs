@@ -139,9 +139,11 @@ impl Repl {
     fn piped(&mut self) -> i32 {
         let mut buffer = String::new();
         loop {
-            let mut line = String::new();
-            let read = std::io::stdin().lock().read_line(&mut line);
+            // Bytes that are not UTF-8 are replaced, not a reason to stop.
+            let mut bytes = Vec::new();
+            let read = std::io::stdin().lock().read_until(b'\n', &mut bytes);
             let ended = matches!(read, Ok(0) | Err(_));
+            let line = String::from_utf8_lossy(&bytes);
             buffer.push_str(&line);
             if ended && !line.ends_with('\n') && !buffer.is_empty() {
                 buffer.push('\n');

@@ -286,6 +286,30 @@ fn help_and_disasm_commands() {
 }
 
 #[test]
+fn bytes_that_are_not_text_do_not_end_the_session() {
+    let mut rng = spool_tests::XorShift::new(0xB17E5);
+    let noise: Vec<u8> = (0..4000).map(|_| rng.next_u64() as u8).collect();
+    let mut input = b"let a = \"\xff\xfe\"\n\x00\n".to_vec();
+    input.extend_from_slice(&noise);
+    input.extend_from_slice(b"\n}\n]\n)\n\"\n\nlet kept = 7\nkept\n");
+    let mut child = Command::new(spool_binary())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start spool");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(&input).expect("cannot write");
+    drop(stdin);
+    let output = child.wait_with_output().expect("spool did not finish");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.ends_with("= 7 : int\n"), "stdout: {stdout}");
+}
+
+#[test]
 fn reset_forgets_everything() {
     let out = piped("let x = 1\n:reset\nx\nlet x = 2\nx\n");
     assert_eq!(out.stdout, "the session is empty again\n= 2 : int\n");
