@@ -15,13 +15,15 @@ use crate::value::{FuncIdx, ObjRef, Reg, Value};
 
 /// One stack of frames with its register file. The main script runs on one;
 /// every coroutine has its own (empty until the coroutine starts).
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+///
+/// Saved runs encode it compactly (`vm/src/wire.rs`): one byte string for
+/// the registers, frames, handlers and defers, then the unwinds.
+#[derive(Clone, Debug, Default)]
 pub struct Fiber {
     /// The register stack. Frame `f` owns `registers[f.base ..
     /// f.base + register_count]`; a callee's window starts inside its
     /// caller's (at the call's `base` operand), so arguments are not copied.
     /// Invariant: `len() >= base + register_count` of every frame.
-    #[serde(with = "crate::value::compact")]
     pub registers: Vec<Value>,
     /// The call stack, outermost first. The last frame is the running one.
     pub frames: Vec<Frame>,

@@ -24,6 +24,7 @@ pub mod sched;
 pub mod task;
 pub mod validate;
 pub mod value;
+mod wire;
 
 pub use coro::{CoroStatus, Coroutine, Resumer};
 pub use disasm::{disassemble, disassemble_all};

@@ -216,6 +216,89 @@ pub mod compact {
         Some(values)
     }
 
+    /// Appends the encoding of `values` to `out`: the same bytes as
+    /// [`encode`], without a buffer of its own (saved fibers put several
+    /// parts in one byte string).
+    pub fn encode_into(values: &[Value], out: &mut Vec<u8>) {
+        // At most a tag and ten bytes of payload per value: no regrowth.
+        out.reserve(values.len() * 11);
+        for value in values {
+            encode_one(*value, out);
+        }
+    }
+
+    /// Appends the encoding of one value to `out`.
+    #[inline]
+    pub fn encode_one(value: Value, out: &mut Vec<u8>) {
+        match value {
+            Value::Nil => out.push(NIL),
+            Value::Bool(false) => out.push(FALSE),
+            Value::Bool(true) => out.push(TRUE),
+            Value::Int(n) => {
+                out.push(INT);
+                put(out, ((n << 1) ^ (n >> 63)) as u64);
+            }
+            Value::Float(x) => {
+                out.push(FLOAT);
+                out.extend_from_slice(&x.to_bits().to_le_bytes());
+            }
+            Value::Obj(obj) => {
+                out.push(OBJ);
+                put(out, u64::from(obj.0));
+            }
+            Value::Func(func) => {
+                out.push(FUNC);
+                put(out, u64::from(func.0));
+            }
+            Value::Native(native) => {
+                out.push(NATIVE);
+                put(out, u64::from(native.0));
+            }
+        }
+    }
+
+    /// Decodes one value of [`encode_one`]'s at `*at`, moving `*at` past
+    /// it; `None` for malformed or missing bytes. Every value takes at
+    /// least one byte.
+    #[inline]
+    pub fn decode_one(bytes: &[u8], at: &mut usize) -> Option<Value> {
+        let index =
+            |bytes: &[u8], at: &mut usize| get(bytes, at).and_then(|n| u32::try_from(n).ok());
+        let tag = *bytes.get(*at)?;
+        *at += 1;
+        Some(match tag {
+            NIL => Value::Nil,
+            FALSE => Value::Bool(false),
+            TRUE => Value::Bool(true),
+            INT => {
+                let z = get(bytes, at)?;
+                Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+            }
+            FLOAT => {
+                let raw = bytes.get(*at..at.checked_add(8)?)?;
+                *at += 8;
+                Value::Float(f64::from_bits(u64::from_le_bytes(raw.try_into().ok()?)))
+            }
+            OBJ => Value::Obj(ObjRef(index(bytes, at)?)),
+            FUNC => Value::Func(FuncIdx(index(bytes, at)?)),
+            NATIVE => Value::Native(NativeIdx(index(bytes, at)?)),
+            _ => return None,
+        })
+    }
+
+    /// A LEB128 number at `*at` (the encoding of every payload), moving
+    /// `*at` past it; `None` for malformed or missing bytes.
+    #[inline]
+    pub fn get_number(bytes: &[u8], at: &mut usize) -> Option<u64> {
+        get(bytes, at)
+    }
+
+    /// Appends `n` in LEB128.
+    #[inline]
+    pub fn put_number(out: &mut Vec<u8>, n: u64) {
+        put(out, n)
+    }
+
     /// `#[serde(with = "compact")]` for a `Vec<Value>`.
     pub fn serialize<S: Serializer>(values: &[Value], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&encode(values))
@@ -251,6 +334,31 @@ mod tests {
         ];
         let decoded = decode(&encode(&values)).expect("decodes");
         assert_eq!(format!("{decoded:?}"), format!("{values:?}"));
+    }
+
+    #[test]
+    fn values_one_at_a_time_match_the_slice_encoding() {
+        use super::compact::{decode_one, encode_into};
+        let values = [
+            Value::Nil,
+            Value::Bool(true),
+            Value::Int(-70),
+            Value::Float(1.5),
+            Value::Obj(ObjRef(300)),
+            Value::Func(FuncIdx(2)),
+            Value::UNSET,
+        ];
+        let mut bytes = vec![9];
+        encode_into(&values, &mut bytes);
+        assert_eq!(bytes[1..], encode(&values)[..]);
+        let mut at = 1;
+        for value in values {
+            let decoded = decode_one(&bytes, &mut at).expect("decodes");
+            assert_eq!(format!("{decoded:?}"), format!("{value:?}"));
+        }
+        assert_eq!(at, bytes.len());
+        assert!(decode_one(&bytes, &mut at).is_none(), "past the end");
+        assert!(decode_one(&[4, 0, 0], &mut 0).is_none(), "truncated float");
     }
 
     #[test]

@@ -1,0 +1,296 @@
+//! The encoding of a fiber in a saved run: the bulk of a run with many
+//! suspended tasks or coroutines, so it is one byte string rather than a
+//! serde structure per frame and per register.
+//!
+//! A fiber serializes as a pair: the byte string below, then its
+//! `unwinds` (rare, and holding traces with strings) through serde. The
+//! byte string is, every number in LEB128:
+//!
+//! | what | how |
+//! |---|---|
+//! | registers | a count, then each value in [`compact`]'s encoding |
+//! | frames | a count, then per frame `func`, `pc`, `base`, the closure (0 for none, else its `ObjRef` + 1) and `ret` + 1 (wrapping, so [`Frame::DISCARD`] is 0) |
+//! | handlers | a count, then per handler `frame_depth`, `catch_pc`, `dst` |
+//! | defers | a count, then per defer `frame_depth` and the value |
+//!
+//! and nothing after. Decoding treats the bytes as untrusted: every count is
+//! checked against the bytes left (each item takes at least one byte per
+//! field) before anything is reserved, so a hostile count cannot make it
+//! allocate more than a small multiple of the input; vectors are reserved
+//! exactly, once. What the numbers mean (frames inside the register file,
+//! handlers of existing frames, live heap references) is checked by
+//! [`crate::validate`], as for every other part of a run.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
+use crate::value::compact::{decode_one, encode_into, encode_one, get_number, put_number};
+use crate::value::{FuncIdx, ObjRef, Reg};
+
+/// Appends the byte string of `fiber` (everything but its unwinds).
+pub(crate) fn encode(fiber: &Fiber, out: &mut Vec<u8>) {
+    // Upper bounds: 5 bytes per u32, 11 per value.
+    out.reserve(
+        5 + fiber.registers.len() * 11
+            + 5
+            + fiber.frames.len() * 25
+            + 5
+            + fiber.handlers.len() * 13
+            + 5
+            + fiber.defers.len() * 16,
+    );
+    put_number(out, fiber.registers.len() as u64);
+    encode_into(&fiber.registers, out);
+    put_number(out, fiber.frames.len() as u64);
+    for frame in &fiber.frames {
+        put_number(out, u64::from(frame.func.0));
+        put_number(out, u64::from(frame.pc));
+        put_number(out, u64::from(frame.base));
+        put_number(out, frame.closure.map_or(0, |obj| u64::from(obj.0) + 1));
+        put_number(out, u64::from(frame.ret.wrapping_add(1)));
+    }
+    put_number(out, fiber.handlers.len() as u64);
+    for handler in &fiber.handlers {
+        put_number(out, u64::from(handler.frame_depth));
+        put_number(out, u64::from(handler.catch_pc));
+        put_number(out, u64::from(handler.dst.0));
+    }
+    put_number(out, fiber.defers.len() as u64);
+    for entry in &fiber.defers {
+        put_number(out, u64::from(entry.frame_depth));
+        encode_one(entry.func, out);
+    }
+}
+
+/// Decodes what [`encode`] made into a fiber without unwinds; `None` for
+/// malformed bytes.
+pub(crate) fn decode(bytes: &[u8]) -> Option<Fiber> {
+    let mut at = 0;
+    let at = &mut at;
+    let count = count(bytes, at, 1)?;
+    let mut registers = Vec::with_capacity(count);
+    for _ in 0..count {
+        registers.push(decode_one(bytes, at)?);
+    }
+    let count = self::count(bytes, at, 5)?;
+    let mut frames = Vec::with_capacity(count);
+    for _ in 0..count {
+        let func = FuncIdx(u32_at(bytes, at)?);
+        let pc = u32_at(bytes, at)?;
+        let base = u32_at(bytes, at)?;
+        let closure = match u32_at(bytes, at)? {
+            0 => None,
+            n => Some(ObjRef(n - 1)),
+        };
+        let ret = u32_at(bytes, at)?.wrapping_sub(1);
+        frames.push(Frame {
+            func,
+            pc,
+            base,
+            closure,
+            ret,
+        });
+    }
+    let count = self::count(bytes, at, 3)?;
+    let mut handlers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let frame_depth = u32_at(bytes, at)?;
+        let catch_pc = u32_at(bytes, at)?;
+        let dst = Reg(u16::try_from(get_number(bytes, at)?).ok()?);
+        handlers.push(Handler {
+            frame_depth,
+            catch_pc,
+            dst,
+        });
+    }
+    let count = self::count(bytes, at, 2)?;
+    let mut defers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let frame_depth = u32_at(bytes, at)?;
+        let func = decode_one(bytes, at)?;
+        defers.push(DeferEntry { frame_depth, func });
+    }
+    (*at == bytes.len()).then_some(Fiber {
+        registers,
+        frames,
+        handlers,
+        defers,
+        unwinds: Vec::new(),
+    })
+}
+
+/// A count of items taking at least `min_bytes` each: refused when the
+/// bytes left cannot hold that many.
+fn count(bytes: &[u8], at: &mut usize, min_bytes: usize) -> Option<usize> {
+    let n = usize::try_from(get_number(bytes, at)?).ok()?;
+    let left = bytes.len().checked_sub(*at)?;
+    (n <= left / min_bytes).then_some(n)
+}
+
+fn u32_at(bytes: &[u8], at: &mut usize) -> Option<u32> {
+    u32::try_from(get_number(bytes, at)?).ok()
+}
+
+thread_local! {
+    /// A buffer reused by every fiber serialized on this thread.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Serialize for Fiber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fiber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Fiber, D::Error> {
+        deserializer.deserialize_tuple(2, FiberVisitor)
+    }
+}
+
+/// Serializes `fiber` as its byte string and its unwinds.
+fn serialize<S: Serializer>(fiber: &Fiber, serializer: S) -> Result<S::Ok, S::Error> {
+    // Taken out of the cell rather than borrowed, so that nothing can
+    // observe it borrowed, whatever the serializer does.
+    let mut scratch = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    scratch.clear();
+    encode(fiber, &mut scratch);
+    let mut tuple = serializer.serialize_tuple(2)?;
+    let bytes = tuple.serialize_element(&Bytes(&scratch));
+    // Large buffers are not kept for the thread's lifetime.
+    if scratch.capacity() <= 1 << 20 {
+        SCRATCH.with(|cell| *cell.borrow_mut() = scratch);
+    }
+    bytes?;
+    tuple.serialize_element(&fiber.unwinds)?;
+    tuple.end()
+}
+
+/// A byte slice that serializes with `serialize_bytes` (not as a
+/// sequence of `u8`).
+struct Bytes<'a>(&'a [u8]);
+
+impl serde::Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+struct FiberVisitor;
+
+impl<'de> Visitor<'de> for FiberVisitor {
+    type Value = Fiber;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a fiber")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Fiber, A::Error> {
+        let bytes: &'de [u8] = seq
+            .next_element()?
+            .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+        let mut fiber = decode(bytes).ok_or_else(|| A::Error::custom("malformed fiber"))?;
+        fiber.unwinds = seq
+            .next_element::<Vec<Unwind>>()?
+            .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+        Ok(fiber)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TraceFrame;
+    use crate::value::{NativeIdx, Value};
+
+    fn sample() -> Fiber {
+        Fiber {
+            registers: vec![
+                Value::Nil,
+                Value::Int(-3),
+                Value::Obj(ObjRef(70_000)),
+                Value::Float(0.5),
+                Value::UNSET,
+                Value::Native(NativeIdx(4)),
+            ],
+            frames: vec![
+                Frame {
+                    func: FuncIdx(0),
+                    pc: 12,
+                    base: 0,
+                    closure: None,
+                    ret: 0,
+                },
+                Frame {
+                    func: FuncIdx(300),
+                    pc: u32::MAX,
+                    base: 2,
+                    closure: Some(ObjRef(u32::MAX - 1)),
+                    ret: Frame::DISCARD,
+                },
+            ],
+            handlers: vec![Handler {
+                frame_depth: 1,
+                catch_pc: 9,
+                dst: Reg(u16::MAX),
+            }],
+            defers: vec![DeferEntry {
+                frame_depth: 0,
+                func: Value::Func(FuncIdx(2)),
+            }],
+            unwinds: vec![Unwind {
+                frame_depth: 1,
+                error: Value::Obj(ObjRef(5)),
+                trace: vec![TraceFrame {
+                    function: "f".into(),
+                    file: "a.spl".into(),
+                    line: 3,
+                    col: 4,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn fibers_round_trip_through_postcard() {
+        let fiber = sample();
+        let bytes = postcard::to_allocvec(&fiber).expect("serializes");
+        let back: Fiber = postcard::from_bytes(&bytes).expect("deserializes");
+        assert_eq!(format!("{back:?}"), format!("{fiber:?}"));
+        let empty: Fiber = postcard::from_bytes(&postcard::to_allocvec(&Fiber::default()).unwrap())
+            .expect("deserializes");
+        assert!(empty.registers.is_empty() && empty.frames.is_empty());
+    }
+
+    #[test]
+    fn damaged_fibers_are_refused_without_panicking() {
+        let mut bytes = Vec::new();
+        encode(&sample(), &mut bytes);
+        assert!(decode(&bytes).is_some());
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_none(), "truncated at {len}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_none(), "trailing bytes");
+        for at in 0..bytes.len() {
+            for byte in [0, 1, 0x7f, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] = byte;
+                let _ = decode(&damaged);
+            }
+        }
+        // A count larger than the bytes left is refused before reserving.
+        assert!(decode(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0]).is_none());
+        assert!(decode(&[0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_none());
+        assert!(
+            decode(&[0, 1, 0, 0, 0, 0]).is_none(),
+            "a frame needs 5 bytes"
+        );
+    }
+}
