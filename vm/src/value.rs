@@ -220,11 +220,48 @@ pub mod compact {
     /// [`encode`], without a buffer of its own (saved fibers put several
     /// parts in one byte string).
     pub fn encode_into(values: &[Value], out: &mut Vec<u8>) {
-        // At most a tag and ten bytes of payload per value: no regrowth.
-        out.reserve(values.len() * 11);
-        for value in values {
-            encode_one(*value, out);
+        // At most a tag and ten bytes of payload per value: written into
+        // room made once, at a local position, then cut to what was used.
+        let start = out.len();
+        out.resize(start + values.len() * 11, 0);
+        let buf = &mut out[..];
+        let mut at = start;
+        for &value in values {
+            at = write_one(value, buf, at);
         }
+        out.truncate(at);
+    }
+
+    /// Writes one value at `buf[at..]`, which has room for 11 bytes;
+    /// returns the position after it.
+    #[inline(always)]
+    fn write_one(value: Value, buf: &mut [u8], at: usize) -> usize {
+        let (tag, payload) = match value {
+            Value::Nil => (NIL, None),
+            Value::Bool(false) => (FALSE, None),
+            Value::Bool(true) => (TRUE, None),
+            Value::Int(n) => (INT, Some(((n << 1) ^ (n >> 63)) as u64)),
+            Value::Float(x) => {
+                buf[at] = FLOAT;
+                buf[at + 1..at + 9].copy_from_slice(&x.to_bits().to_le_bytes());
+                return at + 9;
+            }
+            Value::Obj(obj) => (OBJ, Some(u64::from(obj.0))),
+            Value::Func(func) => (FUNC, Some(u64::from(func.0))),
+            Value::Native(native) => (NATIVE, Some(u64::from(native.0))),
+        };
+        buf[at] = tag;
+        let mut at = at + 1;
+        if let Some(mut n) = payload {
+            while n >= 0x80 {
+                buf[at] = n as u8 | 0x80;
+                n >>= 7;
+                at += 1;
+            }
+            buf[at] = n as u8;
+            at += 1;
+        }
+        at
     }
 
     /// Appends the encoding of one value to `out`.
