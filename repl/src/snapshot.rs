@@ -175,7 +175,14 @@ pub fn restore(bytes: &[u8]) -> Result<Run, RestoreError> {
 
 fn decode(body: &[u8]) -> Result<Run, RestoreError> {
     postcard::from_bytes(body).map_err(|e| RestoreError {
-        message: format!("the run does not decode: {e}"),
+        message: match e {
+            // postcard keeps no text for the errors of Spool's own decoders.
+            postcard::Error::SerdeDeCustom => "the run does not decode: malformed contents \
+                (a register file or list that is not a valid encoding, or I/O data \
+                nested too deeply)"
+                .to_string(),
+            e => format!("the run does not decode: {e}"),
+        },
     })
 }
 

@@ -211,13 +211,17 @@ fn damaged_snapshots_never_panic() {
     let mut failures = Vec::new();
     let hook = std::panic::take_hook();
     // SPOOL_SNAPSHOT_FUZZ_LOUD=1 keeps panic messages and backtraces.
-    if std::env::var_os("SPOOL_SNAPSHOT_FUZZ_LOUD").is_none() {
+    let loud = std::env::var_os("SPOOL_SNAPSHOT_FUZZ_LOUD").is_some();
+    if !loud {
         std::panic::set_hook(Box::new(|_| {}));
     }
     let first: usize = std::env::var("SPOOL_SNAPSHOT_FUZZ_FIRST")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // SPOOL_SNAPSHOT_FUZZ_SAVE=PATH writes each case there before it runs,
+    // so the input of a case that hangs or exhausts memory is at hand.
+    let save = std::env::var_os("SPOOL_SNAPSHOT_FUZZ_SAVE");
     for case in 0..cases {
         let seed = rng.below(seeds.len());
         let bytes = if case % 4 == 0 {
@@ -230,6 +234,12 @@ fn damaged_snapshots_never_panic() {
         };
         if case < first {
             continue;
+        }
+        if loud {
+            eprintln!("case {case} (seed {seed}, {} bytes)", bytes.len());
+        }
+        if let Some(path) = &save {
+            std::fs::write(path, &bytes).expect("the case is saved");
         }
         match catch_panic(|| exercise(&bytes)) {
             Ok(true) => restored += 1,
@@ -585,4 +595,331 @@ fn runs_saved_without_their_program_restore_with_it() {
         }
     }
     assert_eq!(host.lines, ["192"]);
+}
+
+/// A saved run's body taken apart: the fields of `spool_vm::Run` in their
+/// order, so a test can damage one precisely and encode the run again.
+type Parts = (
+    spool_vm::Program,
+    spool_vm::Heap,
+    Vec<spool::Value>,
+    Vec<spool::Value>,
+    spool_vm::Fiber,
+    Vec<spool_vm::Resumer>,
+    bool,
+    u64,
+    spool_vm::Sched,
+    Vec<String>,
+    Limits,
+    std::collections::BTreeMap<String, String>,
+    spool::Status,
+);
+
+/// `run`'s fields, checked to encode back to exactly what `snapshot`
+/// writes (so a change of the run's layout shows here first).
+fn take_apart(run: &spool::Run) -> Parts {
+    let bytes = spool::snapshot(run);
+    let body = &bytes[spool::snapshot::HEADER_LEN..];
+    let parts: Parts = postcard::from_bytes(body).expect("a run decodes as its parts");
+    let again = postcard::to_allocvec(&parts).expect("parts encode");
+    assert!(again == body, "Parts no longer matches the layout of Run");
+    parts
+}
+
+/// A correctly sealed saved run made of `parts`.
+fn seal_parts(parts: &Parts) -> Vec<u8> {
+    let mut bytes = vec![0; spool::snapshot::HEADER_LEN];
+    bytes.extend(postcard::to_allocvec(parts).expect("parts encode"));
+    spool::snapshot::seal(&mut bytes, parts.0.fingerprint);
+    bytes
+}
+
+/// The restore error of `bytes`, which must be refused.
+fn refused(bytes: &[u8]) -> String {
+    match spool::restore(bytes) {
+        Ok(_) => panic!("the damaged run was accepted"),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// SCRIPTS[2] at its first I/O phase: four tasks blocked on a channel,
+/// on `fetch` and on the mutex, requests in flight.
+fn tasks_run() -> spool::Run {
+    let program = engine()
+        .compile("tasks.spl", SCRIPTS[2])
+        .expect("the seed scripts compile");
+    let mut run = program.start(Vec::new());
+    let mut host = CaptureHost::default();
+    match run.resume(&mut host).expect("runs") {
+        Step::Io(batch) => assert!(!batch.is_empty()),
+        step => panic!("expected I/O, got {step:?}"),
+    }
+    run
+}
+
+/// The heap slots holding tasks, in slot order (the main task first).
+fn task_slots(heap: &spool_vm::Heap) -> Vec<spool_vm::ObjRef> {
+    (0..heap.capacity() as u32)
+        .map(spool_vm::ObjRef)
+        .filter(|&obj| heap.task(spool::Value::Obj(obj)).is_some())
+        .collect()
+}
+
+fn task_mut(parts: &mut Parts, obj: spool_vm::ObjRef) -> &mut spool_vm::Task {
+    parts.1.task_mut(obj).expect("a task")
+}
+
+#[test]
+fn a_run_taken_apart_and_sealed_again_restores() {
+    let parts = take_apart(&tasks_run());
+    let run = spool::restore(&seal_parts(&parts)).expect("an intact run restores");
+    assert!(run.pending_io().len() >= 4);
+}
+
+/// A task that is its own parent (or its grandparent) made finishing it
+/// walk up the parents forever; a child listed twice was cancelled once
+/// per listing, exponentially; a child in a cycle of lists grew the
+/// deadlock report's stack without end.
+#[test]
+fn task_trees_with_cycles_or_shared_children_are_refused() {
+    let run = tasks_run();
+    let original = take_apart(&run);
+    let tasks = task_slots(&original.1);
+    let (main, first, second) = (tasks[0], tasks[1], tasks[2]);
+
+    let mut parts = original.clone();
+    task_mut(&mut parts, main)
+        .children
+        .list
+        .retain(|&t| t != first);
+    task_mut(&mut parts, first).parent = Some(first);
+    assert!(refused(&seal_parts(&parts)).contains("is its own ancestor"));
+
+    let mut parts = original.clone();
+    task_mut(&mut parts, first).parent = Some(second);
+    task_mut(&mut parts, second).parent = Some(first);
+    let message = refused(&seal_parts(&parts));
+    assert!(message.contains("is not its own"), "{message}");
+
+    // The cycle without the lists that contradict it.
+    let mut parts = original.clone();
+    task_mut(&mut parts, main).children.list.clear();
+    task_mut(&mut parts, first).parent = Some(second);
+    task_mut(&mut parts, second).parent = Some(first);
+    assert!(refused(&seal_parts(&parts)).contains("is its own ancestor"));
+
+    let mut parts = original.clone();
+    task_mut(&mut parts, main).children.list.push(first);
+    assert!(refused(&seal_parts(&parts)).contains("lists a child twice"));
+
+    let mut parts = original.clone();
+    task_mut(&mut parts, first).children.list.push(second);
+    assert!(refused(&seal_parts(&parts)).contains("is not its own"));
+
+    let mut parts = original;
+    task_mut(&mut parts, first).children.list.push(main);
+    assert!(refused(&seal_parts(&parts)).contains("is not its own"));
+}
+
+/// The table of requests in flight is a window of ids ending at the next
+/// id: a next id far past it made the next request fill the gap with
+/// empty slots (2^40 of them here, terabytes).
+#[test]
+fn an_io_table_with_a_gap_before_the_next_id_is_refused() {
+    let mut parts = take_apart(&tasks_run());
+    assert!(!parts.8.in_flight.is_empty());
+    parts.8.next_io += 1 << 40;
+    let message = refused(&seal_parts(&parts));
+    assert!(message.contains("I/O requests"), "{message}");
+}
+
+/// Requests in flight carry `Data`, which nests: decoding, dropping and
+/// converting it recurse, so data nested deeper than the heap can convert
+/// is refused instead of overflowing the stack.
+#[test]
+fn deeply_nested_request_data_is_refused() {
+    // Encoding nested data recurses too: a marker is replaced by the bytes
+    // of `depth` nested one-element lists around an int.
+    // Paused inside a CPU phase, just after a request was issued.
+    let program = engine()
+        .compile("tasks.spl", SCRIPTS[2])
+        .expect("the seed scripts compile");
+    let mut run = program.start(Vec::new());
+    run.set_limits(Limits {
+        budget: Some(1),
+        ..Limits::default()
+    });
+    while run.sched().outbox.is_empty() {
+        assert_eq!(run.resume(&mut CaptureHost::default()), Ok(Step::Paused));
+    }
+    let nested = |depth: usize| {
+        let mut parts = take_apart(&run);
+        let marker = 0x0123_4567_89ab_cdef;
+        parts.8.outbox[0].args = vec![Data::Int(marker)];
+        let bytes = seal_parts(&parts);
+        let encoded = postcard::to_allocvec(&Data::Int(marker)).expect("encodes");
+        let at = bytes
+            .windows(encoded.len())
+            .position(|w| w == encoded)
+            .expect("the marker is there");
+        let list = postcard::to_allocvec(&Data::List(vec![Data::Nil])).expect("encodes");
+        // A list of one element is its tag and length, then the element.
+        let prefix = &list[..list.len() - 1];
+        let mut out = bytes[..at].to_vec();
+        for _ in 0..depth {
+            out.extend_from_slice(prefix);
+        }
+        out.extend(&bytes[at..]);
+        spool::snapshot::seal(&mut out, parts.0.fingerprint);
+        out
+    };
+    let message = refused(&nested(1_000_000));
+    assert!(message.contains("nested too deeply"), "{message}");
+    // As deep as a conversion from the heap goes is accepted.
+    let run = spool::restore(&nested(1_000)).expect("nesting of 1000 restores");
+    drop(run);
+}
+
+/// The interpreter pops `try` handlers, defers and unwinds from the end of
+/// their lists by frame depth; out of order, an entry would outlive its
+/// frame and be found by another function's frame at that depth.
+#[test]
+fn fiber_bookkeeping_out_of_order_or_out_of_its_frames_is_refused() {
+    let engine = engine();
+    let program = engine
+        .compile("deep.spl", SCRIPTS[0])
+        .expect("the seed scripts compile");
+    let mut run = program.start(Vec::new());
+    run.set_limits(Limits {
+        budget: Some(400),
+        ..Limits::default()
+    });
+    let mut host = CaptureHost::default();
+    assert_eq!(run.resume(&mut host), Ok(Step::Paused));
+    let original = take_apart(&run);
+    assert!(original.4.frames.len() > 5, "recursing");
+    assert!(!original.4.defers.is_empty(), "with defers");
+
+    let mut parts = original.clone();
+    let fiber = &mut parts.4;
+    let last = fiber.defers.len() - 1;
+    fiber.defers[last].frame_depth = 1;
+    let message = refused(&seal_parts(&parts));
+    assert!(message.contains("defers out of order"), "{message}");
+
+    let mut parts = original.clone();
+    let fiber = &mut parts.4;
+    let handler = spool_vm::Handler {
+        frame_depth: 3,
+        catch_pc: 0,
+        dst: spool_vm::Reg(0),
+    };
+    fiber.handlers.extend([
+        handler,
+        spool_vm::Handler {
+            frame_depth: 1,
+            ..handler
+        },
+    ]);
+    let message = refused(&seal_parts(&parts));
+    assert!(message.contains("handlers out of order"), "{message}");
+
+    // A frame returning above its caller's window: the registers there may
+    // be dropped while the run is suspended.
+    let mut parts = original;
+    let fiber = &mut parts.4;
+    let top = fiber.frames.len() - 1;
+    fiber.frames[top].ret = fiber.frames[top].base + 1_000;
+    fiber
+        .registers
+        .resize(fiber.frames[top].base as usize + 2_000, spool::Value::Nil);
+    let message = refused(&seal_parts(&parts));
+    assert!(
+        message.contains("outside its caller's registers"),
+        "{message}"
+    );
+}
+
+/// A type string from a saved run (an I/O operation's result type) with
+/// any number of `?` is checked in a loop, not by recursion.
+#[test]
+fn a_result_type_with_a_million_question_marks_is_checked_without_recursion() {
+    let mut parts = take_apart(&tasks_run());
+    let fetch = parts
+        .0
+        .natives
+        .iter_mut()
+        .find(|native| native.name == "fetch")
+        .expect("fetch is declared");
+    fetch.io = Some(format!("int{}", "?".repeat(1_000_000)));
+    let mut run = spool::restore(&seal_parts(&parts)).expect("restores");
+    for request in run.pending_io() {
+        run.complete(request.id, Ok(Data::Int(1)));
+    }
+    let mut host = CaptureHost::default();
+    run.resume(&mut host).expect("runs on");
+}
+
+/// Lengths that claim more than the input holds are refused at once,
+/// without allocating for them: register files, lists, strings, heaps.
+#[test]
+fn claimed_lengths_beyond_the_input_are_refused_without_allocating_them() {
+    let bytes = spool::snapshot(&tasks_run());
+    let header = spool::snapshot::HEADER_LEN;
+    let started = std::time::Instant::now();
+    let mut checked = 0;
+    // Every position: the varint there made 2^62 (or as large as fits in
+    // ten bytes), the rest of the body kept.
+    for at in header..bytes.len() {
+        let mut body = bytes[header..at].to_vec();
+        body.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f]);
+        body.extend(&bytes[at + 1..]);
+        let mut damaged = vec![0; header];
+        damaged.extend(body);
+        spool::snapshot::seal(&mut damaged, 0);
+        if let Ok(mut run) = spool::restore(&damaged) {
+            run.set_limits(Limits {
+                budget: Some(1_000),
+                ..Limits::default()
+            });
+            let _ = run.resume(&mut CaptureHost::default());
+        }
+        checked += 1;
+    }
+    eprintln!(
+        "huge lengths: {checked} positions in {:?}",
+        started.elapsed()
+    );
+}
+
+/// `sort` on a list that contains itself (only a damaged run can make
+/// one) is a clean error, not an endless recursion.
+#[test]
+fn sorting_a_list_inside_itself_is_an_error() {
+    let program = engine()
+        .compile(
+            "sort.spl",
+            "let xs = [[1], [2]]\nlet n = yield 0\nprint(xs.sort())\n",
+        )
+        .expect("compiles");
+    let mut run = program.start(Vec::new());
+    let mut host = CaptureHost::default();
+    assert_eq!(run.resume(&mut host), Ok(Step::Yield(spool::Value::Int(0))));
+    let mut parts = take_apart(&run);
+    let heap = &mut parts.1;
+    let lists: Vec<spool_vm::ObjRef> = (0..heap.capacity() as u32)
+        .map(spool_vm::ObjRef)
+        .filter(|&obj| {
+            heap.list(spool::Value::Obj(obj))
+                .is_some_and(|l| l.len() == 1)
+        })
+        .collect();
+    assert_eq!(lists.len(), 2);
+    for &list in &lists {
+        let items = heap.list_mut(spool::Value::Obj(list)).expect("a list");
+        items[0] = spool::Value::Obj(list);
+    }
+    let mut run = spool::restore(&seal_parts(&parts)).expect("restores");
+    let error = run.resume(&mut host).expect_err("sorting fails");
+    assert_eq!(error.kind, "Type", "{error:?}");
 }

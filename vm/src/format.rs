@@ -291,8 +291,17 @@ fn push_children(left: &Object, right: &Object, pending: &mut Vec<(Value, Value)
 
 /// The order `sort` uses: ints, floats (NaN after every number), strings
 /// (by Unicode scalar values), bools (`false < true`), and lists of those
-/// lexicographically. `None` for values with no order.
+/// lexicographically. `None` for values with no order, and for lists
+/// nested deeper than printing goes (or inside themselves, which only a
+/// damaged saved run can make).
 pub fn compare(a: Value, b: Value, heap: &Heap) -> Option<Ordering> {
+    compare_at(a, b, heap, 0)
+}
+
+fn compare_at(a: Value, b: Value, heap: &Heap, depth: usize) -> Option<Ordering> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(&y)),
         (Value::Float(x), Value::Float(y)) => Some(x.total_cmp(&y)),
@@ -303,7 +312,7 @@ pub fn compare(a: Value, b: Value, heap: &Heap) -> Option<Ordering> {
             }
             let (xs, ys) = (heap.list(a)?, heap.list(b)?);
             for (x, y) in xs.iter().zip(ys) {
-                match compare(*x, *y, heap)? {
+                match compare_at(*x, *y, heap, depth + 1)? {
                     Ordering::Equal => continue,
                     other => return Some(other),
                 }
@@ -326,13 +335,18 @@ pub fn fits(value: Value, ty: &str, heap: &Heap, program: &Program) -> bool {
         ("str", Value::Obj(obj)) => return matches!(heap.get(obj), Some(Object::Str(_))),
         _ => {}
     }
-    let ty = ty.trim();
-    if let Some(inner) = ty.strip_suffix('?') {
-        let inner = inner
+    let mut ty = ty.trim();
+    // `T?` and `(T)?` take nil and what `T` takes. A loop, not recursion:
+    // the type may come from a saved run, with any number of `?`.
+    while let Some(inner) = ty.strip_suffix('?') {
+        if value.is_nil() {
+            return true;
+        }
+        ty = inner
             .strip_prefix('(')
             .and_then(|t| t.strip_suffix(')'))
-            .unwrap_or(inner);
-        return value.is_nil() || fits(value, inner, heap, program);
+            .unwrap_or(inner)
+            .trim();
     }
     let object = value.as_obj().and_then(|obj| heap.get(obj));
     match ty {

@@ -39,7 +39,12 @@ pub struct IoRequest {
 pub type IoResult = Result<Data, String>;
 
 /// An owned value crossing the host boundary.
+///
+/// Deserializing refuses data nested deeper than conversions from the heap
+/// make (the requests of a saved run are untrusted input, and decoding,
+/// dropping and converting nested data all recurse).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub enum Data {
     /// `nil`.
     Nil,
@@ -119,6 +124,36 @@ impl Data {
 
 /// How deep [`Data`] conversions go before refusing a value.
 const MAX_DEPTH: usize = 1000;
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Data::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Data, D::Error> {
+        thread_local! {
+            static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        }
+        /// Leaves one level when dropped, also on errors.
+        struct Level;
+        impl Drop for Level {
+            fn drop(&mut self) {
+                DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+            }
+        }
+        let depth = DEPTH.with(|depth| {
+            depth.set(depth.get() + 1);
+            depth.get()
+        });
+        let _level = Level;
+        if depth > MAX_DEPTH + 1 {
+            return Err(serde::de::Error::custom("data nested too deeply"));
+        }
+        Data::deserialize(deserializer)
+    }
+}
 
 fn from_value(value: Value, heap: &Heap, program: &Program, depth: usize) -> Result<Data, String> {
     if depth > MAX_DEPTH {

@@ -54,7 +54,6 @@ use crate::liveness::Liveness;
 use crate::op::Op;
 use crate::program::{Constant, Program};
 use crate::run::{Run, Status};
-use crate::task::IoTable;
 use crate::value::{ConstIdx, EnumIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, StructIdx, Value};
 
 /// The reasons the run cannot continue on `new`, one line each (naming what
@@ -1128,15 +1127,10 @@ pub(crate) fn apply(run: &mut Run, plan: &Plan, new: &Program) {
     if let Status::Done(value) = &mut run.status {
         *value = map.value(*value);
     }
-    let mut table = IoTable::default();
-    let ids: Vec<_> = run.sched.in_flight.values().map(|f| f.request.id).collect();
-    for id in ids {
-        if let Some(mut in_flight) = run.sched.in_flight.remove(&id) {
-            in_flight.native = map.native(in_flight.native);
-            table.insert(id, in_flight);
-        }
+    // In place: the table's window of ids must keep ending at the next id.
+    for in_flight in run.sched.in_flight.values_mut() {
+        in_flight.native = map.native(in_flight.native);
     }
-    run.sched.in_flight = table;
 }
 
 /// Translates indices by a plan; an index the plan has no translation for

@@ -239,11 +239,12 @@ impl Run {
     /// flight when the process died may have been carried out already);
     /// requests not yet handed out come in the next `Step::Io` as usual.
     pub fn pending_io(&self) -> Vec<IoRequest> {
-        let unsent = |id| self.sched.outbox.iter().any(|r: &IoRequest| r.id == id);
+        let unsent: std::collections::HashSet<IoId> =
+            self.sched.outbox.iter().map(|r| r.id).collect();
         self.sched
             .in_flight
             .values()
-            .filter(|in_flight| !unsent(in_flight.request.id))
+            .filter(|in_flight| !unsent.contains(&in_flight.request.id))
             .map(|in_flight| in_flight.request.clone())
             .collect()
     }

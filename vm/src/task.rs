@@ -341,9 +341,14 @@ impl IoTable {
         self.slots.get(offset)?.as_ref()
     }
 
-    /// Is the bookkeeping consistent (after loading untrusted bytes)?
-    pub fn is_consistent(&self) -> bool {
-        let ids_fit = self.base.checked_add(self.slots.len() as u64).is_some();
+    /// Is the bookkeeping consistent (after loading untrusted bytes), for
+    /// a scheduler whose next request gets `next_id`? Requests are
+    /// recorded as they are issued, so the window ends at `next_id`: a
+    /// gap would make the next [`IoTable::insert`] fill it with empty
+    /// slots.
+    pub fn is_consistent(&self, next_id: u64) -> bool {
+        let end = self.base.checked_add(self.slots.len() as u64);
+        let ids_fit = end.is_some() && (self.slots.is_empty() || end == Some(next_id));
         let entries = self.slots.iter().enumerate().all(|(offset, slot)| {
             slot.as_ref()
                 .is_none_or(|f| f.request.id.0 == self.base + offset as u64)
@@ -364,6 +369,12 @@ impl IoTable {
     /// The outstanding requests, oldest first.
     pub fn values(&self) -> impl Iterator<Item = &InFlight> {
         self.slots.iter().flatten()
+    }
+
+    /// The outstanding requests, oldest first, mutably (their ids must
+    /// stay as they are).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
+        self.slots.iter_mut().flatten()
     }
 }
 

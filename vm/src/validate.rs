@@ -58,6 +58,7 @@ pub fn validate(run: &Run) -> Result<(), Invalid> {
         check_running_coro(run, resumer.coro)?;
     }
     check_sched(&values)?;
+    check_task_tree(run)?;
     match &run.status {
         Status::Done(value) => values.check(*value, "the result"),
         Status::Running | Status::Failed(_) => Ok(()),
@@ -445,8 +446,17 @@ fn check_running_coro(run: &Run, coro: ObjRef) -> Result<(), Invalid> {
 /// `try`, `defer` and unwinding refers to existing frames.
 fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
     let program = &values.run.program;
+    let mut caller_end = None;
     for frame in &fiber.frames {
         check_frame(program, fiber, frame)?;
+        // A frame returns into its caller's window (the registers above
+        // every window may be dropped while the run is suspended).
+        if let Some(end) = caller_end {
+            if frame.ret != Frame::DISCARD && frame.ret as usize >= end {
+                return Err("a frame returns outside its caller's registers".into());
+            }
+        }
+        caller_end = Some(window_end(program, frame));
         if let Some(closure) = frame.closure {
             match values.run.heap.get(closure) {
                 Some(Object::Closure { .. }) => {}
@@ -455,6 +465,19 @@ fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
         }
     }
     let depth = fiber.frames.len();
+    // The interpreter pops handlers, defers and unwinds from the end while
+    // their frame depth is at least the frame's: each list is ordered by
+    // depth, or an entry of a popped frame would outlive it and be found
+    // by a later frame at that depth, running another function.
+    if !ordered(fiber.handlers.iter().map(|h| h.frame_depth)) {
+        return Err("handlers out of order".into());
+    }
+    if !ordered(fiber.defers.iter().map(|d| d.frame_depth)) {
+        return Err("defers out of order".into());
+    }
+    if !ordered(fiber.unwinds.iter().map(|u| u.frame_depth)) {
+        return Err("unwinds out of order".into());
+    }
     for handler in &fiber.handlers {
         let frame = fiber
             .frames
@@ -487,6 +510,21 @@ fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
             .filter(|&v| v != Value::UNSET),
         "a register",
     )
+}
+
+/// Is the sequence non-decreasing?
+fn ordered(mut depths: impl Iterator<Item = u32>) -> bool {
+    let mut last = 0;
+    depths.all(|depth| std::mem::replace(&mut last, depth) <= depth)
+}
+
+/// The end of `frame`'s register window (its function exists).
+fn window_end(program: &Program, frame: &Frame) -> usize {
+    let count = program
+        .functions
+        .get(frame.func.index())
+        .map_or(0, |f| usize::from(f.register_count));
+    frame.base as usize + count
 }
 
 fn check_frame(program: &Program, fiber: &Fiber, frame: &Frame) -> Result<(), Invalid> {
@@ -522,7 +560,7 @@ fn check_sched(values: &Values<'_>) -> Result<(), Invalid> {
     tasks
         .copied()
         .try_for_each(|t| values.task(t, "a scheduled task"))?;
-    if !sched.in_flight.is_consistent() {
+    if !sched.in_flight.is_consistent(sched.next_io) {
         return Err("the table of I/O requests is inconsistent".into());
     }
     for in_flight in sched.in_flight.values() {
@@ -537,6 +575,65 @@ fn check_sched(values: &Values<'_>) -> Result<(), Invalid> {
             .waiters
             .iter()
             .try_for_each(|&t| values.task(t, "a singleflight waiter"))?;
+    }
+    Ok(())
+}
+
+/// The tasks form a tree: a task's parent is a task, following parents
+/// always ends, and a task is listed among the children of its parent
+/// only, once. The scheduler walks parents (finishing, `await`) and
+/// children (cancelling, deadlock reports) without guards, so a cycle
+/// would loop forever and a child listed twice would be visited once per
+/// path to it.
+fn check_task_tree(run: &Run) -> Result<(), Invalid> {
+    let heap = &run.heap;
+    let count = heap.capacity();
+    let task = |index: usize| match heap.get(ObjRef(index as u32)) {
+        Some(Object::Task(task)) => Some(&**task),
+        _ => None,
+    };
+    let mut listed = vec![false; count];
+    for index in 0..count {
+        let Some(parent) = task(index) else {
+            continue;
+        };
+        for &child in &parent.children.list {
+            let owned = task(child.index()).is_some_and(|c| c.parent == Some(ObjRef(index as u32)));
+            if !owned {
+                return Err(format!("task {index} lists a child that is not its own"));
+            }
+            if std::mem::replace(&mut listed[child.index()], true) {
+                return Err(format!("task {index} lists a child twice"));
+            }
+        }
+    }
+    // Follow each task's parents until a task already known to reach the
+    // root; meeting the path being walked again is a cycle. Linear: every
+    // task is walked once.
+    const UNSEEN: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const ROOTED: u8 = 2;
+    let mut state = vec![UNSEEN; count];
+    let mut path = Vec::new();
+    for start in 0..count {
+        let mut at = start;
+        while let Some(t) = task(at) {
+            match state[at] {
+                ROOTED => break,
+                ON_PATH => return Err(format!("task {at} is its own ancestor")),
+                _ => {}
+            }
+            state[at] = ON_PATH;
+            path.push(at);
+            match t.parent {
+                Some(parent) if task(parent.index()).is_some() => at = parent.index(),
+                Some(_) => return Err(format!("task {at}'s parent is not a task")),
+                None => break,
+            }
+        }
+        for index in path.drain(..) {
+            state[index] = ROOTED;
+        }
     }
     Ok(())
 }
