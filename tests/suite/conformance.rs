@@ -271,8 +271,15 @@ fn check_runs(name: &str, directives: &Directives, program: &spool::Program) -> 
         let started = Instant::now();
         let outcome = catch_panic(|| runner::run(program, &directives.args, mode));
         if std::env::var_os("SPOOL_TEST_TIMES").is_some() {
+            let counts = match &outcome {
+                Ok(outcome) => format!(
+                    " ({} pauses, {} round trips)",
+                    outcome.pauses, outcome.snapshots
+                ),
+                Err(_) => String::new(),
+            };
             println!(
-                "time {name} [{mode}]: {:.2}s",
+                "time {name} [{mode}]: {:.2}s{counts}",
                 started.elapsed().as_secs_f64()
             );
         }

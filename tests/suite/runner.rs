@@ -18,9 +18,11 @@ pub enum Mode {
     /// Budget of one instruction: the run pauses between any two
     /// instructions and is resumed at once.
     TinySlices,
-    /// Budget of a thousand instructions; at every pause the run is
-    /// snapshotted, dropped, restored from the bytes and continued (for
-    /// long, heavy runs only at a sample of pauses: see [`Sampler`]).
+    /// The run is saved to bytes, dropped, restored from the bytes and
+    /// continued: at every I/O phase and top-level yield, after each of
+    /// its first [`every_instruction`] instructions (budget 1), and then
+    /// at a sample of pauses every thousand instructions (see
+    /// [`Sampler`]).
     Snapshot,
 }
 
@@ -28,15 +30,41 @@ impl Mode {
     /// All modes, in the order they are run and reported.
     pub const ALL: [Mode; 3] = [Mode::Direct, Mode::TinySlices, Mode::Snapshot];
 
-    /// The instruction budget per `resume`.
-    fn budget(self) -> Option<u64> {
+    /// The instruction budget per `resume`; `per_instruction` tells
+    /// whether snapshot mode is still round-tripping at every instruction.
+    fn budget(self, per_instruction: bool) -> Option<u64> {
         match self {
             Mode::Direct => None,
             Mode::TinySlices => Some(1),
+            Mode::Snapshot if per_instruction => Some(1),
             Mode::Snapshot => Some(1000),
         }
     }
 }
+
+/// For how many instructions snapshot mode round-trips the run after every
+/// single one: `SPOOL_SNAPSHOT_EVERY` (default 100 000; nearly every script
+/// runs fewer, so it is saved and restored at every instruction to its
+/// end). A run whose round trips add up to the [`Sampler`]'s byte budget
+/// first (a big heap, a deep stack) goes on to the sampled part then.
+pub fn every_instruction() -> u64 {
+    static EVERY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *EVERY.get_or_init(|| {
+        std::env::var("SPOOL_SNAPSHOT_EVERY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000)
+    })
+}
+
+/// In the instruction-by-instruction part of snapshot mode, every this
+/// many round trips carries the program in the bytes ([`spool::snapshot`]
+/// and [`spool::restore`]); the others leave it out
+/// ([`spool::snapshot_without_program`] and
+/// [`spool::restore_with_program`]), which saves encoding and decoding
+/// the bytecode at each instruction, while the run's whole state still
+/// goes through bytes.
+const FULL_EVERY: u64 = 1000;
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,11 +123,14 @@ const MAX_PAUSES: u64 = 1_000_000_000;
 /// Runs `program` with `args` in `mode`.
 pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     let mut run = program.start(args.to_vec());
-    set_budget(&mut run, mode);
+    set_budget(&mut run, mode, mode == Mode::Snapshot);
     let mut host = spool::CaptureHost::default();
     let mut pauses: u64 = 0;
     let mut snapshots: u64 = 0;
     let mut sampler = Sampler::from_env();
+    // Snapshot mode starts by round-tripping after every instruction.
+    let mut per_instruction = mode == Mode::Snapshot;
+    let mut per_instruction_bytes: u64 = 0;
     let mut io = TestDispatcher::new();
     let end = loop {
         let step = run.resume(&mut host);
@@ -115,7 +146,7 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
                 }
                 Err(why) => break End::Broken(why),
             }
-            set_budget(&mut run, mode);
+            set_budget(&mut run, mode, per_instruction);
         }
         match step {
             Ok(spool::Step::Done(_)) => break End::Done,
@@ -138,7 +169,30 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
                 if pauses > MAX_PAUSES {
                     break End::Broken(format!("still running after {MAX_PAUSES} pauses"));
                 }
-                if mode == Mode::Snapshot && sampler.due() {
+                if mode == Mode::Snapshot && per_instruction {
+                    // One instruction ran: save and restore it.
+                    let trip = if pauses.is_multiple_of(FULL_EVERY) {
+                        round_trip(run)
+                    } else {
+                        lean_round_trip(run, program)
+                    };
+                    match trip {
+                        Ok((restored, size)) => {
+                            run = restored;
+                            snapshots += 1;
+                            per_instruction_bytes += size;
+                        }
+                        Err(why) => break End::Broken(why),
+                    }
+                    // Heavy runs (a big heap, a deep stack) leave the
+                    // instruction-by-instruction part early: the sampled
+                    // part then checks them all along the run.
+                    per_instruction = pauses < every_instruction()
+                        && sampler
+                            .budget
+                            .is_none_or(|budget| per_instruction_bytes <= budget);
+                    set_budget(&mut run, mode, per_instruction);
+                } else if mode == Mode::Snapshot && sampler.due() {
                     match round_trip(run) {
                         Ok((restored, size)) => {
                             run = restored;
@@ -147,7 +201,7 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
                         }
                         Err(why) => break End::Broken(why),
                     }
-                    set_budget(&mut run, mode);
+                    set_budget(&mut run, mode, per_instruction);
                 }
             }
             Err(error) => {
@@ -176,8 +230,8 @@ fn stdout_lines(printed: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn set_budget(run: &mut spool::Run, mode: Mode) {
-    if let Some(budget) = mode.budget() {
+fn set_budget(run: &mut spool::Run, mode: Mode, per_instruction: bool) {
+    if let Some(budget) = mode.budget(per_instruction) {
         run.set_limits(spool::Limits {
             budget: Some(budget),
             ..Default::default()
@@ -195,12 +249,27 @@ fn round_trip(run: spool::Run) -> Result<(spool::Run, u64), String> {
         .map_err(|error| format!("restore failed: {error}"))
 }
 
+/// [`round_trip`] without the program in the bytes: the run's state goes
+/// through bytes and is restored onto `program`.
+fn lean_round_trip(
+    mut run: spool::Run,
+    program: &spool::Program,
+) -> Result<(spool::Run, u64), String> {
+    let bytes = spool::snapshot_without_program(&mut run);
+    drop(run);
+    spool::restore_with_program(&bytes, program)
+        .map(|run| (run, bytes.len() as u64))
+        .map_err(|error| format!("restore (without the program) failed: {error}"))
+}
+
 /// The snapshot of `run`, which is consumed: only the bytes go on.
 fn into_bytes(run: spool::Run) -> Vec<u8> {
     spool::snapshot(&run)
 }
 
-/// Which pauses of a snapshot-mode run are snapshotted.
+/// Which pauses of a snapshot-mode run are snapshotted once it has left
+/// the instruction-by-instruction part (its budget is then a thousand
+/// instructions).
 ///
 /// Every pause is, until the snapshots taken so far add up to a byte
 /// budget; then every second pause until the budget is spent again, then
