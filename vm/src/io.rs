@@ -57,14 +57,15 @@ pub enum Data {
     /// A `str`.
     Str(String),
     /// A list.
-    List(Vec<Data>),
+    List(#[serde(deserialize_with = "grown")] Vec<Data>),
     /// A map, in insertion order; keys are `Int`, `Str` or `Bool`.
-    Map(Vec<(Data, Data)>),
+    Map(#[serde(deserialize_with = "grown")] Vec<(Data, Data)>),
     /// A struct value: the struct's name and its fields by name.
     Record {
         /// The struct's name (`Response`).
         name: String,
         /// Field names and values; the order does not matter.
+        #[serde(deserialize_with = "grown")]
         fields: Vec<(String, Data)>,
     },
     /// An enum value: the enum's and the variant's names and the payload.
@@ -74,6 +75,7 @@ pub enum Data {
         /// The variant's name (`Num`).
         variant: String,
         /// The payload, in order.
+        #[serde(deserialize_with = "grown")]
         fields: Vec<Data>,
     },
 }
@@ -124,6 +126,34 @@ impl Data {
 
 /// How deep [`Data`] conversions go before refusing a value.
 const MAX_DEPTH: usize = 1000;
+
+/// Deserializes the elements of nested data without reserving room for the
+/// count the input claims: serde reserves up to 1 MiB for a sequence, and
+/// data nests a thousand levels deep, each reserving. The vector grows as
+/// elements arrive instead.
+fn grown<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Grown<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Grown<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a sequence")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Grown(std::marker::PhantomData))
+}
 
 impl Serialize for Data {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
