@@ -18,6 +18,11 @@ struct Piped {
 
 /// Runs `spool` with `input` on standard input.
 fn piped(input: &str) -> Piped {
+    piped_bytes(input.as_bytes())
+}
+
+/// Runs `spool` with `input`, which need not be text, on standard input.
+fn piped_bytes(input: &[u8]) -> Piped {
     let mut child = Command::new(spool_binary())
         .env("SPOOL_HISTORY", scratch("unused-history"))
         .stdin(Stdio::piped())
@@ -26,7 +31,7 @@ fn piped(input: &str) -> Piped {
         .spawn()
         .expect("cannot start spool");
     let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin.write_all(input.as_bytes()).expect("cannot write");
+    stdin.write_all(input).expect("cannot write");
     drop(stdin);
     let output = child.wait_with_output().expect("spool did not finish");
     Piped {
@@ -292,20 +297,10 @@ fn bytes_that_are_not_text_do_not_end_the_session() {
     let mut input = b"let a = \"\xff\xfe\"\n\x00\n".to_vec();
     input.extend_from_slice(&noise);
     input.extend_from_slice(b"\n}\n]\n)\n\"\n\nlet kept = 7\nkept\n");
-    let mut child = Command::new(spool_binary())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start spool");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin.write_all(&input).expect("cannot write");
-    drop(stdin);
-    let output = child.wait_with_output().expect("spool did not finish");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(output.status.code(), Some(1));
+    let out = piped_bytes(&input);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(out.code, 1);
+    let stdout = out.stdout;
     assert!(stdout.ends_with("= 7 : int\n"), "stdout: {stdout}");
 }
 
