@@ -491,7 +491,11 @@ impl Driver {
                     self.io_phase(run, batch);
                     self.checkpoint(run)?;
                 }
-                Ok(Step::Done(value)) => return self.checkpoint(run).map(|()| Some(value)),
+                Ok(Step::Done(value)) => {
+                    // What the run printed is out before the save records it finished.
+                    host.flush();
+                    return self.checkpoint(run).map(|()| Some(value));
+                }
                 Err(error) => {
                     self.checkpoint(run)?;
                     return Err(format_runtime_error(&error));
