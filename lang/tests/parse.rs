@@ -359,6 +359,24 @@ fn yield_spawn_and_await() {
         "(fn (u) => (spawn (call http_get u)))",
     );
     check_expr("await await t", "(await (await t))");
+    // `await` is a unary operator, and `spawn` (like `yield` and a
+    // lambda) takes the whole expression to its right, also as the last
+    // operand of another operator, as `return` does in Rust.
+    check_expr("await spawn f(x)", "(await (spawn (call f x)))");
+    check_expr("await spawn f(x) + 1", "(await (spawn (+ (call f x) 1)))");
+    check_expr("1 + await spawn f(x)", "(+ 1 (await (spawn (call f x))))");
+    check_expr("-await spawn f(x)", "(neg (await (spawn (call f x))))");
+    check_expr("a && await spawn f(x)", "(&& a (await (spawn (call f x))))");
+    check_expr("a ?? await spawn f(x)", "(?? a (await (spawn (call f x))))");
+    check_expr("a * yield b + c", "(* a (yield (+ b c)))");
+    check_expr("a == yield", "(== a (yield))");
+    check_expr("x ?? fn(y) => y + 1", "(?? x (fn (y) => (+ y 1)))");
+    check_expr("[await spawn f(), 2]", "[(await (spawn (call f ))) 2]");
+    let all = stmts("let x = await spawn f(1)");
+    let StmtKind::Let { value, .. } = &all[0].kind else {
+        panic!()
+    };
+    assert_eq!(sexp(value), "(await (spawn (call f 1)))");
     let all = stmts("x = yield sum / n");
     let StmtKind::Assign { value, .. } = &all[0].kind else {
         panic!()
