@@ -29,8 +29,9 @@ usage: spool                           start the interactive prompt (also `spool
        spool --help | --version
 
 options of `spool run` and `spool resume`:
-  --state PATH     save the run to PATH after every I/O phase and top-level
-                   yield (`spool resume PATH` continues it after a crash)
+  --state PATH     (run) save the run to PATH before every I/O phase, at each
+                   top-level yield and at the end (`spool resume PATH`
+                   continues it after a crash); refused over an unfinished run
   --step           stop at each top-level yield: print it, save, exit 0
   --send JSON      (resume) the answer to the yield the run is waiting at
   --program FILE   (resume) continue on FILE, a changed version of the script,
@@ -311,6 +312,12 @@ fn run_file(path: &str, args: Vec<String>, options: &RunOptions) -> i32 {
         Ok(program) => program,
         Err(code) => return code,
     };
+    if let Some(state) = &options.state {
+        if let Err(message) = crate::durable::check_fresh(state) {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    }
     let mut run = program.start(args);
     if options.step {
         run.set_host_note(STEP_NOTE, "1");
@@ -353,8 +360,15 @@ fn resume_file(
         }
         spool_vm::Status::Running => {}
     }
+    if let Some(failure) = crate::durable::take_failure(&mut run) {
+        let first = failure.lines().next().unwrap_or_default();
+        eprintln!(
+            "note: the last attempt of this run failed ({}); continuing from its last checkpoint",
+            first.trim_start_matches("error: ")
+        );
+    }
     match (send, run.awaiting_send()) {
-        (Some(text), true) => match crate::durable::answer_from_json(&mut run, text) {
+        (Some(text), true) => match crate::answer::from_json(&mut run, text) {
             Ok(answer) => run.send(answer),
             Err(message) => {
                 eprintln!("error: {message}");
@@ -365,16 +379,13 @@ fn resume_file(
             eprintln!("error: `--send`: the run saved in `{path}` is not waiting at a yield");
             return EXIT_USAGE;
         }
-        (None, true) => {
-            let mut stdin = std::io::stdin().lock();
-            match answer_yield(&mut run, &mut stdin) {
-                Ok(answer) => run.send(answer),
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    return EXIT_RUNTIME;
-                }
+        (None, true) => match answer_yield(&mut run, &mut std::io::stdin().lock()) {
+            Ok(answer) => run.send(answer),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return EXIT_RUNTIME;
             }
-        }
+        },
         (None, false) => {}
     }
     options.step |= run.host_note(STEP_NOTE).is_some();
@@ -443,21 +454,20 @@ impl Driver {
 
     /// Runs until the run ends (or stops at a yield in step mode, giving
     /// `None`); `Err` holds the text to print.
+    ///
+    /// With `--state`, a checkpoint is written when the run starts (or
+    /// continues), at the end of every CPU phase *before* its batch of I/O
+    /// is handed out (so the saved run records those requests in flight,
+    /// with their timers' deadlines), at every top-level yield and when the
+    /// run finishes; the output printed before each checkpoint is flushed
+    /// first. An uncaught error leaves the last checkpoint in place,
+    /// recording the failure in it.
     pub(crate) fn run_to_end(
         &mut self,
         run: &mut Run,
         host: &mut StdoutHost,
     ) -> Result<Option<crate::Value>, String> {
-        let mut stdin = std::io::stdin().lock();
-        // Requests in flight when the run was saved are issued again, with
-        // their ids (at-least-once).
-        let pending = run.pending_io();
-        if let Some(trace) = &mut self.trace {
-            trace.batch(&pending, |id| task_of(run, id));
-        }
-        if !pending.is_empty() {
-            self.dispatcher.submit(pending);
-        }
+        self.reissue_pending(run);
         self.checkpoint(run)?;
         loop {
             let began = self.trace.as_ref().map(TraceRecorder::now);
@@ -482,14 +492,17 @@ impl Driver {
                     if self.step {
                         return Ok(None);
                     }
-                    let answer =
-                        answer_yield(run, &mut stdin).map_err(|m| format!("error: {m}\n"))?;
+                    let answer = answer_yield(run, &mut std::io::stdin().lock())
+                        .map_err(|m| format!("error: {m}\n"))?;
                     run.send(answer);
                 }
                 Ok(Step::Io(batch)) => {
+                    // Write-ahead: the checkpoint records the batch as in
+                    // flight before any of it starts.
                     host.flush();
-                    self.io_phase(run, batch);
+                    stamp_deadlines(run, &batch);
                     self.checkpoint(run)?;
+                    self.io_phase(run, batch)?;
                 }
                 Ok(Step::Done(value)) => {
                     // What the run printed is out before the save records it finished.
@@ -497,11 +510,38 @@ impl Driver {
                     return self.checkpoint(run).map(|()| Some(value));
                 }
                 Err(error) => {
-                    self.checkpoint(run)?;
-                    return Err(format_runtime_error(&error));
+                    host.flush();
+                    let text = format_runtime_error(&error);
+                    if let Some(path) = &self.state {
+                        crate::durable::record_failure(path, &text)
+                            .map_err(|m| format!("{text}error: {m}\n"))?;
+                    }
+                    return Err(text);
                 }
             }
         }
+    }
+
+    /// Issues again the requests a restored run was waiting for, with
+    /// their ids (at-least-once); a `sleep` waits only for what is left of
+    /// it.
+    fn reissue_pending(&mut self, run: &Run) {
+        let mut pending = run.pending_io();
+        if pending.is_empty() {
+            return;
+        }
+        if let Some(trace) = &mut self.trace {
+            trace.batch(&pending, |id| task_of(run, id));
+        }
+        let now = unix_ms();
+        for request in &mut pending {
+            if let Some(deadline) = run.io_deadline(request.id) {
+                if &*request.op == "sleep" {
+                    request.args = vec![crate::Data::Int(deadline.saturating_sub(now).max(0))];
+                }
+            }
+        }
+        self.dispatcher.submit(pending);
     }
 
     /// `Err` when the user asked to stop the run (Ctrl-C at the prompt).
@@ -523,15 +563,27 @@ impl Driver {
     }
 
     /// Hands a batch to the dispatcher and feeds back the results that
-    /// arrive first (at least one).
-    fn io_phase(&mut self, run: &mut Run, batch: Vec<crate::IoRequest>) {
+    /// arrive first (at least one). At the prompt, waits in slices so that
+    /// Ctrl-C stops a run waiting on I/O too.
+    fn io_phase(&mut self, run: &mut Run, batch: Vec<crate::IoRequest>) -> Result<(), String> {
         if let Some(trace) = &mut self.trace {
             trace.batch(&batch, |id| task_of(run, id));
         }
         if !batch.is_empty() {
             self.dispatcher.submit(batch);
         }
-        let finished = self.dispatcher.wait();
+        let finished = match self.interrupt {
+            None => self.dispatcher.wait(),
+            Some(_) => loop {
+                let finished = self
+                    .dispatcher
+                    .wait_timeout(std::time::Duration::from_millis(50));
+                if !finished.is_empty() || self.dispatcher.in_flight() == 0 {
+                    break finished;
+                }
+                self.check_interrupt()?;
+            },
+        };
         if finished.is_empty() {
             // Nothing will answer what is outstanding: fail it rather than hang.
             for request in run.pending_io() {
@@ -543,6 +595,28 @@ impl Driver {
                 trace.completed(completion.id, completion.result.is_ok());
             }
             run.complete(completion.id, completion.result);
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the system clock.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Records in the run when each `sleep` of a new batch is due, so that the
+/// checkpoint written before the batch starts carries the deadline: a
+/// resumed run sleeps only for what is left.
+fn stamp_deadlines(run: &mut Run, batch: &[crate::IoRequest]) {
+    let now = unix_ms();
+    for request in batch {
+        if let ("sleep", [crate::Data::Int(ms)]) = (&*request.op, request.args.as_slice()) {
+            if *ms >= 0 {
+                run.set_io_deadline(request.id, now.saturating_add(*ms));
+            }
         }
     }
 }
@@ -560,13 +634,12 @@ fn task_of(run: &Run, id: crate::IoId) -> u64 {
 
 /// The answer to a top-level `yield`: nothing for a script that receives
 /// `nil`; otherwise one line of standard input, taken as it is for `str`
-/// and parsed as JSON for `int`, `float` and `bool`.
+/// and parsed as JSON for every other type (`crate::answer`).
 fn answer_yield(
     run: &mut crate::Run,
     stdin: &mut impl std::io::BufRead,
 ) -> Result<crate::Value, String> {
-    let receives = run.program().main_receives.clone();
-    if receives == "nil" || receives.is_empty() {
+    if !crate::answer::needs_answer(run) {
         return Ok(crate::Value::Nil);
     }
     let mut line = String::new();
@@ -580,28 +653,7 @@ fn answer_yield(
         Err(error) => return Err(format!("cannot read standard input: {error}")),
     }
     let line = line.trim_end_matches(['\n', '\r']);
-    let bad = || format!("`{line}` is not a valid `{receives}` answer to `yield`");
-    match receives.as_str() {
-        "str" => Ok(run.heap_mut().alloc_str(line)),
-        "int" => line
-            .trim()
-            .parse()
-            .map(crate::Value::Int)
-            .map_err(|_| bad()),
-        "float" => line
-            .trim()
-            .parse()
-            .map(crate::Value::Float)
-            .map_err(|_| bad()),
-        "bool" => line
-            .trim()
-            .parse()
-            .map(crate::Value::Bool)
-            .map_err(|_| bad()),
-        other => Err(format!(
-            "the command line cannot answer a `yield` that receives `{other}`"
-        )),
-    }
+    crate::answer::from_line(run, line)
 }
 
 /// An uncaught runtime error as the command line prints it: kind, message

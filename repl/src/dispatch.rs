@@ -242,6 +242,20 @@ impl PoolDispatcher {
         self.at_workers + self.at_timer + self.ready.len()
     }
 
+    /// Like [`Dispatcher::wait`], but gives up after `timeout`: returns
+    /// the requests finished by then, possibly none. A host that must stay
+    /// responsive while I/O runs (to Ctrl-C, to a lease) waits in slices.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Vec<Completion> {
+        self.collect_finished();
+        if self.ready.is_empty() && self.at_workers + self.at_timer > 0 {
+            if let Ok(finished) = self.results.recv_timeout(timeout) {
+                self.received(finished);
+            }
+            self.collect_finished();
+        }
+        std::mem::take(&mut self.ready)
+    }
+
     fn route(&self, request: &IoRequest) -> Route {
         match &self.router {
             Some(router) => router(request),

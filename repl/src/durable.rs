@@ -53,48 +53,80 @@ pub fn load(path: &str) -> Result<Run, String> {
     snapshot::restore(&bytes).map_err(|e| format!("`{path}`: {e}"))
 }
 
-/// The value `--send JSON` gives a `yield` that receives `receives`.
-pub fn answer_from_json(run: &mut Run, text: &str) -> Result<Value, String> {
-    let receives = run.program().main_receives.clone();
-    let program = std::sync::Arc::clone(run.program());
-    let json = spool_stdlib::parse_json(run.heap_mut(), &program, text)
-        .map_err(|e| format!("`--send {text}` is not valid JSON: {}", e.message))?;
-    let (variant, payload) = match run.heap().get(json.as_obj().ok_or("bad JSON value")?) {
-        Some(Object::Variant {
-            variant, fields, ..
-        }) => {
-            let layout = program.enums.get(program.builtins.json.index());
-            let name = layout
-                .and_then(|l| l.variants.get(usize::from(*variant)))
-                .map_or("", |v| v.name.as_str());
-            (name.to_string(), fields.first().copied())
-        }
-        _ => return Err("bad JSON value".into()),
+/// The host note in which the last checkpoint of a failed run records
+/// the failure (the error as printed, with its trace).
+pub const FAILURE_NOTE: &str = "spool.failure";
+
+/// Checks that `spool run --state PATH` may write `path`: it does not
+/// exist, is empty, or holds a finished run. An unfinished run is never
+/// thrown away by starting over, nor is a file that is not a saved run
+/// (or not a regular file) overwritten.
+pub fn check_fresh(path: &str) -> Result<(), String> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(format!("cannot use `{path}` as the state file: {error}")),
     };
-    let wrong = || format!("`{text}` is not a `{receives}`, which the pending `yield` receives");
-    match (receives.as_str(), variant.as_str(), payload) {
-        ("nil" | "", _, _) => Ok(Value::Nil),
-        ("Json", _, _) => Ok(json),
-        ("str", "Str", Some(value)) | ("bool", "Bool", Some(value)) => Ok(value),
-        ("float", "Num", Some(Value::Float(x))) => Ok(Value::Float(x)),
-        ("int", "Num", Some(Value::Float(x))) if x.fract() == 0.0 && x.abs() < 9.0e15 => {
-            Ok(Value::Int(x as i64))
-        }
-        (other, _, _) if other.ends_with('?') && variant == "Null" => Ok(Value::Nil),
-        _ => Err(wrong()),
+    if !metadata.is_file() {
+        return Err(format!(
+            "`{path}` is not a regular file; `--state` needs a file path"
+        ));
     }
+    if metadata.len() == 0 {
+        return Ok(());
+    }
+    let mut magic = [0u8; 8];
+    let is_saved_run = std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
+        .is_ok()
+        && &magic == snapshot::MAGIC;
+    if !is_saved_run {
+        return Err(format!(
+            "`{path}` exists and is not a saved run; `--state` will not overwrite it"
+        ));
+    }
+    match load(path) {
+        Ok(run) if matches!(run.status(), Status::Done(_)) => Ok(()),
+        Ok(run) => Err(format!(
+            "`{path}` holds an unfinished run of {}; `spool resume {path}` continues it \
+             (to start over, delete `{path}` first)",
+            script_of(&run)
+        )),
+        Err(message) => Err(format!(
+            "{message}; `--state` will not overwrite it (delete `{path}` first to start over)"
+        )),
+    }
+}
+
+/// Records that the run saved at `path` failed with `text` (the error as
+/// printed): the last checkpoint stays as it was, resumable, and carries
+/// the failure for `spool inspect`.
+pub fn record_failure(path: &str, text: &str) -> Result<(), String> {
+    let mut run = load(path)?;
+    run.set_host_note(FAILURE_NOTE, text);
+    save(path, &run)
+}
+
+/// Takes the failure recorded in a run's last checkpoint, if any (a
+/// resumed run starts a new attempt).
+pub fn take_failure(run: &mut Run) -> Option<String> {
+    run.remove_host_note(FAILURE_NOTE)
+}
+
+/// The script a run belongs to (its first file other than the library's).
+fn script_of(run: &Run) -> &str {
+    run.program()
+        .files
+        .iter()
+        .find(|f| f.as_str() != crate::PRELUDE_NAME)
+        .map_or("?", String::as_str)
 }
 
 /// `spool inspect`: the saved run in words.
 pub fn describe(path: &str, run: &Run) -> String {
     let mut out = String::new();
     let program = run.program();
-    let script = program
-        .files
-        .iter()
-        .find(|f| f.as_str() != crate::PRELUDE_NAME)
-        .map_or("?", String::as_str);
-    let _ = writeln!(out, "{path}: a saved run of {script}");
+    let _ = writeln!(out, "{path}: a saved run of {}", script_of(run));
     let _ = writeln!(
         out,
         "program: fingerprint {:016x}, {} functions",
@@ -103,7 +135,14 @@ pub fn describe(path: &str, run: &Run) -> String {
     );
     let status = match run.status() {
         Status::Done(_) => "finished".to_string(),
-        Status::Failed(error) => format!("failed: {}: {}", error.kind, error.message),
+        Status::Failed(error) => {
+            format!("failed\n{}", indent(&crate::cli::format_runtime_error(error)))
+        }
+        Status::Running if run.host_note(FAILURE_NOTE).is_some() => format!(
+            "failed; what follows is its last checkpoint, which `spool resume {path}` continues \
+             (`--program FILE` to continue on a fixed script)\n{}",
+            indent(run.host_note(FAILURE_NOTE).unwrap_or_default())
+        ),
         Status::Running if run.awaiting_send() => format!(
             "waiting for the answer to a top-level yield (it receives `{}`; give it with `spool resume {path} --send JSON`)",
             program.main_receives
@@ -181,7 +220,7 @@ fn describe_stack(out: &mut String, run: &Run, fiber: &spool_vm::Fiber) {
                 let value = *fiber
                     .registers
                     .get(frame.base as usize + local.reg.index())?;
-                let mut shown = run.display(value);
+                let mut shown = shown_value(run, value);
                 if shown.chars().count() > 60 {
                     shown = shown.chars().take(57).collect::<String>() + "...";
                 }
@@ -199,7 +238,7 @@ fn describe_io(out: &mut String, run: &Run) {
     let _ = writeln!(out, "pending I/O: {}", pending.len());
     for in_flight in pending {
         let request = &in_flight.request;
-        let args: Vec<String> = request.args.iter().map(|a| format!("{a:?}")).collect();
+        let args: Vec<String> = request.args.iter().map(data_text).collect();
         let task = run
             .heap()
             .task(Value::Obj(in_flight.task))
@@ -208,7 +247,130 @@ fn describe_io(out: &mut String, run: &Run) {
         if line.chars().count() > 100 {
             line = line.chars().take(97).collect::<String>() + "...";
         }
-        let _ = writeln!(out, "{line} for task {task}");
+        let due = match run.io_deadline(request.id) {
+            Some(at) => format!(", due {}", due_in(at)),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "{line} for task {task}{due}");
+    }
+}
+
+/// When a deadline (ms since the Unix epoch) comes, relative to now.
+fn due_in(at: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let left = at.saturating_sub(now);
+    if left <= 0 {
+        "now (the deadline has passed)".to_string()
+    } else {
+        format!("in {:.1} s", left as f64 / 1000.0)
+    }
+}
+
+/// Every line of `text`, indented for the status block.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  {line}\n"))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
+/// A value as inspection shows it: strings quoted and escaped, so that a
+/// multi-line string stays on its line.
+fn shown_value(run: &Run, value: Value) -> String {
+    let text = run.display(value);
+    if run.heap().str(value).is_some() {
+        let mut quoted = String::new();
+        spool_vm::format::write_quoted(&mut quoted, &text);
+        quoted
+    } else {
+        text.replace('\n', "\\n")
+    }
+}
+
+/// An I/O argument as Spool writes the value (`1500`, `"a.txt"`,
+/// `["-l"]`), cut short after a couple hundred characters.
+pub fn data_text(data: &spool_vm::Data) -> String {
+    let mut out = String::new();
+    write_data(&mut out, data);
+    out
+}
+
+fn write_data(out: &mut String, data: &spool_vm::Data) {
+    use spool_vm::Data;
+    const ENOUGH: usize = 200;
+    if out.len() > ENOUGH {
+        return;
+    }
+    let list = |out: &mut String, items: &mut dyn Iterator<Item = &Data>| {
+        for (index, item) in items.enumerate() {
+            if index > 0 {
+                out.push_str(", ");
+            }
+            write_data(out, item);
+            if out.len() > ENOUGH {
+                out.push_str("...");
+                return;
+            }
+        }
+    };
+    match data {
+        Data::Nil => out.push_str("nil"),
+        Data::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Data::Int(n) => out.push_str(&n.to_string()),
+        Data::Float(x) => out.push_str(&format!("{x:?}")),
+        Data::Str(text) => spool_vm::format::write_quoted(out, text),
+        Data::List(items) => {
+            out.push('[');
+            list(out, &mut items.iter());
+            out.push(']');
+        }
+        Data::Map(pairs) if pairs.is_empty() => out.push_str("[:]"),
+        Data::Map(pairs) => {
+            out.push('[');
+            for (index, (key, value)) in pairs.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                write_data(out, key);
+                out.push_str(": ");
+                write_data(out, value);
+                if out.len() > ENOUGH {
+                    out.push_str("...");
+                    break;
+                }
+            }
+            out.push(']');
+        }
+        Data::Record { name, fields } => {
+            out.push_str(name);
+            out.push('(');
+            for (index, (field, value)) in fields.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(field);
+                out.push_str(": ");
+                write_data(out, value);
+                if out.len() > ENOUGH {
+                    out.push_str("...");
+                    break;
+                }
+            }
+            out.push(')');
+        }
+        Data::Variant {
+            variant, fields, ..
+        } => {
+            out.push_str(variant);
+            if !fields.is_empty() {
+                out.push('(');
+                list(out, &mut fields.iter());
+                out.push(')');
+            }
+        }
     }
 }
 
@@ -233,4 +395,31 @@ fn describe_coroutines(out: &mut String, run: &Run) {
             format!(" ({})", shown.join(", "))
         }
     );
+    describe_suspended_coroutines(out, run);
+}
+
+/// The stacks of suspended coroutines (those that have started: a
+/// coroutine that never ran has no frames yet), the first few of them.
+fn describe_suspended_coroutines(out: &mut String, run: &Run) {
+    const SHOWN: usize = 20;
+    let mut shown = 0;
+    let mut more = 0;
+    for index in 0..run.heap().capacity() {
+        let Some(Object::Coro(coro)) = run.heap().get(spool_vm::ObjRef(index as u32)) else {
+            continue;
+        };
+        if coro.status.as_str() != "suspended" || coro.fiber.frames.is_empty() {
+            continue;
+        }
+        if shown == SHOWN {
+            more += 1;
+            continue;
+        }
+        shown += 1;
+        let _ = writeln!(out, "  coroutine of {}: suspended", run.display(coro.func));
+        describe_stack(out, run, &coro.fiber);
+    }
+    if more > 0 {
+        let _ = writeln!(out, "  ... and {more} more suspended coroutine(s)");
+    }
 }

@@ -15,6 +15,7 @@
 //!
 //! With the default `cli` feature it also holds the `spool` command line.
 
+pub mod answer;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
@@ -52,13 +53,35 @@ pub use spool_vm::{
 /// Runs `run` to its end: answers its I/O with `dispatcher` (a batch per
 /// I/O phase, results fed back as they finish) and its top-level `yield`s
 /// with `answer` (given the yielded value; its result is sent back).
-/// Returns the main program's result or the run's error.
+/// Returns the main program's result or the run's error. Requests the run
+/// was already waiting for (a restored run's [`Run::pending_io`]) are
+/// handed to the dispatcher first, with their ids.
+///
+/// # When to save a run
+///
+/// A host that keeps runs durable saves them ([`snapshot`]) when
+/// [`Run::resume`] returns [`Step::Io`], *before* it hands the batch to
+/// its dispatcher (write-ahead), as `spool run --state` does. The saved
+/// run then records those requests as in flight; after a crash, the host
+/// restores it and issues [`Run::pending_io`] again with the same ids
+/// (at-least-once: a request may have been carried out already, and
+/// results that arrived after the save are asked for again), and no script
+/// code runs twice. A host with timers records each one's deadline with
+/// [`Run::set_io_deadline`] before saving, so that a restored run waits
+/// only for what is left ([`Run::io_deadline`]). Save at each
+/// [`Step::Yield`] too, before answering it. Saving anywhere else is
+/// allowed (any `Step`, or after [`Step::Paused`]) but a save taken after
+/// results were delivered repeats less and costs one more write per phase.
 pub fn drive(
     run: &mut Run,
     host: &mut dyn Host,
     dispatcher: &mut dyn Dispatcher,
     mut answer: impl FnMut(&mut Run, Value) -> Value,
 ) -> Result<Value, RunError> {
+    let pending = run.pending_io();
+    if !pending.is_empty() {
+        dispatcher.submit(pending);
+    }
     loop {
         match run.resume(host)? {
             Step::Done(value) => return Ok(value),

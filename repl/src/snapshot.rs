@@ -20,7 +20,7 @@ use spool_vm::{Program, Run};
 /// The first bytes of every saved run.
 pub const MAGIC: &[u8; 8] = b"SPOOLRUN";
 /// Bumped whenever the layout of a saved run changes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Bytes before the postcard body.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

@@ -23,10 +23,12 @@ fn program() -> Program {
     let variant = |name: &str, arity| VariantLayout {
         name: name.into(),
         arity,
+        ..VariantLayout::default()
     };
     let record = |name: &str, fields: &[&str]| StructLayout {
         name: name.into(),
         fields: fields.iter().map(|f| f.to_string()).collect(),
+        ..StructLayout::default()
     };
     let json = ["Null", "Bool", "Num", "Str", "Arr", "Obj"];
     Program {
@@ -41,6 +43,7 @@ fn program() -> Program {
                     .iter()
                     .map(|n| variant(n, u16::from(*n != "Null")))
                     .collect(),
+                ..EnumLayout::default()
             },
             EnumLayout {
                 name: "Shape".into(),
@@ -49,6 +52,7 @@ fn program() -> Program {
                     variant("Rect", 2),
                     variant("Empty", 0),
                 ],
+                ..EnumLayout::default()
             },
         ],
         builtins: Builtins {

@@ -309,7 +309,7 @@ fn top_level_yield_prints_and_reads_answers_from_stdin() {
     let output = spool_with_stdin(&dir, &["count.spl"], "many\n");
     assert_exit(&output, 1);
     assert!(
-        stderr(&output).contains("not a valid `int` answer"),
+        stderr(&output).contains("`many` is not valid JSON for the `int`"),
         "{}",
         stderr(&output)
     );
@@ -327,7 +327,7 @@ fn top_level_yield_prints_and_reads_answers_from_stdin() {
 }
 
 /// Runs `spool` in `dir` with `input` on its standard input.
-fn spool_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+pub(crate) fn spool_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = Command::new(spool_binary())

@@ -612,6 +612,7 @@ type Parts = (
     Vec<String>,
     Limits,
     std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<spool::IoId, i64>,
     spool::Status,
 );
 

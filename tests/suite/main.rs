@@ -7,6 +7,7 @@
 //! golden files), `SPOOL_TEST_TIMEOUT=seconds`, `SPOOL_TEST_TIMES=1`,
 //! `SPOOL_SNAPSHOT_BUDGET_MB=n` (0: snapshot at every pause), `SPOOL_FUZZ_CASES=n`.
 
+mod checkpoints;
 mod cli;
 mod conformance;
 mod durability;

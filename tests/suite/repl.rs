@@ -493,6 +493,15 @@ mod terminal {
             .expect("the loop was not stopped");
         s.exp_string(FRESH).unwrap();
         enter(&mut s, "spins > 0", "= true : bool", FRESH);
+        // Ctrl-C stops an input waiting on I/O too, long before the sleep
+        // ends (the pseudo-terminal's timeout is shorter than the sleep).
+        enter(&mut s, "sleep(600000)", "", "");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.send_control('c').unwrap();
+        s.exp_string("interrupted")
+            .expect("the sleep was not stopped");
+        s.exp_string(FRESH).unwrap();
+        enter(&mut s, "spins > 1", "= true : bool", FRESH);
         enter(&mut s, ":type inc", "inc : fn(int) -> int", FRESH);
         let save = format!(":save {}", state.display());
         enter(&mut s, &save, "saved the session", FRESH);

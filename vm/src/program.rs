@@ -120,30 +120,40 @@ pub struct Loc {
 }
 
 /// The layout of a struct.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StructLayout {
     /// The struct's name.
     pub name: String,
     /// Field names in runtime order.
     pub fields: Vec<String>,
+    /// The struct's type parameters, by name (`T` of `Box<T>`).
+    pub params: Vec<String>,
+    /// Each field's type as Spool writes it, in the order of `fields`
+    /// (type parameters by name): what a host needs to build a value of
+    /// the struct from outside data, such as JSON.
+    pub field_types: Vec<String>,
 }
 
 /// The layout of an enum.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EnumLayout {
     /// The enum's name.
     pub name: String,
     /// Variants in declaration order.
     pub variants: Vec<VariantLayout>,
+    /// The enum's type parameters, by name.
+    pub params: Vec<String>,
 }
 
 /// One variant of an enum.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct VariantLayout {
     /// The variant's name.
     pub name: String,
     /// Number of payload fields.
     pub arity: u16,
+    /// The payload's types as Spool writes them (`arity` of them).
+    pub field_types: Vec<String>,
 }
 
 /// A native function the program calls.

@@ -64,6 +64,12 @@ pub struct Run {
     /// and restored with it; the VM never reads them.
     #[serde(default)]
     pub(crate) host_notes: std::collections::BTreeMap<String, String>,
+    /// When requests in flight are due, in milliseconds since the Unix
+    /// epoch, as the host set them ([`Run::set_io_deadline`]): a `sleep`
+    /// resumed in another process waits only for what remains. Entries of
+    /// requests no longer in flight are dropped as deadlines are set.
+    #[serde(default)]
+    pub(crate) io_deadlines: std::collections::BTreeMap<IoId, i64>,
     /// Whether the run can continue, and its outcome once it cannot.
     pub(crate) status: Status,
     /// `program.natives[i]` bound to a Rust function. Not serialized: a
@@ -160,6 +166,7 @@ impl Run {
             args,
             limits: Limits::default(),
             host_notes: Default::default(),
+            io_deadlines: Default::default(),
             status: Status::Done(Value::Nil),
             natives: Vec::new(),
             native_set: NativeSet::new(),
@@ -230,6 +237,7 @@ impl Run {
     /// that id is outstanding (already completed, or its task was
     /// cancelled); such answers are ignored.
     pub fn complete(&mut self, id: IoId, result: IoResult) -> bool {
+        self.io_deadlines.remove(&id);
         crate::sched::complete(self, id, result)
     }
 
@@ -247,6 +255,39 @@ impl Run {
             .filter(|in_flight| !unsent.contains(&in_flight.request.id))
             .map(|in_flight| in_flight.request.clone())
             .collect()
+    }
+
+    /// Records when the request `id` in flight is due, in milliseconds
+    /// since the Unix epoch (a host sets it for timers when it issues them,
+    /// before it saves the run): after a restore, [`Run::io_deadline`]
+    /// tells how much of a `sleep` is left, and a store can wake the run at
+    /// [`Run::next_deadline`]. Returns false (and records nothing) when no
+    /// such request is in flight.
+    pub fn set_io_deadline(&mut self, id: IoId, unix_ms: i64) -> bool {
+        let in_flight = &self.sched.in_flight;
+        self.io_deadlines
+            .retain(|id, _| in_flight.get(id).is_some());
+        if in_flight.get(&id).is_none() {
+            return false;
+        }
+        self.io_deadlines.insert(id, unix_ms);
+        true
+    }
+
+    /// When the request `id` in flight is due, if the host said
+    /// ([`Run::set_io_deadline`]).
+    pub fn io_deadline(&self, id: IoId) -> Option<i64> {
+        self.sched.in_flight.get(&id)?;
+        self.io_deadlines.get(&id).copied()
+    }
+
+    /// The earliest deadline of the requests in flight, if any has one.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.io_deadlines
+            .iter()
+            .filter(|(id, _)| self.sched.in_flight.get(id).is_some())
+            .map(|(_, &at)| at)
+            .min()
     }
 
     /// The scheduler's state, for inspection.
@@ -280,6 +321,11 @@ impl Run {
     /// Sets the host's note `key` (saved with the run).
     pub fn set_host_note(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.host_notes.insert(key.into(), value.into());
+    }
+
+    /// Removes the host's note `key`, giving what it held.
+    pub fn remove_host_note(&mut self, key: &str) -> Option<String> {
+        self.host_notes.remove(key)
     }
 
     /// The program being run.

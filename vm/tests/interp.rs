@@ -805,6 +805,7 @@ fn records_and_variants() {
     b.program.structs.push(StructLayout {
         name: "Point".to_string(),
         fields: vec!["x".to_string(), "y".to_string()],
+        ..StructLayout::default()
     });
     b.program.enums.push(EnumLayout {
         name: "Shape".to_string(),
@@ -812,12 +813,15 @@ fn records_and_variants() {
             VariantLayout {
                 name: "Empty".to_string(),
                 arity: 0,
+                ..VariantLayout::default()
             },
             VariantLayout {
                 name: "Square".to_string(),
                 arity: 1,
+                ..VariantLayout::default()
             },
         ],
+        ..EnumLayout::default()
     });
     let (point, shape) = (StructIdx(1), EnumIdx(0));
     let main = b.func(

@@ -274,6 +274,8 @@ impl Compiler {
                 .map(|s| StructLayout {
                     name: s.name.clone(),
                     fields: s.fields.iter().map(|(name, _)| name.clone()).collect(),
+                    params: self.param_list(&s.generics),
+                    field_types: s.fields.iter().map(|(_, ty)| self.show(ty)).collect(),
                 })
                 .collect(),
             enums: self
@@ -287,8 +289,10 @@ impl Compiler {
                         .map(|(name, fields)| VariantLayout {
                             name: name.clone(),
                             arity: fields.len() as u16,
+                            field_types: fields.iter().map(|ty| self.show(ty)).collect(),
                         })
                         .collect(),
+                    params: self.param_list(&e.generics),
                 })
                 .collect(),
             natives: self.natives.clone(),
@@ -301,6 +305,14 @@ impl Compiler {
             main_receives: self.main_receives.clone(),
             fingerprint: 0,
         }
+    }
+
+    /// The names of type parameters, as layouts record them.
+    fn param_list(&self, generics: &[u32]) -> Vec<String> {
+        generics
+            .iter()
+            .map(|&id| self.param_name(id).to_string())
+            .collect()
     }
 
     // ---- diagnostics ----

@@ -36,6 +36,7 @@ impl Builder {
         program.structs.push(StructLayout {
             name: "Error".to_string(),
             fields: vec!["kind".to_string(), "message".to_string()],
+            ..StructLayout::default()
         });
         program.builtins.error = StructIdx(0);
         let print = NativeDecl {
