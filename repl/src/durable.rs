@@ -178,7 +178,7 @@ fn describe_tasks(out: &mut String, run: &Run) {
             TaskState::Ready => "ready to run".to_string(),
             TaskState::Running => "running".to_string(),
             TaskState::Joining => "waiting for its children".to_string(),
-            TaskState::Blocked => spool_vm::sched::describe(run.heap(), &task.blocked),
+            TaskState::Blocked => describe_wait(run, &task.blocked),
             TaskState::Done | TaskState::Failed => "finished".to_string(),
         };
         let _ = writeln!(out, "  {name}: {state}");
@@ -196,6 +196,22 @@ fn describe_tasks(out: &mut String, run: &Run) {
             describe_stack(out, run, fiber);
         }
     }
+}
+
+/// What a blocked task waits for; an I/O call by its name and arguments.
+fn describe_wait(run: &Run, blocked: &spool_vm::Blocked) -> String {
+    if let spool_vm::Blocked::Io(id) = blocked {
+        if let Some(in_flight) = run.sched().in_flight.get(id) {
+            let request = &in_flight.request;
+            let args: Vec<String> = request.args.iter().map(data_text).collect();
+            let mut call = format!("{}({})", request.op, args.join(", "));
+            if call.chars().count() > 60 {
+                call = call.chars().take(57).collect::<String>() + "...";
+            }
+            return format!("waits for {call} (I/O request #{})", id.0);
+        }
+    }
+    spool_vm::sched::describe(run.heap(), blocked)
 }
 
 /// One fiber's frames, innermost first, with their local variables.

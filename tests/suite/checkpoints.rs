@@ -77,6 +77,10 @@ fn a_run_killed_during_io_resumes_inside_the_call_and_its_sleep_keeps_its_deadli
     // The checkpoint written before the sleep started shows the run
     // inside `pause`, waiting for it.
     let shown = wait_for_checkpoint(&dir, "x.run", "pending I/O: 1");
+    assert!(
+        shown.contains("task 0 (main): waits for sleep(3000) (I/O request #1)"),
+        "{shown}"
+    );
     assert!(shown.contains("at pause (x.spl:2:14)"), "{shown}");
     assert!(shown.contains("at main (x.spl:4:1)"), "{shown}");
     assert!(

@@ -50,6 +50,16 @@ fn scratch(name: &str) -> PathBuf {
     path
 }
 
+// Regression: `input` waited forever for the standard input the prompt's
+// own loop held.
+#[test]
+fn input_at_the_prompt_reads_the_next_line_and_fails_at_the_end() {
+    let out = piped("let name = input(\"name? \")\nada\nname.upper()\ninput(\"more? \")\n");
+    assert_eq!(out.stdout, "name? = \"ADA\" : str\nmore? ");
+    assert!(out.stderr.contains("error: Io: end of input"), "{}", out.stderr);
+    assert_eq!(out.code, 1);
+}
+
 #[test]
 fn piped_input_prints_values_and_types_without_prompts() {
     let out = piped(
