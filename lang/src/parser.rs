@@ -8,6 +8,9 @@
 //! built (a node deeper than [`MAX_DEPTH`] is reported and replaced by a
 //! leaf), so no tree that reaches later passes, or gets dropped, is deep
 //! enough to overflow the stack; bracket nesting is bounded by the lexer.
+//! One shape is exempt: the left operand of a binary operator does not
+//! count, so `1 + 1 + ... + 1` may have any number of terms; the code
+//! generator walks such a chain's left spine in a loop.
 
 use crate::ast::{
     self, BinOp, Block, Expr, ExprId, ExprKind, ForIter, Ident, LambdaBody, LitPattern, Param,
@@ -32,8 +35,16 @@ lalrpop_util::lalrpop_mod!(
 
 /// How deep expressions (and, separately, types and `else if` chains) may
 /// nest. Deeper input gets a `TOO_DEEP` diagnostic. Later passes that
-/// recurse over the tree can rely on this bound.
+/// recurse over the tree can rely on this bound, except along the left
+/// operands of binary operators, which do not count (see [`Ctx::mk`]).
 pub const MAX_DEPTH: u32 = 1000;
+
+/// How many binary operators one chain `a + b + c ...` may have (they do not
+/// count as nesting, but the compiler's syntactic pre-pass and dropping the
+/// tree still recurse along them). A million terms take about a tenth of
+/// the front end's 256 MiB stack; a longer chain gets a `TOO_DEEP`
+/// diagnostic.
+pub const MAX_CHAIN: u32 = 1_000_000;
 
 /// Parses a whole source file. [`ExprId`]s are handed out densely starting
 /// at `first_expr_id`; `File::expr_count` is set to one past the last id
@@ -159,12 +170,12 @@ fn utf8_errors(bytes: &[u8]) -> Vec<Diagnostic> {
 
 /// State shared by the grammar's actions during one parse.
 pub(crate) struct Ctx {
-    /// The first id of this parse; ids index `depths` relative to it.
+    /// The first id of this parse; ids index `shapes` relative to it.
     first_id: u32,
     /// The next [`ExprId`] to hand out.
     next_id: Cell<u32>,
-    /// The depth of every expression built so far, by id.
-    depths: RefCell<Vec<u32>>,
+    /// The shape of every expression built so far, by id.
+    shapes: RefCell<Vec<Shape>>,
     /// Literal and depth errors found by actions.
     errors: RefCell<Vec<Diagnostic>>,
     /// Syntax errors the grammar recovered from.
@@ -174,6 +185,15 @@ pub(crate) struct Ctx {
     overflow: RefCell<Vec<Overflow>>,
     /// Whether `TOO_DEEP` has been reported (once is enough).
     too_deep_reported: Cell<bool>,
+}
+
+/// What the parser keeps of a built expression to bound the tree.
+#[derive(Clone, Copy, Default)]
+struct Shape {
+    /// How deeply it nests (a leaf is 1; see [`Ctx::children_depth`]).
+    depth: u32,
+    /// How many binary operators its left spine has (`a + b + c` has 2).
+    chain: u32,
 }
 
 /// An integer literal that does not fit in `i64`.
@@ -192,7 +212,7 @@ impl Ctx {
         Ctx {
             first_id,
             next_id: Cell::new(first_id),
-            depths: RefCell::new(Vec::new()),
+            shapes: RefCell::new(Vec::new()),
             errors: RefCell::new(Vec::new()),
             recovered: RefCell::new(Vec::new()),
             overflow: RefCell::new(Vec::new()),
@@ -214,20 +234,32 @@ impl Ctx {
     }
 
     /// Builds an expression node with a fresh id. A node nested deeper than
-    /// [`MAX_DEPTH`] is reported and replaced by `nil`, dropping its
-    /// (still shallow enough) children.
+    /// [`MAX_DEPTH`], or ending a chain of more than [`MAX_CHAIN`] binary
+    /// operators, is reported and replaced by `nil`, dropping its (still
+    /// shallow enough) children.
     pub(crate) fn mk(&self, kind: ExprKind, l: usize, r: usize) -> Expr {
         let span = Span::new(l, r);
-        let mut depth = 1 + self.children_depth(&kind);
+        let mut shape = Shape {
+            depth: 1 + self.children_depth(&kind),
+            chain: match &kind {
+                ExprKind::Binary(_, lhs, _) => self.shape(lhs).chain + 1,
+                _ => 0,
+            },
+        };
         let mut kind = kind;
-        if depth > MAX_DEPTH {
-            self.too_deep(span, "expression");
+        if shape.depth > MAX_DEPTH || shape.chain > MAX_CHAIN {
+            let message = if shape.depth > MAX_DEPTH {
+                format!("expression nested more than {MAX_DEPTH} levels deep")
+            } else {
+                format!("more than {MAX_CHAIN} operators in one chain")
+            };
+            self.too_deep(span, message);
             kind = ExprKind::Nil;
-            depth = 1;
+            shape = Shape { depth: 1, chain: 0 };
         }
         let id = self.next_id.get();
         self.next_id.set(id.saturating_add(1));
-        self.depths.borrow_mut().push(depth);
+        self.shapes.borrow_mut().push(shape);
         Expr {
             id: ExprId(id),
             kind,
@@ -235,26 +267,27 @@ impl Ctx {
         }
     }
 
-    /// Reports nesting beyond [`MAX_DEPTH`], once per parse.
-    fn too_deep(&self, span: Span, what: &str) {
+    /// Reports nesting beyond [`MAX_DEPTH`] (or a chain beyond
+    /// [`MAX_CHAIN`]), once per parse.
+    fn too_deep(&self, span: Span, message: String) {
         if self.too_deep_reported.replace(true) {
             return;
         }
         self.errors.borrow_mut().push(
-            Diagnostic::new(
-                codes::TOO_DEEP,
-                format!("{what} nested more than {MAX_DEPTH} levels deep"),
-                span,
-                "too deeply nested",
-            )
-            .with_help("split it into smaller pieces with `let` or functions"),
+            Diagnostic::new(codes::TOO_DEEP, message, span, "too deeply nested")
+                .with_help("split it into smaller pieces with `let` or functions"),
         );
+    }
+
+    /// The recorded shape of an already built expression.
+    fn shape(&self, expr: &Expr) -> Shape {
+        let index = expr.id.0.wrapping_sub(self.first_id) as usize;
+        self.shapes.borrow().get(index).copied().unwrap_or_default()
     }
 
     /// The recorded depth of an already built expression.
     fn depth(&self, expr: &Expr) -> u32 {
-        let index = expr.id.0.wrapping_sub(self.first_id) as usize;
-        self.depths.borrow().get(index).copied().unwrap_or(0)
+        self.shape(expr).depth
     }
 
     /// The deepest direct child of a node about to be built. Blocks inside
@@ -286,9 +319,12 @@ impl Ctx {
             | ExprKind::Yield(Some(operand))
             | ExprKind::Spawn(operand)
             | ExprKind::Await(operand) => self.depth(operand),
-            ExprKind::Binary(_, lhs, rhs) | ExprKind::Index(lhs, rhs) => {
-                self.depth(lhs).max(self.depth(rhs))
-            }
+            // The left operand of a binary operator adds no level: a chain
+            // `a + b + c + ...` is as deep as its deepest operand, however
+            // long (generated code writes sums of thousands of terms). The
+            // passes that follow such a chain's left spine do it in a loop.
+            ExprKind::Binary(_, lhs, rhs) => self.depth(lhs).saturating_sub(1).max(self.depth(rhs)),
+            ExprKind::Index(lhs, rhs) => self.depth(lhs).max(self.depth(rhs)),
             ExprKind::Call(callee, args) => self
                 .depth(callee)
                 .max(max(&mut args.iter().map(|arg| &arg.value))),
@@ -363,7 +399,10 @@ impl Ctx {
     pub(crate) fn ty(&self, kind: TypeExprKind, l: usize, r: usize, child_depth: u32) -> Ty {
         let span = Span::new(l, r);
         if child_depth >= MAX_DEPTH {
-            self.too_deep(span, "type");
+            self.too_deep(
+                span,
+                format!("type nested more than {MAX_DEPTH} levels deep"),
+            );
             return (
                 TypeExpr {
                     kind: TypeExprKind::Nil,
@@ -491,7 +530,10 @@ impl Ctx {
     pub(crate) fn if_stmt(&self, kind: StmtKind, chain: u32, l: usize, r: usize) -> (Stmt, u32) {
         let span = Span::new(l, r);
         if chain >= MAX_DEPTH {
-            self.too_deep(span, "`else if` chain");
+            self.too_deep(
+                span,
+                format!("`else if` chain nested more than {MAX_DEPTH} levels deep"),
+            );
             return (
                 Stmt {
                     kind: StmtKind::Break,

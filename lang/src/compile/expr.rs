@@ -72,7 +72,10 @@ impl Compiler {
             ExprKind::List(items) => self.list(items, dst, expected, span),
             ExprKind::Map(entries) => self.map(entries, dst, expected, span),
             ExprKind::Unary(op, operand) => self.unary(*op, operand, dst, span),
-            ExprKind::Binary(op, lhs, rhs) => self.binary(*op, lhs, rhs, dst, expected, span),
+            ExprKind::Binary(BinOp::Coalesce, lhs, rhs) => {
+                self.coalesce(lhs, rhs, dst, expected, span)
+            }
+            ExprKind::Binary(..) => self.binary_chain(expr, dst),
             ExprKind::Unwrap(inner) => self.unwrap(inner, dst, expected, span),
             ExprKind::Call(callee, args) => self.call(callee, args, dst, expected, span),
             ExprKind::MethodCall {
@@ -409,80 +412,91 @@ impl Compiler {
         ty
     }
 
-    fn binary(
-        &mut self,
-        op: BinOp,
-        lhs: &Expr,
-        rhs: &Expr,
-        dst: Reg,
-        expected: Option<&Type>,
-        span: Span,
-    ) -> Type {
-        match op {
-            BinOp::And | BinOp::Or => {
-                self.check_into(lhs, dst, &Type::Bool);
-                let jump = match op {
-                    BinOp::And => self.emit(
-                        Op::JumpIfFalse {
-                            cond: dst,
-                            target: spool_vm::Pc(0),
-                        },
-                        span,
-                    ),
-                    _ => self.emit(
-                        Op::JumpIfTrue {
-                            cond: dst,
-                            target: spool_vm::Pc(0),
-                        },
-                        span,
-                    ),
-                };
-                self.check_into(rhs, dst, &Type::Bool);
-                self.patch_here(jump);
-                Type::Bool
-            }
-            BinOp::Coalesce => self.coalesce(lhs, rhs, dst, expected, span),
-            _ => {
-                if let Some(ty) = self.add_immediate(op, lhs, rhs, dst, span) {
-                    return ty;
-                }
-                let (lt, l) = self.expr(lhs, None);
-                let (rt, r) = self.expr(rhs, Some(&lt));
-                self.binary_op(op, (lt, l), (rt, r), dst, span)
-            }
+    /// A binary operator (not `??`) with the chain of operators on its left,
+    /// `a + b - c < d && e`, compiled in a loop from the leftmost operand
+    /// out, so that a chain of any length (the parser does not count it as
+    /// nesting) takes constant stack and a constant number of registers.
+    /// Each operator's result is the next one's left operand: `&&` and `||`
+    /// test it in their own destination, so an operand of theirs is
+    /// computed right there; the other operators read it from one shared
+    /// temporary. Only the outermost operator writes `dst`, and only last
+    /// unless it is `&&` or `||` (see `writes_dst_last`).
+    fn binary_chain(&mut self, expr: &Expr, dst: Reg) -> Type {
+        let spine = left_spine(expr);
+        let mut shared = None;
+        let mut dsts: Vec<Reg> = Vec::with_capacity(spine.len());
+        for index in 0..spine.len() {
+            let node_dst = match index.checked_sub(1).map(|parent| spine[parent].0) {
+                None => dst,
+                Some(BinOp::And | BinOp::Or) => dsts[index - 1],
+                Some(_) => *shared.get_or_insert_with(|| self.alloc()),
+            };
+            dsts.push(node_dst);
         }
+        let step_mark = self.mark();
+        let innermost = spine.len() - 1;
+        let (op, leftmost, _, _) = spine[innermost];
+        let mut left = if is_logical(op) {
+            self.check_into(leftmost, dsts[innermost], &Type::Bool);
+            (Type::Bool, dsts[innermost])
+        } else {
+            self.expr(leftmost, None)
+        };
+        for (index, &(op, lhs, rhs, node)) in spine.iter().enumerate().rev() {
+            let node_dst = dsts[index];
+            left = if is_logical(op) {
+                if index != innermost {
+                    // The operand is already in `node_dst` (see above).
+                    self.expect_type(lhs.span, &Type::Bool, &left.0);
+                }
+                self.logical(op, rhs, node_dst, node.span);
+                (Type::Bool, node_dst)
+            } else {
+                let ty = self.arithmetic(op, left, rhs, node_dst, node.span);
+                (ty, node_dst)
+            };
+            self.free_to(step_mark);
+        }
+        left.0
     }
 
-    /// `x + 1`, `x - 1`, `x * 3` and `x % 7` on ints use the immediate forms.
-    fn add_immediate(
+    /// `&&` or `||` whose left operand is in `dst`: the right operand is
+    /// evaluated into `dst` only when the left one does not decide.
+    fn logical(&mut self, op: BinOp, rhs: &Expr, dst: Reg, span: Span) {
+        let target = spool_vm::Pc(0);
+        let jump = match op {
+            BinOp::And => self.emit(Op::JumpIfFalse { cond: dst, target }, span),
+            _ => self.emit(Op::JumpIfTrue { cond: dst, target }, span),
+        };
+        self.check_into(rhs, dst, &Type::Bool);
+        self.patch_here(jump);
+    }
+
+    /// An arithmetic or comparison operator whose left operand is already
+    /// in a register. `x + 1`, `x - 1`, `x * 3` and `x % 7` on ints use the
+    /// immediate forms.
+    fn arithmetic(
         &mut self,
         op: BinOp,
-        lhs: &Expr,
+        left: (Type, Reg),
         rhs: &Expr,
         dst: Reg,
         span: Span,
-    ) -> Option<Type> {
-        let ExprKind::Int(value) = rhs.kind else {
-            return None;
-        };
-        let imm = match op {
-            BinOp::Add | BinOp::Mul | BinOp::Rem => i32::try_from(value).ok()?,
-            BinOp::Sub => i32::try_from(value).ok()?.checked_neg()?,
-            _ => return None,
-        };
-        let (lt, l) = self.expr(lhs, None);
-        if self.unifier.shallow(&lt) != Type::Int {
-            // Not an int after all: the right operand goes to a register.
-            let (rt, r) = self.expr(rhs, Some(&lt));
-            return Some(self.binary_op(op, (lt, l), (rt, r), dst, span));
+    ) -> Type {
+        if let Some(imm) = immediate(op, rhs) {
+            if self.unifier.shallow(&left.0) == Type::Int {
+                let lhs = left.1;
+                let instruction = match op {
+                    BinOp::Mul => Op::MulIntImm { dst, lhs, imm },
+                    BinOp::Rem => Op::RemIntImm { dst, lhs, imm },
+                    _ => Op::AddIntImm { dst, lhs, imm },
+                };
+                self.emit(instruction, span);
+                return Type::Int;
+            }
         }
-        let instruction = match op {
-            BinOp::Mul => Op::MulIntImm { dst, lhs: l, imm },
-            BinOp::Rem => Op::RemIntImm { dst, lhs: l, imm },
-            _ => Op::AddIntImm { dst, lhs: l, imm },
-        };
-        self.emit(instruction, span);
-        Some(Type::Int)
+        let right = self.expr(rhs, Some(&left.0));
+        self.binary_op(op, left, right, dst, span)
     }
 
     /// Emits the instruction for an arithmetic or comparison operator once
@@ -937,6 +951,40 @@ impl Compiler {
         self.emit(Op::LoadNil { dst }, span);
         Type::Nil
     }
+}
+
+/// The operators along the left spine of a chain, outermost first: each
+/// node's operator, left and right operands and the node itself. The spine
+/// stops at an operand that is not a binary operator, or is `??` (which
+/// groups to the right, so only parentheses put it on the left).
+fn left_spine(expr: &Expr) -> Vec<(BinOp, &Expr, &Expr, &Expr)> {
+    let mut spine = Vec::new();
+    let mut node = expr;
+    while let ExprKind::Binary(op, lhs, rhs) = &node.kind {
+        if *op == BinOp::Coalesce {
+            break;
+        }
+        spine.push((*op, lhs.as_ref(), rhs.as_ref(), node));
+        node = lhs;
+    }
+    spine
+}
+
+/// The immediate operand of `x + k`, `x - k`, `x * k` or `x % k` with an
+/// int literal `k` that fits (negated for `-`).
+fn immediate(op: BinOp, rhs: &Expr) -> Option<i32> {
+    let ExprKind::Int(value) = rhs.kind else {
+        return None;
+    };
+    match op {
+        BinOp::Add | BinOp::Mul | BinOp::Rem => i32::try_from(value).ok(),
+        BinOp::Sub => i32::try_from(value).ok()?.checked_neg(),
+        _ => None,
+    }
+}
+
+fn is_logical(op: BinOp) -> bool {
+    matches!(op, BinOp::And | BinOp::Or)
 }
 
 fn is_comparison(op: BinOp) -> bool {

@@ -415,14 +415,29 @@ impl Compiler {
     // ---- control flow ----
 
     /// Emits jumps taken when `cond` is false; returns them for patching.
+    /// The operands of a chain `a && b && c` are tested one after the
+    /// other, in a loop: a chain may be of any length.
     fn jumps_if_false(&mut self, cond: &Expr) -> Vec<usize> {
+        let mut operands = Vec::new();
+        let mut node = cond;
+        while let ExprKind::Binary(BinOp::And, lhs, rhs) = &node.kind {
+            operands.push(rhs.as_ref());
+            node = lhs;
+        }
+        operands.push(node);
+        let mut jumps = Vec::new();
+        for operand in operands.into_iter().rev() {
+            jumps.extend(self.jumps_if_operand_false(operand));
+        }
+        jumps
+    }
+
+    /// [`Compiler::jumps_if_false`] for one operand of an `&&` chain (which
+    /// may itself be a parenthesized `&&`).
+    fn jumps_if_operand_false(&mut self, cond: &Expr) -> Vec<usize> {
         let mark = self.mark();
         let jumps = match &cond.kind {
-            ExprKind::Binary(BinOp::And, lhs, rhs) => {
-                let mut jumps = self.jumps_if_false(lhs);
-                jumps.extend(self.jumps_if_false(rhs));
-                jumps
-            }
+            ExprKind::Binary(BinOp::And, ..) => self.jumps_if_false(cond),
             ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
                 let (lt, l) = self.expr(lhs, None);
                 if let Some(make) = compare_immediate(*op, rhs) {
