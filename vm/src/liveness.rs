@@ -14,7 +14,7 @@
 //! writes nothing; a register an instruction writes only on some outcome
 //! (a loop variable, a handler's error register) is not killed.
 
-use crate::op::Op;
+use crate::op::{Op, Operand};
 use crate::program::Function;
 
 /// Registers read before written from each instruction of a function on:
@@ -68,7 +68,7 @@ impl Liveness {
             for pc in (0..count).rev() {
                 let op = function.code[pc];
                 out.iter_mut().for_each(|w| *w = 0);
-                for next in successors(&op, pc) {
+                for next in op.successors(pc) {
                     if next < count {
                         for (w, x) in out.iter_mut().zip(table.row(next)) {
                             *w |= x;
@@ -124,176 +124,23 @@ fn clear(bits: &mut [u64], reg: usize) {
     }
 }
 
-/// Where control may go after `op` at `pc` (errors aside).
-fn successors(op: &Op, pc: usize) -> impl Iterator<Item = usize> {
-    let (fall, target) = match *op {
-        Op::Jump { target } => (false, Some(target.index())),
-        Op::JumpIfTrue { target, .. }
-        | Op::JumpIfFalse { target, .. }
-        | Op::JumpIfNil { target, .. }
-        | Op::JumpIfNotNil { target, .. }
-        | Op::JumpIfNotLtInt { target, .. }
-        | Op::JumpIfNotLeInt { target, .. }
-        | Op::JumpIfNotVariant { target, .. }
-        | Op::JumpIfNotLtIntImm { target, .. }
-        | Op::JumpIfNotGtIntImm { target, .. } => (true, Some(target.index())),
-        Op::ForRangePrep { exit, .. } => (true, Some(exit.index())),
-        Op::ForRangeLoop { body, .. } => (true, Some(body.index())),
-        Op::TryBegin { handler, .. } => (true, Some(handler.index())),
-        Op::Return { .. } | Op::ReturnNil | Op::Throw { .. } => (false, None),
-        _ => (true, None),
-    };
-    fall.then_some(pc + 1).into_iter().chain(target)
-}
-
-/// The registers `op` reads, and those it surely writes when it completes.
-fn effects(op: &Op, reads: &mut Vec<usize>, writes: &mut Vec<usize>) {
-    let range = |reads: &mut Vec<usize>, start: usize, count: usize| {
-        reads.extend(start..start + count);
-    };
-    match *op {
-        Op::Move { dst, src }
-        | Op::NegInt { dst, src }
-        | Op::NegFloat { dst, src }
-        | Op::ToStr { dst, src }
-        | Op::Not { dst, src }
-        | Op::NewCell { dst, src }
-        | Op::Unwrap { dst, src }
-        | Op::Await { dst, src }
-        | Op::GetVariantField { dst, src, .. } => {
-            reads.push(src.index());
-            writes.push(dst.index());
+/// The registers `op` reads, and those it surely writes when it completes,
+/// from its operands ([`Op::for_each_operand`]).
+pub(crate) fn effects(op: &Op, reads: &mut Vec<usize>, writes: &mut Vec<usize>) {
+    op.for_each_operand(|operand| match operand {
+        Operand::Read(reg) => reads.push(reg.index()),
+        Operand::Write(reg) => writes.push(reg.index()),
+        // Written only on some outcomes: not killed.
+        Operand::MaybeWrite(_) => {}
+        Operand::ReadRange { start, count } => {
+            reads.extend(start.index()..start.index() + count as usize)
         }
-        Op::LoadNil { dst }
-        | Op::LoadBool { dst, .. }
-        | Op::LoadInt { dst, .. }
-        | Op::LoadConst { dst, .. }
-        | Op::LoadFunc { dst, .. }
-        | Op::LoadNative { dst, .. }
-        | Op::LoadGlobal { dst, .. }
-        | Op::LoadCapture { dst, .. }
-        | Op::CaptureGet { dst, .. } => writes.push(dst.index()),
-        Op::StoreGlobal { src, .. }
-        | Op::CaptureSet { src, .. }
-        | Op::Throw { src }
-        | Op::Defer { src }
-        | Op::Return { src }
-        | Op::JumpIfNil { src, .. }
-        | Op::JumpIfNotNil { src, .. }
-        | Op::JumpIfNotVariant { src, .. } => reads.push(src.index()),
-        Op::MakeClosure {
-            dst, start, count, ..
-        }
-        | Op::NewList { dst, start, count }
-        | Op::NewRecord {
-            dst, start, count, ..
-        }
-        | Op::NewVariant {
-            dst, start, count, ..
-        } => {
-            range(reads, start.index(), usize::from(count));
-            writes.push(dst.index());
-        }
-        Op::NewMap { dst, start, count } => {
-            range(reads, start.index(), 2 * usize::from(count));
-            writes.push(dst.index());
-        }
-        Op::CellGet { dst, cell } => {
-            reads.push(cell.index());
-            writes.push(dst.index());
-        }
-        Op::CellSet { cell, src } => reads.extend([cell.index(), src.index()]),
-        Op::AddInt { dst, lhs, rhs }
-        | Op::SubInt { dst, lhs, rhs }
-        | Op::MulInt { dst, lhs, rhs }
-        | Op::DivInt { dst, lhs, rhs }
-        | Op::RemInt { dst, lhs, rhs }
-        | Op::AddFloat { dst, lhs, rhs }
-        | Op::SubFloat { dst, lhs, rhs }
-        | Op::MulFloat { dst, lhs, rhs }
-        | Op::DivFloat { dst, lhs, rhs }
-        | Op::RemFloat { dst, lhs, rhs }
-        | Op::Concat { dst, lhs, rhs }
-        | Op::EqInt { dst, lhs, rhs }
-        | Op::LtInt { dst, lhs, rhs }
-        | Op::LeInt { dst, lhs, rhs }
-        | Op::EqFloat { dst, lhs, rhs }
-        | Op::LtFloat { dst, lhs, rhs }
-        | Op::LeFloat { dst, lhs, rhs }
-        | Op::LtStr { dst, lhs, rhs }
-        | Op::LeStr { dst, lhs, rhs }
-        | Op::Eq { dst, lhs, rhs } => {
-            reads.extend([lhs.index(), rhs.index()]);
-            writes.push(dst.index());
-        }
-        Op::AddIntImm { dst, lhs, .. }
-        | Op::MulIntImm { dst, lhs, .. }
-        | Op::RemIntImm { dst, lhs, .. } => {
-            reads.push(lhs.index());
-            writes.push(dst.index());
-        }
-        Op::Jump { .. } | Op::ReturnNil | Op::TryEnd => {}
-        // The handler's register is written only when an error is caught.
-        Op::TryBegin { .. } => {}
-        Op::JumpIfTrue { cond, .. } | Op::JumpIfFalse { cond, .. } => reads.push(cond.index()),
-        Op::JumpIfNotLtInt { lhs, rhs, .. } | Op::JumpIfNotLeInt { lhs, rhs, .. } => {
-            reads.extend([lhs.index(), rhs.index()])
-        }
-        Op::JumpIfNotLtIntImm { lhs, .. } | Op::JumpIfNotGtIntImm { lhs, .. } => {
-            reads.push(lhs.index())
+        Operand::CallWindow { base, argc } => {
+            reads.extend(base.index()..base.index() + usize::from(argc));
+            writes.push(base.index());
         }
         // The loop variable is written only when the body runs.
-        Op::ForRangePrep { counter, .. } => range(reads, counter.index(), 2),
-        Op::ForRangeLoop { counter, .. } => range(reads, counter.index(), 2),
-        Op::Call { base, argc, .. } | Op::CallNative { base, argc, .. } => {
-            range(reads, base.index(), usize::from(argc));
-            writes.push(base.index());
-        }
-        Op::CallValue { callee, base, argc } => {
-            reads.push(callee.index());
-            range(reads, base.index(), usize::from(argc));
-            writes.push(base.index());
-        }
-        Op::ListGet { dst, list, index } => {
-            reads.extend([list.index(), index.index()]);
-            writes.push(dst.index());
-        }
-        Op::ListSet { list, index, src } => {
-            reads.extend([list.index(), index.index(), src.index()])
-        }
-        Op::ListLen { dst, list } => {
-            reads.push(list.index());
-            writes.push(dst.index());
-        }
-        Op::MapGet { dst, map, key } => {
-            reads.extend([map.index(), key.index()]);
-            writes.push(dst.index());
-        }
-        Op::MapSet { map, key, src } => reads.extend([map.index(), key.index(), src.index()]),
-        Op::MapLen { dst, map } => {
-            reads.push(map.index());
-            writes.push(dst.index());
-        }
-        Op::MapKeyAt { dst, map, index } | Op::MapValueAt { dst, map, index } => {
-            reads.extend([map.index(), index.index()]);
-            writes.push(dst.index());
-        }
-        Op::GetField { dst, obj, .. } => {
-            reads.push(obj.index());
-            writes.push(dst.index());
-        }
-        Op::SetField { obj, src, .. } => reads.extend([obj.index(), src.index()]),
-        Op::CoroNext { dst, coro } => {
-            reads.push(coro.index());
-            writes.push(dst.index());
-        }
-        Op::Yield { dst, src } => {
-            reads.push(src.index());
-            writes.push(dst.index());
-        }
-        Op::Spawn { dst, base, argc } => {
-            range(reads, base.index(), 1 + usize::from(argc));
-            writes.push(dst.index());
-        }
-    }
+        Operand::LoopCounter(counter) => reads.extend(counter.index()..counter.index() + 2),
+        _ => {}
+    });
 }

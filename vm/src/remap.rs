@@ -51,10 +51,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::fiber::{Fiber, Frame};
 use crate::heap::{Object, ValueMap};
 use crate::liveness::Liveness;
-use crate::op::Op;
+use crate::op::{Op, Operand};
 use crate::program::{Constant, Program};
 use crate::run::{Run, Status};
-use crate::value::{ConstIdx, EnumIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, StructIdx, Value};
+use crate::value::{EnumIdx, FuncIdx, NativeIdx, ObjRef, StructIdx, Value};
 
 /// The reasons the run cannot continue on `new`, one line each (naming what
 /// and where); empty when it can.
@@ -730,120 +730,6 @@ fn uses(run: &Run) -> Uses {
 
 // ---- comparing code ----
 
-/// An index operand, as what it names.
-#[derive(Clone, Copy)]
-enum Operand {
-    Const(ConstIdx),
-    Func(FuncIdx),
-    Native(NativeIdx),
-    Global(GlobalIdx),
-    Struct(StructIdx),
-    Enum(EnumIdx),
-}
-
-/// `op` with its index operand (there is at most one) zeroed, and that
-/// operand.
-fn split(op: Op) -> (Op, Option<Operand>) {
-    match op {
-        Op::LoadConst { dst, idx } => (
-            Op::LoadConst {
-                dst,
-                idx: ConstIdx(0),
-            },
-            Some(Operand::Const(idx)),
-        ),
-        Op::LoadFunc { dst, func } => (
-            Op::LoadFunc {
-                dst,
-                func: FuncIdx(0),
-            },
-            Some(Operand::Func(func)),
-        ),
-        Op::LoadNative { dst, native } => (
-            Op::LoadNative {
-                dst,
-                native: NativeIdx(0),
-            },
-            Some(Operand::Native(native)),
-        ),
-        Op::LoadGlobal { dst, global } => (
-            Op::LoadGlobal {
-                dst,
-                global: GlobalIdx(0),
-            },
-            Some(Operand::Global(global)),
-        ),
-        Op::StoreGlobal { global, src } => (
-            Op::StoreGlobal {
-                global: GlobalIdx(0),
-                src,
-            },
-            Some(Operand::Global(global)),
-        ),
-        Op::MakeClosure {
-            dst,
-            func,
-            start,
-            count,
-        } => (
-            Op::MakeClosure {
-                dst,
-                func: FuncIdx(0),
-                start,
-                count,
-            },
-            Some(Operand::Func(func)),
-        ),
-        Op::Call { func, base, argc } => (
-            Op::Call {
-                func: FuncIdx(0),
-                base,
-                argc,
-            },
-            Some(Operand::Func(func)),
-        ),
-        Op::CallNative { native, base, argc } => (
-            Op::CallNative {
-                native: NativeIdx(0),
-                base,
-                argc,
-            },
-            Some(Operand::Native(native)),
-        ),
-        Op::NewRecord {
-            dst,
-            ty,
-            start,
-            count,
-        } => (
-            Op::NewRecord {
-                dst,
-                ty: StructIdx(0),
-                start,
-                count,
-            },
-            Some(Operand::Struct(ty)),
-        ),
-        Op::NewVariant {
-            dst,
-            ty,
-            variant,
-            start,
-            count,
-        } => (
-            Op::NewVariant {
-                dst,
-                ty: EnumIdx(0),
-                variant,
-                start,
-                count,
-            },
-            Some(Operand::Enum(ty)),
-        ),
-        other => (other, None),
-    }
-}
-
 /// Compares functions of two programs modulo numbering.
 struct Compare<'a> {
     old: &'a Program,
@@ -865,15 +751,23 @@ impl Compare<'_> {
             && f.register_count == g.register_count
             && f.capture_count == g.capture_count
             && f.code.len() == g.code.len()
-            && f.code.iter().zip(&g.code).all(|(x, y)| {
-                let (x, p) = split(*x);
-                let (y, q) = split(*y);
-                x == y
-                    && match (p, q) {
-                        (None, None) => true,
-                        (Some(p), Some(q)) => self.same_operand(p, q),
-                        _ => false,
-                    }
+            && f.code.iter().zip(&g.code).all(|(x, y)| self.same_op(x, y))
+    }
+
+    /// The same instruction with the same operands, index operands naming
+    /// the same thing.
+    fn same_op(&self, x: &Op, y: &Op) -> bool {
+        let (mut p, mut q) = (Vec::with_capacity(4), Vec::with_capacity(4));
+        x.for_each_operand(|operand| p.push(operand));
+        y.for_each_operand(|operand| q.push(operand));
+        x.name() == y.name()
+            && p.len() == q.len()
+            && p.iter().zip(&q).all(|(&p, &q)| {
+                if p.is_index() {
+                    self.same_operand(p, q)
+                } else {
+                    p == q
+                }
             })
     }
 
@@ -904,18 +798,27 @@ impl Compare<'_> {
                 let a = self.old_ids.globals.get(p.index());
                 a.is_some() && a == self.new_ids.globals.get(q.index())
             }
-            (Operand::Struct(p), Operand::Struct(q)) => {
+            (Operand::Struct { ty: p, fields: m }, Operand::Struct { ty: q, fields: n }) => {
                 match (old.structs.get(p.index()), new.structs.get(q.index())) {
-                    (Some(a), Some(b)) => a.name == b.name,
+                    (Some(a), Some(b)) => a.name == b.name && m == n,
                     _ => false,
                 }
             }
-            (Operand::Enum(p), Operand::Enum(q)) => {
-                match (old.enums.get(p.index()), new.enums.get(q.index())) {
-                    (Some(a), Some(b)) => a.name == b.name,
-                    _ => false,
-                }
-            }
+            (
+                Operand::Variant {
+                    ty: p,
+                    variant: v,
+                    fields: m,
+                },
+                Operand::Variant {
+                    ty: q,
+                    variant: w,
+                    fields: n,
+                },
+            ) => match (old.enums.get(p.index()), new.enums.get(q.index())) {
+                (Some(a), Some(b)) => a.name == b.name && v == w && m == n,
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -985,83 +888,67 @@ fn kind_of_value(run: &Run, value: Value) -> Option<Kind> {
 /// evident from the instruction alone.
 fn kind_written(program: &Program, op: &Op, dst: crate::value::Reg) -> Option<Kind> {
     use Op::*;
-    let (to, kind) = match *op {
-        LoadInt { dst, .. }
-        | AddInt { dst, .. }
-        | SubInt { dst, .. }
-        | MulInt { dst, .. }
-        | DivInt { dst, .. }
-        | RemInt { dst, .. }
-        | AddIntImm { dst, .. }
-        | NegInt { dst, .. }
-        | MulIntImm { dst, .. }
-        | RemIntImm { dst, .. }
-        | ListLen { dst, .. }
-        | MapLen { dst, .. } => (dst, Kind::Int),
-        AddFloat { dst, .. }
-        | SubFloat { dst, .. }
-        | MulFloat { dst, .. }
-        | DivFloat { dst, .. }
-        | RemFloat { dst, .. }
-        | NegFloat { dst, .. } => (dst, Kind::Float),
-        Concat { dst, .. } | ToStr { dst, .. } => (dst, Kind::Str),
-        LoadBool { dst, .. }
-        | EqInt { dst, .. }
-        | LtInt { dst, .. }
-        | LeInt { dst, .. }
-        | EqFloat { dst, .. }
-        | LtFloat { dst, .. }
-        | LeFloat { dst, .. }
-        | LtStr { dst, .. }
-        | LeStr { dst, .. }
-        | Eq { dst, .. }
-        | Not { dst, .. } => (dst, Kind::Bool),
-        NewList { dst, .. } => (dst, Kind::List),
-        NewMap { dst, .. } => (dst, Kind::Map),
-        NewRecord { dst, ty, .. } => (
-            dst,
-            Kind::Record(program.structs.get(ty.index())?.name.clone()),
-        ),
-        NewVariant { dst, ty, .. } => (
-            dst,
-            Kind::Variant(program.enums.get(ty.index())?.name.clone()),
-        ),
-        LoadFunc { dst, .. } | LoadNative { dst, .. } | MakeClosure { dst, .. } => {
-            (dst, Kind::Function)
-        }
-        LoadConst { dst, idx } => (
-            dst,
-            match program.constants.get(idx.index())? {
-                Constant::Int(_) => Kind::Int,
-                Constant::Float(_) => Kind::Float,
-                Constant::Str(_) => Kind::Str,
-            },
-        ),
+    let mut writes_dst = false;
+    op.for_each_operand(|operand| writes_dst |= operand == Operand::Write(dst));
+    if !writes_dst {
+        return None;
+    }
+    Some(match *op {
+        LoadInt { .. }
+        | AddInt { .. }
+        | SubInt { .. }
+        | MulInt { .. }
+        | DivInt { .. }
+        | RemInt { .. }
+        | AddIntImm { .. }
+        | NegInt { .. }
+        | MulIntImm { .. }
+        | RemIntImm { .. }
+        | ListLen { .. }
+        | MapLen { .. } => Kind::Int,
+        AddFloat { .. }
+        | SubFloat { .. }
+        | MulFloat { .. }
+        | DivFloat { .. }
+        | RemFloat { .. }
+        | NegFloat { .. } => Kind::Float,
+        Concat { .. } | ToStr { .. } => Kind::Str,
+        LoadBool { .. }
+        | EqInt { .. }
+        | LtInt { .. }
+        | LeInt { .. }
+        | EqFloat { .. }
+        | LtFloat { .. }
+        | LeFloat { .. }
+        | LtStr { .. }
+        | LeStr { .. }
+        | Eq { .. }
+        | Not { .. } => Kind::Bool,
+        NewList { .. } => Kind::List,
+        NewMap { .. } => Kind::Map,
+        NewRecord { ty, .. } => Kind::Record(program.structs.get(ty.index())?.name.clone()),
+        NewVariant { ty, .. } => Kind::Variant(program.enums.get(ty.index())?.name.clone()),
+        LoadFunc { .. } | LoadNative { .. } | MakeClosure { .. } => Kind::Function,
+        LoadConst { idx, .. } => match program.constants.get(idx.index())? {
+            Constant::Int(_) => Kind::Int,
+            Constant::Float(_) => Kind::Float,
+            Constant::Str(_) => Kind::Str,
+        },
         _ => return None,
-    };
-    (to == dst).then_some(kind)
+    })
 }
 
 /// The jump targets of a function's code.
 fn jump_targets(code: &[Op]) -> BTreeSet<u32> {
-    code.iter()
-        .filter_map(|op| match *op {
-            Op::Jump { target }
-            | Op::JumpIfTrue { target, .. }
-            | Op::JumpIfFalse { target, .. }
-            | Op::JumpIfNil { target, .. }
-            | Op::JumpIfNotNil { target, .. }
-            | Op::JumpIfNotLtInt { target, .. }
-            | Op::JumpIfNotLeInt { target, .. }
-            | Op::JumpIfNotVariant { target, .. }
-            | Op::JumpIfNotLtIntImm { target, .. }
-            | Op::JumpIfNotGtIntImm { target, .. } => Some(target.0),
-            Op::ForRangePrep { exit, .. } => Some(exit.0),
-            Op::ForRangeLoop { body, .. } => Some(body.0),
-            Op::TryBegin { handler, .. } => Some(handler.0),
-            _ => None,
-        })
-        .collect()
+    let mut targets = BTreeSet::new();
+    for op in code {
+        op.for_each_operand(|operand| {
+            if let Operand::Jump(target) = operand {
+                targets.insert(target.0);
+            }
+        });
+    }
+    targets
 }
 
 /// A place where `program` stores into global `global` a value of an

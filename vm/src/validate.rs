@@ -18,11 +18,11 @@
 use crate::coro::CoroStatus;
 use crate::fiber::{Fiber, Frame};
 use crate::heap::Object;
-use crate::op::Op;
+use crate::op::{Op, Operand};
 use crate::program::{Function, Program};
 use crate::run::{Run, Status};
 use crate::task::{Blocked, Wake};
-use crate::value::{ObjRef, Reg, Value};
+use crate::value::{ObjRef, Value};
 
 /// Why a run is not safe to execute; the message says what and where.
 pub type Invalid = String;
@@ -102,211 +102,75 @@ fn check_function(program: &Program, function: &Function) -> Result<(), Invalid>
 
 /// Every operand of `op` is in range for `function` and `program`.
 fn check_op(program: &Program, function: &Function, op: &Op) -> Result<(), Invalid> {
-    let registers = usize::from(function.register_count);
-    let code = function.code.len();
-    let reg = |r: Reg| -> Result<(), Invalid> {
-        if r.index() < registers {
+    let mut result = Ok(());
+    op.for_each_operand(|operand| {
+        if result.is_ok() {
+            result = check_operand(program, function, operand);
+        }
+    });
+    result
+}
+
+/// One operand is in range: its registers inside the frame, its jump
+/// inside the function, its index naming something of the program.
+fn check_operand(program: &Program, function: &Function, operand: Operand) -> Result<(), Invalid> {
+    if let Some(registers) = operand.registers() {
+        return if registers.end <= usize::from(function.register_count) {
             Ok(())
         } else {
-            Err(format!("register {} out of range", r.0))
-        }
-    };
-    let span = |start: Reg, count: usize| -> Result<(), Invalid> {
-        if start.index() + count <= registers {
+            Err(format!("registers {registers:?} out of range"))
+        };
+    }
+    let known = |index: usize, count: usize, what: &str| {
+        if index < count {
             Ok(())
         } else {
-            Err("register range out of bounds".into())
+            Err(format!("unknown {what}"))
         }
     };
-    let target = |pc: crate::value::Pc| -> Result<(), Invalid> {
-        if pc.index() <= code {
-            Ok(())
-        } else {
-            Err("jump out of the function".into())
-        }
-    };
-    let func = |f: crate::value::FuncIdx| -> Result<(), Invalid> {
-        if f.index() < program.functions.len() {
-            Ok(())
-        } else {
-            Err("unknown function".into())
-        }
-    };
-    match *op {
-        Op::LoadNil { dst } | Op::LoadBool { dst, .. } | Op::LoadInt { dst, .. } => reg(dst),
-        Op::LoadCapture { dst, .. } | Op::CaptureGet { dst, .. } => reg(dst),
-        Op::CaptureSet { src, .. } | Op::Throw { src } | Op::Defer { src } => reg(src),
-        Op::Return { src } => reg(src),
-        Op::ReturnNil | Op::TryEnd => Ok(()),
-        Op::LoadConst { dst, idx } => {
-            reg(dst)?;
-            (idx.index() < program.constants.len())
-                .then_some(())
-                .ok_or_else(|| "unknown constant".into())
-        }
-        Op::LoadFunc { dst, func: f } => reg(dst).and(func(f)),
-        Op::LoadNative { dst, native } => {
-            reg(dst)?;
-            (native.index() < program.natives.len())
-                .then_some(())
-                .ok_or_else(|| "unknown native".into())
-        }
-        Op::LoadGlobal { dst: r, global } | Op::StoreGlobal { src: r, global } => {
-            reg(r)?;
-            (global.index() < program.globals.len())
-                .then_some(())
-                .ok_or_else(|| "unknown global".into())
-        }
-        Op::Move { dst: a, src: b }
-        | Op::NewCell { dst: a, src: b }
-        | Op::CellGet { dst: a, cell: b }
-        | Op::CellSet { cell: a, src: b }
-        | Op::NegInt { dst: a, src: b }
-        | Op::NegFloat { dst: a, src: b }
-        | Op::ToStr { dst: a, src: b }
-        | Op::Not { dst: a, src: b }
-        | Op::ListLen { dst: a, list: b }
-        | Op::MapLen { dst: a, map: b }
-        | Op::GetField { dst: a, obj: b, .. }
-        | Op::SetField { obj: a, src: b, .. }
-        | Op::GetVariantField { dst: a, src: b, .. }
-        | Op::Unwrap { dst: a, src: b }
-        | Op::CoroNext { dst: a, coro: b }
-        | Op::Yield { dst: a, src: b }
-        | Op::Await { dst: a, src: b }
-        | Op::AddIntImm { dst: a, lhs: b, .. }
-        | Op::MulIntImm { dst: a, lhs: b, .. }
-        | Op::RemIntImm { dst: a, lhs: b, .. } => reg(a).and(reg(b)),
-        Op::AddInt { dst, lhs, rhs }
-        | Op::SubInt { dst, lhs, rhs }
-        | Op::MulInt { dst, lhs, rhs }
-        | Op::DivInt { dst, lhs, rhs }
-        | Op::RemInt { dst, lhs, rhs }
-        | Op::AddFloat { dst, lhs, rhs }
-        | Op::SubFloat { dst, lhs, rhs }
-        | Op::MulFloat { dst, lhs, rhs }
-        | Op::DivFloat { dst, lhs, rhs }
-        | Op::RemFloat { dst, lhs, rhs }
-        | Op::Concat { dst, lhs, rhs }
-        | Op::EqInt { dst, lhs, rhs }
-        | Op::LtInt { dst, lhs, rhs }
-        | Op::LeInt { dst, lhs, rhs }
-        | Op::EqFloat { dst, lhs, rhs }
-        | Op::LtFloat { dst, lhs, rhs }
-        | Op::LeFloat { dst, lhs, rhs }
-        | Op::LtStr { dst, lhs, rhs }
-        | Op::LeStr { dst, lhs, rhs }
-        | Op::Eq { dst, lhs, rhs } => reg(dst).and(reg(lhs)).and(reg(rhs)),
-        Op::ListGet {
-            dst: a,
-            list: b,
-            index: c,
-        }
-        | Op::ListSet {
-            list: a,
-            index: b,
-            src: c,
-        }
-        | Op::MapGet {
-            dst: a,
-            map: b,
-            key: c,
-        }
-        | Op::MapSet {
-            map: a,
-            key: b,
-            src: c,
-        }
-        | Op::MapKeyAt {
-            dst: a,
-            map: b,
-            index: c,
-        }
-        | Op::MapValueAt {
-            dst: a,
-            map: b,
-            index: c,
-        } => reg(a).and(reg(b)).and(reg(c)),
-        Op::Jump { target: t } => target(t),
-        Op::JumpIfTrue { cond: r, target: t }
-        | Op::JumpIfFalse { cond: r, target: t }
-        | Op::JumpIfNil { src: r, target: t }
-        | Op::JumpIfNotNil { src: r, target: t }
-        | Op::JumpIfNotVariant {
-            src: r, target: t, ..
-        }
-        | Op::JumpIfNotLtIntImm {
-            lhs: r, target: t, ..
-        }
-        | Op::JumpIfNotGtIntImm {
-            lhs: r, target: t, ..
-        }
-        | Op::TryBegin { dst: r, handler: t } => reg(r).and(target(t)),
-        Op::JumpIfNotLtInt {
-            lhs,
-            rhs,
-            target: t,
-        }
-        | Op::JumpIfNotLeInt {
-            lhs,
-            rhs,
-            target: t,
-        } => reg(lhs).and(reg(rhs)).and(target(t)),
-        Op::ForRangePrep { counter, exit: t } | Op::ForRangeLoop { counter, body: t } => {
-            span(counter, 3).and(target(t))
-        }
-        Op::Call {
-            func: f,
-            base,
-            argc,
-        } => func(f).and(span(base, usize::from(argc).max(1))),
-        Op::CallValue { callee, base, argc } => {
-            reg(callee).and(span(base, usize::from(argc).max(1)))
-        }
-        Op::CallNative { native, base, argc } => {
-            if native.index() >= program.natives.len() {
-                return Err("unknown native".into());
+    match operand {
+        Operand::Jump(target) => {
+            if target.index() <= function.code.len() {
+                Ok(())
+            } else {
+                Err("jump out of the function".into())
             }
-            span(base, usize::from(argc).max(1))
         }
-        Op::Spawn { dst, base, argc } => reg(dst).and(span(base, usize::from(argc) + 1)),
-        Op::NewList { dst, start, count } => reg(dst).and(span(start, usize::from(count))),
-        Op::NewMap { dst, start, count } => reg(dst).and(span(start, 2 * usize::from(count))),
-        Op::MakeClosure {
-            dst,
-            func: f,
-            start,
-            count,
-        } => reg(dst).and(func(f)).and(span(start, usize::from(count))),
-        Op::NewRecord {
-            dst,
-            ty,
-            start,
-            count,
-        } => {
+        Operand::Const(idx) => known(idx.index(), program.constants.len(), "constant"),
+        Operand::Func(func) => known(func.index(), program.functions.len(), "function"),
+        Operand::Native(native) => known(native.index(), program.natives.len(), "native"),
+        Operand::Global(global) => known(global.index(), program.globals.len(), "global"),
+        Operand::Struct { ty, fields } => {
             let layout = program.structs.get(ty.index()).ok_or("unknown struct")?;
-            if layout.fields.len() != usize::from(count) {
+            if layout.fields.len() != usize::from(fields) {
                 return Err("wrong number of fields".into());
             }
-            reg(dst).and(span(start, usize::from(count)))
+            Ok(())
         }
-        Op::NewVariant {
-            dst,
+        Operand::Variant {
             ty,
             variant,
-            start,
-            count,
+            fields,
         } => {
             let layout = program.enums.get(ty.index()).ok_or("unknown enum")?;
             let shape = layout
                 .variants
                 .get(usize::from(variant))
                 .ok_or("unknown variant")?;
-            if shape.arity != count {
+            if shape.arity != fields {
                 return Err("wrong number of fields".into());
             }
-            reg(dst).and(span(start, usize::from(count)))
+            Ok(())
         }
+        // Checked when the instruction runs, against the value it meets.
+        Operand::VariantTag(_) | Operand::Field(_) | Operand::Capture(_) => Ok(()),
+        Operand::Int(_) | Operand::Bool(_) => Ok(()),
+        Operand::Read(_)
+        | Operand::Write(_)
+        | Operand::MaybeWrite(_)
+        | Operand::ReadRange { .. }
+        | Operand::CallWindow { .. }
+        | Operand::LoopCounter(_) => Ok(()),
     }
 }
 
@@ -636,4 +500,70 @@ fn check_task_tree(run: &Run) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::Loc;
+
+    /// Every register the liveness analysis reads or writes for an
+    /// instruction lies inside what the validator checked: instructions of
+    /// every kind, decoded from random bytes (postcard numbers variants, so
+    /// every variant comes up), with small random operands.
+    #[test]
+    fn liveness_stays_inside_what_validate_checks() {
+        // Something of every kind for index operands to name.
+        let mut program = Program::default();
+        program.structs.push(Default::default());
+        program.functions.push(Function::default());
+        program.constants.push(crate::program::Constant::Int(7));
+        program.globals.push("g".into());
+        program.natives.push(crate::program::NativeDecl {
+            key: "k".into(),
+            name: "k".into(),
+            io: None,
+        });
+        program.enums.push(crate::program::EnumLayout {
+            variants: vec![Default::default()],
+            ..Default::default()
+        });
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut checked, mut kinds) = (0, std::collections::BTreeSet::new());
+        for _ in 0..200_000 {
+            let mut bytes = vec![(next() % 90) as u8];
+            bytes.extend((0..8).map(|_| (next() % 12) as u8));
+            let Ok(op) = postcard::from_bytes::<Op>(&bytes) else {
+                continue;
+            };
+            let function = Function {
+                register_count: (next() % 12) as u16,
+                code: vec![op; 4],
+                locs: vec![Loc::default(); 4],
+                ..Function::default()
+            };
+            if check_op(&program, &function, &op).is_err() {
+                continue;
+            }
+            let (mut reads, mut writes) = (Vec::new(), Vec::new());
+            crate::liveness::effects(&op, &mut reads, &mut writes);
+            for reg in reads.iter().chain(&writes) {
+                assert!(
+                    *reg < usize::from(function.register_count),
+                    "{op:?} with {} registers uses r{reg}",
+                    function.register_count
+                );
+            }
+            checked += 1;
+            kinds.insert(op.name());
+        }
+        assert!(checked > 10_000, "only {checked} instructions passed");
+        assert!(kinds.len() >= 80, "only {} kinds of instruction came up", kinds.len());
+    }
 }
