@@ -341,9 +341,13 @@ pub enum StrPart {
 /// The expressions of LANGUAGE.md §3.
 #[derive(Clone, Debug)]
 pub enum ExprKind {
-    /// An integer literal (already range-checked by the parser).
-    Int(i64),
-    /// A float literal.
+    /// An integer literal; `None` for one that does not fit in 64 bits. The
+    /// parser keeps such a literal in the tree so the checker reports it
+    /// together with the file's other errors (one mistake in a literal does
+    /// not hide the rest).
+    Int(Option<i64>),
+    /// A float literal; infinite for one too large for a 64-bit float (no
+    /// literal spells infinity), which the checker reports.
     Float(f64),
     /// A string literal; a single `Lit` part when there is no interpolation.
     Str(Vec<StrPart>),

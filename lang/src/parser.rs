@@ -49,6 +49,12 @@ pub const MAX_CHAIN: u32 = 1_000_000;
 /// Parses a whole source file. [`ExprId`]s are handed out densely starting
 /// at `first_expr_id`; `File::expr_count` is set to one past the last id
 /// used, so a second file can start there.
+///
+/// A literal out of range (an integer beyond 64 bits, a float beyond `f64`)
+/// does not fail the parse on its own: it stays in the tree
+/// (`ExprKind::Int(None)`, an infinite `ExprKind::Float`) and the checker
+/// reports it along with the file's type errors. When the file has syntax
+/// or lexical errors, the literals are reported here with them.
 pub fn parse(source: &str, first_expr_id: u32) -> Result<ast::File, Vec<Diagnostic>> {
     let lexed = lexer::tokenize(source);
     let (parsed, next_id) = run(source, lexed, None, first_expr_id)?;
@@ -130,10 +136,13 @@ fn run(
     let parsed = result
         .map_err(|error| errors.push(syntax_error(source, error)))
         .ok();
-    errors.extend(ctx.finish());
+    errors.extend(ctx.errors.take());
     match parsed {
         Some(parsed) if errors.is_empty() => Ok((parsed, ctx.next_id.get())),
         _ => {
+            // The checker will not run: report the literals out of range
+            // in the tree here, with the other errors.
+            errors.extend(ctx.literal_errors());
             errors.sort_by_key(|diag| diag.span.start);
             errors.dedup();
             Err(errors)
@@ -180,8 +189,9 @@ pub(crate) struct Ctx {
     errors: RefCell<Vec<Diagnostic>>,
     /// Syntax errors the grammar recovered from.
     recovered: RefCell<Vec<ParseError<usize, Tok, ()>>>,
-    /// Out-of-range integer literals, kept apart because a minus sign
-    /// applied directly to `9223372036854775808` makes it valid.
+    /// Literals out of range in the tree, kept apart because a minus sign
+    /// applied directly to `9223372036854775808` makes it valid, and
+    /// because they are the checker's to report when the file parses.
     overflow: RefCell<Vec<Overflow>>,
     /// Whether `TOO_DEEP` has been reported (once is enough).
     too_deep_reported: Cell<bool>,
@@ -196,14 +206,17 @@ struct Shape {
     chain: u32,
 }
 
-/// An integer literal that does not fit in `i64`.
+/// A literal out of range: an integer that does not fit in `i64`, or a
+/// float too large for `f64`.
 struct Overflow {
     /// The literal's node.
     id: ExprId,
     /// Its span.
     span: Span,
-    /// Whether it is exactly `2^63`, which fits once negated.
+    /// Whether it is the integer `2^63`, which fits once negated.
     is_min_magnitude: bool,
+    /// Whether it is a float.
+    is_float: bool,
 }
 
 impl Ctx {
@@ -220,17 +233,14 @@ impl Ctx {
         }
     }
 
-    /// The diagnostics gathered by actions, including literals that stayed
-    /// out of range.
-    fn finish(&self) -> Vec<Diagnostic> {
-        let mut errors = self.errors.take();
-        errors.extend(
-            self.overflow
-                .take()
-                .into_iter()
-                .map(|overflow| int_too_large(overflow.span)),
-        );
-        errors
+    /// The diagnostics of the literals in the tree that are out of range.
+    fn literal_errors(&self) -> Vec<Diagnostic> {
+        let overflow = self.overflow.take();
+        let diagnostic = |overflow: Overflow| match overflow.is_float {
+            true => float_too_large(overflow.span),
+            false => int_too_large(overflow.span),
+        };
+        overflow.into_iter().map(diagnostic).collect()
     }
 
     /// Builds an expression node with a fresh id. A node nested deeper than
@@ -465,7 +475,7 @@ impl Ctx {
     /// Builds `-operand`; a minus written directly before the literal
     /// `9223372036854775808` makes the literal `i64::MIN` instead.
     pub(crate) fn negate(&self, operand: Expr, l: usize, r: usize) -> Expr {
-        if let ExprKind::Int(_) = operand.kind {
+        if let ExprKind::Int(None) = operand.kind {
             let mut overflow = self.overflow.borrow_mut();
             // The literal was built just before its minus, so it is the last
             // overflow recorded, and its span is untouched by parentheses.
@@ -476,7 +486,7 @@ impl Ctx {
                 overflow.pop();
                 return Expr {
                     id: operand.id,
-                    kind: ExprKind::Int(i64::MIN),
+                    kind: ExprKind::Int(Some(i64::MIN)),
                     span: Span::new(l, r),
                 };
             }
@@ -486,29 +496,31 @@ impl Ctx {
 
     /// Builds an integer literal, remembering it when it is out of range.
     pub(crate) fn int(&self, value: u128, l: usize, r: usize) -> Expr {
-        match i64::try_from(value) {
-            Ok(value) => self.mk(ExprKind::Int(value), l, r),
-            Err(_) => {
-                let expr = self.mk(ExprKind::Int(0), l, r);
-                let is_min_magnitude = value == 1u128 << 63;
-                self.overflow.borrow_mut().push(Overflow {
-                    id: expr.id,
-                    span: expr.span,
-                    is_min_magnitude,
-                });
-                expr
-            }
+        let fits = i64::try_from(value).ok();
+        let expr = self.mk(ExprKind::Int(fits), l, r);
+        if fits.is_none() {
+            self.overflow.borrow_mut().push(Overflow {
+                id: expr.id,
+                span: expr.span,
+                is_min_magnitude: value == 1u128 << 63,
+                is_float: false,
+            });
         }
+        expr
     }
 
-    /// Builds a float literal, reporting one that overflowed to infinity.
+    /// Builds a float literal, remembering one that overflowed to infinity.
     pub(crate) fn float(&self, value: f64, l: usize, r: usize) -> Expr {
+        let expr = self.mk(ExprKind::Float(value), l, r);
         if !value.is_finite() {
-            self.errors
-                .borrow_mut()
-                .push(float_too_large(Span::new(l, r)));
+            self.overflow.borrow_mut().push(Overflow {
+                id: expr.id,
+                span: expr.span,
+                is_min_magnitude: false,
+                is_float: true,
+            });
         }
-        self.mk(ExprKind::Float(value), l, r)
+        expr
     }
 
     /// Builds a string expression; a string without parts is one empty
@@ -614,7 +626,7 @@ impl Ctx {
 }
 
 /// The diagnostic for an integer literal outside `i64`.
-fn int_too_large(span: Span) -> Diagnostic {
+pub(crate) fn int_too_large(span: Span) -> Diagnostic {
     Diagnostic::new(
         codes::LITERAL,
         "integer literal out of range: it does not fit in 64 bits",
@@ -625,7 +637,7 @@ fn int_too_large(span: Span) -> Diagnostic {
 }
 
 /// The diagnostic for a float literal outside `f64`.
-fn float_too_large(span: Span) -> Diagnostic {
+pub(crate) fn float_too_large(span: Span) -> Diagnostic {
     Diagnostic::new(
         codes::LITERAL,
         "float literal is out of range",

@@ -41,6 +41,19 @@ fn check_error(src: &str, code: &str, text: &str) -> Diagnostic {
     }
 }
 
+/// Asserts that `src` parses but does not compile (without a library), with
+/// a diagnostic of `code` whose message contains `text`.
+#[track_caller]
+fn check_compile_error(src: &str, code: &str, text: &str) {
+    let errors = compile_alone(src.to_string()).expect_err("a compile error");
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.code == code && error.message.contains(text)),
+        "{src:?}: no {code} error containing {text:?} in {errors:#?}"
+    );
+}
+
 /// The statements of a file that has only statements.
 #[track_caller]
 fn stmts(src: &str) -> Vec<Stmt> {
@@ -84,7 +97,8 @@ fn sexp(expr: &Expr) -> String {
             .join(" ")
     };
     match &expr.kind {
-        ExprKind::Int(value) => value.to_string(),
+        ExprKind::Int(Some(value)) => value.to_string(),
+        ExprKind::Int(None) => "<int out of range>".into(),
         ExprKind::Float(value) => format!("{value:?}"),
         ExprKind::Str(parts) => {
             let parts: Vec<String> = parts
@@ -237,16 +251,48 @@ fn i64_min_literal() {
     check_expr("-9223372036854775808", "-9223372036854775808");
     check_expr("-5", "(neg 5)");
     check_expr("1 - 9223372036854775807", "(- 1 9223372036854775807)");
-    check_error("9223372036854775808", codes::LITERAL, "does not fit");
-    check_error("-(9223372036854775808)", codes::LITERAL, "does not fit");
-    check_error("-9223372036854775809", codes::LITERAL, "does not fit");
-    check_error(
+    // A literal out of range stays in the tree for the checker, which
+    // reports it with the file's other errors.
+    check_expr("9223372036854775808", "<int out of range>");
+    check_expr("-(9223372036854775808)", "(neg <int out of range>)");
+    check_expr("-9223372036854775809", "(neg <int out of range>)");
+    check_expr("0xffffffffffffffffff", "<int out of range>");
+    check_expr("1e999", "inf");
+    for src in [
         "let x = 99999999999999999999999999999999999999999999",
-        codes::LITERAL,
-        "does not fit",
+        "let x = -(9223372036854775808)",
+        "let x = 1 + 0xffffffffffffffffff",
+    ] {
+        check_compile_error(src, codes::LITERAL, "does not fit in 64 bits");
+    }
+    check_compile_error("let x = 1e999", codes::LITERAL, "out of range");
+    // With a syntax error in the file, the parser reports them itself.
+    let errors = parse_err("let x = 99999999999999999999\nlet y = )\nlet z = 1e999");
+    let literal = |text| {
+        errors
+            .iter()
+            .any(|error| error.code == codes::LITERAL && error.message.contains(text))
+    };
+    assert!(
+        literal("does not fit") && literal("float literal"),
+        "{errors:#?}"
     );
-    check_error("0xffffffffffffffffff", codes::LITERAL, "does not fit");
-    check_error("1e999", codes::LITERAL, "out of range");
+}
+
+// Regression: an integer literal too large for 64 bits hid every other
+// error of the file (the parser failed, so the checker never ran).
+#[test]
+fn literal_out_of_range_is_reported_with_type_errors() {
+    let errors = compile_alone(
+        "let a = 99999999999999999999\nlet b: str = 1\nlet c: float = 1e999 + 1.0".to_string(),
+    )
+    .unwrap_err();
+    let codes: Vec<&str> = errors.iter().map(|error| error.code).collect();
+    assert_eq!(
+        codes,
+        [codes::LITERAL, codes::MISMATCH, codes::LITERAL],
+        "{errors:#?}"
+    );
 }
 
 #[test]
@@ -968,6 +1014,7 @@ fn several_errors_are_reported() {
         .collect();
     assert_eq!(syntax.len(), 3, "{errors:#?}");
     let errors = parse_err("let a = 1 @ 2\nlet b = \"\\q\"\nlet c = 99999999999999999999");
+    // (The literal is reported here because the file does not parse.)
     assert!(errors
         .iter()
         .any(|error| error.code == codes::LEX && error.message.contains('@')));

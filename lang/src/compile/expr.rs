@@ -53,8 +53,17 @@ impl Compiler {
         let mark = self.mark();
         let span = expr.span;
         let ty = match &expr.kind {
-            ExprKind::Int(value) => self.load_int(*value, dst, span),
+            ExprKind::Int(Some(value)) => self.load_int(*value, dst, span),
+            ExprKind::Int(None) => {
+                // Reported here rather than by the parser, so that the
+                // file's other errors are reported with it.
+                self.error(crate::parser::int_too_large(span));
+                self.load_int(0, dst, span)
+            }
             ExprKind::Float(value) => {
+                if !value.is_finite() {
+                    self.error(crate::parser::float_too_large(span));
+                }
                 let idx = self.constant(ConstKey::Float(value.to_bits()));
                 self.emit(Op::LoadConst { dst, idx }, span);
                 Type::Float
@@ -387,7 +396,7 @@ impl Compiler {
     }
 
     fn unary(&mut self, op: UnaryOp, operand: &Expr, dst: Reg, span: Span) -> Type {
-        if let (UnaryOp::Neg, ExprKind::Int(value)) = (op, &operand.kind) {
+        if let (UnaryOp::Neg, ExprKind::Int(Some(value))) = (op, &operand.kind) {
             return self.load_int(value.wrapping_neg(), dst, span);
         }
         let (ty, src) = self.expr(operand, None);
@@ -973,7 +982,7 @@ fn left_spine(expr: &Expr) -> Vec<(BinOp, &Expr, &Expr, &Expr)> {
 /// The immediate operand of `x + k`, `x - k`, `x * k` or `x % k` with an
 /// int literal `k` that fits (negated for `-`).
 fn immediate(op: BinOp, rhs: &Expr) -> Option<i32> {
-    let ExprKind::Int(value) = rhs.kind else {
+    let ExprKind::Int(Some(value)) = rhs.kind else {
         return None;
     };
     match op {

@@ -387,7 +387,7 @@ impl Compiler {
     /// `current := current op value`, checking the result keeps its type.
     fn apply_compound(&mut self, op: BinOp, current: (Type, Reg), value: &Expr, span: Span) {
         let (ty, reg) = current;
-        if let (ExprKind::Int(n), Type::Int, BinOp::Add | BinOp::Sub) =
+        if let (ExprKind::Int(Some(n)), Type::Int, BinOp::Add | BinOp::Sub) =
             (&value.kind, self.unifier.shallow(&ty), op)
         {
             let imm = if op == BinOp::Add {
@@ -1092,7 +1092,7 @@ fn has_break(block: &Block) -> bool {
 /// is false (`<=` and `>=` become `<` and `>` against `k + 1` and `k - 1`).
 /// `None` when `k` is not a literal or does not fit an `i32`.
 fn compare_immediate(op: BinOp, rhs: &Expr) -> Option<impl Fn(Reg) -> Op> {
-    let ExprKind::Int(value) = rhs.kind else {
+    let ExprKind::Int(Some(value)) = rhs.kind else {
         return None;
     };
     let (less, bound) = match op {
