@@ -173,12 +173,9 @@ impl Engine {
     pub fn compile_bytes(&self, name: &str, source: &[u8]) -> Result<Program, CompileError> {
         let text = String::from_utf8_lossy(source).into_owned();
         match on_front_end_stack(|| self.compile_on_this_thread(name, source, &text)) {
-            Some(result) => result.map(|mut program| {
-                program.fingerprint = snapshot::fingerprint(&program);
-                Program {
-                    inner: Arc::new(program),
-                    natives: self.natives.clone(),
-                }
+            Some(result) => result.map(|program| Program {
+                inner: Arc::new(program),
+                natives: self.natives.clone(),
             }),
             None => Err(CompileError::internal(name, &text)),
         }

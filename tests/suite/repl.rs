@@ -56,7 +56,11 @@ fn scratch(name: &str) -> PathBuf {
 fn input_at_the_prompt_reads_the_next_line_and_fails_at_the_end() {
     let out = piped("let name = input(\"name? \")\nada\nname.upper()\ninput(\"more? \")\n");
     assert_eq!(out.stdout, "name? = \"ADA\" : str\nmore? ");
-    assert!(out.stderr.contains("error: Io: end of input"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: Io: end of input"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.code, 1);
 }
 

@@ -21,6 +21,7 @@ pub mod program;
 pub mod remap;
 pub mod run;
 pub mod sched;
+pub mod snapshot;
 pub mod task;
 pub mod validate;
 pub mod value;
@@ -33,7 +34,7 @@ pub use heap::{Heap, Key, Object, ValueMap};
 pub use interp::stack_trace;
 pub use io::{Data, IoId, IoRequest, IoResult};
 pub use native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet, Suspend};
-pub use op::Op;
+pub use op::{Op, Operand};
 pub use program::{
     Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
     VariantLayout,

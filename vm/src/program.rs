@@ -34,8 +34,9 @@ pub struct Program {
     /// answer.
     #[serde(default)]
     pub main_receives: String,
-    /// A hash identifying this program (set by the engine after
-    /// compiling; 0 when unknown); saved runs record it.
+    /// A hash identifying this program ([`crate::snapshot::fingerprint`]),
+    /// set by the compiler; 0 when unknown (an interactive session's
+    /// program computes it when saved). Saved runs record it.
     #[serde(default)]
     pub fingerprint: u64,
 }

@@ -564,6 +564,10 @@ mod tests {
             kinds.insert(op.name());
         }
         assert!(checked > 10_000, "only {checked} instructions passed");
-        assert!(kinds.len() >= 80, "only {} kinds of instruction came up", kinds.len());
+        assert!(
+            kinds.len() >= 80,
+            "only {} kinds of instruction came up",
+            kinds.len()
+        );
     }
 }

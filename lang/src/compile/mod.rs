@@ -55,6 +55,8 @@ pub struct NativeSpec {
 }
 
 /// Compiles `script` together with the library `prelude` and `natives`.
+/// The program carries its fingerprint
+/// ([`spool_vm::snapshot::fingerprint`]).
 pub fn compile(
     prelude: SourceFile<'_>,
     script: SourceFile<'_>,
@@ -72,7 +74,9 @@ pub fn compile(
     let mut diags = prelude_errors;
     diags.extend(std::mem::take(&mut compiler.diags));
     if diags.is_empty() {
-        Ok(compiler.finish())
+        let mut program = compiler.finish();
+        program.fingerprint = spool_vm::snapshot::fingerprint(&program);
+        Ok(program)
     } else {
         Err(diags)
     }
