@@ -635,27 +635,136 @@ fn idle(run: &mut Run, program: &Program) -> Result<Step, RunError> {
     if !run.sched.in_flight.is_empty() {
         return Ok(Step::Io(Vec::new()));
     }
-    Err(deadlock(run))
+    Err(deadlock(run, program))
 }
 
-/// The error of a run whose tasks all wait on each other.
-fn deadlock(run: &Run) -> RunError {
-    let mut blocked = Vec::new();
+/// How many waiting tasks a deadlock report lists, one line each.
+const LISTED_WAITERS: usize = 10;
+
+/// The error of a run whose tasks all wait on each other and that has no
+/// I/O in flight. Its message lists each waiting task, in spawn order
+/// (depth first from the main task), with where it waits:
+///
+/// ```text
+/// deadlock: every task is blocked:
+///   - task 0 waits on a channel at main (flow.spl:9:15)
+///   - task 1 waits on a channel at server (flow.spl:5:11)
+/// ```
+///
+/// and its trace is the main task's stack (or, once the main body has
+/// ended, that of the first task listed). When a task has failed with an
+/// error nobody awaited (the likely reason the others wait forever), the
+/// run ends with that error instead, its trace and kind, the deadlock named
+/// in its message: `MESSAGE\ntask 1 failed with this error and no task
+/// awaited it, then deadlock: every task is blocked:` and the same list.
+fn deadlock(run: &mut Run, program: &Program) -> RunError {
+    let tasks = tasks_in_spawn_order(run);
+    let mut listing = String::new();
+    let mut trace = Vec::new();
+    let mut listed = 0;
+    for &task in &tasks {
+        let Some(t) = run.heap.task(Value::Obj(task)) else {
+            continue;
+        };
+        let waits = match t.state {
+            TaskState::Blocked => describe(&run.heap, &t.blocked),
+            TaskState::Joining => "waits for the tasks it spawned (its body has ended)".to_string(),
+            _ => continue,
+        };
+        let stack = task_stack(t, program);
+        if listed < LISTED_WAITERS {
+            let at = match stack.first() {
+                Some(frame) => format!(
+                    " at {} ({}:{}:{})",
+                    frame.function, frame.file, frame.line, frame.col
+                ),
+                None if t.state == TaskState::Blocked => {
+                    " (in the call it was spawned with)".to_string()
+                }
+                None => String::new(),
+            };
+            listing.push_str(&format!("\n  - task {} {waits}{at}", t.id));
+        }
+        listed += 1;
+        if trace.is_empty() {
+            trace = stack;
+        }
+    }
+    if listed > LISTED_WAITERS {
+        let more = listed - LISTED_WAITERS;
+        listing.push_str(&format!("\n  - and {more} more waiting task(s)"));
+    }
+    let blocked = format!("deadlock: every task is blocked:{listing}");
+    if let Some((id, error)) = unawaited_failure(run, &tasks) {
+        let mut failure = interp::run_error(run, program, error.error, error.trace);
+        failure.message = format!(
+            "{}\ntask {id} failed with this error and no task awaited it, then {blocked}",
+            failure.message
+        );
+        return failure;
+    }
+    RunError {
+        kind: ErrorKind::Type.as_str().to_string(),
+        message: blocked,
+        trace,
+    }
+}
+
+/// Every unfinished task, depth first from the main task, children in
+/// spawn order.
+fn tasks_in_spawn_order(run: &Run) -> Vec<ObjRef> {
+    let mut order = Vec::new();
     let mut stack: Vec<ObjRef> = run.sched.main.into_iter().collect();
     while let Some(task) = stack.pop() {
         let Some(t) = run.heap.task(Value::Obj(task)) else {
             continue;
         };
         stack.extend(t.children.list.iter().rev().copied());
-        if t.state == TaskState::Blocked && blocked.len() < 4 {
-            blocked.push(format!("task {} {}", t.id, describe(&run.heap, &t.blocked)));
+        if !t.finished() {
+            order.push(task);
         }
     }
-    RunError {
-        kind: ErrorKind::Type.as_str().to_string(),
-        message: format!("deadlock: every task is blocked ({})", blocked.join(", ")),
-        trace: Vec::new(),
+    order
+}
+
+/// A parked task's stack, innermost frame first, through the coroutines it
+/// is inside.
+fn task_stack(task: &Task, program: &Program) -> Vec<crate::error::TraceFrame> {
+    let mut trace = interp::stack_trace(&task.context.fiber, program);
+    for resumer in task.context.resumers.iter().rev() {
+        trace.extend(interp::stack_trace(&resumer.fiber, program));
     }
+    trace
+}
+
+/// The first error (in the order of `tasks`) that failed a task while no
+/// task awaited it: that of a task whose body ended with an error and that
+/// waits for its children, or of a failed child its parent has not
+/// rethrown yet. A `Cancelled` that a `cancel()` asked for does not count.
+/// Returns the failed task's number with the error.
+fn unawaited_failure(run: &Run, tasks: &[ObjRef]) -> Option<(u64, TaskError)> {
+    let failure = |task: ObjRef| {
+        let t = run.heap.task(Value::Obj(task))?;
+        let error = t.error.as_ref()?;
+        let quiet = t.cancelled && is_kind(&run.heap, error.error, ErrorKind::Cancelled);
+        (!quiet).then(|| (t.id, error.clone()))
+    };
+    tasks.iter().find_map(|&task| {
+        let t = run.heap.task(Value::Obj(task))?;
+        if t.state == TaskState::Joining {
+            if let Some(found) = failure(task) {
+                return Some(found);
+            }
+        }
+        t.failed_children.iter().find_map(|&child| {
+            let observed = run.heap.task(Value::Obj(child)).is_none_or(|c| c.observed);
+            if observed {
+                None
+            } else {
+                failure(child)
+            }
+        })
+    })
 }
 
 /// What a task waits for, in words (deadlock messages, `spool inspect`).
