@@ -5,7 +5,7 @@
 //! `cargo run --release --manifest-path fuzz/Cargo.toml --example corpus --
 //! fuzz/corpus/restore tests/scripts/tasks/*.spl examples/*.spl ...`
 
-use spool::{CaptureHost, Data, Engine, Limits, Step};
+use spool::{CaptureHost, Data, Limits, Step};
 
 /// Saved runs kept per script, spread over its run.
 const PER_SCRIPT: usize = 12;
@@ -16,7 +16,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let out = args.next().expect("usage: corpus DIR SCRIPT...");
     std::fs::create_dir_all(&out).expect("the corpus directory can be made");
-    let engine = Engine::with_cli_io();
+    let engine = spool_cli::engine();
     let mut written = 0;
     for path in args {
         let source = std::fs::read_to_string(&path).expect("the script can be read");

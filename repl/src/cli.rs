@@ -7,7 +7,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::trace::TraceRecorder;
-use crate::{CompileError, Dispatcher, Engine, Host, Run, RunError, Step};
+use spool::{CompileError, Host, Run, RunError, Step};
 
 /// Exit code of a finished run.
 pub const EXIT_OK: i32 = 0;
@@ -84,7 +84,7 @@ struct RunOptions {
 impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
-            max_io: crate::dispatch::DEFAULT_MAX_IN_FLIGHT,
+            max_io: spool::dispatch::DEFAULT_MAX_IN_FLIGHT,
             trace: None,
             state: None,
             step: false,
@@ -282,7 +282,7 @@ fn reject_flag(arg: &str) -> Result<(), String> {
 
 /// Reads and compiles a file, printing what went wrong; `Err` holds the
 /// exit code.
-fn compile_file(path: &str) -> Result<crate::Program, i32> {
+fn compile_file(path: &str) -> Result<spool::Program, i32> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -290,7 +290,7 @@ fn compile_file(path: &str) -> Result<crate::Program, i32> {
             return Err(EXIT_USAGE);
         }
     };
-    Engine::with_cli_io()
+    crate::engine()
         .compile_bytes(path, &bytes)
         .map_err(|error| {
             print_compile_error(&error);
@@ -368,7 +368,7 @@ fn resume_file(
         );
     }
     match (send, run.awaiting_send()) {
-        (Some(text), true) => match crate::answer::from_json(&mut run, text) {
+        (Some(text), true) => match spool::answer::from_json(&mut run, text) {
             Ok(answer) => run.send(answer),
             Err(message) => {
                 eprintln!("error: {message}");
@@ -396,23 +396,19 @@ fn resume_file(
 /// the run is inside changed (see `upgrade.rs`).
 fn switch_program(run: &mut Run, file: &str) -> Result<(), String> {
     let new = compile_file(file).map_err(|_| format!("`--program {file}` does not compile"))?;
-    crate::upgrade::continue_on(run, &new).map_err(|why| format!("`--program {file}`: {why}"))
+    spool::upgrade::continue_on(run, &new).map_err(|why| format!("`--program {file}`: {why}"))
 }
 
 /// Drives `run` to its end (or, in step mode, to its next top-level
-/// yield), saving it to `state` after every I/O phase and yield.
+/// yield), saving it to `state` as [`Driver::run_to_end`] says.
 fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 {
-    let mut host = StdoutHost::new();
-    let mut driver = Driver {
-        dispatcher: crate::cli_io::dispatcher(options.max_io),
-        trace: options.trace.as_ref().map(|_| TraceRecorder::new()),
-        state,
-        step: options.step,
-        interrupt: None,
-    };
-    let outcome = driver.run_to_end(run, &mut host);
+    let host = StdoutHost::new();
+    let mut driver = Driver::new(options.max_io, state);
+    driver.hooks.step = options.step;
+    driver.hooks.trace = options.trace.as_ref().map(|_| TraceRecorder::new());
+    let outcome = driver.run_to_end(run, &host);
     host.flush();
-    if let (Some(path), Some(trace)) = (&options.trace, &driver.trace) {
+    if let (Some(path), Some(trace)) = (&options.trace, &driver.hooks.trace) {
         if let Err(error) = std::fs::write(path, trace.to_json()) {
             eprintln!("error: cannot write the trace to `{path}`: {error}");
         }
@@ -426,10 +422,19 @@ fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 
     }
 }
 
-/// Drives a run for the command line: its I/O through the dispatcher, its
-/// top-level yields through standard input, checkpoints and the trace.
+/// Drives a run for the command line with the library's driver loop
+/// ([`spool::drive_with`]): its I/O through the pool dispatcher, its
+/// top-level yields through standard input, checkpoints and the trace in
+/// [`CliHooks`].
 pub(crate) struct Driver {
-    dispatcher: crate::PoolDispatcher,
+    dispatcher: spool::PoolDispatcher,
+    hooks: CliHooks,
+}
+
+/// What the command line does at each point of a drive.
+struct CliHooks {
+    /// Where the run's output goes (shared with the run's host).
+    output: StdoutHost,
     trace: Option<TraceRecorder>,
     /// Where to save the run, if anywhere.
     state: Option<String>,
@@ -440,20 +445,31 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// A driver for the REPL: no checkpoints, no trace; a run stops with
-    /// an `interrupted` error soon after `interrupt` is set.
-    pub(crate) fn interactive(interrupt: &'static std::sync::atomic::AtomicBool) -> Driver {
+    fn new(max_io: usize, state: Option<String>) -> Driver {
         Driver {
-            dispatcher: crate::cli_io::dispatcher(crate::dispatch::DEFAULT_MAX_IN_FLIGHT),
-            trace: None,
-            state: None,
-            step: false,
-            interrupt: Some(interrupt),
+            dispatcher: crate::cli_io::dispatcher(max_io),
+            hooks: CliHooks {
+                output: StdoutHost::new(),
+                trace: None,
+                state,
+                step: false,
+                interrupt: None,
+            },
         }
     }
 
+    /// A driver for the REPL: no checkpoints, no trace; a run stops with
+    /// an `interrupted` error soon after `interrupt` is set, also while it
+    /// waits on I/O.
+    pub(crate) fn interactive(interrupt: &'static std::sync::atomic::AtomicBool) -> Driver {
+        let mut driver = Driver::new(spool::dispatch::DEFAULT_MAX_IN_FLIGHT, None);
+        driver.hooks.interrupt = Some(interrupt);
+        driver
+    }
+
     /// Runs until the run ends (or stops at a yield in step mode, giving
-    /// `None`); `Err` holds the text to print.
+    /// `None`); `Err` holds the text to print. `host` is where the run
+    /// prints.
     ///
     /// With `--state`, a checkpoint is written when the run starts (or
     /// continues), at the end of every CPU phase *before* its batch of I/O
@@ -465,85 +481,30 @@ impl Driver {
     pub(crate) fn run_to_end(
         &mut self,
         run: &mut Run,
-        host: &mut StdoutHost,
-    ) -> Result<Option<crate::Value>, String> {
-        self.reissue_pending(run);
-        self.checkpoint(run)?;
-        loop {
-            let began = self.trace.as_ref().map(TraceRecorder::now);
-            let step = run.resume(host);
-            if let (Some(trace), Some(began)) = (&mut self.trace, began) {
-                let outcome = match &step {
-                    Ok(Step::Io(_)) => "io",
-                    Ok(Step::Yield(_)) => "yield",
-                    Ok(Step::Paused) => "paused",
-                    Ok(Step::Done(_)) => "done",
-                    Err(_) => "error",
-                };
-                trace.cpu_phase(began, run.sched().live, outcome);
-            }
-            match step {
-                Ok(Step::Paused) => self.check_interrupt()?,
-                // LANGUAGE.md §6: print each top-level yield and answer it.
-                Ok(Step::Yield(value)) => {
-                    host.print(&run.display(value));
-                    host.flush();
-                    self.checkpoint(run)?;
-                    if self.step {
-                        return Ok(None);
-                    }
-                    let answer = answer_yield(run, &mut std::io::stdin().lock())
-                        .map_err(|m| format!("error: {m}\n"))?;
-                    run.send(answer);
+        host: &StdoutHost,
+    ) -> Result<Option<spool::Value>, String> {
+        self.hooks.output = host.clone();
+        self.hooks.checkpoint(run)?;
+        let mut output = host.clone();
+        let outcome = spool::drive_with(run, &mut output, &mut self.dispatcher, &mut self.hooks);
+        host.flush();
+        match outcome {
+            Ok(spool::Driven::Done(value)) => self.hooks.checkpoint(run).map(|()| Some(value)),
+            Ok(spool::Driven::AtYield) => Ok(None),
+            Err(spool::Stop::Host(message)) => Err(message),
+            Err(spool::Stop::Run(error)) => {
+                let text = format_runtime_error(&error);
+                if let Some(path) = &self.hooks.state {
+                    crate::durable::record_failure(path, &text)
+                        .map_err(|m| format!("{text}error: {m}\n"))?;
                 }
-                Ok(Step::Io(batch)) => {
-                    // Write-ahead: the checkpoint records the batch as in
-                    // flight before any of it starts.
-                    host.flush();
-                    stamp_deadlines(run, &batch);
-                    self.checkpoint(run)?;
-                    self.io_phase(run, batch)?;
-                }
-                Ok(Step::Done(value)) => {
-                    // What the run printed is out before the save records it finished.
-                    host.flush();
-                    return self.checkpoint(run).map(|()| Some(value));
-                }
-                Err(error) => {
-                    host.flush();
-                    let text = format_runtime_error(&error);
-                    if let Some(path) = &self.state {
-                        crate::durable::record_failure(path, &text)
-                            .map_err(|m| format!("{text}error: {m}\n"))?;
-                    }
-                    return Err(text);
-                }
+                Err(text)
             }
         }
     }
+}
 
-    /// Issues again the requests a restored run was waiting for, with
-    /// their ids (at-least-once); a `sleep` waits only for what is left of
-    /// it.
-    fn reissue_pending(&mut self, run: &Run) {
-        let mut pending = run.pending_io();
-        if pending.is_empty() {
-            return;
-        }
-        if let Some(trace) = &mut self.trace {
-            trace.batch(&pending, |id| task_of(run, id));
-        }
-        let now = unix_ms();
-        for request in &mut pending {
-            if let Some(deadline) = run.io_deadline(request.id) {
-                if &*request.op == "sleep" {
-                    request.args = vec![crate::Data::Int(deadline.saturating_sub(now).max(0))];
-                }
-            }
-        }
-        self.dispatcher.submit(pending);
-    }
-
+impl CliHooks {
     /// `Err` when the user asked to stop the run (Ctrl-C at the prompt).
     fn check_interrupt(&self) -> Result<(), String> {
         match self.interrupt {
@@ -554,49 +515,90 @@ impl Driver {
         }
     }
 
-    /// Saves the run when `--state` asked for it.
+    /// Saves the run when `--state` asked for it, after flushing what it
+    /// printed.
     fn checkpoint(&self, run: &Run) -> Result<(), String> {
+        self.output.flush();
         match &self.state {
             Some(path) => crate::durable::save(path, run).map_err(|m| format!("error: {m}\n")),
             None => Ok(()),
         }
     }
+}
 
-    /// Hands a batch to the dispatcher and feeds back the results that
-    /// arrive first (at least one). At the prompt, waits in slices so that
-    /// Ctrl-C stops a run waiting on I/O too.
-    fn io_phase(&mut self, run: &mut Run, batch: Vec<crate::IoRequest>) -> Result<(), String> {
+impl spool::Hooks for CliHooks {
+    /// A `sleep` waits only for what is left of it.
+    fn reissue(&mut self, run: &Run, pending: &mut [spool::IoRequest]) {
         if let Some(trace) = &mut self.trace {
-            trace.batch(&batch, |id| task_of(run, id));
+            trace.batch(pending, |id| task_of(run, id));
         }
-        if !batch.is_empty() {
-            self.dispatcher.submit(batch);
-        }
-        let finished = match self.interrupt {
-            None => self.dispatcher.wait(),
-            Some(_) => loop {
-                let finished = self
-                    .dispatcher
-                    .wait_timeout(std::time::Duration::from_millis(50));
-                if !finished.is_empty() || self.dispatcher.in_flight() == 0 {
-                    break finished;
+        let now = unix_ms();
+        for request in pending {
+            if let Some(deadline) = run.io_deadline(request.id) {
+                if &*request.op == "sleep" {
+                    request.args = vec![spool::Data::Int(deadline.saturating_sub(now).max(0))];
                 }
-                self.check_interrupt()?;
-            },
-        };
-        if finished.is_empty() {
-            // Nothing will answer what is outstanding: fail it rather than hang.
-            for request in run.pending_io() {
-                run.complete(request.id, Err("no answer from the I/O dispatcher".into()));
             }
         }
-        for completion in finished {
-            if let Some(trace) = &mut self.trace {
-                trace.completed(completion.id, completion.result.is_ok());
-            }
-            run.complete(completion.id, completion.result);
+    }
+
+    /// Write-ahead: the checkpoint records the batch as in flight (each
+    /// `sleep` with its deadline) before any of it starts.
+    fn before_io(&mut self, run: &mut Run, batch: &[spool::IoRequest]) -> Result<(), String> {
+        stamp_deadlines(run, batch);
+        self.checkpoint(run)?;
+        if let Some(trace) = &mut self.trace {
+            trace.batch(batch, |id| task_of(run, id));
         }
         Ok(())
+    }
+
+    /// LANGUAGE.md §6: print each top-level yield, save, and answer it
+    /// from standard input (or stop there in step mode).
+    fn answer(
+        &mut self,
+        run: &mut Run,
+        value: spool::Value,
+    ) -> Result<Option<spool::Value>, String> {
+        self.output.print(&run.display(value));
+        self.checkpoint(run)?;
+        if self.step {
+            return Ok(None);
+        }
+        answer_yield(run, &mut std::io::stdin().lock())
+            .map(Some)
+            .map_err(|m| format!("error: {m}\n"))
+    }
+
+    fn paused(&mut self, _run: &mut Run) -> Result<(), String> {
+        self.check_interrupt()
+    }
+
+    fn wait_slice(&self) -> Option<std::time::Duration> {
+        self.interrupt.map(|_| std::time::Duration::from_millis(50))
+    }
+
+    fn waiting(&mut self, _run: &mut Run) -> Result<(), String> {
+        self.check_interrupt()
+    }
+
+    fn completed(&mut self, completion: &spool::Completion) {
+        if let Some(trace) = &mut self.trace {
+            trace.completed(completion.id, completion.result.is_ok());
+        }
+    }
+
+    fn phase_ended(&mut self, run: &Run, began: std::time::Instant, step: &Result<Step, RunError>) {
+        if let Some(trace) = &mut self.trace {
+            let outcome = match step {
+                Ok(Step::Io(_)) => "io",
+                Ok(Step::Yield(_)) => "yield",
+                Ok(Step::Paused) => "paused",
+                Ok(Step::Done(_)) => "done",
+                Err(_) => "error",
+            };
+            trace.cpu_phase(trace.at(began), run.sched().live, outcome);
+        }
     }
 }
 
@@ -610,10 +612,10 @@ fn unix_ms() -> i64 {
 /// Records in the run when each `sleep` of a new batch is due, so that the
 /// checkpoint written before the batch starts carries the deadline: a
 /// resumed run sleeps only for what is left.
-fn stamp_deadlines(run: &mut Run, batch: &[crate::IoRequest]) {
+fn stamp_deadlines(run: &mut Run, batch: &[spool::IoRequest]) {
     let now = unix_ms();
     for request in batch {
-        if let ("sleep", [crate::Data::Int(ms)]) = (&*request.op, request.args.as_slice()) {
+        if let ("sleep", [spool::Data::Int(ms)]) = (&*request.op, request.args.as_slice()) {
             if *ms >= 0 {
                 run.set_io_deadline(request.id, now.saturating_add(*ms));
             }
@@ -622,25 +624,25 @@ fn stamp_deadlines(run: &mut Run, batch: &[crate::IoRequest]) {
 }
 
 /// The number of the task that issued request `id`.
-fn task_of(run: &Run, id: crate::IoId) -> u64 {
+fn task_of(run: &Run, id: spool::IoId) -> u64 {
     let task = run
         .sched()
         .in_flight
         .get(&id)
         .map(|in_flight| in_flight.task);
-    task.and_then(|t| run.heap().task(crate::Value::Obj(t)))
+    task.and_then(|t| run.heap().task(spool::Value::Obj(t)))
         .map_or(0, |t| t.id)
 }
 
 /// The answer to a top-level `yield`: nothing for a script that receives
 /// `nil`; otherwise one line of standard input, taken as it is for `str`
-/// and parsed as JSON for every other type (`crate::answer`).
+/// and parsed as JSON for every other type (`spool::answer`).
 fn answer_yield(
-    run: &mut crate::Run,
+    run: &mut spool::Run,
     stdin: &mut impl std::io::BufRead,
-) -> Result<crate::Value, String> {
-    if !crate::answer::needs_answer(run) {
-        return Ok(crate::Value::Nil);
+) -> Result<spool::Value, String> {
+    if !spool::answer::needs_answer(run) {
+        return Ok(spool::Value::Nil);
     }
     let mut line = String::new();
     match stdin.read_line(&mut line) {
@@ -653,7 +655,7 @@ fn answer_yield(
         Err(error) => return Err(format!("cannot read standard input: {error}")),
     }
     let line = line.trim_end_matches(['\n', '\r']);
-    crate::answer::from_line(run, line)
+    spool::answer::from_line(run, line)
 }
 
 /// An uncaught runtime error as the command line prints it: kind, message
@@ -694,37 +696,47 @@ pub fn format_runtime_error(error: &RunError) -> String {
 }
 
 /// Prints to standard output through a buffer, flushed when the run
-/// stops; a closed pipe ends output quietly.
+/// stops or is saved; a closed pipe ends output quietly. Clones share the
+/// buffer (the run prints through one, the driver flushes through another).
+#[derive(Clone)]
 pub(crate) struct StdoutHost {
-    out: std::io::BufWriter<std::io::Stdout>,
+    out: std::rc::Rc<std::cell::RefCell<Output>>,
+}
+
+struct Output {
+    buffer: std::io::BufWriter<std::io::Stdout>,
     broken: bool,
 }
 
 impl StdoutHost {
     pub(crate) fn new() -> StdoutHost {
         StdoutHost {
-            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-            broken: false,
+            out: std::rc::Rc::new(std::cell::RefCell::new(Output {
+                buffer: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+                broken: false,
+            })),
         }
     }
 
-    pub(crate) fn flush(&mut self) {
-        if !self.broken && self.out.flush().is_err() {
-            self.broken = true;
+    pub(crate) fn flush(&self) {
+        let mut out = self.out.borrow_mut();
+        if !out.broken && out.buffer.flush().is_err() {
+            out.broken = true;
         }
     }
 }
 
 impl Host for StdoutHost {
     fn print(&mut self, text: &str) {
-        if self.broken {
+        let mut out = self.out.borrow_mut();
+        if out.broken {
             return;
         }
-        let written = self
-            .out
+        let written = out
+            .buffer
             .write_all(text.as_bytes())
-            .and_then(|()| self.out.write_all(b"\n"));
-        self.broken = written.is_err();
+            .and_then(|()| out.buffer.write_all(b"\n"));
+        out.broken = written.is_err();
     }
 }
 
@@ -738,7 +750,7 @@ mod tests {
 
     #[test]
     fn long_traces_are_shortened() {
-        let frame = |function: &str, line| crate::TraceFrame {
+        let frame = |function: &str, line| spool::TraceFrame {
             function: function.into(),
             file: "f.spl".into(),
             line,

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use spool_vm::{Data, IoRequest, IoResult};
 
-use crate::dispatch::{self, PoolDispatcher, Route};
+use spool::dispatch::{self, PoolDispatcher, Route};
 
 /// The Spool signatures of the operations [`handle`] answers. The structs
 /// they use (`Output`, `Request`, `Response`) are declared by the standard
@@ -365,7 +365,7 @@ mod tests {
     use spool_vm::IoId;
 
     use super::*;
-    use crate::dispatch::Dispatcher;
+    use spool::dispatch::Dispatcher;
 
     fn call(op: &str, args: Vec<Data>) -> IoResult {
         handle(&IoRequest {

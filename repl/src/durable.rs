@@ -12,7 +12,7 @@ use std::path::Path;
 
 use spool_vm::{Object, Run, Status, TaskState, Value};
 
-use crate::snapshot;
+use spool::snapshot;
 
 /// Writes `run` to `path` atomically.
 pub fn save(path: &str, run: &Run) -> Result<(), String> {
@@ -118,7 +118,7 @@ fn script_of(run: &Run) -> &str {
     run.program()
         .files
         .iter()
-        .find(|f| f.as_str() != crate::PRELUDE_NAME)
+        .find(|f| f.as_str() != spool::PRELUDE_NAME)
         .map_or("?", String::as_str)
 }
 

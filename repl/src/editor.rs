@@ -13,7 +13,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 use spool_lang::lexer::{tokenize, Tok};
 
-use crate::Session;
+use spool::Session;
 
 /// The language's keywords (LANGUAGE.md §1), offered by completion.
 pub const KEYWORDS: &[&str] = &[

@@ -1,7 +1,7 @@
 //! The interactive prompt: `spool` alone or `spool repl`.
 //!
 //! Each input is compiled against the session's earlier declarations
-//! ([`crate::Session`]) and run on the session's one run, with the command
+//! ([`spool::Session`]) and run on the session's one run, with the command
 //! line's I/O operations. An input the parser finds unfinished at its end
 //! (an open brace, bracket or `${`, a trailing operator) continues on the
 //! next line. On a terminal the line editor completes, hints, highlights
@@ -20,7 +20,7 @@ use rustyline::Editor;
 
 use crate::cli::{Driver, StdoutHost, EXIT_OK, EXIT_RUNTIME};
 use crate::editor::{SpoolHelper, COMMANDS};
-use crate::{Engine, Session};
+use spool::{Engine, Session};
 
 /// Set by Ctrl-C while an input runs; the run stops at its next pause.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -35,7 +35,7 @@ const CONTINUE: &str = ".. ";
 /// Runs the REPL on the terminal, or on piped standard input; returns the
 /// exit code (piped: 1 when any input failed).
 pub fn main() -> i32 {
-    let engine = Engine::with_cli_io();
+    let engine = crate::engine();
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut repl = Repl::new(&engine, terminal);
     if terminal {
@@ -183,9 +183,9 @@ impl Repl {
                 return Flow::Continue;
             }
         };
-        let mut host = StdoutHost::new();
+        let host = StdoutHost::new();
         INTERRUPTED.store(false, Ordering::SeqCst);
-        let outcome = self.driver.run_to_end(session.run(), &mut host);
+        let outcome = self.driver.run_to_end(session.run(), &host);
         host.flush();
         match (outcome, prepared.result) {
             (Ok(Some(value)), Some(ty)) => println!("= {} : {ty}", session.show(value)),
@@ -198,7 +198,7 @@ impl Repl {
         Flow::Continue
     }
 
-    fn compile_error(&mut self, error: &crate::CompileError) {
+    fn compile_error(&mut self, error: &spool::CompileError) {
         self.failed = true;
         let text = if self.terminal {
             error.render_colored()

@@ -60,6 +60,11 @@ impl TraceRecorder {
         self.start.elapsed().as_secs_f64() * 1e6
     }
 
+    /// The trace's time (microseconds since it started) of the moment `at`.
+    pub fn at(&self, at: std::time::Instant) -> f64 {
+        at.saturating_duration_since(self.start).as_secs_f64() * 1e6
+    }
+
     fn thread_name(&mut self, tid: usize, name: &str) {
         self.events.push(format!(
             r#"{{"ph":"M","pid":1,"tid":{tid},"name":"thread_name","args":{{"name":{}}}}}"#,

@@ -44,6 +44,15 @@ pub trait Dispatcher {
     /// every finished one not returned before. Returns an empty list only
     /// when no request is in flight.
     fn wait(&mut self) -> Vec<Completion>;
+
+    /// Like [`Dispatcher::wait`], but gives up after `timeout`: `None` when
+    /// the time ran out with requests still running. A host that must stay
+    /// responsive while I/O runs (to Ctrl-C, to a lease) waits in slices.
+    /// By default it waits without a limit.
+    fn wait_timeout(&mut self, timeout: Duration) -> Option<Vec<Completion>> {
+        let _ = timeout;
+        Some(self.wait())
+    }
 }
 
 /// A dispatcher that answers every request synchronously, in order, inside
@@ -242,20 +251,6 @@ impl PoolDispatcher {
         self.at_workers + self.at_timer + self.ready.len()
     }
 
-    /// Like [`Dispatcher::wait`], but gives up after `timeout`: returns
-    /// the requests finished by then, possibly none. A host that must stay
-    /// responsive while I/O runs (to Ctrl-C, to a lease) waits in slices.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Vec<Completion> {
-        self.collect_finished();
-        if self.ready.is_empty() && self.at_workers + self.at_timer > 0 {
-            if let Ok(finished) = self.results.recv_timeout(timeout) {
-                self.received(finished);
-            }
-            self.collect_finished();
-        }
-        std::mem::take(&mut self.ready)
-    }
-
     fn route(&self, request: &IoRequest) -> Route {
         match &self.router {
             Some(router) => router(request),
@@ -388,6 +383,18 @@ impl Dispatcher for PoolDispatcher {
             self.collect_finished();
         }
         std::mem::take(&mut self.ready)
+    }
+
+    fn wait_timeout(&mut self, timeout: Duration) -> Option<Vec<Completion>> {
+        self.collect_finished();
+        if self.ready.is_empty() && self.at_workers + self.at_timer > 0 {
+            match self.results.recv_timeout(timeout) {
+                Ok(finished) => self.received(finished),
+                Err(_) => return None,
+            }
+            self.collect_finished();
+        }
+        Some(std::mem::take(&mut self.ready))
     }
 }
 

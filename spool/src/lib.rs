@@ -13,25 +13,15 @@
 //! assert_eq!(host.lines, ["hi 3"]);
 //! ```
 //!
-//! With the default `cli` feature it also holds the `spool` command line.
+//! The `spool` command line, its I/O operations and the REPL are the
+//! `spool-cli` package, built on this one.
 
 pub mod answer;
-#[cfg(feature = "cli")]
-pub mod cli;
-#[cfg(feature = "cli")]
-pub mod cli_io;
 mod diagnostics;
 pub mod dispatch;
-#[cfg(feature = "cli")]
-pub mod durable;
-#[cfg(feature = "cli")]
-pub mod editor;
-#[cfg(feature = "cli")]
-pub mod repl;
+pub mod driver;
 pub mod session;
 pub mod snapshot;
-#[cfg(feature = "cli")]
-pub mod trace;
 pub mod upgrade;
 
 use std::sync::Arc;
@@ -40,6 +30,7 @@ use spool_lang::{ast, NativeSpec, SourceFile};
 
 pub use diagnostics::CompileError;
 pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
+pub use driver::{drive, drive_with, Driven, Hooks, Stop};
 pub use session::Session;
 pub use snapshot::{
     restore, restore_with_program, snapshot, snapshot_without_program, RestoreError,
@@ -49,65 +40,6 @@ pub use spool_vm::{
     CaptureHost, Data, Host, IoId, IoRequest, IoResult, Limits, Run, RunError, Status, Step,
     TraceFrame, Value,
 };
-
-/// Runs `run` to its end: answers its I/O with `dispatcher` (a batch per
-/// I/O phase, results fed back as they finish) and its top-level `yield`s
-/// with `answer` (given the yielded value; its result is sent back).
-/// Returns the main program's result or the run's error. Requests the run
-/// was already waiting for (a restored run's [`Run::pending_io`]) are
-/// handed to the dispatcher first, with their ids.
-///
-/// # When to save a run
-///
-/// A host that keeps runs durable saves them ([`snapshot`]) when
-/// [`Run::resume`] returns [`Step::Io`], *before* it hands the batch to
-/// its dispatcher (write-ahead), as `spool run --state` does. The saved
-/// run then records those requests as in flight; after a crash, the host
-/// restores it and issues [`Run::pending_io`] again with the same ids
-/// (at-least-once: a request may have been carried out already, and
-/// results that arrived after the save are asked for again), and no script
-/// code runs twice. A host with timers records each one's deadline with
-/// [`Run::set_io_deadline`] before saving, so that a restored run waits
-/// only for what is left ([`Run::io_deadline`]). Save at each
-/// [`Step::Yield`] too, before answering it. Saving anywhere else is
-/// allowed (any `Step`, or after [`Step::Paused`]) but a save taken after
-/// results were delivered repeats less and costs one more write per phase.
-pub fn drive(
-    run: &mut Run,
-    host: &mut dyn Host,
-    dispatcher: &mut dyn Dispatcher,
-    mut answer: impl FnMut(&mut Run, Value) -> Value,
-) -> Result<Value, RunError> {
-    let pending = run.pending_io();
-    if !pending.is_empty() {
-        dispatcher.submit(pending);
-    }
-    loop {
-        match run.resume(host)? {
-            Step::Done(value) => return Ok(value),
-            Step::Paused => {}
-            Step::Yield(value) => {
-                let reply = answer(run, value);
-                run.send(reply);
-            }
-            Step::Io(batch) => {
-                if !batch.is_empty() {
-                    dispatcher.submit(batch);
-                }
-                let finished = dispatcher.wait();
-                if finished.is_empty() {
-                    for request in run.pending_io() {
-                        let message = "the dispatcher dropped this request".to_string();
-                        run.complete(request.id, Err(message));
-                    }
-                }
-                for completion in finished {
-                    run.complete(completion.id, completion.result);
-                }
-            }
-        }
-    }
-}
 
 /// The file name the standard library's Spool part is compiled under.
 pub const PRELUDE_NAME: &str = "prelude.spl";
@@ -233,20 +165,6 @@ impl Engine {
             io: true,
         });
         Ok(())
-    }
-
-    /// An engine with the standard library and the command line's I/O
-    /// operations (LANGUAGE.md §6): `read_file`, `write_file`, `list_dir`,
-    /// `exec`, `http`, `http_get`, `sleep`, `now`, `env`, `input`.
-    #[cfg(feature = "cli")]
-    pub fn with_cli_io() -> Engine {
-        let mut engine = Engine::new();
-        for signature in cli_io::SIGNATURES {
-            engine
-                .register_io(signature)
-                .expect("the command line's signatures parse");
-        }
-        engine
     }
 
     /// The native functions runs of this engine's programs bind.

@@ -273,7 +273,7 @@ fn build_spool() -> PathBuf {
     let cargo = std::env::var("CARGO")
         .unwrap_or_else(|_| option_env!("CARGO").unwrap_or("cargo").to_string());
     let mut command = Command::new(cargo);
-    command.args(["build", "-p", "spool", "--bin", "spool"]);
+    command.args(["build", "-p", "spool-cli", "--bin", "spool"]);
     if profile.file_name().is_some_and(|name| name == "release") {
         command.arg("--release");
     }

@@ -185,7 +185,7 @@ fn judge(script: &Script) -> Verdict {
     if let Some(reason) = &script.directives.skip {
         return Verdict::Skipped(reason.clone());
     }
-    let engine = spool::Engine::with_cli_io();
+    let engine = spool_cli::engine();
     let compiled = match catch_panic(|| engine.compile(&script.name, &script.source)) {
         Ok(compiled) => compiled,
         Err(panic) => {

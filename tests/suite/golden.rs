@@ -15,7 +15,7 @@ use crate::support::{catch_panic, with_big_stack};
 #[test]
 fn disassembly_goldens() {
     check_goldens("tests/golden/disasm", "disasm", |name, source| {
-        let engine = spool::Engine::with_cli_io();
+        let engine = spool_cli::engine();
         match engine.compile(name, source) {
             Ok(program) => Ok(program.disassemble()),
             Err(error) => Err(format!("does not compile:\n{}", error.render())),
@@ -26,7 +26,7 @@ fn disassembly_goldens() {
 #[test]
 fn diagnostic_goldens() {
     check_goldens("tests/golden/diagnostics", "txt", |name, source| {
-        let engine = spool::Engine::with_cli_io();
+        let engine = spool_cli::engine();
         match engine.compile(name, source) {
             Ok(_) => Err("compiles, but this golden expects compile errors".to_string()),
             Err(error) => Ok(error.render()),

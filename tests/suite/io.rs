@@ -52,7 +52,7 @@ impl Dispatcher for TestDispatcher {
                 }
                 ("sleep", _) => Err("sleep: the duration must not be negative".to_string()),
                 ("now", _) => Ok(Data::Int(self.now)),
-                _ => spool::cli_io::handle(&request),
+                _ => spool_cli::cli_io::handle(&request),
             };
             self.ready.push(Completion {
                 id: request.id,

@@ -361,7 +361,7 @@ fn assert_no_internal_error(error: &spool::CompileError) {
 #[test]
 fn nothing_typed_at_the_prompt_crashes_it() {
     crate::support::with_big_stack(|| {
-        let engine = spool::Engine::with_cli_io();
+        let engine = spool_cli::engine();
         let scripts: Vec<String> = spool_tests::conformance_scripts()
             .iter()
             .filter_map(|path| std::fs::read_to_string(path).ok())
@@ -373,7 +373,7 @@ fn nothing_typed_at_the_prompt_crashes_it() {
             for line in script.lines() {
                 buffer.push_str(line);
                 buffer.push('\n');
-                if spool::repl::is_incomplete(&buffer) {
+                if spool_cli::repl::is_incomplete(&buffer) {
                     continue;
                 }
                 let input = std::mem::take(&mut buffer);

@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn budgeted_modes_pause() {
         let source = "let s = 0\nfor i in 0..3000 {\n  s += i\n}\nprint(s)\n";
-        let program = spool::Engine::with_cli_io()
+        let program = spool_cli::engine()
             .compile("pauses.spl", source)
             .expect("compiles");
         let direct = run(&program, &[], Mode::Direct);

@@ -480,12 +480,12 @@ fn every_script_ends_the_same_when_moved_between_numberings_as_it_runs() {
     // the script's end, so its top level and lambdas get other numbers,
     // and one more I/O operation declared before the command line's, so
     // every one of those gets another number.
-    let plain = Engine::with_cli_io();
+    let plain = spool_cli::engine();
     let mut shifted = Engine::new();
     shifted
         .register_io("fn upgrade_pad_op() -> int")
         .expect("declares");
-    for signature in spool::cli_io::SIGNATURES {
+    for signature in spool_cli::cli_io::SIGNATURES {
         shifted.register_io(signature).expect("declares");
     }
     let pad = "\nfn upgrade_pad_fn() -> [int] {\n    return [1].map(fn(upgrade_pad_x) => upgrade_pad_x)\n}\n\
