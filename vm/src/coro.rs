@@ -9,6 +9,16 @@
 //! run paused at any instruction — inside a coroutine, or three coroutines
 //! deep — serializes as it is.
 //!
+//! Stopping (LANGUAGE.md §4): after `stop()`, a `yield` raises `Stopped`.
+//! At the pending `yield`, or at a `yield` of the body that caught that
+//! error, it is the stop signal ([`stopped`]): when it leaves the body the
+//! coroutine is done and `next()` gives false. A `yield` inside a deferred
+//! call raises an ordinary error instead ([`yield_in_stopping_defer`]),
+//! like any error of a defer: it replaces the signal being unwound, and when
+//! it leaves the body the coroutine is failed and the `next()` that drove
+//! the stop raises it, so the caller sees it (Python's "generator ignored
+//! GeneratorExit").
+//!
 //! Architecture invariant: `run.resumers` is empty exactly when the active
 //! fiber is the main one; otherwise the last resumer names the coroutine
 //! whose fiber is active, and every coroutine named by a resumer is
@@ -104,8 +114,9 @@ pub(crate) enum Yielded {
 pub(crate) enum Escape {
     /// It left the main fiber: the run fails.
     Uncaught(Vec<TraceFrame>),
-    /// It was the `Stopped` of a stopped coroutine: the coroutine is done
-    /// and the resumer continues after its `CoroNext`, which gave false.
+    /// It was the stop signal of a stopped coroutine ([`stopped`]): the
+    /// coroutine is done and the resumer continues after its `CoroNext`,
+    /// which gave false.
     Finished,
     /// It failed a coroutine and continues unwinding in the resumer, from
     /// its `CoroNext`, with this trace.
@@ -233,7 +244,12 @@ pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: R
         return Yielded::Raise(stopped());
     };
     if coro.stop_requested {
-        return Yielded::Raise(stopped());
+        let in_defer = run.fiber.frames.iter().any(|f| f.ret == Frame::DISCARD);
+        return Yielded::Raise(if in_defer {
+            yield_in_stopping_defer()
+        } else {
+            stopped()
+        });
     }
     if let Some(expected) = &coro.yield_type {
         if !crate::format::fits(value, expected, &run.heap, program) {
@@ -287,10 +303,10 @@ pub(crate) fn escape(
     let Some(resumer) = run.resumers.pop() else {
         return Escape::Uncaught(trace);
     };
-    let stopped = is_stopped(&run.heap, error);
+    let signal = is_stop_signal(&run.heap, error);
     let finished = match run.heap.coro_mut(resumer.coro) {
         Some(coro) => {
-            let finished = stopped && coro.stop_requested;
+            let finished = signal && coro.stop_requested;
             coro.stop_requested = false;
             coro.status = if finished {
                 CoroStatus::Done
@@ -331,9 +347,22 @@ pub(crate) fn answer_host(run: &mut Run, value: Value) -> bool {
     }
 }
 
-/// The error `Stopped` raises.
+/// The message of the stop signal.
+const STOP_SIGNAL: &str = "coroutine stopped";
+
+/// The stop signal: the `Stopped` error a stopped coroutine's pending
+/// `yield` raises (and any later `yield` of its body outside a defer).
 pub(crate) fn stopped() -> VmError {
-    VmError::new(ErrorKind::Stopped, "coroutine stopped")
+    VmError::new(ErrorKind::Stopped, STOP_SIGNAL)
+}
+
+/// The `Stopped` error of a `yield` in a deferred call of a stopped
+/// coroutine: an ordinary error, which fails the coroutine if it leaves it.
+fn yield_in_stopping_defer() -> VmError {
+    VmError::new(
+        ErrorKind::Stopped,
+        "cannot yield in a defer while the coroutine is being stopped",
+    )
 }
 
 /// Starts the body of the not-yet-started coroutine `obj`: a script
@@ -463,12 +492,17 @@ fn pending_yield_slot(fiber: &Fiber, program: &Program) -> Option<usize> {
     }
 }
 
-/// Is `error` an `Error` record of kind `Stopped`?
-fn is_stopped(heap: &Heap, error: Value) -> bool {
+/// Is `error` the stop signal, an `Error` record equal to [`stopped`]'s
+/// (a script that catches it and throws it again goes on stopping)?
+fn is_stop_signal(heap: &Heap, error: Value) -> bool {
     match error.as_obj().and_then(|obj| heap.get(obj)) {
-        Some(Object::Record { fields, .. }) => fields
-            .first()
-            .is_some_and(|kind| heap.str(*kind) == Some(ErrorKind::Stopped.as_str())),
+        Some(Object::Record { fields, .. }) => match fields.as_slice() {
+            [kind, message, ..] => {
+                heap.str(*kind) == Some(ErrorKind::Stopped.as_str())
+                    && heap.str(*message) == Some(STOP_SIGNAL)
+            }
+            _ => false,
+        },
         _ => false,
     }
 }
