@@ -18,4 +18,5 @@ mod robustness;
 mod runner;
 mod support;
 mod tasks;
+mod tidy;
 mod upgrade;
