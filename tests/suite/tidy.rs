@@ -42,7 +42,11 @@ fn every_file_opens_with_its_purpose_and_is_in_the_code_map() {
     assert!(files.len() > 50, "only {} files found", files.len());
     let mut problems = Vec::new();
     for path in &files {
-        let shown = path.strip_prefix(&root).unwrap_or(path).display().to_string();
+        let shown = path
+            .strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         let text = std::fs::read_to_string(path).unwrap_or_default();
         if !text.starts_with("//!") {
             problems.push(format!("{shown}: does not open with a `//!` paragraph"));
