@@ -7,10 +7,20 @@
 use std::collections::HashMap;
 use std::fmt;
 
-/// Identity of a struct declaration (its index in the program's layouts).
-pub type StructId = u32;
-/// Identity of an enum declaration.
-pub type EnumId = u32;
+use spool_vm::{EnumIdx, StructIdx};
+
+/// Identity of a generic parameter: unique in the whole program, so a
+/// [`Type::Param`] names one declaration's parameter wherever it appears.
+/// The VM has no counterpart (programs carry no types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamId(pub u32);
+
+impl ParamId {
+    /// The id as a `usize`, for indexing the table of parameter names.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// A type.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,9 +52,9 @@ pub enum Type {
     /// A function type.
     Fn(Box<FnType>),
     /// An instance of a struct with its type arguments.
-    Struct(StructId, Vec<Type>),
+    Struct(StructIdx, Vec<Type>),
     /// An instance of an enum with its type arguments.
-    Enum(EnumId, Vec<Type>),
+    Enum(EnumIdx, Vec<Type>),
     /// `Coro<Y, S>`.
     Coro(Box<Type>, Box<Type>),
     /// `Task<T>`.
@@ -56,7 +66,7 @@ pub enum Type {
     /// An inference variable, bound by unification.
     Var(u32),
     /// A generic parameter (rigid inside its declaration).
-    Param(u32),
+    Param(ParamId),
 }
 
 /// The synchronization types of LANGUAGE.md §5 without type arguments.
@@ -129,7 +139,7 @@ impl Type {
     }
 
     /// Replaces generic parameters by `map`.
-    pub fn subst(&self, map: &HashMap<u32, Type>) -> Type {
+    pub fn subst(&self, map: &HashMap<ParamId, Type>) -> Type {
         if map.is_empty() {
             return self.clone();
         }
@@ -169,11 +179,11 @@ impl Type {
 /// Names of structs and enums, for printing types.
 pub trait TypeNames {
     /// The struct's name.
-    fn struct_name(&self, id: StructId) -> &str;
+    fn struct_name(&self, id: StructIdx) -> &str;
     /// The enum's name.
-    fn enum_name(&self, id: EnumId) -> &str;
+    fn enum_name(&self, id: EnumIdx) -> &str;
     /// A generic parameter's name.
-    fn param_name(&self, id: u32) -> &str;
+    fn param_name(&self, id: ParamId) -> &str;
 }
 
 /// A type ready to print with names resolved.
@@ -325,11 +335,15 @@ impl Unifier {
                 self.unify(k1, k2) && self.unify(v1, v2)
             }
             (Type::Fn(f1), Type::Fn(f2)) => self.unify_fns(f1, f2),
-            (Type::Struct(i, xs), Type::Struct(j, ys)) | (Type::Enum(i, xs), Type::Enum(j, ys)) => {
-                i == j && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| self.unify(x, y))
-            }
+            (Type::Struct(i, xs), Type::Struct(j, ys)) => i == j && self.unify_all(xs, ys),
+            (Type::Enum(i, xs), Type::Enum(j, ys)) => i == j && self.unify_all(xs, ys),
             _ => a == b,
         }
+    }
+
+    /// Unifies two lists of types pairwise; false when their lengths differ.
+    fn unify_all(&mut self, xs: &[Type], ys: &[Type]) -> bool {
+        xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| self.unify(x, y))
     }
 
     fn unify_fns(&mut self, f1: &FnType, f2: &FnType) -> bool {
@@ -337,12 +351,7 @@ impl Unifier {
             (Some(x), Some(y)) => unifier.unify(x, y),
             _ => true,
         };
-        f1.params.len() == f2.params.len()
-            && f1
-                .params
-                .iter()
-                .zip(&f2.params)
-                .all(|(x, y)| self.unify(x, y))
+        self.unify_all(&f1.params, &f2.params)
             && self.unify(&f1.ret, &f2.ret)
             && optional(self, &f1.yields, &f2.yields)
             && optional(self, &f1.receives, &f2.receives)

@@ -12,7 +12,7 @@ use spool_vm::{FuncIdx, GlobalIdx, LocalInfo, Op, Pc, Reg};
 use super::Compiler;
 use crate::ast::{Ident, Span};
 use crate::diag::{codes, Diagnostic};
-use crate::types::Type;
+use crate::types::{ParamId, Type};
 
 /// A local variable.
 #[derive(Clone, Debug)]
@@ -88,7 +88,7 @@ pub(super) struct FnBuilder {
     /// Variables that must live in cells.
     pub cells: HashSet<String>,
     /// Generic parameters in scope, by name.
-    pub generics: HashMap<String, u32>,
+    pub generics: HashMap<String, ParamId>,
     pub local_info: Vec<LocalInfo>,
     /// Variables declared without a type, checked for unresolved inference
     /// variables once the outermost function is done.

@@ -10,7 +10,7 @@ use super::builder::nth;
 use super::{Callee, Compiler, TypeName};
 use crate::ast::{Arg, Expr, ExprKind, Ident, Span};
 use crate::diag::{codes, Diagnostic};
-use crate::types::Type;
+use crate::types::{ParamId, Type};
 
 /// The arguments of a call, with the receiver of a method call first.
 struct CallArgs<'a> {
@@ -115,7 +115,7 @@ impl Compiler {
         let (ty, obj) = self.expr(receiver, None);
         let ty = self.unifier.shallow(&ty);
         if let Type::Struct(id, _) = &ty {
-            if self.structs[*id as usize]
+            if self.structs[id.index()]
                 .fields
                 .iter()
                 .any(|(name, _)| *name == method.name)
@@ -285,7 +285,7 @@ impl Compiler {
         let entry = &self.fns[entry];
         let generics = entry.generics.clone();
         let (params, ret) = (entry.params.clone(), entry.ret.clone());
-        let map: HashMap<u32, Type> = generics
+        let map: HashMap<ParamId, Type> = generics
             .into_iter()
             .map(|id| (id, self.unifier.fresh()))
             .collect();
@@ -528,13 +528,13 @@ impl Compiler {
     /// `Point(x: 1.0, y: 2.0)` or `Point(1.0, 2.0)`.
     fn construct_struct(
         &mut self,
-        id: u32,
+        id: StructIdx,
         args: &[Arg],
         dst: Reg,
         expected: Option<&Type>,
         span: Span,
     ) -> Type {
-        let def = self.structs[id as usize].clone();
+        let def = self.structs[id.index()].clone();
         let type_args: Vec<Type> = def.generics.iter().map(|_| self.unifier.fresh()).collect();
         let result = Type::Struct(id, type_args.clone());
         if let Some(expected) = expected {
@@ -543,7 +543,7 @@ impl Compiler {
                 self.unifier.rollback(snapshot);
             }
         }
-        let map: HashMap<u32, Type> = def.generics.iter().copied().zip(type_args).collect();
+        let map: HashMap<ParamId, Type> = def.generics.iter().copied().zip(type_args).collect();
         let field_types: Vec<Type> = def.fields.iter().map(|(_, ty)| ty.subst(&map)).collect();
         let start = self.alloc_n(def.fields.len());
         let named = args.iter().filter(|a| a.name.is_some()).count();
@@ -570,7 +570,7 @@ impl Compiler {
         self.emit(
             Op::NewRecord {
                 dst,
-                ty: StructIdx(id),
+                ty: id,
                 start,
                 count: def.fields.len() as u16,
             },
@@ -629,14 +629,14 @@ impl Compiler {
     /// `Enum.Variant(args)` or `Enum.Variant`.
     pub(super) fn construct_variant(
         &mut self,
-        enum_id: u32,
+        enum_id: EnumIdx,
         variant: &Ident,
         args: &[Arg],
         dst: Reg,
         expected: Option<&Type>,
         span: Span,
     ) -> Type {
-        let def = self.enums[enum_id as usize].clone();
+        let def = self.enums[enum_id.index()].clone();
         let Some(index) = def
             .variants
             .iter()
@@ -663,7 +663,7 @@ impl Compiler {
                 self.unifier.rollback(snapshot);
             }
         }
-        let map: HashMap<u32, Type> = def.generics.iter().copied().zip(type_args).collect();
+        let map: HashMap<ParamId, Type> = def.generics.iter().copied().zip(type_args).collect();
         let payload: Vec<Type> = def.variants[index]
             .1
             .iter()
@@ -682,7 +682,7 @@ impl Compiler {
         self.emit(
             Op::NewVariant {
                 dst,
-                ty: EnumIdx(enum_id),
+                ty: enum_id,
                 variant: index as u16,
                 start,
                 count,

@@ -5,7 +5,7 @@
 //! an empty list, a lambda's parameter types); callers that need the result
 //! to fit a type check it themselves with `check_into`.
 
-use spool_vm::{Op, Reg};
+use spool_vm::{EnumIdx, Op, Reg};
 
 use super::builder::nth;
 use super::builder::{FnBuilder, VarRef};
@@ -726,7 +726,7 @@ impl Compiler {
 
     /// The enum an expression names, when it is an enum's name and not a
     /// variable.
-    pub(super) fn enum_named_by(&mut self, expr: &Expr) -> Option<u32> {
+    pub(super) fn enum_named_by(&mut self, expr: &Expr) -> Option<EnumIdx> {
         let ExprKind::Name(name) = &expr.kind else {
             return None;
         };
@@ -742,7 +742,7 @@ impl Compiler {
             return None;
         }
         if let Type::Struct(id, args) = ty {
-            let def = &self.structs[*id as usize];
+            let def = &self.structs[id.index()];
             if let Some(index) = def.fields.iter().position(|(name, _)| *name == field.name) {
                 let map = def
                     .generics
@@ -761,7 +761,7 @@ impl Compiler {
             "unknown field",
         );
         if let Type::Struct(id, _) = ty {
-            let names: Vec<String> = self.structs[*id as usize]
+            let names: Vec<String> = self.structs[id.index()]
                 .fields
                 .iter()
                 .map(|(n, _)| format!("`{n}`"))
@@ -770,7 +770,7 @@ impl Compiler {
         }
         if let Type::Opt(inner) = ty {
             if let Type::Struct(id, _) = **inner {
-                if self.structs[id as usize]
+                if self.structs[id.index()]
                     .fields
                     .iter()
                     .any(|(n, _)| *n == field.name)

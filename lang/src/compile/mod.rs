@@ -27,7 +27,7 @@ use spool_vm::{
 
 use crate::ast::{self, Span, TypeExpr, TypeExprKind};
 use crate::diag::{codes, Diagnostic};
-use crate::types::{EnumId, StructId, Type, TypeNames, Unifier};
+use crate::types::{ParamId, Type, TypeNames, Unifier};
 use builder::FnBuilder;
 pub use session::{Cell, Session};
 
@@ -86,7 +86,7 @@ pub fn compile(
 #[derive(Clone, Debug)]
 struct StructDef {
     name: String,
-    generics: Vec<u32>,
+    generics: Vec<ParamId>,
     fields: Vec<(String, Type)>,
 }
 
@@ -94,7 +94,7 @@ struct StructDef {
 #[derive(Clone, Debug)]
 struct EnumDef {
     name: String,
-    generics: Vec<u32>,
+    generics: Vec<ParamId>,
     variants: Vec<(String, Vec<Type>)>,
 }
 
@@ -109,7 +109,7 @@ enum Callee {
 #[derive(Clone, Debug)]
 struct FnEntry {
     name: String,
-    generics: Vec<u32>,
+    generics: Vec<ParamId>,
     params: Vec<Type>,
     ret: Type,
     callee: Callee,
@@ -132,7 +132,7 @@ struct PendingFn<'a> {
     decl: &'a ast::FnDecl,
     func: FuncIdx,
     entry: usize,
-    generics: HashMap<String, u32>,
+    generics: HashMap<String, ParamId>,
 }
 
 /// The whole compilation's state.
@@ -192,8 +192,8 @@ struct Compiler {
 /// A named type.
 #[derive(Clone, Copy, Debug)]
 enum TypeName {
-    Struct(StructId),
-    Enum(EnumId),
+    Struct(StructIdx),
+    Enum(EnumIdx),
 }
 
 /// Constants are deduplicated by value (floats by bits).
@@ -205,18 +205,16 @@ enum ConstKey {
 }
 
 impl TypeNames for Compiler {
-    fn struct_name(&self, id: StructId) -> &str {
+    fn struct_name(&self, id: StructIdx) -> &str {
         self.structs
-            .get(id as usize)
+            .get(id.index())
             .map_or("?", |s| s.name.as_str())
     }
-    fn enum_name(&self, id: EnumId) -> &str {
-        self.enums.get(id as usize).map_or("?", |e| e.name.as_str())
+    fn enum_name(&self, id: EnumIdx) -> &str {
+        self.enums.get(id.index()).map_or("?", |e| e.name.as_str())
     }
-    fn param_name(&self, id: u32) -> &str {
-        self.param_names
-            .get(id as usize)
-            .map_or("?", |n| n.as_str())
+    fn param_name(&self, id: ParamId) -> &str {
+        self.param_names.get(id.index()).map_or("?", |n| n.as_str())
     }
 }
 
@@ -261,11 +259,11 @@ impl Compiler {
     /// The finished program.
     fn finish(&self) -> Program {
         let error = self.type_names.get("Error").and_then(|t| match t {
-            TypeName::Struct(id) => Some(StructIdx(*id)),
+            TypeName::Struct(id) => Some(*id),
             TypeName::Enum(_) => None,
         });
         let json = self.type_names.get("Json").and_then(|t| match t {
-            TypeName::Enum(id) => Some(EnumIdx(*id)),
+            TypeName::Enum(id) => Some(*id),
             TypeName::Struct(_) => None,
         });
         Program {
@@ -312,7 +310,7 @@ impl Compiler {
     }
 
     /// The names of type parameters, as layouts record them.
-    fn param_list(&self, generics: &[u32]) -> Vec<String> {
+    fn param_list(&self, generics: &[ParamId]) -> Vec<String> {
         generics
             .iter()
             .map(|&id| self.param_name(id).to_string())
@@ -400,7 +398,7 @@ impl Compiler {
         for item in &file.items {
             let (name, kind) = match item {
                 ast::Item::Struct(decl) => {
-                    let id = self.structs.len() as StructId;
+                    let id = StructIdx(self.structs.len() as u32);
                     let generics = self.new_params(&decl.generics);
                     self.structs.push(StructDef {
                         name: decl.name.name.clone(),
@@ -410,7 +408,7 @@ impl Compiler {
                     (&decl.name, TypeName::Struct(id))
                 }
                 ast::Item::Enum(decl) => {
-                    let id = self.enums.len() as EnumId;
+                    let id = EnumIdx(self.enums.len() as u32);
                     let generics = self.new_params(&decl.generics);
                     self.enums.push(EnumDef {
                         name: decl.name.name.clone(),
@@ -438,17 +436,17 @@ impl Compiler {
         }
     }
 
-    fn new_params(&mut self, names: &[ast::Ident]) -> Vec<u32> {
+    fn new_params(&mut self, names: &[ast::Ident]) -> Vec<ParamId> {
         names
             .iter()
             .map(|name| {
                 self.param_names.push(name.name.clone());
-                self.param_names.len() as u32 - 1
+                ParamId(self.param_names.len() as u32 - 1)
             })
             .collect()
     }
 
-    fn generic_scope(&self, names: &[ast::Ident], ids: &[u32]) -> HashMap<String, u32> {
+    fn generic_scope(&self, names: &[ast::Ident], ids: &[ParamId]) -> HashMap<String, ParamId> {
         names
             .iter()
             .zip(ids)
@@ -456,8 +454,8 @@ impl Compiler {
             .collect()
     }
 
-    fn define_struct(&mut self, decl: &ast::StructDecl, id: StructId) {
-        let scope = self.generic_scope(&decl.generics, &self.structs[id as usize].generics.clone());
+    fn define_struct(&mut self, decl: &ast::StructDecl, id: StructIdx) {
+        let scope = self.generic_scope(&decl.generics, &self.structs[id.index()].generics.clone());
         let mut fields: Vec<(String, Type)> = Vec::new();
         for field in &decl.fields {
             if fields.iter().any(|(name, _)| *name == field.name.name) {
@@ -467,11 +465,11 @@ impl Compiler {
             let ty = self.resolve_type(&field.ty, &scope);
             fields.push((field.name.name.clone(), ty));
         }
-        self.structs[id as usize].fields = fields;
+        self.structs[id.index()].fields = fields;
     }
 
-    fn define_enum(&mut self, decl: &ast::EnumDecl, id: EnumId) {
-        let scope = self.generic_scope(&decl.generics, &self.enums[id as usize].generics.clone());
+    fn define_enum(&mut self, decl: &ast::EnumDecl, id: EnumIdx) {
+        let scope = self.generic_scope(&decl.generics, &self.enums[id.index()].generics.clone());
         let mut variants: Vec<(String, Vec<Type>)> = Vec::new();
         for variant in &decl.variants {
             if variants.iter().any(|(name, _)| *name == variant.name.name) {
@@ -485,7 +483,7 @@ impl Compiler {
                 .collect();
             variants.push((variant.name.name.clone(), fields));
         }
-        self.enums[id as usize].variants = variants;
+        self.enums[id.index()].variants = variants;
     }
 
     fn declare_natives(&mut self, natives: &[NativeSpec]) {
@@ -512,8 +510,8 @@ impl Compiler {
     fn signature(
         &mut self,
         decl: &ast::FnDecl,
-        generics: Vec<u32>,
-        scope: &HashMap<String, u32>,
+        generics: Vec<ParamId>,
+        scope: &HashMap<String, ParamId>,
         callee: Callee,
         user: bool,
     ) -> FnEntry {
@@ -612,7 +610,7 @@ impl Compiler {
     // ---- types as written ----
 
     /// The type a written type denotes, reporting unknown names.
-    fn resolve_type(&mut self, texpr: &TypeExpr, generics: &HashMap<String, u32>) -> Type {
+    fn resolve_type(&mut self, texpr: &TypeExpr, generics: &HashMap<String, ParamId>) -> Type {
         match &texpr.kind {
             TypeExprKind::Nil => Type::Nil,
             TypeExprKind::List(inner) => Type::List(Box::new(self.resolve_type(inner, generics))),
@@ -669,7 +667,7 @@ impl Compiler {
         span: Span,
         name: &ast::Ident,
         args: &[TypeExpr],
-        generics: &HashMap<String, u32>,
+        generics: &HashMap<String, ParamId>,
     ) -> Type {
         let args: Vec<Type> = args
             .iter()
@@ -729,13 +727,13 @@ impl Compiler {
         }
         match self.type_names.get(&name.name).copied() {
             Some(TypeName::Struct(id)) => {
-                let count = self.structs[id as usize].generics.len();
+                let count = self.structs[id.index()].generics.len();
                 self.check_type_args(span, &name.name, args, count, |a| {
                     Type::Struct(id, a.to_vec())
                 })
             }
             Some(TypeName::Enum(id)) => {
-                let count = self.enums[id as usize].generics.len();
+                let count = self.enums[id.index()].generics.len();
                 self.check_type_args(span, &name.name, args, count, |a| {
                     Type::Enum(id, a.to_vec())
                 })
@@ -1013,7 +1011,8 @@ fn same_shape(a: &Type, b: &Type) -> bool {
         (Type::Map(k1, v1), Type::Map(k2, v2)) | (Type::Coro(k1, v1), Type::Coro(k2, v2)) => {
             same_shape(k1, k2) && same_shape(v1, v2)
         }
-        (Type::Struct(i, _), Type::Struct(j, _)) | (Type::Enum(i, _), Type::Enum(j, _)) => i == j,
+        (Type::Struct(i, _), Type::Struct(j, _)) => i == j,
+        (Type::Enum(i, _), Type::Enum(j, _)) => i == j,
         _ => a == b,
     }
 }

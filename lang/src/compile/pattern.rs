@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use spool_vm::{Op, Pc, Reg};
+use spool_vm::{EnumIdx, Op, Pc, Reg};
 
 use super::Compiler;
 use crate::ast::{Expr, LitPattern, MatchArm, Pattern, PatternKind, Span};
 use crate::diag::{codes, Diagnostic};
-use crate::types::Type;
+use crate::types::{ParamId, Type};
 
 /// What the arms seen so far cover.
 #[derive(Default)]
@@ -68,7 +68,7 @@ impl Compiler {
 
     fn variant_count(&self, ty: &Type) -> usize {
         match ty {
-            Type::Enum(id, _) => self.enums[*id as usize].variants.len(),
+            Type::Enum(id, _) => self.enums[id.index()].variants.len(),
             Type::Opt(inner) => self.variant_count(inner),
             _ => 0,
         }
@@ -170,7 +170,7 @@ impl Compiler {
             } => {
                 let enum_ty = strip_optional(ty);
                 if let (Some(enum_name), Type::Enum(id, _)) = (enum_name, &enum_ty) {
-                    if self.enums[*id as usize].name != enum_name.name {
+                    if self.enums[id.index()].name != enum_name.name {
                         self.bad_pattern(enum_name.span, "this pattern names another enum", ty);
                     }
                 }
@@ -204,7 +204,7 @@ impl Compiler {
     /// The index of the variant `name` in the matched enum type.
     fn variant_index(&self, ty: &Type, name: &str) -> Option<usize> {
         match strip_optional(ty) {
-            Type::Enum(id, _) => self.enums[id as usize]
+            Type::Enum(id, _) => self.enums[id.index()]
                 .variants
                 .iter()
                 .position(|(n, _)| n == name),
@@ -226,8 +226,8 @@ impl Compiler {
         let Type::Enum(id, type_args) = strip_optional(ty) else {
             return Vec::new();
         };
-        let def = self.enums[id as usize].clone();
-        let map: HashMap<u32, Type> = def.generics.iter().copied().zip(type_args).collect();
+        let def = self.enums[id.index()].clone();
+        let map: HashMap<ParamId, Type> = def.generics.iter().copied().zip(type_args).collect();
         let payload: Vec<Type> = def.variants[index]
             .1
             .iter()
@@ -416,8 +416,8 @@ impl Compiler {
         );
     }
 
-    fn missing_variants(&self, id: u32, coverage: &Coverage) -> Vec<String> {
-        self.enums[id as usize]
+    fn missing_variants(&self, id: EnumIdx, coverage: &Coverage) -> Vec<String> {
+        self.enums[id.index()]
             .variants
             .iter()
             .zip(&coverage.variants)

@@ -128,7 +128,7 @@ impl Session {
     pub fn members(&self, text: &str) -> Vec<String> {
         let mut copy = self.clone();
         if let Some(TypeName::Enum(id)) = copy.compiler.type_names.get(text.trim()) {
-            let variants = &copy.compiler.enums[*id as usize].variants;
+            let variants = &copy.compiler.enums[id.index()].variants;
             return variants.iter().map(|(name, _)| name.clone()).collect();
         }
         let Ok(ast) = crate::parser::parse(text, copy.next_expr) else {
@@ -245,7 +245,7 @@ impl Compiler {
 
     fn fields_of(&self, ty: &Type) -> Vec<String> {
         match self.unifier.resolve(ty) {
-            Type::Struct(id, _) => self.structs[id as usize]
+            Type::Struct(id, _) => self.structs[id.index()]
                 .fields
                 .iter()
                 .map(|(name, _)| name.clone())
