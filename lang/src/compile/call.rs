@@ -535,16 +535,13 @@ impl Compiler {
         span: Span,
     ) -> Type {
         let def = self.structs[id.index()].clone();
-        let type_args: Vec<Type> = def.generics.iter().map(|_| self.unifier.fresh()).collect();
-        let result = Type::Struct(id, type_args.clone());
-        if let Some(expected) = expected {
-            let snapshot = self.unifier.snapshot();
-            if !self.unifier.unify(expected, &result) {
-                self.unifier.rollback(snapshot);
-            }
-        }
-        let map: HashMap<ParamId, Type> = def.generics.iter().copied().zip(type_args).collect();
-        let field_types: Vec<Type> = def.fields.iter().map(|(_, ty)| ty.subst(&map)).collect();
+        let (result, type_args) =
+            self.constructed_type(&def.generics, expected, |args| Type::Struct(id, args));
+        let field_types: Vec<Type> = def
+            .fields
+            .iter()
+            .map(|(_, ty)| ty.subst(&type_args))
+            .collect();
         let start = self.alloc_n(def.fields.len());
         let named = args.iter().filter(|a| a.name.is_some()).count();
         if named > 0 && named < args.len() {
@@ -557,12 +554,8 @@ impl Compiler {
             return Type::Error;
         }
         if named == 0 {
-            if !self.check_arity(def.fields.len(), args.len(), span) {
-                self.args_for_errors(args);
+            if !self.positional_fields(args, &field_types, start, span) {
                 return result;
-            }
-            for (index, (arg, ty)) in args.iter().zip(&field_types).enumerate() {
-                self.check_into(&arg.value, nth(start, index), ty);
             }
         } else {
             self.named_fields(&def.name, &def.fields, &field_types, args, start, span);
@@ -577,6 +570,53 @@ impl Compiler {
             span,
         );
         result
+    }
+
+    /// The type a struct or variant constructor builds, with fresh type
+    /// arguments for the declaration's `generics`, and the substitution that
+    /// gives its fields' types. An expected type binds the arguments before
+    /// the fields are checked, so `nil`, `[]` and lambdas among them take
+    /// their types from it. It binds them by the rule the finished value is
+    /// checked with, `coerce`, which looks through an expected optional:
+    /// `Box(nil)` where `Box<int?>?` is expected is a `Box<int?>`, not a
+    /// `Box<nil>`. An expected type that does not fit binds nothing; the
+    /// mismatch is reported when the value is checked.
+    fn constructed_type(
+        &mut self,
+        generics: &[ParamId],
+        expected: Option<&Type>,
+        make: impl FnOnce(Vec<Type>) -> Type,
+    ) -> (Type, HashMap<ParamId, Type>) {
+        let type_args: Vec<Type> = generics.iter().map(|_| self.unifier.fresh()).collect();
+        let result = make(type_args.clone());
+        if let Some(expected) = expected {
+            let snapshot = self.unifier.snapshot();
+            if !self.unifier.coerce(expected, &result) {
+                self.unifier.rollback(snapshot);
+            }
+        }
+        let substitution = generics.iter().copied().zip(type_args).collect();
+        (result, substitution)
+    }
+
+    /// Compiles a constructor's positional arguments into consecutive
+    /// registers from `start`, each checked against its field's type; false
+    /// (reported) when their number is wrong.
+    fn positional_fields(
+        &mut self,
+        args: &[Arg],
+        field_types: &[Type],
+        start: Reg,
+        span: Span,
+    ) -> bool {
+        if !self.check_arity(field_types.len(), args.len(), span) {
+            self.args_for_errors(args);
+            return false;
+        }
+        for (index, (arg, ty)) in args.iter().zip(field_types).enumerate() {
+            self.check_into(&arg.value, nth(start, index), ty);
+        }
+        true
     }
 
     fn named_fields(
@@ -655,28 +695,17 @@ impl Compiler {
             self.args_for_errors(args);
             return Type::Error;
         };
-        let type_args: Vec<Type> = def.generics.iter().map(|_| self.unifier.fresh()).collect();
-        let result = Type::Enum(enum_id, type_args.clone());
-        if let Some(expected) = expected {
-            let snapshot = self.unifier.snapshot();
-            if !self.unifier.coerce(expected, &result) {
-                self.unifier.rollback(snapshot);
-            }
-        }
-        let map: HashMap<ParamId, Type> = def.generics.iter().copied().zip(type_args).collect();
+        let (result, type_args) =
+            self.constructed_type(&def.generics, expected, |args| Type::Enum(enum_id, args));
         let payload: Vec<Type> = def.variants[index]
             .1
             .iter()
-            .map(|ty| ty.subst(&map))
+            .map(|ty| ty.subst(&type_args))
             .collect();
         self.reject_named_args(args);
-        if !self.check_arity(payload.len(), args.len(), span) {
-            self.args_for_errors(args);
-            return result;
-        }
         let start = self.alloc_n(payload.len());
-        for (offset, (arg, ty)) in args.iter().zip(&payload).enumerate() {
-            self.check_into(&arg.value, nth(start, offset), ty);
+        if !self.positional_fields(args, &payload, start, span) {
+            return result;
         }
         let count = payload.len() as u16;
         self.emit(
