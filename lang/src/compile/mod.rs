@@ -62,24 +62,15 @@ pub fn compile(
     script: SourceFile<'_>,
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
-    let mut compiler = Compiler::new();
-    // Library types first: native signatures mention them (`Json`).
-    compiler.set_file(prelude);
-    compiler.declare_types(prelude.ast);
-    compiler.declare_natives(natives);
-    compiler.add_file(prelude, false, false);
-    let prelude_errors = std::mem::take(&mut compiler.diags);
-    compiler.add_file(script, true, true);
+    let mut compiler = Compiler::with_library(prelude, natives);
+    compiler.add_script(script, false);
     compiler.settle_types();
-    let mut diags = prelude_errors;
-    diags.extend(std::mem::take(&mut compiler.diags));
-    if diags.is_empty() {
-        let mut program = compiler.finish();
-        program.fingerprint = spool_vm::snapshot::fingerprint(&program);
-        Ok(program)
-    } else {
-        Err(diags)
+    if !compiler.diags.is_empty() {
+        return Err(compiler.diags);
     }
+    let mut program = compiler.finish();
+    program.fingerprint = spool_vm::snapshot::fingerprint(&program);
+    Ok(program)
 }
 
 /// A struct as the checker knows it.
@@ -219,6 +210,20 @@ impl TypeNames for Compiler {
 }
 
 impl Compiler {
+    /// A compiler with the library in scope and compiled: the prelude's
+    /// types first (native signatures mention them: `Json`), then the
+    /// natives, then the prelude's functions. Its mistakes are left in
+    /// `diags`; its types are not settled yet.
+    fn with_library(prelude: SourceFile<'_>, natives: &[NativeSpec]) -> Compiler {
+        let mut compiler = Compiler::new();
+        compiler.set_file(prelude);
+        compiler.declare_types(prelude.ast);
+        compiler.declare_natives(natives);
+        let pending = compiler.declare_functions(prelude.ast, false);
+        compiler.compile_bodies(pending);
+        compiler
+    }
+
     fn new() -> Compiler {
         Compiler {
             functions: Vec::new(),
@@ -374,18 +379,22 @@ impl Compiler {
         }
     }
 
-    /// Declares everything in `file`, then compiles its bodies. Only the
-    /// script's top-level statements become `main`.
-    fn add_file(&mut self, file: SourceFile<'_>, is_script: bool, declare_types: bool) {
-        if declare_types {
-            self.set_file(file);
-            self.declare_types(file.ast);
-        }
-        let pending = self.declare_functions(file.ast, is_script);
-        if is_script {
-            self.shared_names = captures::names_used_in_functions(file.ast);
-            self.compile_main(file.ast);
-        }
+    /// Declares everything in a script (or a session's input), compiles
+    /// its top-level statements as a new `main`, then its functions' bodies.
+    /// With `keep_result`, a final expression statement's value is `main`'s
+    /// result, and its type is returned.
+    fn add_script(&mut self, file: SourceFile<'_>, keep_result: bool) -> Option<Type> {
+        self.set_file(file);
+        self.declare_types(file.ast);
+        let pending = self.declare_functions(file.ast, true);
+        self.shared_names = captures::names_used_in_functions(file.ast);
+        let result = self.compile_top_level(file.ast, keep_result);
+        self.compile_bodies(pending);
+        result
+    }
+
+    /// Compiles the bodies of declared functions.
+    fn compile_bodies(&mut self, pending: Vec<PendingFn<'_>>) {
         for item in pending {
             self.compile_fn_body(item);
         }
@@ -845,10 +854,6 @@ impl Compiler {
     }
 
     // ---- function bodies ----
-
-    fn compile_main(&mut self, file: &ast::File) {
-        self.compile_top_level(file, false);
-    }
 
     /// Compiles the file's top-level statements as a new `main`. With
     /// `keep_result`, a final expression statement's value is `main`'s

@@ -54,11 +54,7 @@ impl Session {
         prelude: SourceFile<'_>,
         natives: &[NativeSpec],
     ) -> Result<Session, Vec<Diagnostic>> {
-        let mut compiler = Compiler::new();
-        compiler.set_file(prelude);
-        compiler.declare_types(prelude.ast);
-        compiler.declare_natives(natives);
-        compiler.add_file(prelude, false, false);
+        let mut compiler = Compiler::with_library(prelude, natives);
         compiler.settle_types();
         if !compiler.diags.is_empty() {
             return Err(compiler.diags);
@@ -178,17 +174,11 @@ impl Compiler {
     /// Declares and compiles one input of a session; returns the type of
     /// its final expression.
     fn add_cell(&mut self, file: SourceFile<'_>) -> Option<Type> {
-        self.set_file(file);
         let first_fn = self.fns.len();
         if let Some(earlier) = &mut self.repl {
             earlier.first_fn = first_fn;
         }
-        self.declare_types(file.ast);
-        let pending = self.declare_functions(file.ast, true);
-        let result = self.compile_top_level(file.ast, true);
-        for item in pending {
-            self.compile_fn_body(item);
-        }
+        let result = self.add_script(file, true);
         self.settle_types();
         let declared = file.ast.items.iter().filter_map(|item| match item {
             ast::Item::Struct(decl) => Some(decl.name.name.clone()),
