@@ -344,7 +344,7 @@ fn resume_file(
         }
     };
     if let Some(file) = program {
-        if let Err(message) = switch_program(&mut run, file) {
+        if let Err(message) = upgrade_to(&mut run, file) {
             eprintln!("error: {message}");
             return EXIT_USAGE;
         }
@@ -394,9 +394,9 @@ fn resume_file(
 
 /// `--program FILE`: continues the run on FILE's program when no function
 /// the run is inside changed (see `upgrade.rs`).
-fn switch_program(run: &mut Run, file: &str) -> Result<(), String> {
+fn upgrade_to(run: &mut Run, file: &str) -> Result<(), String> {
     let new = compile_file(file).map_err(|_| format!("`--program {file}` does not compile"))?;
-    spool::upgrade::continue_on(run, &new).map_err(|why| format!("`--program {file}`: {why}"))
+    spool::upgrade::upgrade(run, &new).map_err(|why| format!("`--program {file}`: {why}"))
 }
 
 /// Drives `run` to its end (or, in step mode, to its next top-level
@@ -530,7 +530,7 @@ impl spool::Hooks for CliHooks {
     /// A `sleep` waits only for what is left of it.
     fn reissue(&mut self, run: &Run, pending: &mut [spool::IoRequest]) {
         if let Some(trace) = &mut self.trace {
-            trace.batch(pending, |id| task_of(run, id));
+            trace.batch(pending);
         }
         let now = unix_ms();
         for request in pending {
@@ -548,7 +548,7 @@ impl spool::Hooks for CliHooks {
         stamp_deadlines(run, batch);
         self.checkpoint(run)?;
         if let Some(trace) = &mut self.trace {
-            trace.batch(batch, |id| task_of(run, id));
+            trace.batch(batch);
         }
         Ok(())
     }
@@ -621,17 +621,6 @@ fn stamp_deadlines(run: &mut Run, batch: &[spool::IoRequest]) {
             }
         }
     }
-}
-
-/// The number of the task that issued request `id`.
-fn task_of(run: &Run, id: spool::IoId) -> u64 {
-    let task = run
-        .sched()
-        .in_flight
-        .get(&id)
-        .map(|in_flight| in_flight.task);
-    task.and_then(|t| run.heap().task(spool::Value::Obj(t)))
-        .map_or(0, |t| t.id)
 }
 
 /// The answer to a top-level `yield`: nothing for a script that receives

@@ -368,11 +368,7 @@ mod tests {
     use spool::dispatch::Dispatcher;
 
     fn call(op: &str, args: Vec<Data>) -> IoResult {
-        handle(&IoRequest {
-            id: IoId(1),
-            op: op.into(),
-            args,
-        })
+        handle(&IoRequest::new(IoId(1), op, args))
     }
 
     fn s(text: &str) -> Data {
@@ -692,11 +688,7 @@ mod tests {
         let file = dir.join("f.txt");
         std::fs::write(&file, "data").unwrap();
         let mut pool = dispatcher(4);
-        let request = |id, op: &str, args| IoRequest {
-            id: IoId(id),
-            op: op.into(),
-            args,
-        };
+        let request = |id, op: &str, args| IoRequest::new(IoId(id), op, args);
         pool.submit(vec![
             request(1, "sleep", vec![Data::Int(30)]),
             request(2, "read_file", vec![path_str(&file)]),

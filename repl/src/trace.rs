@@ -83,9 +83,8 @@ impl TraceRecorder {
         ));
     }
 
-    /// A batch handed to the dispatcher now; `task_of` names the task that
-    /// issued each request.
-    pub fn batch(&mut self, batch: &[IoRequest], task_of: impl Fn(IoId) -> u64) {
+    /// A batch handed to the dispatcher now.
+    pub fn batch(&mut self, batch: &[IoRequest]) {
         if batch.is_empty() {
             return;
         }
@@ -104,7 +103,7 @@ impl TraceRecorder {
                 op: request.op.to_string(),
                 batch: number,
                 lane,
-                task: task_of(request.id),
+                task: request.task,
             };
             self.requests.insert(request.id, pending);
         }

@@ -64,7 +64,7 @@ pub trait Dispatcher {
 /// use spool_vm::{Data, IoId, IoRequest};
 ///
 /// let mut dispatcher = FnDispatcher::new(|request: &IoRequest| Ok(Data::str(&*request.op)));
-/// dispatcher.submit(vec![IoRequest { id: IoId(1), op: "now".into(), args: vec![] }]);
+/// dispatcher.submit(vec![IoRequest::new(IoId(1), "now", vec![])]);
 /// assert_eq!(dispatcher.wait()[0].result, Ok(Data::str("now")));
 /// assert!(dispatcher.wait().is_empty());
 /// ```
@@ -183,8 +183,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 ///     .with_max_in_flight(4)
 ///     .with_router(spool::dispatch::sleep_route);
 /// pool.submit(vec![
-///     IoRequest { id: IoId(1), op: "sleep".into(), args: vec![Data::Int(10)] },
-///     IoRequest { id: IoId(2), op: "work".into(), args: vec![] },
+///     IoRequest::new(IoId(1), "sleep", vec![Data::Int(10)]),
+///     IoRequest::new(IoId(2), "work", vec![]),
 /// ]);
 /// let mut done = Vec::new();
 /// while done.len() < 2 {
@@ -534,11 +534,7 @@ mod tests {
     use super::*;
 
     fn request(id: u64, op: &str, args: Vec<Data>) -> IoRequest {
-        IoRequest {
-            id: IoId(id),
-            op: op.into(),
-            args,
-        }
+        IoRequest::new(IoId(id), op, args)
     }
 
     /// Waits until `count` completions came back, in the order received.

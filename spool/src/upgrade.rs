@@ -8,7 +8,7 @@
 //! program's numbering by a stable identity (a function's file, name,
 //! parameter count and rank among its overloads, or for a lambda the
 //! function that creates it; a global's name; a type's name; a native's
-//! key): see `spool_vm::remap`. A refusal names each reason and where: a
+//! key): see `spool_vm::upgrade`. A refusal names each reason and where: a
 //! changed or removed live function with the place the run is suspended
 //! in it, a struct with values in the run whose fields changed, an enum
 //! variant the run holds that is gone, a global that the new code visibly
@@ -22,19 +22,19 @@ use spool_vm::{Function, Op, Program, Run};
 
 /// Continues `run` on `new` if that is sound; otherwise explains why not
 /// (and leaves the run as it was).
-pub fn continue_on(run: &mut Run, new: &crate::Program) -> Result<(), String> {
+pub fn upgrade(run: &mut Run, new: &crate::Program) -> Result<(), String> {
     let program = new.bytecode();
     if program.fingerprint != 0 && program.fingerprint == run.program().fingerprint {
         return Ok(());
     }
-    run.switch_program(Arc::clone(program), &new.natives)
+    run.upgrade(Arc::clone(program), &new.natives)
 }
 
 /// Why `run` cannot continue on `new`, one line per reason (a changed or
 /// removed live function with where the run is suspended in it, and so
 /// on); empty when it can.
-pub fn changed_live_functions(run: &Run, new: &spool_vm::Program) -> Vec<String> {
-    spool_vm::remap::check(run, new)
+pub fn check(run: &Run, new: &spool_vm::Program) -> Vec<String> {
+    spool_vm::upgrade::check(run, new)
 }
 
 /// A function as text, for telling versions apart by eye: its name, shape

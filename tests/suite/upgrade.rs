@@ -1,5 +1,5 @@
 //! Continuing a saved run on a changed program (`spool resume --program`,
-//! `spool::upgrade::continue_on`): functions added, edited, removed or
+//! `spool::upgrade::upgrade`): functions added, edited, removed or
 //! reordered, new types, globals and I/O operations are fine as long as
 //! nothing the run is inside changed; every index the run holds is
 //! translated to the new numbering. Changes to live code, and values the
@@ -316,7 +316,7 @@ fn tasks_continue_on_new_globals_types_and_operations() {
     let new = new_engine()
         .compile("jobs2.spl", JOBS_V2)
         .expect("compiles");
-    spool::upgrade::continue_on(&mut run, &new).expect("continues");
+    spool::upgrade::upgrade(&mut run, &new).expect("continues");
     // The moved run is consistent: it saves, restores (which validates it)
     // and carries the new program.
     let bytes = spool::snapshot(&run);
@@ -374,14 +374,14 @@ fn refusals_name_the_type_or_global_the_run_holds() {
             .compile("jobs2.spl", &source)
             .unwrap_or_else(|e| panic!("{what}: {}", e.render()));
         let mut run = jobs_waiting();
-        let error = spool::upgrade::continue_on(&mut run, &new).expect_err(what);
+        let error = spool::upgrade::upgrade(&mut run, &new).expect_err(what);
         assert_eq!(
             error,
             format!("the run cannot continue on the new program:\n{reason}"),
             "{what}"
         );
         assert_eq!(
-            spool::upgrade::changed_live_functions(&run, new.bytecode()),
+            spool::upgrade::check(&run, new.bytecode()),
             [reason],
             "{what}"
         );
@@ -398,7 +398,7 @@ fn refusals_name_the_type_or_global_the_run_holds() {
 fn without_a_new_program_the_embedded_one_is_used() {
     let mut run = jobs_waiting();
     let same = old_engine().compile("jobs.spl", JOBS).expect("compiles");
-    spool::upgrade::continue_on(&mut run, &same).expect("the same program");
+    spool::upgrade::upgrade(&mut run, &same).expect("the same program");
     let bytes = spool::snapshot(&run);
     let mut run = spool::restore(&bytes).expect("restores");
     assert_eq!(
@@ -415,7 +415,7 @@ type Ending = (Vec<String>, Result<(), String>);
 
 /// Runs `program` with budget `budget`; at the pauses `switch_at` picks,
 /// and at every I/O phase and top-level yield, moves the run to the other
-/// of `programs` (through the full `Run::switch_program`, never its fast
+/// of `programs` (through the full `Run::upgrade`, never its fast
 /// path). `None` as the budget: a plain run.
 fn run_moving(
     programs: [(&spool::Program, &Engine); 2],
@@ -434,7 +434,7 @@ fn run_moving(
     let mut move_run = |run: &mut Run, moves: &mut u64| -> Result<(), String> {
         on = 1 - on;
         let (program, engine) = programs[on];
-        run.switch_program(std::sync::Arc::clone(program.bytecode()), engine.natives())
+        run.upgrade(std::sync::Arc::clone(program.bytecode()), engine.natives())
             .map_err(|why| format!("move {moves} refused: {why}"))?;
         *moves += 1;
         Ok(())

@@ -1,47 +1,49 @@
 //! spool-vm: the instruction set, the interpreter, the heap and its
-//! collector, and runs.
+//! collector, tasks and I/O, runs, and saved runs.
 //!
 //! A [`Program`] is plain data produced by the compiler; a `Run` is the
 //! plain-data state of one execution of it. The VM never prints and never
-//! touches the file system: output goes through [`native::Host`].
+//! touches the file system: output goes through [`Host`].
+//!
+//! The folders follow the concepts: [`program`] (the program and its
+//! instruction set), [`exec`] (the dispatch loop, fibers, errors,
+//! coroutines, natives), [`heap`] (values, heap objects, the collector,
+//! printing), [`tasks`] (tasks, the scheduler, I/O requests) and
+//! [`saved`] (the saved-run format, validation, upgrades); [`run`] ties
+//! them together as the state of one run.
 
-pub mod coro;
-pub mod disasm;
-pub mod error;
-pub mod fiber;
-pub mod format;
+pub mod exec;
 pub mod heap;
-mod interp;
-pub mod io;
-mod liveness;
-pub mod map;
-pub mod native;
-pub mod op;
 pub mod program;
-pub mod remap;
 pub mod run;
-pub mod sched;
-pub mod snapshot;
-pub mod task;
-pub mod validate;
-pub mod value;
-mod wire;
+pub mod saved;
+pub mod tasks;
 
-pub use coro::{CoroStatus, Coroutine, Resumer};
-pub use disasm::{disassemble, disassemble_all};
-pub use error::{ErrorKind, RunError, TraceFrame, VmError};
+// The paths hosts use most, kept short.
+pub use exec::{coro, error, native};
+pub use heap::{format, map, value};
+pub use program::{disasm, op};
+pub use saved::{snapshot, upgrade, validate};
+pub use tasks::{io, sched};
+
+pub use exec::error::{ErrorKind, RunError, TraceFrame, VmError};
+pub use exec::native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet, Suspend};
+pub use exec::unwind::stack_trace;
+pub use heap::objects::{
+    Blocked, Chan, CoroStatus, Coroutine, Group, Mutex, Resumer, Task, TaskError, TaskState, Wake,
+};
+pub use heap::value::{
+    ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,
+};
 pub use heap::{Heap, Key, Object, ValueMap};
-pub use interp::stack_trace;
-pub use io::{Data, IoId, IoRequest, IoResult};
-pub use native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet, Suspend};
-pub use op::{Op, Operand};
+pub use program::disasm::{disassemble, disassemble_all};
+pub use program::op::{Op, Operand};
 pub use program::{
     Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
     VariantLayout,
 };
 pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
-pub use task::{Blocked, Chan, Group, InFlight, Mutex, Sched, Task, TaskError, TaskState, Wake};
-pub use validate::validate;
-pub use value::{
-    ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,
-};
+pub use saved::validate::validate;
+pub use tasks::io::InFlight;
+pub use tasks::io::{Data, IoId, IoRequest, IoResult};
+pub use tasks::sched::Sched;

@@ -12,16 +12,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::coro::{self, CoroStatus, Resumer};
-use crate::error::{ErrorKind, RunError, VmError};
-pub use crate::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
-use crate::format;
+use crate::exec::coro;
+use crate::exec::error::{ErrorKind, RunError, VmError};
+pub use crate::exec::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
+use crate::exec::native::{Host, NativeFn, NativeSet};
+use crate::heap::format;
+use crate::heap::objects::{Context, CoroStatus, Resumer};
+use crate::heap::value::{FuncIdx, Value};
 use crate::heap::{Heap, Object};
-use crate::io::{IoId, IoRequest, IoResult};
-use crate::native::{Host, NativeFn, NativeSet};
 use crate::program::{Constant, Program};
-use crate::task::Sched;
-use crate::value::{FuncIdx, Value};
+use crate::tasks::io::{IoId, IoRequest, IoResult};
+use crate::tasks::sched::Sched;
 
 /// The seed of every run's random-number state; the standard library may
 /// reseed it. A fixed seed keeps runs reproducible.
@@ -41,12 +42,12 @@ pub struct Run {
     /// Each entry of `program.constants` as a value. Strings are allocated
     /// once when the run starts and are GC roots for its whole life.
     pub(crate) const_values: Vec<Value>,
-    /// The active fiber: the main script's, or that of the coroutine
-    /// running now (the one the last resumer resumed).
-    pub(crate) fiber: Fiber,
-    /// The fibers that resumed a running coroutine, outermost (the main
-    /// fiber) first; empty while the main fiber is active.
-    pub(crate) resumers: Vec<Resumer>,
+    /// The running task's fibers: the active one (the main script's, or
+    /// that of the coroutine running now, the one the last resumer
+    /// resumed) and the fibers that resumed a running coroutine, outermost
+    /// (the main fiber) first, empty while the main fiber is active. A task
+    /// that is not running keeps the same pair in its heap object.
+    pub(crate) context: Context,
     /// The main fiber is paused at a top-level `yield`, whose destination
     /// register holds the host's answer ([`Run::send`]; nil until sent).
     /// Cleared by the next [`Run::resume`].
@@ -158,8 +159,7 @@ impl Run {
             heap: Heap::new(),
             globals: Vec::new(),
             const_values: Vec::new(),
-            fiber: Fiber::default(),
-            resumers: Vec::new(),
+            context: Context::default(),
             host_yield: false,
             rng: RNG_SEED,
             sched: Sched::default(),
@@ -211,9 +211,9 @@ impl Run {
         }
         self.host_yield = false;
         let outcome = if self.limits.budget.is_some() {
-            crate::interp::execute::<true>(self, host)
+            crate::exec::interp::execute::<true>(self, host)
         } else {
-            crate::interp::execute::<false>(self, host)
+            crate::exec::interp::execute::<false>(self, host)
         };
         match &outcome {
             Ok(Step::Done(value)) => self.status = Status::Done(*value),
@@ -238,7 +238,7 @@ impl Run {
     /// cancelled); such answers are ignored.
     pub fn complete(&mut self, id: IoId, result: IoResult) -> bool {
         self.io_deadlines.remove(&id);
-        crate::sched::complete(self, id, result)
+        crate::tasks::io::complete(self, id, result)
     }
 
     /// The I/O requests handed to the host (in `Step::Io` batches) and not
@@ -351,12 +351,12 @@ impl Run {
     /// The active fiber (the main one, or the running coroutine's), for
     /// inspection.
     pub fn fiber(&self) -> &Fiber {
-        &self.fiber
+        &self.context.fiber
     }
 
     /// The fibers waiting on the coroutines they resumed, outermost first.
     pub fn resumers(&self) -> &[Resumer] {
-        &self.resumers
+        &self.context.resumers
     }
 
     /// Whether the run can continue, and how it ended.
@@ -399,7 +399,7 @@ impl Run {
         }
         self.globals.resize(program.globals.len(), Value::UNSET);
         self.abandon_coroutines();
-        self.fiber = Fiber {
+        self.context.fiber = Fiber {
             registers: vec![Value::Nil; function.register_count as usize],
             frames: vec![Frame {
                 func,
@@ -412,14 +412,14 @@ impl Run {
         };
         self.program = program;
         self.status = Status::Running;
-        crate::sched::init_main(self);
+        crate::tasks::sched::init_main(self);
         Ok(())
     }
 
     /// Marks the coroutines running on the fibers `call_main` drops as
     /// failed: nothing can resume them any more.
     fn abandon_coroutines(&mut self) {
-        for resumer in std::mem::take(&mut self.resumers) {
+        for resumer in std::mem::take(&mut self.context.resumers) {
             if let Some(coro) = self.heap.coro_mut(resumer.coro) {
                 coro.status = CoroStatus::Failed;
             }
@@ -428,7 +428,7 @@ impl Run {
     }
 
     /// Continues this run on `program`, a changed version of its program
-    /// (see `remap.rs`): every index the run holds (functions of frames,
+    /// (see `saved/upgrade/`): every index the run holds (functions of frames,
     /// closures and function values, natives, globals, structs and enum
     /// variants of heap objects, operations of requests in flight) is
     /// translated to `program`'s numbering by stable identity. Refused,
@@ -436,23 +436,19 @@ impl Run {
     /// run is inside (on a stack, or held by a closure) changed or is gone,
     /// or when something else the run holds has no sound translation. The
     /// new program's constants are allocated and its natives bound; the
-    /// result passes [`crate::validate()`], and on any refusal the run is
+    /// result passes [`crate::saved::validate()`], and on any refusal the run is
     /// left as it was.
-    pub fn switch_program(
-        &mut self,
-        program: Arc<Program>,
-        natives: &NativeSet,
-    ) -> Result<(), String> {
+    pub fn upgrade(&mut self, program: Arc<Program>, natives: &NativeSet) -> Result<(), String> {
         let mut next = self.clone();
-        crate::remap::tidy_up(&mut next);
-        let plan = crate::remap::plan(&next, &program).map_err(|reasons| {
+        crate::saved::upgrade::tidy_up(&mut next);
+        let plan = crate::saved::upgrade::plan(&next, &program).map_err(|reasons| {
             format!(
                 "the run cannot continue on the new program:\n{}",
                 reasons.join("\n")
             )
         })?;
         next.bind_natives_of(&program, natives)?;
-        crate::remap::apply(&mut next, &plan, &program);
+        crate::saved::upgrade::apply(&mut next, &plan, &program);
         next.const_values = program
             .constants
             .iter()
@@ -464,7 +460,7 @@ impl Run {
             .collect();
         next.sched.error_struct = program.builtins.error;
         next.program = program;
-        crate::validate::validate(&next)
+        crate::saved::validate::validate(&next)
             .map_err(|e| format!("internal error: the moved run is inconsistent: {e}"))?;
         *self = next;
         Ok(())
@@ -475,7 +471,7 @@ impl Run {
         let mut bound = Vec::with_capacity(program.natives.len());
         for decl in &program.natives {
             if decl.io.is_some() {
-                bound.push(crate::sched::io_native as NativeFn);
+                bound.push(crate::tasks::io::io_native as NativeFn);
                 continue;
             }
             match natives.get(&decl.key) {

@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::TraceFrame;
+use crate::exec::error::TraceFrame;
+use crate::heap::value::{FuncIdx, ObjRef, Reg, Value};
 use crate::program::Program;
-use crate::value::{FuncIdx, ObjRef, Reg, Value};
 
 /// One stack of frames with its register file. The main script runs on one;
 /// every coroutine has its own (empty until the coroutine starts).

@@ -1,23 +1,131 @@
-//! Tasks and the objects they synchronize through (LANGUAGE.md §5): the
-//! heap objects behind `Task<T>`, `Chan<T>`, `Mutex`, `WaitGroup` and
-//! `ErrGroup`, and the scheduler's queues.
+//! The data of heap objects that belong to execution and tasks:
+//! coroutines and the fibers waiting on them, tasks, channels, mutexes,
+//! wait and error groups, and `singleflight` calls in progress. Plain data
+//! with the few methods that read or update it; what happens when they
+//! run, block, wake or finish lives in `exec/coro.rs` and `tasks/sched.rs`.
+//! Keeping the data here lets the heap hold these objects without
+//! depending on the code that drives them.
 //!
-//! Everything here is plain data in the run's heap or in [`Sched`], so a run
-//! with a thousand blocked tasks serializes like any other. A task that is
-//! not running keeps its fibers (its own and those of the coroutines it is
-//! inside) in its heap object; the running task's are the run's active
-//! fiber and resumers. The rules of waking, cancelling and finishing live in
-//! `sched.rs`.
+//! A task that is not running keeps its fibers (its own and those of the
+//! coroutines it is inside) in its heap object; the running task's are the
+//! run's active fiber and resumers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::coro::Resumer;
-use crate::error::TraceFrame;
-use crate::fiber::Fiber;
-use crate::io::{IoId, IoRequest};
-use crate::value::{NativeIdx, ObjRef, StructIdx, Value};
+use crate::exec::error::TraceFrame;
+use crate::exec::fiber::Fiber;
+use crate::heap::value::{IoId, ObjRef, Reg, Value};
+
+/// A coroutine: a zero-argument function run on a fiber of its own, paused
+/// at each `yield` until its resumer calls `next()` again.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Coroutine {
+    /// The body: a zero-argument function value (script function, closure
+    /// or native).
+    pub func: Value,
+    /// The body's frames and registers while it is suspended. Empty before
+    /// it starts, while it runs (the run holds the fiber then) and after it
+    /// has finished.
+    pub fiber: Fiber,
+    /// Where the coroutine is in its life.
+    pub status: CoroStatus,
+    /// The value it yielded last; `None` until its first `yield`.
+    pub last: Option<Value>,
+    /// What its pending `yield` evaluates to on the next `next()`; reset to
+    /// nil once delivered.
+    pub sent: Value,
+    /// `stop()` was called: the pending (or next) `yield` raises `Stopped`.
+    pub stop_requested: bool,
+    /// The type its yields must have, as Spool writes it (`int`, `[str]`,
+    /// `Point?`), when the compiler knew it: a `yield` the checker could not
+    /// see is checked against it at run time.
+    #[serde(default)]
+    pub yield_type: Option<String>,
+}
+
+/// Where a coroutine is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoroStatus {
+    /// Not started yet, or paused at a `yield`.
+    Suspended,
+    /// Its fiber is the active one or one of the resumers'.
+    Running,
+    /// Its body returned, or it was stopped.
+    Done,
+    /// An error escaped its body.
+    Failed,
+}
+
+/// A fiber waiting for the coroutine it resumed to yield, return or fail.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Resumer {
+    /// The coroutine it resumed (the one running above it).
+    pub coro: ObjRef,
+    /// Its register (relative to its top frame) that receives `next()`'s
+    /// result: `true` on a yield, `false` once the body has finished.
+    pub dst: Reg,
+    /// Its frames and registers; its top frame's pc is just past the
+    /// `CoroNext`.
+    pub fiber: Fiber,
+}
+
+impl Coroutine {
+    /// A coroutine that will run `func`, not started yet.
+    pub fn new(func: Value) -> Coroutine {
+        Coroutine {
+            func,
+            fiber: Fiber::default(),
+            status: CoroStatus::Suspended,
+            last: None,
+            sent: Value::Nil,
+            stop_requested: false,
+            yield_type: None,
+        }
+    }
+
+    /// Has the body started running (and not yet finished)?
+    pub fn started(&self) -> bool {
+        self.status == CoroStatus::Running || !self.fiber.frames.is_empty()
+    }
+
+    /// Asks the coroutine to stop: a suspended one raises `Stopped` at its
+    /// pending `yield` when next resumed; one that never started is done at
+    /// once; a running one raises `Stopped` at its next `yield`.
+    pub fn stop(&mut self) {
+        match self.status {
+            CoroStatus::Done | CoroStatus::Failed => {}
+            CoroStatus::Suspended if !self.started() => {
+                self.stop_requested = true;
+                self.status = CoroStatus::Done;
+            }
+            CoroStatus::Suspended | CoroStatus::Running => self.stop_requested = true,
+        }
+    }
+
+    /// Calls `visit` on every value the coroutine holds.
+    pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
+        visit(self.func);
+        if let Some(last) = self.last {
+            visit(last);
+        }
+        visit(self.sent);
+        self.fiber.for_each_value(visit);
+    }
+}
+
+impl CoroStatus {
+    /// The status as `c.status()` and printing show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoroStatus::Suspended => "suspended",
+            CoroStatus::Running => "running",
+            CoroStatus::Done => "done",
+            CoroStatus::Failed => "failed",
+        }
+    }
+}
 
 /// One task: a call running concurrently with the others, cooperatively.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -277,145 +385,4 @@ impl Group {
 pub struct Flight {
     /// The tasks waiting for its result.
     pub waiters: Vec<ObjRef>,
-}
-
-/// An I/O request not yet completed.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct InFlight {
-    /// The task waiting for it.
-    pub task: ObjRef,
-    /// The I/O operation it calls.
-    pub native: NativeIdx,
-    /// The request as the host got it.
-    pub request: IoRequest,
-}
-
-/// The I/O requests not yet completed, by id. Ids are issued in increasing
-/// order, so the table is a window of slots from the oldest outstanding id
-/// on: inserting and removing are O(1), and iteration is in id order.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct IoTable {
-    /// The id of `slots[0]`.
-    base: u64,
-    /// One slot per id from `base` on; `None` once completed.
-    slots: VecDeque<Option<InFlight>>,
-    /// Number of `Some` slots.
-    len: usize,
-}
-
-impl IoTable {
-    /// Records request `id`, which must be newer than every id recorded.
-    pub fn insert(&mut self, id: IoId, in_flight: InFlight) {
-        if self.slots.is_empty() {
-            self.base = id.0;
-        }
-        let Some(offset) = id.0.checked_sub(self.base) else {
-            return;
-        };
-        let offset = offset as usize;
-        if offset == self.slots.len() {
-            self.slots.push_back(None);
-        } else if offset > self.slots.len() {
-            self.slots.resize_with(offset + 1, || None);
-        }
-        if self.slots[offset].replace(in_flight).is_none() {
-            self.len += 1;
-        }
-    }
-
-    /// Removes and returns request `id`.
-    pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
-        let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
-        let removed = self.slots.get_mut(offset)?.take()?;
-        self.len = self.len.saturating_sub(1);
-        while matches!(self.slots.front(), Some(None)) {
-            self.slots.pop_front();
-            self.base += 1;
-        }
-        Some(removed)
-    }
-
-    /// Request `id`, if outstanding.
-    pub fn get(&self, id: &IoId) -> Option<&InFlight> {
-        let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
-        self.slots.get(offset)?.as_ref()
-    }
-
-    /// Is the bookkeeping consistent (after loading untrusted bytes), for
-    /// a scheduler whose next request gets `next_id`? Requests are
-    /// recorded as they are issued, so the window ends at `next_id`: a
-    /// gap would make the next [`IoTable::insert`] fill it with empty
-    /// slots.
-    pub fn is_consistent(&self, next_id: u64) -> bool {
-        let end = self.base.checked_add(self.slots.len() as u64);
-        let ids_fit = end.is_some() && (self.slots.is_empty() || end == Some(next_id));
-        let entries = self.slots.iter().enumerate().all(|(offset, slot)| {
-            slot.as_ref()
-                .is_none_or(|f| f.request.id.0 == self.base + offset as u64)
-        });
-        ids_fit && entries && self.values().count() == self.len
-    }
-
-    /// Number of outstanding requests.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Is nothing outstanding?
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The outstanding requests, oldest first.
-    pub fn values(&self) -> impl Iterator<Item = &InFlight> {
-        self.slots.iter().flatten()
-    }
-
-    /// The outstanding requests, oldest first, mutably (their ids must
-    /// stay as they are).
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
-        self.slots.iter_mut().flatten()
-    }
-}
-
-/// The scheduler's state: which task runs, which are ready, and the I/O
-/// requests between the run and its host.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct Sched {
-    /// The main program's task.
-    pub main: Option<ObjRef>,
-    /// The task whose fibers are active; `None` between tasks.
-    pub current: Option<ObjRef>,
-    /// Tasks ready to run, in the order they run.
-    pub ready: VecDeque<ObjRef>,
-    /// The id the next spawned task gets.
-    pub next_task: u64,
-    /// The id the next I/O request gets.
-    pub next_io: u64,
-    /// Requests issued in this CPU phase, not yet handed to the host.
-    pub outbox: Vec<IoRequest>,
-    /// Every request not yet completed, by id, with the task waiting for
-    /// it (those in the outbox included).
-    pub in_flight: IoTable,
-    /// `singleflight` calls in progress, by key.
-    pub flights: BTreeMap<String, Flight>,
-    /// Tasks not finished yet (the main program's included).
-    pub live: usize,
-    /// The program's `Error` struct, for the records of errors raised
-    /// between tasks.
-    pub error_struct: StructIdx,
-}
-
-impl Sched {
-    /// Calls `visit` on every value the scheduler holds.
-    pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
-        let tasks = self.main.iter().chain(&self.current).chain(&self.ready);
-        tasks.for_each(|&t| visit(Value::Obj(t)));
-        self.in_flight
-            .values()
-            .for_each(|f| visit(Value::Obj(f.task)));
-        for flight in self.flights.values() {
-            flight.waiters.iter().for_each(|&t| visit(Value::Obj(t)));
-        }
-    }
 }

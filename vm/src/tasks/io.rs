@@ -1,5 +1,8 @@
-//! I/O requests: what a task hands to the host when it calls an I/O
-//! operation, and the owned data that crosses the boundary.
+//! I/O in one room: what a task hands to the host when it calls an I/O
+//! operation (an [`IoRequest`], issued by [`issue_io`], the calling task
+//! blocked on it), the table of requests in flight that a saved run
+//! carries, the host's answer ([`complete`]: converted, checked, the task
+//! woken), and the owned data that crosses the boundary.
 //!
 //! A request's arguments and its result are [`Data`]: owned, heap-free
 //! values a host can move to another thread, serialize, or keep across a
@@ -7,20 +10,22 @@
 //! operation, and converts the host's result back (checking it against the
 //! operation's declared result type) when the host completes the request.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::format;
+use crate::exec::error::{ErrorKind, VmError};
+use crate::exec::native::{NativeCtx, Suspend};
+use crate::heap::format;
+use crate::heap::objects::{Blocked, TaskState, Wake};
+use crate::heap::value::{EnumIdx, NativeIdx, ObjRef, StructIdx, Value};
 use crate::heap::{Heap, Key, Object, ValueMap};
 use crate::program::Program;
-use crate::value::{EnumIdx, StructIdx, Value};
+use crate::run::Run;
+use crate::tasks::sched::{check_cancel, wake, wake_error};
 
-/// Identifies one I/O request within a run. Ids start at 1, increase and
-/// are never reused, so a host may deduplicate a request issued again
-/// after a restore.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct IoId(pub u64);
+pub use crate::heap::value::IoId;
 
 /// One call of a host I/O operation by a task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +37,21 @@ pub struct IoRequest {
     pub op: Arc<str>,
     /// The arguments, in order.
     pub args: Vec<Data>,
+    /// The number of the task that issued it (`<task 3>`; 0 is the main
+    /// program), for traces and inspection.
+    pub task: u64,
+}
+
+impl IoRequest {
+    /// A request `id` of operation `op` with `args`, by the main program.
+    pub fn new(id: IoId, op: impl Into<Arc<str>>, args: Vec<Data>) -> IoRequest {
+        IoRequest {
+            id,
+            op: op.into(),
+            args,
+            task: 0,
+        }
+    }
 }
 
 /// What the host answers a request with: the result, or the message of an
@@ -352,4 +372,207 @@ fn record_value(
         ty: StructIdx(index as u32),
         fields: values,
     })))
+}
+
+/// An I/O request not yet completed.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct InFlight {
+    /// The task waiting for it.
+    pub task: ObjRef,
+    /// The I/O operation it calls.
+    pub native: NativeIdx,
+    /// The request as the host got it.
+    pub request: IoRequest,
+}
+
+/// The I/O requests not yet completed, by id. Ids are issued in increasing
+/// order, so the table is a window of slots from the oldest outstanding id
+/// on: inserting and removing are O(1), and iteration is in id order.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct IoTable {
+    /// The id of `slots[0]`.
+    base: u64,
+    /// One slot per id from `base` on; `None` once completed.
+    slots: VecDeque<Option<InFlight>>,
+    /// Number of `Some` slots.
+    len: usize,
+}
+
+impl IoTable {
+    /// Records request `id`, which must be newer than every id recorded.
+    pub fn insert(&mut self, id: IoId, in_flight: InFlight) {
+        if self.slots.is_empty() {
+            self.base = id.0;
+        }
+        let Some(offset) = id.0.checked_sub(self.base) else {
+            return;
+        };
+        let offset = offset as usize;
+        if offset == self.slots.len() {
+            self.slots.push_back(None);
+        } else if offset > self.slots.len() {
+            self.slots.resize_with(offset + 1, || None);
+        }
+        if self.slots[offset].replace(in_flight).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Removes and returns request `id`.
+    pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
+        let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
+        let removed = self.slots.get_mut(offset)?.take()?;
+        self.len = self.len.saturating_sub(1);
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(removed)
+    }
+
+    /// Request `id`, if outstanding.
+    pub fn get(&self, id: &IoId) -> Option<&InFlight> {
+        let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
+        self.slots.get(offset)?.as_ref()
+    }
+
+    /// Is the bookkeeping consistent (after loading untrusted bytes), for
+    /// a scheduler whose next request gets `next_id`? Requests are
+    /// recorded as they are issued, so the window ends at `next_id`: a
+    /// gap would make the next [`IoTable::insert`] fill it with empty
+    /// slots.
+    pub fn is_consistent(&self, next_id: u64) -> bool {
+        let end = self.base.checked_add(self.slots.len() as u64);
+        let ids_fit = end.is_some() && (self.slots.is_empty() || end == Some(next_id));
+        let entries = self.slots.iter().enumerate().all(|(offset, slot)| {
+            slot.as_ref()
+                .is_none_or(|f| f.request.id.0 == self.base + offset as u64)
+        });
+        ids_fit && entries && self.values().count() == self.len
+    }
+
+    /// Number of outstanding requests.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Is nothing outstanding?
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The outstanding requests, oldest first.
+    pub fn values(&self) -> impl Iterator<Item = &InFlight> {
+        self.slots.iter().flatten()
+    }
+
+    /// The outstanding requests, oldest first, mutably (their ids must
+    /// stay as they are).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
+        self.slots.iter_mut().flatten()
+    }
+}
+
+// ---- issuing requests and completing them ----
+
+/// What every host I/O operation is bound to: it suspends the calling task,
+/// and the run issues a request with the call's arguments.
+pub fn io_native(ctx: &mut NativeCtx<'_>, _: &[Value]) -> Result<Value, VmError> {
+    check_cancel(ctx.heap, ctx.sched)?;
+    ctx.suspend = Some(Suspend::Io);
+    Ok(Value::Nil)
+}
+
+/// Issues an I/O request for a call of the I/O operation `native` with
+/// `args` by the current task, and marks the task blocked on it.
+pub(crate) fn issue_io(
+    run: &mut Run,
+    program: &Program,
+    native: NativeIdx,
+    args: &[Value],
+) -> Result<(), VmError> {
+    let op = match run.io_ops.get(native.index()) {
+        Some(Some(op)) => std::sync::Arc::clone(op),
+        _ => {
+            return Err(crate::exec::error::bad_program(
+                "I/O through a native that is not an operation",
+            ))
+        }
+    };
+    let mut data = Vec::with_capacity(args.len());
+    for &arg in args {
+        match Data::from_value(arg, &run.heap, program) {
+            Ok(item) => data.push(item),
+            Err(message) => return Err(VmError::new(ErrorKind::Type, format!("{op}: {message}"))),
+        }
+    }
+    let args = data;
+    let Some(current) = run.sched.current else {
+        return Err(crate::exec::error::bad_program("I/O outside a task"));
+    };
+    let id = IoId(run.sched.next_io);
+    run.sched.next_io = run.sched.next_io.saturating_add(1);
+    let task = run.heap.task(Value::Obj(current)).map_or(0, |t| t.id);
+    let request = IoRequest { id, op, args, task };
+    run.sched.outbox.push(request.clone());
+    let in_flight = InFlight {
+        task: current,
+        native,
+        request,
+    };
+    run.sched.in_flight.insert(id, in_flight);
+    if let Some(task) = run.heap.task_mut(current) {
+        task.state = TaskState::Blocked;
+        task.blocked = Blocked::Io(id);
+    }
+    Ok(())
+}
+
+/// The host's answer to request `id`: wakes the task waiting for it with
+/// the result (checked against the operation's declared result type) or an
+/// `Io` error. Returns false for an id that is not in flight (already
+/// completed, or its task was cancelled).
+pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
+    let Some(InFlight {
+        task,
+        native,
+        request,
+    }) = run.sched.in_flight.remove(&id)
+    else {
+        return false;
+    };
+    let program = std::sync::Arc::clone(&run.program);
+    let returns = program
+        .natives
+        .get(native.index())
+        .and_then(|decl| decl.io.as_deref())
+        .unwrap_or_default();
+    let outcome = match result {
+        Err(message) => Err(VmError::new(ErrorKind::Io, message)),
+        Ok(data) => match data.into_value(&mut run.heap, &program) {
+            Ok(value) if crate::heap::format::fits(value, returns, &run.heap, &program) => {
+                Ok(value)
+            }
+            Ok(value) => Err(VmError::new(
+                ErrorKind::Type,
+                format!(
+                    "the host answered `{}` with a value of type {}; it returns `{returns}`",
+                    request.op,
+                    crate::heap::format::kind_of(value, &run.heap, &program)
+                ),
+            )),
+            Err(message) => Err(VmError::new(
+                ErrorKind::Type,
+                format!(
+                    "the host's answer to `{}` does not fit: {message}",
+                    request.op
+                ),
+            )),
+        },
+    };
+    match outcome {
+        Ok(value) => wake(&mut run.heap, &mut run.sched, task, Wake::Value(value)),
+        Err(error) => wake_error(&mut run.heap, &mut run.sched, task, &error),
+    }
+    true
 }

@@ -7,9 +7,9 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt::Write;
 
+use crate::heap::value::{ObjRef, Value};
 use crate::heap::{Heap, Key, Object};
 use crate::program::Program;
-use crate::value::{ObjRef, Value};
 
 /// Containers nested deeper than this print as `...`, which bounds the
 /// printer's recursion. A container inside itself prints as `...` at the

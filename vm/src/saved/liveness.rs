@@ -4,7 +4,7 @@
 //! A suspended frame's register window holds, besides the values its code
 //! will read, leftovers: temporaries of finished statements and the
 //! windows of calls that returned. Moving a run to a changed program
-//! (`remap.rs`) must not count a leftover as something the run holds (a
+//! (`saved/upgrade/`) must not count a leftover as something the run holds (a
 //! closure of a lambda that has since been edited, a function value of a
 //! function since removed), so it clears the registers no path from the
 //! frame's position reads before writing.
@@ -14,7 +14,7 @@
 //! writes nothing; a register an instruction writes only on some outcome
 //! (a loop variable, a handler's error register) is not killed.
 
-use crate::op::{Op, Operand};
+use crate::program::op::{Op, Operand};
 use crate::program::Function;
 
 /// Registers read before written from each instruction of a function on:

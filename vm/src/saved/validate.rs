@@ -15,14 +15,14 @@
 //! Everything here is iterative and linear in the size of the run, so a
 //! hostile input cannot make it recurse deeply or loop.
 
-use crate::coro::CoroStatus;
-use crate::fiber::{Fiber, Frame};
+use crate::exec::fiber::{Fiber, Frame};
+use crate::heap::objects::CoroStatus;
+use crate::heap::objects::{Blocked, Wake};
+use crate::heap::value::{ObjRef, Value};
 use crate::heap::Object;
-use crate::op::{Op, Operand};
+use crate::program::op::{Op, Operand};
 use crate::program::{Function, Program};
 use crate::run::{Run, Status};
-use crate::task::{Blocked, Wake};
-use crate::value::{ObjRef, Value};
 
 /// Why a run is not safe to execute; the message says what and where.
 pub type Invalid = String;
@@ -52,8 +52,8 @@ pub fn validate(run: &Run) -> Result<(), Invalid> {
             check_object(&values, object).map_err(|e| format!("heap object {index}: {e}"))?;
         }
     }
-    check_fiber(&values, &run.fiber).map_err(|e| format!("the active fiber: {e}"))?;
-    for resumer in &run.resumers {
+    check_fiber(&values, &run.context.fiber).map_err(|e| format!("the active fiber: {e}"))?;
+    for resumer in &run.context.resumers {
         check_fiber(&values, &resumer.fiber).map_err(|e| format!("a resumer: {e}"))?;
         check_running_coro(run, resumer.coro)?;
     }
@@ -552,7 +552,7 @@ mod tests {
                 continue;
             }
             let (mut reads, mut writes) = (Vec::new(), Vec::new());
-            crate::liveness::effects(&op, &mut reads, &mut writes);
+            crate::saved::liveness::effects(&op, &mut reads, &mut writes);
             for reg in reads.iter().chain(&writes) {
                 assert!(
                     *reg < usize::from(function.register_count),

@@ -3,10 +3,13 @@
 //! Architecture invariant: a `Program` holds no host closures and no
 //! pointers; it round-trips through serde, so a saved run can embed it.
 
+pub mod disasm;
+pub mod op;
+
 use serde::{Deserialize, Serialize};
 
-use crate::op::Op;
-use crate::value::{EnumIdx, FileIdx, FuncIdx, Reg, StructIdx};
+use crate::heap::value::{EnumIdx, FileIdx, FuncIdx, Reg, StructIdx};
+use crate::program::op::Op;
 
 /// A whole compiled program: the script, its prelude and its layouts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -19,11 +22,11 @@ pub struct Program {
     pub constants: Vec<Constant>,
     /// Struct layouts, indexed by [`StructIdx`].
     pub structs: Vec<StructLayout>,
-    /// Enum layouts, indexed by [`crate::value::EnumIdx`].
+    /// Enum layouts, indexed by [`crate::heap::value::EnumIdx`].
     pub enums: Vec<EnumLayout>,
     /// Native functions the program calls, bound by key when a run starts.
     pub natives: Vec<NativeDecl>,
-    /// Names of the top-level `let`s, indexed by [`crate::value::GlobalIdx`].
+    /// Names of the top-level `let`s, indexed by [`crate::heap::value::GlobalIdx`].
     pub globals: Vec<String>,
     /// Source file names, indexed by [`FileIdx`].
     pub files: Vec<String>,
@@ -34,7 +37,7 @@ pub struct Program {
     /// answer.
     #[serde(default)]
     pub main_receives: String,
-    /// A hash identifying this program ([`crate::snapshot::fingerprint`]),
+    /// A hash identifying this program ([`crate::saved::snapshot::fingerprint`]),
     /// set by the compiler; 0 when unknown (an interactive session's
     /// program computes it when saved). Saved runs record it.
     #[serde(default)]

@@ -12,17 +12,22 @@
 
 use std::sync::Arc;
 
-use crate::coro::{self, Escape, Next, Yielded};
-use crate::error::{ErrorKind, RunError, TraceFrame, VmError};
-use crate::format;
+use crate::exec::coro::{self, Next, Yielded};
+use crate::exec::error::{
+    arity_error, bad_program, depth_error, division_error, expected, global_unset, index_error,
+    key_error, overflow, ErrorKind, RunError, VmError,
+};
+use crate::exec::native::{Host, NativeCtx, Suspend};
+use crate::exec::unwind::{
+    finish_defer, pending_defer, pop_handlers, raise, start_defer, throw_task_error, throw_value,
+};
+use crate::heap::format;
+use crate::heap::value::{FuncIdx, NativeIdx, Reg, Value};
 use crate::heap::{Heap, Object, ValueMap};
-use crate::native::{Host, NativeCtx, Suspend};
-use crate::op::Op;
-use crate::program::{Loc, Program};
-use crate::run::{DeferEntry, Fiber, Frame, Handler, Run, Step, Unwind};
-use crate::sched::{self, Awaited};
-use crate::task::TaskError;
-use crate::value::{FuncIdx, GlobalIdx, NativeIdx, Reg, Value};
+use crate::program::op::Op;
+use crate::program::Program;
+use crate::run::{DeferEntry, Fiber, Frame, Handler, Run, Step};
+use crate::tasks::sched::{self, Awaited};
 
 /// Executes `run` until it finishes, fails or (when `BUDGETED`) spends its
 /// instruction budget. The budget check is compiled out of the unbudgeted
@@ -37,19 +42,19 @@ pub(crate) fn execute<const BUDGETED: bool>(
     let program: &Program = &program_handle;
     let mut remaining = run.limits.budget.unwrap_or(u64::MAX).max(1);
 
-    if run.fiber.frames.is_empty() {
+    if run.context.fiber.frames.is_empty() {
         if let Some(step) = sched::switch(run, program, host)? {
             return Ok(step);
         }
     }
-    let Some((mut code, base, mut pc)) = top_state(&run.fiber, program) else {
+    let Some((mut code, base, mut pc)) = top_state(&run.context.fiber, program) else {
         return Err(crate::run::internal_error("no frame to run"));
     };
     // The running frame's register window, `R[0]` first. Held as a local
     // slice so the hot path indexes it without going through `run`;
     // re-derived after anything that can move or resize the register file
     // or change the frame.
-    let mut regs: &mut [Value] = &mut run.fiber.registers[base..];
+    let mut regs: &mut [Value] = &mut run.context.fiber.registers[base..];
 
     // R[x] of the running frame.
     macro_rules! r {
@@ -60,7 +65,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // Writes the local pc back to the running frame.
     macro_rules! save_pc {
         () => {
-            if let Some(frame) = run.fiber.frames.last_mut() {
+            if let Some(frame) = run.context.fiber.frames.last_mut() {
                 frame.pc = pc as u32;
             }
         };
@@ -70,16 +75,16 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // or returns to the host when no task can run.
     macro_rules! reload {
         () => {{
-            if run.fiber.frames.is_empty() {
+            if run.context.fiber.frames.is_empty() {
                 if let Some(step) = sched::switch(run, program, host)? {
                     return Ok(step);
                 }
             }
-            match top_state(&run.fiber, program) {
+            match top_state(&run.context.fiber, program) {
                 Some((new_code, new_base, new_pc)) => {
                     code = new_code;
                     pc = new_pc;
-                    regs = &mut run.fiber.registers[new_base..];
+                    regs = &mut run.context.fiber.registers[new_base..];
                 }
                 None => return Err(crate::run::internal_error("no frame to run")),
             }
@@ -95,8 +100,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 if let Err(error) = collect_garbage(run, program) {
                     throw!(error)
                 }
-                let frame_base = current_base(&run.fiber);
-                regs = &mut run.fiber.registers[frame_base..];
+                let frame_base = current_base(&run.context.fiber);
+                regs = &mut run.context.fiber.registers[frame_base..];
             }
         };
     }
@@ -111,11 +116,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
             if $check_arity && callee.arity != $argc {
                 throw!(arity_error(&callee.name, callee.arity, $argc))
             }
-            if run.fiber.frames.len() >= run.limits.max_call_depth {
+            if run.context.fiber.frames.len() >= run.limits.max_call_depth {
                 throw!(depth_error(run.limits.max_call_depth))
             }
             // Save the caller's pc and find its base with one frame lookup.
-            let new_base = match run.fiber.frames.last_mut() {
+            let new_base = match run.context.fiber.frames.last_mut() {
                 Some(caller) => {
                     caller.pc = pc as u32;
                     caller.base as usize + $call_base.index()
@@ -123,12 +128,12 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 None => $call_base.index(),
             };
             let needed = new_base + callee.register_count as usize;
-            if run.fiber.registers.len() < needed {
-                run.fiber.registers.resize(needed, Value::Nil);
+            if run.context.fiber.registers.len() < needed {
+                run.context.fiber.registers.resize(needed, Value::Nil);
             }
             let ret = new_base as u32;
             let closure = $closure;
-            run.fiber.frames.push(Frame {
+            run.context.fiber.frames.push(Frame {
                 func,
                 pc: 0,
                 base: ret,
@@ -137,7 +142,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             });
             code = &callee.code;
             pc = 0;
-            regs = &mut run.fiber.registers[new_base..];
+            regs = &mut run.context.fiber.registers[new_base..];
         }};
     }
     // Calls a native with R[$call_base .. $call_base + $argc] and stores its
@@ -168,10 +173,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 (Ok(value), None) => r!($call_base) = value,
                 (Ok(_), Some(suspend)) => {
                     save_pc!();
-                    let abs = current_base(&run.fiber) + start;
+                    let abs = current_base(&run.context.fiber) + start;
                     if suspend == Suspend::Io {
-                        let args = run.fiber.registers[abs..abs + $argc as usize].to_vec();
-                        if let Err(error) = sched::issue_io(run, program, $native, &args) {
+                        let args = run.context.fiber.registers[abs..abs + $argc as usize].to_vec();
+                        if let Err(error) = crate::tasks::io::issue_io(run, program, $native, &args)
+                        {
                             throw!(error)
                         }
                     }
@@ -287,20 +293,22 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     gc_point!();
                 }
                 Op::LoadCapture { dst, index } => {
-                    match capture(&run.fiber.frames, &run.heap, index) {
+                    match capture(&run.context.fiber.frames, &run.heap, index) {
                         Some(value) => r!(dst) = value,
                         None => throw!(expected("a capture")),
                     }
                 }
                 Op::CaptureGet { dst, index } => {
-                    let cell = capture(&run.fiber.frames, &run.heap, index).unwrap_or(Value::Nil);
+                    let cell =
+                        capture(&run.context.fiber.frames, &run.heap, index).unwrap_or(Value::Nil);
                     match cell_contents(&run.heap, cell) {
                         Some(value) => r!(dst) = value,
                         None => throw!(expected("a captured cell")),
                     }
                 }
                 Op::CaptureSet { index, src } => {
-                    let cell = capture(&run.fiber.frames, &run.heap, index).unwrap_or(Value::Nil);
+                    let cell =
+                        capture(&run.context.fiber.frames, &run.heap, index).unwrap_or(Value::Nil);
                     let value = r!(src);
                     if !set_cell(&mut run.heap, cell, value) {
                         throw!(expected("a captured cell"))
@@ -505,8 +513,9 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     // Fast path: no `try` or `defer` anywhere and a plain
                     // call returning to its caller, whose result register
                     // is this frame's `R[0]`.
-                    if run.fiber.handlers.is_empty() && run.fiber.defers.is_empty() {
-                        if let [.., caller, frame] = run.fiber.frames[..] {
+                    if run.context.fiber.handlers.is_empty() && run.context.fiber.defers.is_empty()
+                    {
+                        if let [.., caller, frame] = run.context.fiber.frames[..] {
                             if frame.ret == frame.base && frame.ret != Frame::DISCARD {
                                 // Separate stores: a merged `Value` would
                                 // go through the stack.
@@ -514,10 +523,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
                                     Op::Return { src } => r!(Reg(0)) = r!(src),
                                     _ => r!(Reg(0)) = Value::Nil,
                                 }
-                                run.fiber.frames.pop();
+                                run.context.fiber.frames.pop();
                                 code = function_code(program, caller.func);
                                 pc = caller.pc as usize;
-                                regs = &mut run.fiber.registers[caller.base as usize..];
+                                regs = &mut run.context.fiber.registers[caller.base as usize..];
                                 continue;
                             }
                         }
@@ -528,33 +537,33 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     };
                     // One test keeps the common case (no `try`, no
                     // `defer` anywhere) cheap.
-                    let bookkeeping =
-                        !(run.fiber.handlers.is_empty() && run.fiber.defers.is_empty());
-                    let depth = run.fiber.frames.len() - 1;
+                    let bookkeeping = !(run.context.fiber.handlers.is_empty()
+                        && run.context.fiber.defers.is_empty());
+                    let depth = run.context.fiber.frames.len() - 1;
                     if bookkeeping {
-                        pop_handlers(&mut run.fiber, depth);
+                        pop_handlers(&mut run.context.fiber, depth);
                     }
                     let pending = if bookkeeping {
-                        pending_defer(&mut run.fiber, depth)
+                        pending_defer(&mut run.context.fiber, depth)
                     } else {
                         None
                     };
                     if let Some(entry) = pending {
                         // Leave pc on this `Return`: it re-executes once the
                         // defer has returned, and finds the next defer or none.
-                        run.fiber.frames[depth].pc = (pc - 1) as u32;
+                        run.context.fiber.frames[depth].pc = (pc - 1) as u32;
                         if let Err(error) = start_defer(run, program, host, entry.func) {
                             throw!(error)
                         }
                         reload!();
                         continue;
                     }
-                    let Some(frame) = run.fiber.frames.pop() else {
+                    let Some(frame) = run.context.fiber.frames.pop() else {
                         sched::body_ended(run, Ok(value));
                         reload!();
                         continue;
                     };
-                    let Some(caller) = run.fiber.frames.last() else {
+                    let Some(caller) = run.context.fiber.frames.last() else {
                         // A coroutine's body returned: its resumer goes on.
                         // Otherwise the task's body has returned.
                         if !coro::finish_body(run) {
@@ -571,8 +580,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     code = function_code(program, caller.func);
                     pc = caller.pc as usize;
                     let caller_base = caller.base as usize;
-                    run.fiber.registers[frame.ret as usize] = value;
-                    regs = &mut run.fiber.registers[caller_base..];
+                    run.context.fiber.registers[frame.ret as usize] = value;
+                    regs = &mut run.context.fiber.registers[caller_base..];
                 }
 
                 // ---- lists and maps ----
@@ -758,27 +767,28 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     reload!();
                 }
                 Op::TryBegin { handler, dst } => {
-                    let frame_depth = (run.fiber.frames.len() - 1) as u32;
-                    run.fiber.handlers.push(Handler {
+                    let frame_depth = (run.context.fiber.frames.len() - 1) as u32;
+                    run.context.fiber.handlers.push(Handler {
                         frame_depth,
                         catch_pc: handler.0,
                         dst,
                     });
                 }
                 Op::TryEnd => {
-                    let depth = run.fiber.frames.len() - 1;
+                    let depth = run.context.fiber.frames.len() - 1;
                     if run
+                        .context
                         .fiber
                         .handlers
                         .last()
                         .is_some_and(|h| h.frame_depth as usize == depth)
                     {
-                        run.fiber.handlers.pop();
+                        run.context.fiber.handlers.pop();
                     }
                 }
                 Op::Defer { src } => {
-                    let frame_depth = (run.fiber.frames.len() - 1) as u32;
-                    run.fiber.defers.push(DeferEntry {
+                    let frame_depth = (run.context.fiber.frames.len() - 1) as u32;
+                    run.context.fiber.defers.push(DeferEntry {
                         frame_depth,
                         func: r!(src),
                     });
@@ -808,8 +818,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     let args = regs[from + 1..from + 1 + argc as usize].to_vec();
                     match sched::spawn(run, func, args) {
                         Ok(task) => {
-                            let frame_base = current_base(&run.fiber);
-                            regs = &mut run.fiber.registers[frame_base..];
+                            let frame_base = current_base(&run.context.fiber);
+                            regs = &mut run.context.fiber.registers[frame_base..];
                             r!(dst) = task;
                         }
                         Err(error) => throw!(error),
@@ -821,8 +831,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     save_pc!();
                     match sched::await_task(run, target) {
                         Ok(Awaited::Value(value)) => {
-                            let frame_base = current_base(&run.fiber);
-                            regs = &mut run.fiber.registers[frame_base..];
+                            let frame_base = current_base(&run.context.fiber);
+                            regs = &mut run.context.fiber.registers[frame_base..];
                             r!(dst) = value;
                         }
                         Ok(Awaited::Raise(error)) => {
@@ -830,7 +840,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                             reload!();
                         }
                         Ok(Awaited::Blocked) => {
-                            let abs = current_base(&run.fiber) + dst.index();
+                            let abs = current_base(&run.context.fiber) + dst.index();
                             sched::park(run, program, abs as u32);
                             reload!();
                         }
@@ -926,294 +936,6 @@ fn build_map(heap: &Heap, pairs: &[Value]) -> Option<ValueMap> {
     Some(map)
 }
 
-/// Pops the handlers of frame `depth` (and any above it): a frame that
-/// returns leaves its `try` blocks, and its defers run outside them.
-#[inline]
-fn pop_handlers(fiber: &mut Fiber, depth: usize) {
-    while fiber
-        .handlers
-        .last()
-        .is_some_and(|h| h.frame_depth as usize >= depth)
-    {
-        fiber.handlers.pop();
-    }
-}
-
-/// Takes the most recently registered defer of frame `depth`, if any.
-#[inline]
-fn pending_defer(fiber: &mut Fiber, depth: usize) -> Option<DeferEntry> {
-    match fiber.defers.last() {
-        Some(entry) if entry.frame_depth as usize == depth => fiber.defers.pop(),
-        _ => None,
-    }
-}
-
-/// How a deferred call started.
-enum DeferStart {
-    /// A frame was pushed for it; the loop continues in that frame.
-    Pushed,
-    /// It was a native and has already run.
-    Ran,
-}
-
-/// Starts the deferred call of `func` for the top frame, whose pc the caller
-/// has saved. A script function gets a frame placed above the top frame's
-/// registers (so its return value stays intact) whose result is discarded.
-#[cold]
-fn start_defer(
-    run: &mut Run,
-    program: &Program,
-    host: &mut dyn Host,
-    func: Value,
-) -> Result<DeferStart, VmError> {
-    let Some(&owner) = run.fiber.frames.last() else {
-        return Err(bad_program("defer without a frame"));
-    };
-    let owner_registers = program
-        .functions
-        .get(owner.func.index())
-        .map_or(0, |f| f.register_count);
-    let new_base = owner.base as usize + owner_registers as usize;
-    let (target, closure) = match func {
-        Value::Func(target) => (target, None),
-        Value::Obj(obj) => match run.heap.get(obj) {
-            Some(&Object::Closure { func: target, .. }) => (target, Some(obj)),
-            _ => return Err(expected("a function to defer")),
-        },
-        Value::Native(native) => {
-            call_native_alone(run, program, host, native)?;
-            return Ok(DeferStart::Ran);
-        }
-        _ => return Err(expected("a function to defer")),
-    };
-    let Some(callee) = program.functions.get(target.index()) else {
-        return Err(bad_program("defer of a missing function"));
-    };
-    if callee.arity != 0 {
-        return Err(arity_error(&callee.name, callee.arity, 0));
-    }
-    if run.fiber.frames.len() >= run.limits.max_call_depth {
-        return Err(depth_error(run.limits.max_call_depth));
-    }
-    let needed = new_base + callee.register_count as usize;
-    if run.fiber.registers.len() < needed {
-        run.fiber.registers.resize(needed, Value::Nil);
-    }
-    let base = new_base as u32;
-    run.fiber.frames.push(Frame {
-        func: target,
-        pc: 0,
-        base,
-        closure,
-        ret: Frame::DISCARD,
-    });
-    Ok(DeferStart::Pushed)
-}
-
-/// A deferred call has returned to its owner (now the top frame): if the
-/// owner is unwinding, continue unwinding with its error; otherwise the
-/// owner's pc is on its `Return`, which re-executes.
-#[cold]
-fn finish_defer(run: &mut Run, program: &Program, host: &mut dyn Host) -> Result<(), RunError> {
-    let depth = run.fiber.frames.len() - 1;
-    match run.fiber.unwinds.last() {
-        Some(unwind) if unwind.frame_depth as usize == depth => {
-            let Some(unwind) = run.fiber.unwinds.pop() else {
-                return Ok(());
-            };
-            unwind_to_handler(run, program, host, unwind.error, unwind.trace)
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Raises `error` at the top frame's saved pc: it becomes an `Error` record
-/// and unwinds.
-#[cold]
-#[inline(never)]
-fn raise(
-    run: &mut Run,
-    program: &Program,
-    host: &mut dyn Host,
-    error: VmError,
-) -> Result<(), RunError> {
-    let record = run.error_record(&error);
-    throw_value(run, program, host, record)
-}
-
-/// Throws the `Error` record `error` from the top frame's saved pc.
-#[cold]
-#[inline(never)]
-fn throw_value(
-    run: &mut Run,
-    program: &Program,
-    host: &mut dyn Host,
-    error: Value,
-) -> Result<(), RunError> {
-    let trace = trace_if_uncaught(run, program);
-    unwind_to_handler(run, program, host, error, trace)
-}
-
-/// The stack trace, when no handler is active (otherwise the error will be
-/// caught and a trace would be wasted work).
-fn trace_if_uncaught(run: &Run, program: &Program) -> Vec<TraceFrame> {
-    if run.fiber.handlers.is_empty() {
-        stack_trace(&run.fiber, program)
-    } else {
-        Vec::new()
-    }
-}
-
-/// Unwinds the fiber with `error` in flight. Frame by frame from the top: a
-/// handler of the frame catches it (the frame continues at the handler); a
-/// pending defer of the frame is started (unwinding resumes when it
-/// returns, see [`finish_defer`]); otherwise the frame is popped. With no
-/// frame left the run ends with the error. Returns `Ok` when the loop can
-/// continue in the top frame.
-fn unwind_to_handler(
-    run: &mut Run,
-    program: &Program,
-    host: &mut dyn Host,
-    mut error: Value,
-    mut trace: Vec<TraceFrame>,
-) -> Result<(), RunError> {
-    loop {
-        let Some(depth) = run.fiber.frames.len().checked_sub(1) else {
-            // The error left the fiber: the run fails, or the coroutine
-            // does and the error goes on in its resumer.
-            match coro::escape(run, program, error, trace) {
-                Escape::Uncaught(trace) => {
-                    // The task's body has failed.
-                    sched::body_ended(run, Err(TaskError { error, trace }));
-                    return Ok(());
-                }
-                Escape::Finished => return Ok(()),
-                Escape::Propagate(resumer_trace) => trace = resumer_trace,
-            }
-            continue;
-        };
-        // An error that escaped a defer replaces the one its owner was
-        // unwinding with, as in Go and in Java's `finally`.
-        while run
-            .fiber
-            .unwinds
-            .last()
-            .is_some_and(|u| u.frame_depth as usize >= depth)
-        {
-            run.fiber.unwinds.pop();
-        }
-        if let Some(handler) = run.fiber.handlers.last().copied() {
-            if handler.frame_depth as usize == depth {
-                run.fiber.handlers.pop();
-                let frame = &mut run.fiber.frames[depth];
-                frame.pc = handler.catch_pc;
-                let slot = frame.base as usize + handler.dst.index();
-                run.fiber.registers[slot] = error;
-                return Ok(());
-            }
-        }
-        if let Some(entry) = pending_defer(&mut run.fiber, depth) {
-            let frame_depth = depth as u32;
-            let held = std::mem::take(&mut trace);
-            run.fiber.unwinds.push(Unwind {
-                frame_depth,
-                error,
-                trace: held,
-            });
-            match start_defer(run, program, host, entry.func) {
-                Ok(DeferStart::Pushed) => return Ok(()),
-                Ok(DeferStart::Ran) => {
-                    let Some(unwind) = run.fiber.unwinds.pop() else {
-                        continue;
-                    };
-                    (error, trace) = (unwind.error, unwind.trace);
-                }
-                Err(new_error) => {
-                    run.fiber.unwinds.pop();
-                    error = run.error_record(&new_error);
-                    trace = trace_if_uncaught(run, program);
-                }
-            }
-            continue;
-        }
-        run.fiber.frames.pop();
-        pop_handlers(&mut run.fiber, depth);
-    }
-}
-
-/// The `RunError` for an error no handler caught. Clears the fiber's
-/// bookkeeping so the run's state stays consistent.
-pub(crate) fn run_error(
-    run: &mut Run,
-    program: &Program,
-    error: Value,
-    trace: Vec<TraceFrame>,
-) -> RunError {
-    let field = |index: usize| match error.as_obj().and_then(|obj| run.heap.get(obj)) {
-        Some(Object::Record { fields, .. }) => fields.get(index).copied(),
-        _ => None,
-    };
-    let (kind, message) = match (field(0), field(1)) {
-        (Some(kind), Some(message)) => (
-            format::display(kind, &run.heap, program),
-            format::display(message, &run.heap, program),
-        ),
-        _ => (
-            "Type".to_string(),
-            format::display(error, &run.heap, program),
-        ),
-    };
-    run.fiber.handlers.clear();
-    run.fiber.defers.clear();
-    run.fiber.unwinds.clear();
-    RunError {
-        kind,
-        message,
-        trace,
-    }
-}
-
-/// The fiber's stack, innermost first: each frame's function, file and the
-/// position of the instruction it is executing (for callers, the call).
-pub fn stack_trace(fiber: &Fiber, program: &Program) -> Vec<TraceFrame> {
-    let mut trace = Vec::with_capacity(fiber.frames.len());
-    let mut above_is_defer = false;
-    for (depth, frame) in fiber.frames.iter().enumerate().rev() {
-        let Some(function) = program.functions.get(frame.func.index()) else {
-            continue;
-        };
-        // A frame running a `Return`'s defers has its pc on the `Return`
-        // itself; every other frame has it just past the current instruction.
-        let unwinding = fiber
-            .unwinds
-            .iter()
-            .any(|u| u.frame_depth as usize == depth);
-        let pc = if above_is_defer && !unwinding {
-            frame.pc
-        } else {
-            frame.pc.saturating_sub(1)
-        };
-        let loc = function
-            .locs
-            .get(pc as usize)
-            .copied()
-            .unwrap_or(Loc::default());
-        let file = program
-            .files
-            .get(function.file.index())
-            .cloned()
-            .unwrap_or_default();
-        trace.push(TraceFrame {
-            function: function.name.clone(),
-            file,
-            line: loc.line,
-            col: loc.col,
-        });
-        above_is_defer = frame.ret == Frame::DISCARD;
-    }
-    trace
-}
-
 /// Collects garbage with every root of the run, then enforces the heap
 /// limit.
 #[cold]
@@ -1223,10 +945,19 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
     // Every fiber is a root: the active one and each resumer's (suspended
     // coroutines' fibers are reached through their heap objects), as is
     // every running coroutine's object.
-    let mut roots: Vec<Value> = run.resumers.iter().map(|r| Value::Obj(r.coro)).collect();
+    let mut roots: Vec<Value> = run
+        .context
+        .resumers
+        .iter()
+        .map(|r| Value::Obj(r.coro))
+        .collect();
     run.sched.for_each_value(|value| roots.push(value));
-    let resumers = run.resumers.iter_mut().map(|resumer| &mut resumer.fiber);
-    for fiber in std::iter::once(&mut run.fiber).chain(resumers) {
+    let resumers = run
+        .context
+        .resumers
+        .iter_mut()
+        .map(|resumer| &mut resumer.fiber);
+    for fiber in std::iter::once(&mut run.context.fiber).chain(resumers) {
         fiber.truncate_dead_registers(program);
         fiber.for_each_value(|value| roots.push(value));
     }
@@ -1240,12 +971,6 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
         ));
     }
     Ok(())
-}
-
-/// A `Type` error for an operand of the wrong kind.
-#[cold]
-pub(crate) fn expected(what: &str) -> VmError {
-    VmError::new(ErrorKind::Type, format!("internal error: expected {what}"))
 }
 
 /// Calls a native without arguments outside the dispatch loop: a deferred
@@ -1288,88 +1013,4 @@ pub(crate) fn call_native_suspending(
     };
     let value = function(&mut ctx, args)?;
     Ok((value, ctx.suspend))
-}
-
-/// Raises a task's error (an awaited task's, or one delivered to a woken
-/// task) at the top frame's saved pc; its trace goes on with this stack.
-#[cold]
-#[inline(never)]
-pub(crate) fn throw_task_error(
-    run: &mut Run,
-    program: &Program,
-    host: &mut dyn Host,
-    error: TaskError,
-) -> Result<(), RunError> {
-    let mut trace = error.trace;
-    if run.fiber.handlers.is_empty() {
-        trace.extend(stack_trace(&run.fiber, program));
-    } else {
-        trace.clear();
-    }
-    unwind_to_handler(run, program, host, error.error, trace)
-}
-
-/// A function read a top-level variable before its `let` ran.
-#[cold]
-fn global_unset(program: &Program, global: GlobalIdx) -> VmError {
-    let name = program
-        .globals
-        .get(global.index())
-        .map_or("?", String::as_str);
-    VmError::new(
-        ErrorKind::Type,
-        format!("global `{name}` was read before its `let` ran"),
-    )
-}
-
-/// A `Type` error for a program that breaks the VM's assumptions.
-#[cold]
-pub(crate) fn bad_program(what: &str) -> VmError {
-    VmError::new(ErrorKind::Type, format!("internal error: {what}"))
-}
-
-#[cold]
-fn overflow() -> VmError {
-    VmError::new(ErrorKind::Overflow, "integer overflow")
-}
-
-/// The error of an int `/` or `%` that had no result.
-#[cold]
-fn division_error(divisor: i64) -> VmError {
-    if divisor == 0 {
-        VmError::new(ErrorKind::DivByZero, "division by zero")
-    } else {
-        overflow()
-    }
-}
-
-#[cold]
-fn index_error(index: i64, container: &str, length: usize) -> VmError {
-    VmError::new(
-        ErrorKind::Index,
-        format!("index {index} out of range for {container} of length {length}"),
-    )
-}
-
-#[cold]
-fn key_error(key: Value, heap: &Heap, program: &Program) -> VmError {
-    let mut shown = String::new();
-    format::write_value(&mut shown, key, heap, program, 0);
-    VmError::new(ErrorKind::Key, format!("key {shown} not found"))
-}
-
-#[cold]
-pub(crate) fn depth_error(max_call_depth: usize) -> VmError {
-    VmError::new(
-        ErrorKind::Limit,
-        format!("call depth limit exceeded ({max_call_depth} frames)"),
-    )
-}
-
-#[cold]
-pub(crate) fn arity_error(name: &str, arity: u16, argc: u16) -> VmError {
-    VmError::new(
-        ErrorKind::Type,
-        format!("{name} takes {arity} arguments but got {argc}"),
-    )
 }

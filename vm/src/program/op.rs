@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{ConstIdx, EnumIdx, FuncIdx, GlobalIdx, NativeIdx, Pc, Reg, StructIdx};
+use crate::heap::value::{ConstIdx, EnumIdx, FuncIdx, GlobalIdx, NativeIdx, Pc, Reg, StructIdx};
 
 /// One operand of an instruction, as what it means. [`Op::for_each_operand`]
 /// gives every operand of an instruction (every field, in the order its

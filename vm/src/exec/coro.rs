@@ -19,75 +19,22 @@
 //! the stop raises it, so the caller sees it (Python's "generator ignored
 //! GeneratorExit").
 //!
-//! Architecture invariant: `run.resumers` is empty exactly when the active
+//! Architecture invariant: `run.context.resumers` is empty exactly when the active
 //! fiber is the main one; otherwise the last resumer names the coroutine
 //! whose fiber is active, and every coroutine named by a resumer is
 //! `Running` with an empty fiber in its heap object.
 
-use serde::{Deserialize, Serialize};
-
-use crate::error::{ErrorKind, TraceFrame, VmError};
-use crate::fiber::{Fiber, Frame};
+use crate::exec::error::{arity_error, bad_program, depth_error, expected};
+use crate::exec::error::{ErrorKind, TraceFrame, VmError};
+use crate::exec::fiber::{Fiber, Frame};
+use crate::exec::native::Host;
+use crate::exec::unwind::stack_trace;
+use crate::heap::objects::{CoroStatus, Resumer};
+use crate::heap::value::{FuncIdx, ObjRef, Reg, Value};
 use crate::heap::{Heap, Object};
-use crate::interp::{arity_error, bad_program, depth_error, expected, stack_trace};
-use crate::native::Host;
-use crate::op::Op;
+use crate::program::op::Op;
 use crate::program::Program;
 use crate::run::Run;
-use crate::value::{FuncIdx, ObjRef, Reg, Value};
-
-/// A coroutine: a zero-argument function run on a fiber of its own, paused
-/// at each `yield` until its resumer calls `next()` again.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Coroutine {
-    /// The body: a zero-argument function value (script function, closure
-    /// or native).
-    pub func: Value,
-    /// The body's frames and registers while it is suspended. Empty before
-    /// it starts, while it runs (the run holds the fiber then) and after it
-    /// has finished.
-    pub fiber: Fiber,
-    /// Where the coroutine is in its life.
-    pub status: CoroStatus,
-    /// The value it yielded last; `None` until its first `yield`.
-    pub last: Option<Value>,
-    /// What its pending `yield` evaluates to on the next `next()`; reset to
-    /// nil once delivered.
-    pub sent: Value,
-    /// `stop()` was called: the pending (or next) `yield` raises `Stopped`.
-    pub stop_requested: bool,
-    /// The type its yields must have, as Spool writes it (`int`, `[str]`,
-    /// `Point?`), when the compiler knew it: a `yield` the checker could not
-    /// see is checked against it at run time.
-    #[serde(default)]
-    pub yield_type: Option<String>,
-}
-
-/// Where a coroutine is in its life.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CoroStatus {
-    /// Not started yet, or paused at a `yield`.
-    Suspended,
-    /// Its fiber is the active one or one of the resumers'.
-    Running,
-    /// Its body returned, or it was stopped.
-    Done,
-    /// An error escaped its body.
-    Failed,
-}
-
-/// A fiber waiting for the coroutine it resumed to yield, return or fail.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Resumer {
-    /// The coroutine it resumed (the one running above it).
-    pub coro: ObjRef,
-    /// Its register (relative to its top frame) that receives `next()`'s
-    /// result: `true` on a yield, `false` once the body has finished.
-    pub dst: Reg,
-    /// Its frames and registers; its top frame's pc is just past the
-    /// `CoroNext`.
-    pub fiber: Fiber,
-}
 
 /// How `CoroNext` left the run.
 pub(crate) enum Next {
@@ -123,62 +70,6 @@ pub(crate) enum Escape {
     Propagate(Vec<TraceFrame>),
 }
 
-impl Coroutine {
-    /// A coroutine that will run `func`, not started yet.
-    pub fn new(func: Value) -> Coroutine {
-        Coroutine {
-            func,
-            fiber: Fiber::default(),
-            status: CoroStatus::Suspended,
-            last: None,
-            sent: Value::Nil,
-            stop_requested: false,
-            yield_type: None,
-        }
-    }
-
-    /// Has the body started running (and not yet finished)?
-    pub fn started(&self) -> bool {
-        self.status == CoroStatus::Running || !self.fiber.frames.is_empty()
-    }
-
-    /// Asks the coroutine to stop: a suspended one raises `Stopped` at its
-    /// pending `yield` when next resumed; one that never started is done at
-    /// once; a running one raises `Stopped` at its next `yield`.
-    pub fn stop(&mut self) {
-        match self.status {
-            CoroStatus::Done | CoroStatus::Failed => {}
-            CoroStatus::Suspended if !self.started() => {
-                self.stop_requested = true;
-                self.status = CoroStatus::Done;
-            }
-            CoroStatus::Suspended | CoroStatus::Running => self.stop_requested = true,
-        }
-    }
-
-    /// Calls `visit` on every value the coroutine holds.
-    pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
-        visit(self.func);
-        if let Some(last) = self.last {
-            visit(last);
-        }
-        visit(self.sent);
-        self.fiber.for_each_value(visit);
-    }
-}
-
-impl CoroStatus {
-    /// The status as `c.status()` and printing show it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CoroStatus::Suspended => "suspended",
-            CoroStatus::Running => "running",
-            CoroStatus::Done => "done",
-            CoroStatus::Failed => "failed",
-        }
-    }
-}
-
 /// `CoroNext`: resumes the coroutine `target` for the resumer's register
 /// `dst`. Errors are raised in the resumer, at the `CoroNext`.
 #[cold]
@@ -202,13 +93,13 @@ pub(crate) fn next(
         // coroutine, stopped or finished, keeps answering false.
         CoroStatus::Done => {
             coro.stop_requested = false;
-            write_register(&mut run.fiber, dst, Value::Bool(false));
+            write_register(&mut run.context.fiber, dst, Value::Bool(false));
             return Ok(Next::Continue);
         }
         CoroStatus::Failed => return Err(cannot_resume("failed")),
         CoroStatus::Running => return Err(cannot_resume("running")),
     }
-    if run.resumers.len() >= run.limits.max_call_depth {
+    if run.context.resumers.len() >= run.limits.max_call_depth {
         return Err(depth_error(run.limits.max_call_depth));
     }
     if !coro.started() {
@@ -220,8 +111,8 @@ pub(crate) fn next(
     if stop {
         return Ok(Next::Stop);
     }
-    if let Some(slot) = pending_yield_slot(&run.fiber, program) {
-        run.fiber.registers[slot] = sent;
+    if let Some(slot) = pending_yield_slot(&run.context.fiber, program) {
+        run.context.fiber.registers[slot] = sent;
     }
     Ok(Next::Continue)
 }
@@ -231,12 +122,12 @@ pub(crate) fn next(
 #[cold]
 #[inline(never)]
 pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: Reg) -> Yielded {
-    let Some(resumer) = run.resumers.last() else {
-        if let Some(error) = crate::sched::yield_outside_main(run) {
+    let Some(resumer) = run.context.resumers.last() else {
+        if let Some(error) = crate::tasks::sched::yield_outside_main(run) {
             return Yielded::Raise(error);
         }
         // The host's answer lands in `R[dst]`; nil unless it sends one.
-        write_register(&mut run.fiber, dst, Value::Nil);
+        write_register(&mut run.context.fiber, dst, Value::Nil);
         run.host_yield = true;
         return Yielded::ToHost;
     };
@@ -244,7 +135,12 @@ pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: R
         return Yielded::Raise(stopped());
     };
     if coro.stop_requested {
-        let in_defer = run.fiber.frames.iter().any(|f| f.ret == Frame::DISCARD);
+        let in_defer = run
+            .context
+            .fiber
+            .frames
+            .iter()
+            .any(|f| f.ret == Frame::DISCARD);
         return Yielded::Raise(if in_defer {
             yield_in_stopping_defer()
         } else {
@@ -252,8 +148,8 @@ pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: R
         });
     }
     if let Some(expected) = &coro.yield_type {
-        if !crate::format::fits(value, expected, &run.heap, program) {
-            let found = crate::format::kind_of(value, &run.heap, program);
+        if !crate::heap::format::fits(value, expected, &run.heap, program) {
+            let found = crate::heap::format::kind_of(value, &run.heap, program);
             let message =
                 format!("yield of a value of type {found} in a coroutine that yields `{expected}`");
             return Yielded::Raise(VmError::new(ErrorKind::Type, message));
@@ -264,11 +160,11 @@ pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: R
     };
     coro.last = Some(value);
     coro.status = CoroStatus::Suspended;
-    let Some(resumer) = run.resumers.pop() else {
+    let Some(resumer) = run.context.resumers.pop() else {
         return Yielded::Raise(stopped());
     };
-    coro.fiber = std::mem::replace(&mut run.fiber, resumer.fiber);
-    write_register(&mut run.fiber, resumer.dst, Value::Bool(true));
+    coro.fiber = std::mem::replace(&mut run.context.fiber, resumer.fiber);
+    write_register(&mut run.context.fiber, resumer.dst, Value::Bool(true));
     Yielded::ToResumer
 }
 
@@ -278,15 +174,15 @@ pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: R
 #[cold]
 #[inline(never)]
 pub(crate) fn finish_body(run: &mut Run) -> bool {
-    let Some(resumer) = run.resumers.pop() else {
+    let Some(resumer) = run.context.resumers.pop() else {
         return false;
     };
     if let Some(coro) = run.heap.coro_mut(resumer.coro) {
         coro.status = CoroStatus::Done;
         coro.stop_requested = false;
     }
-    run.fiber = resumer.fiber;
-    write_register(&mut run.fiber, resumer.dst, Value::Bool(false));
+    run.context.fiber = resumer.fiber;
+    write_register(&mut run.context.fiber, resumer.dst, Value::Bool(false));
     true
 }
 
@@ -300,7 +196,7 @@ pub(crate) fn escape(
     error: Value,
     mut trace: Vec<TraceFrame>,
 ) -> Escape {
-    let Some(resumer) = run.resumers.pop() else {
+    let Some(resumer) = run.context.resumers.pop() else {
         return Escape::Uncaught(trace);
     };
     let signal = is_stop_signal(&run.heap, error);
@@ -317,15 +213,15 @@ pub(crate) fn escape(
         }
         None => false,
     };
-    run.fiber = resumer.fiber;
+    run.context.fiber = resumer.fiber;
     if finished {
-        write_register(&mut run.fiber, resumer.dst, Value::Bool(false));
+        write_register(&mut run.context.fiber, resumer.dst, Value::Bool(false));
         return Escape::Finished;
     }
     // The trace goes on with the resumer's frames, unless a handler there is
     // sure to catch the error.
-    if run.fiber.handlers.is_empty() {
-        trace.extend(stack_trace(&run.fiber, program));
+    if run.context.fiber.handlers.is_empty() {
+        trace.extend(stack_trace(&run.context.fiber, program));
     } else {
         trace.clear();
     }
@@ -335,12 +231,12 @@ pub(crate) fn escape(
 /// Delivers the host's answer to a top-level `yield` the run is paused at;
 /// false when no such `yield` is pending.
 pub(crate) fn answer_host(run: &mut Run, value: Value) -> bool {
-    if !run.host_yield || !run.resumers.is_empty() {
+    if !run.host_yield || !run.context.resumers.is_empty() {
         return false;
     }
-    match pending_yield_slot(&run.fiber, &run.program) {
+    match pending_yield_slot(&run.context.fiber, &run.program) {
         Some(slot) => {
-            run.fiber.registers[slot] = value;
+            run.context.fiber.registers[slot] = value;
             true
         }
         None => false,
@@ -390,7 +286,7 @@ fn start(
         }
         Ok(None) => {
             coro.status = CoroStatus::Done;
-            write_register(&mut run.fiber, dst, Value::Bool(false));
+            write_register(&mut run.context.fiber, dst, Value::Bool(false));
         }
         Err(error) => {
             coro.status = CoroStatus::Failed;
@@ -405,7 +301,7 @@ enum Body {
     /// A script function, with the closure it runs in.
     Script(FuncIdx, Option<ObjRef>),
     /// A native function.
-    Native(crate::value::NativeIdx),
+    Native(crate::heap::value::NativeIdx),
 }
 
 /// Resolves a function value to what a coroutine runs.
@@ -452,9 +348,9 @@ fn run_native_body(
     run: &mut Run,
     program: &Program,
     host: &mut dyn Host,
-    native: crate::value::NativeIdx,
+    native: crate::heap::value::NativeIdx,
 ) -> Result<Option<Fiber>, VmError> {
-    crate::interp::call_native_alone(run, program, host, native).map(|_| None)
+    crate::exec::interp::call_native_alone(run, program, host, native).map(|_| None)
 }
 
 /// Makes the suspended coroutine `obj` running: its fiber becomes the
@@ -465,8 +361,8 @@ fn enter(run: &mut Run, obj: ObjRef, dst: Reg) {
     };
     coro.status = CoroStatus::Running;
     let fiber = std::mem::take(&mut coro.fiber);
-    let resumer = std::mem::replace(&mut run.fiber, fiber);
-    run.resumers.push(Resumer {
+    let resumer = std::mem::replace(&mut run.context.fiber, fiber);
+    run.context.resumers.push(Resumer {
         coro: obj,
         dst,
         fiber: resumer,

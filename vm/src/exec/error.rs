@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::heap::format;
+use crate::heap::value::{GlobalIdx, Value};
+use crate::heap::Heap;
+use crate::program::Program;
+
 /// The kinds of runtime error the VM and the standard library raise
 /// (LANGUAGE.md §3). A script's `throw` may use any other kind string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,3 +114,76 @@ impl std::fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+// ---- the errors the VM raises ----
+
+/// A `Type` error for an operand of the wrong kind.
+#[cold]
+pub(crate) fn expected(what: &str) -> VmError {
+    VmError::new(ErrorKind::Type, format!("internal error: expected {what}"))
+}
+
+/// A function read a top-level variable before its `let` ran.
+#[cold]
+pub(crate) fn global_unset(program: &Program, global: GlobalIdx) -> VmError {
+    let name = program
+        .globals
+        .get(global.index())
+        .map_or("?", String::as_str);
+    VmError::new(
+        ErrorKind::Type,
+        format!("global `{name}` was read before its `let` ran"),
+    )
+}
+
+/// A `Type` error for a program that breaks the VM's assumptions.
+#[cold]
+pub(crate) fn bad_program(what: &str) -> VmError {
+    VmError::new(ErrorKind::Type, format!("internal error: {what}"))
+}
+
+#[cold]
+pub(crate) fn overflow() -> VmError {
+    VmError::new(ErrorKind::Overflow, "integer overflow")
+}
+
+/// The error of an int `/` or `%` that had no result.
+#[cold]
+pub(crate) fn division_error(divisor: i64) -> VmError {
+    if divisor == 0 {
+        VmError::new(ErrorKind::DivByZero, "division by zero")
+    } else {
+        overflow()
+    }
+}
+
+#[cold]
+pub(crate) fn index_error(index: i64, container: &str, length: usize) -> VmError {
+    VmError::new(
+        ErrorKind::Index,
+        format!("index {index} out of range for {container} of length {length}"),
+    )
+}
+
+#[cold]
+pub(crate) fn key_error(key: Value, heap: &Heap, program: &Program) -> VmError {
+    let mut shown = String::new();
+    format::write_value(&mut shown, key, heap, program, 0);
+    VmError::new(ErrorKind::Key, format!("key {shown} not found"))
+}
+
+#[cold]
+pub(crate) fn depth_error(max_call_depth: usize) -> VmError {
+    VmError::new(
+        ErrorKind::Limit,
+        format!("call depth limit exceeded ({max_call_depth} frames)"),
+    )
+}
+
+#[cold]
+pub(crate) fn arity_error(name: &str, arity: u16, argc: u16) -> VmError {
+    VmError::new(
+        ErrorKind::Type,
+        format!("{name} takes {arity} arguments but got {argc}"),
+    )
+}

@@ -9,8 +9,8 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::heap::value::Value;
 use crate::heap::{Key, KeyHasher};
-use crate::value::Value;
 
 /// An insertion-ordered map from [`Key`] to [`Value`].
 #[derive(Clone, Debug, Serialize, Deserialize)]

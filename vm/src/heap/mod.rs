@@ -7,12 +7,17 @@
 //! instructions, when every live value is reachable from the roots the
 //! interpreter hands it; a native function never sees a collection.
 
+pub mod format;
+pub mod map;
+pub mod objects;
+pub mod value;
+
 use serde::{Deserialize, Serialize};
 
-use crate::coro::Coroutine;
-pub use crate::map::ValueMap;
-use crate::task::{Chan, Group, Mutex, Task};
-use crate::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
+pub use crate::heap::map::ValueMap;
+use crate::heap::objects::Coroutine;
+use crate::heap::objects::{Chan, Group, Mutex, Task};
+use crate::heap::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
 
 /// A map key: `int`, `str` or `bool`, by value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,7 +39,7 @@ pub enum Object {
     /// An immutable string.
     Str(String),
     /// A list.
-    List(#[serde(with = "crate::value::compact")] Vec<Value>),
+    List(#[serde(with = "crate::heap::value::compact")] Vec<Value>),
     /// A map.
     Map(ValueMap),
     /// An instance of a struct; `fields` in the layout's order.

@@ -4,11 +4,11 @@
 //! Architecture invariant: a native function never calls back into script
 //! code. Library functions that take callbacks are written in Spool.
 
-use crate::error::VmError;
+use crate::exec::error::VmError;
+use crate::heap::value::Value;
 use crate::heap::Heap;
 use crate::program::Program;
-use crate::task::Sched;
-use crate::value::Value;
+use crate::tasks::sched::Sched;
 
 /// What the run's host provides to native functions while the run executes.
 pub trait Host {

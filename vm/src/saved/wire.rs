@@ -19,7 +19,7 @@
 //! allocate more than a small multiple of the input; vectors are reserved
 //! exactly, once. What the numbers mean (frames inside the register file,
 //! handlers of existing frames, live heap references) is checked by
-//! [`crate::validate`], as for every other part of a run.
+//! [`crate::saved::validate`], as for every other part of a run.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -28,9 +28,9 @@ use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
-use crate::value::compact::{decode_one, encode_into, encode_one, get_number, put_number};
-use crate::value::{FuncIdx, ObjRef, Reg};
+use crate::exec::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
+use crate::heap::value::compact::{decode_one, encode_into, encode_one, get_number, put_number};
+use crate::heap::value::{FuncIdx, ObjRef, Reg};
 
 /// Appends the byte string of `fiber` (everything but its unwinds).
 pub(crate) fn encode(fiber: &Fiber, out: &mut Vec<u8>) {
@@ -205,8 +205,8 @@ impl<'de> Visitor<'de> for FiberVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::TraceFrame;
-    use crate::value::{NativeIdx, Value};
+    use crate::exec::error::TraceFrame;
+    use crate::heap::value::{NativeIdx, Value};
 
     fn sample() -> Fiber {
         Fiber {

@@ -64,6 +64,12 @@ index_type!(
     FileIdx(u32)
 );
 
+/// Identifies one I/O request within a run. Ids start at 1, increase and
+/// are never reused, so a host may deduplicate a request issued again
+/// after a restore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IoId(pub u64);
+
 /// A Spool value as held in a register.
 ///
 /// The compiler has proved every value's type, so typed instructions read the

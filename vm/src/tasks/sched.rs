@@ -17,16 +17,22 @@
 //! children are cancelled. A task whose `Cancelled` error comes from a
 //! `cancel()` does not count as failing its parent.
 
-use crate::error::{ErrorKind, RunError, VmError};
-use crate::fiber::Fiber;
+use crate::exec::error::expected;
+use crate::exec::error::{ErrorKind, RunError, VmError};
+use crate::exec::fiber::Fiber;
+use crate::exec::interp;
+use crate::exec::native::{Host, NativeCtx, Suspend};
+use crate::heap::objects::Flight;
+use crate::heap::objects::{Blocked, Context, Task, TaskError, TaskState, Wake};
+use crate::heap::value::{NativeIdx, ObjRef, StructIdx, Value};
 use crate::heap::{Heap, Object};
-use crate::interp::{self, expected};
-use crate::io::{Data, IoId, IoRequest, IoResult};
-use crate::native::{Host, NativeCtx, Suspend};
 use crate::program::Program;
 use crate::run::{Run, Step};
-use crate::task::{Blocked, Context, InFlight, Sched, Task, TaskError, TaskState, Wake};
-use crate::value::{NativeIdx, ObjRef, Value};
+use crate::tasks::io::IoRequest;
+use crate::tasks::io::IoTable;
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
 
 /// Creates the main program's task, running, for a run whose active fiber
 /// is the main one.
@@ -85,14 +91,6 @@ pub fn check_cancel(heap: &mut Heap, sched: &Sched) -> Result<(), VmError> {
         return Err(cancelled());
     }
     Ok(())
-}
-
-/// What every host I/O operation is bound to: it suspends the calling task,
-/// and the run issues a request with the call's arguments.
-pub fn io_native(ctx: &mut NativeCtx<'_>, _: &[Value]) -> Result<Value, VmError> {
-    check_cancel(ctx.heap, ctx.sched)?;
-    ctx.suspend = Some(Suspend::Io);
-    Ok(Value::Nil)
 }
 
 /// The error a cancelled task raises.
@@ -221,11 +219,10 @@ pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
     let Some(current) = run.sched.current.take() else {
         return;
     };
-    let mut fiber = std::mem::take(&mut run.fiber);
-    fiber.truncate_dead_registers(program);
-    let resumers = std::mem::take(&mut run.resumers);
+    let mut context = std::mem::take(&mut run.context);
+    context.fiber.truncate_dead_registers(program);
     if let Some(task) = run.heap.task_mut(current) {
-        task.context = Context { fiber, resumers };
+        task.context = context;
         task.wake_dst = dst;
     }
 }
@@ -238,7 +235,7 @@ pub(crate) fn switch(
     host: &mut dyn Host,
 ) -> Result<Option<Step>, RunError> {
     loop {
-        if run.sched.current.is_some() && !run.fiber.frames.is_empty() {
+        if run.sched.current.is_some() && !run.context.fiber.frames.is_empty() {
             return Ok(None);
         }
         // A current task without frames has nothing left to run.
@@ -268,8 +265,7 @@ fn install(
     let wake = std::mem::take(&mut t.wake);
     let start = t.start.take();
     let dst = t.wake_dst as usize;
-    run.fiber = context.fiber;
-    run.resumers = context.resumers;
+    run.context = context;
     run.sched.current = Some(task);
     if let Some(start) = start {
         let (func, args) = *start;
@@ -278,14 +274,14 @@ fn install(
     }
     match wake {
         Wake::Nothing => {}
-        Wake::Value(value) if run.fiber.frames.is_empty() => body_ended(run, Ok(value)),
+        Wake::Value(value) if run.context.fiber.frames.is_empty() => body_ended(run, Ok(value)),
         Wake::Value(value) => {
-            if let Some(slot) = run.fiber.registers.get_mut(dst) {
+            if let Some(slot) = run.context.fiber.registers.get_mut(dst) {
                 *slot = value;
             }
         }
-        Wake::Raise(error) if run.fiber.frames.is_empty() => body_ended(run, Err(error)),
-        Wake::Raise(error) => interp::throw_task_error(run, program, host, error)?,
+        Wake::Raise(error) if run.context.fiber.frames.is_empty() => body_ended(run, Err(error)),
+        Wake::Raise(error) => crate::exec::unwind::throw_task_error(run, program, host, error)?,
     }
     Ok(())
 }
@@ -310,7 +306,7 @@ fn start_task(
         _ => Err(expected("a function to spawn")),
     };
     match outcome {
-        Ok(fiber) => run.fiber = fiber,
+        Ok(fiber) => run.context.fiber = fiber,
         Err(error) => fail_body(run, &error),
     }
 }
@@ -318,15 +314,17 @@ fn start_task(
 /// A fiber with one frame calling script function `func` with `args`.
 fn script_fiber(
     program: &Program,
-    func: crate::value::FuncIdx,
+    func: crate::heap::value::FuncIdx,
     closure: Option<ObjRef>,
     mut args: Vec<Value>,
 ) -> Result<Fiber, VmError> {
     let Some(function) = program.functions.get(func.index()) else {
-        return Err(interp::bad_program("spawn of a missing function"));
+        return Err(crate::exec::error::bad_program(
+            "spawn of a missing function",
+        ));
     };
     if function.arity as usize != args.len() {
-        return Err(interp::arity_error(
+        return Err(crate::exec::error::arity_error(
             &function.name,
             function.arity,
             args.len() as u16,
@@ -338,7 +336,7 @@ fn script_fiber(
     );
     Ok(Fiber {
         registers: args,
-        frames: vec![crate::fiber::Frame {
+        frames: vec![crate::exec::fiber::Frame {
             func,
             pc: 0,
             base: 0,
@@ -362,12 +360,12 @@ fn start_native(
     match outcome {
         Ok((value, None)) => body_ended(run, Ok(value)),
         Ok((_, Some(suspend))) => {
-            run.fiber = Fiber {
+            run.context.fiber = Fiber {
                 registers: vec![Value::Nil],
                 ..Fiber::default()
             };
             if suspend == Suspend::Io {
-                if let Err(error) = issue_io(run, program, native, args) {
+                if let Err(error) = crate::tasks::io::issue_io(run, program, native, args) {
                     return fail_body(run, &error);
                 }
             }
@@ -390,105 +388,14 @@ fn fail_body(run: &mut Run, error: &VmError) {
     );
 }
 
-/// Issues an I/O request for a call of the I/O operation `native` with
-/// `args` by the current task, and marks the task blocked on it.
-pub(crate) fn issue_io(
-    run: &mut Run,
-    program: &Program,
-    native: NativeIdx,
-    args: &[Value],
-) -> Result<(), VmError> {
-    let op = match run.io_ops.get(native.index()) {
-        Some(Some(op)) => std::sync::Arc::clone(op),
-        _ => {
-            return Err(interp::bad_program(
-                "I/O through a native that is not an operation",
-            ))
-        }
-    };
-    let mut data = Vec::with_capacity(args.len());
-    for &arg in args {
-        match Data::from_value(arg, &run.heap, program) {
-            Ok(item) => data.push(item),
-            Err(message) => return Err(VmError::new(ErrorKind::Type, format!("{op}: {message}"))),
-        }
-    }
-    let args = data;
-    let Some(current) = run.sched.current else {
-        return Err(interp::bad_program("I/O outside a task"));
-    };
-    let id = IoId(run.sched.next_io);
-    run.sched.next_io = run.sched.next_io.saturating_add(1);
-    let request = IoRequest { id, op, args };
-    run.sched.outbox.push(request.clone());
-    let in_flight = InFlight {
-        task: current,
-        native,
-        request,
-    };
-    run.sched.in_flight.insert(id, in_flight);
-    if let Some(task) = run.heap.task_mut(current) {
-        task.state = TaskState::Blocked;
-        task.blocked = Blocked::Io(id);
-    }
-    Ok(())
-}
-
-/// The host's answer to request `id`: wakes the task waiting for it with
-/// the result (checked against the operation's declared result type) or an
-/// `Io` error. Returns false for an id that is not in flight (already
-/// completed, or its task was cancelled).
-pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
-    let Some(InFlight {
-        task,
-        native,
-        request,
-    }) = run.sched.in_flight.remove(&id)
-    else {
-        return false;
-    };
-    let program = std::sync::Arc::clone(&run.program);
-    let returns = program
-        .natives
-        .get(native.index())
-        .and_then(|decl| decl.io.as_deref())
-        .unwrap_or_default();
-    let outcome = match result {
-        Err(message) => Err(VmError::new(ErrorKind::Io, message)),
-        Ok(data) => match data.into_value(&mut run.heap, &program) {
-            Ok(value) if crate::format::fits(value, returns, &run.heap, &program) => Ok(value),
-            Ok(value) => Err(VmError::new(
-                ErrorKind::Type,
-                format!(
-                    "the host answered `{}` with a value of type {}; it returns `{returns}`",
-                    request.op,
-                    crate::format::kind_of(value, &run.heap, &program)
-                ),
-            )),
-            Err(message) => Err(VmError::new(
-                ErrorKind::Type,
-                format!(
-                    "the host's answer to `{}` does not fit: {message}",
-                    request.op
-                ),
-            )),
-        },
-    };
-    match outcome {
-        Ok(value) => wake(&mut run.heap, &mut run.sched, task, Wake::Value(value)),
-        Err(error) => wake_error(&mut run.heap, &mut run.sched, task, &error),
-    }
-    true
-}
-
 /// The current task's body has returned `Ok(value)` or failed: the task
 /// finishes once its children have.
 pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
     let Some(task) = run.sched.current.take() else {
         return;
     };
-    run.fiber = Fiber::default();
-    run.resumers.clear();
+    run.context.fiber = Fiber::default();
+    run.context.resumers.clear();
     let Some(t) = run.heap.task_mut(task) else {
         return;
     };
@@ -620,7 +527,9 @@ fn idle(run: &mut Run, program: &Program) -> Result<Step, RunError> {
             TaskState::Failed => {
                 let error = main.error.clone();
                 return Err(match error {
-                    Some(error) => interp::run_error(run, program, error.error, error.trace),
+                    Some(error) => {
+                        crate::exec::unwind::run_error(run, program, error.error, error.trace)
+                    }
                     None => crate::run::internal_error("the main task failed without an error"),
                 });
             }
@@ -696,7 +605,7 @@ fn deadlock(run: &mut Run, program: &Program) -> RunError {
     }
     let blocked = format!("deadlock: every task is blocked:{listing}");
     if let Some((id, error)) = unawaited_failure(run, &tasks) {
-        let mut failure = interp::run_error(run, program, error.error, error.trace);
+        let mut failure = crate::exec::unwind::run_error(run, program, error.error, error.trace);
         failure.message = format!(
             "{}\ntask {id} failed with this error and no task awaited it, then {blocked}",
             failure.message
@@ -729,10 +638,10 @@ fn tasks_in_spawn_order(run: &Run) -> Vec<ObjRef> {
 
 /// A parked task's stack, innermost frame first, through the coroutines it
 /// is inside.
-fn task_stack(task: &Task, program: &Program) -> Vec<crate::error::TraceFrame> {
-    let mut trace = interp::stack_trace(&task.context.fiber, program);
+fn task_stack(task: &Task, program: &Program) -> Vec<crate::exec::error::TraceFrame> {
+    let mut trace = crate::exec::unwind::stack_trace(&task.context.fiber, program);
     for resumer in task.context.resumers.iter().rev() {
-        trace.extend(interp::stack_trace(&resumer.fiber, program));
+        trace.extend(crate::exec::unwind::stack_trace(&resumer.fiber, program));
     }
     trace
 }
@@ -843,4 +752,46 @@ pub(crate) fn yield_outside_main(run: &Run) -> Option<VmError> {
             "yield outside a coroutine in a spawned task (only the main program yields to the host)",
         )
     })
+}
+
+/// The scheduler's state: which task runs, which are ready, and the I/O
+/// requests between the run and its host.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Sched {
+    /// The main program's task.
+    pub main: Option<ObjRef>,
+    /// The task whose fibers are active; `None` between tasks.
+    pub current: Option<ObjRef>,
+    /// Tasks ready to run, in the order they run.
+    pub ready: VecDeque<ObjRef>,
+    /// The id the next spawned task gets.
+    pub next_task: u64,
+    /// The id the next I/O request gets.
+    pub next_io: u64,
+    /// Requests issued in this CPU phase, not yet handed to the host.
+    pub outbox: Vec<IoRequest>,
+    /// Every request not yet completed, by id, with the task waiting for
+    /// it (those in the outbox included).
+    pub in_flight: IoTable,
+    /// `singleflight` calls in progress, by key.
+    pub flights: BTreeMap<String, Flight>,
+    /// Tasks not finished yet (the main program's included).
+    pub live: usize,
+    /// The program's `Error` struct, for the records of errors raised
+    /// between tasks.
+    pub error_struct: StructIdx,
+}
+
+impl Sched {
+    /// Calls `visit` on every value the scheduler holds.
+    pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
+        let tasks = self.main.iter().chain(&self.current).chain(&self.ready);
+        tasks.for_each(|&t| visit(Value::Obj(t)));
+        self.in_flight
+            .values()
+            .for_each(|f| visit(Value::Obj(f.task)));
+        for flight in self.flights.values() {
+            flight.waiters.iter().for_each(|&t| visit(Value::Obj(t)));
+        }
+    }
 }

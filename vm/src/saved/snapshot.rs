@@ -13,21 +13,21 @@
 //! [`restore`] treats the bytes as untrusted: a wrong magic, version or
 //! checksum is refused with a message, postcard decoding never panics and
 //! allocates at most in proportion to the input, and the decoded run is
-//! checked by [`crate::validate`] before it can execute.
+//! checked by [`crate::saved::validate`] before it can execute.
 //!
 //! This is all a host that only resumes saved runs needs: the VM alone
 //! restores and runs them, given the native functions their programs call.
 
 use std::sync::Arc;
 
-use crate::native::NativeSet;
+use crate::exec::native::NativeSet;
 use crate::program::Program;
 use crate::run::Run;
 
 /// The first bytes of every saved run.
 pub const MAGIC: &[u8; 8] = b"SPOOLRUN";
 /// Bumped whenever the layout of a saved run changes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// Bytes before the postcard body.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
@@ -202,6 +202,7 @@ fn decode(body: &[u8]) -> Result<Run, RestoreError> {
 fn finish(mut run: Run, natives: &NativeSet) -> Result<Run, RestoreError> {
     let fail = |message: String| RestoreError { message };
     run.bind_natives(natives).map_err(fail)?;
-    crate::validate(&run).map_err(|e| fail(format!("the run is inconsistent: {e}")))?;
+    crate::saved::validate::validate(&run)
+        .map_err(|e| fail(format!("the run is inconsistent: {e}")))?;
     Ok(run)
 }

@@ -10,10 +10,10 @@
 //! tags as `capture 2`, `field 1`, `variant 0`. The format is stable:
 //! golden files depend on it.
 
-use crate::format;
-use crate::op::{Op, Operand};
+use crate::heap::format;
+use crate::heap::value::{ConstIdx, EnumIdx, FuncIdx, GlobalIdx, NativeIdx, Reg, StructIdx};
+use crate::program::op::{Op, Operand};
 use crate::program::{Constant, Program};
-use crate::value::{ConstIdx, EnumIdx, FuncIdx, GlobalIdx, NativeIdx, Reg, StructIdx};
 
 /// Width the op name is padded to, so operands line up.
 const NAME_WIDTH: usize = 16;
