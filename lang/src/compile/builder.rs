@@ -266,6 +266,13 @@ impl Compiler {
         if cell {
             self.emit(Op::NewCell { dst: reg, src: reg }, name.span);
         }
+        self.add_local(name, reg, ty, cell);
+    }
+
+    /// Records that `name` lives in `reg` (in a cell, with `cell`) from
+    /// here to the end of the innermost scope, without emitting anything:
+    /// also how a loop binds its variable to a register of its own.
+    pub(super) fn add_local(&mut self, name: &Ident, reg: Reg, ty: Type, cell: bool) {
         let start = self.here().0;
         let builder = self.b();
         builder.local_info.push(LocalInfo {

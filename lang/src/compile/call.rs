@@ -457,20 +457,24 @@ impl Compiler {
         argc: usize,
     ) -> Option<usize> {
         let fits = |compiler: &mut Compiler, candidate: usize, check_arity: bool| {
-            let (params, _) = compiler.instantiate(candidate);
-            if check_arity && params.len() != argc {
-                return false;
-            }
-            let Some(param) = params.first() else {
-                return false;
-            };
-            let snapshot = compiler.unifier.snapshot();
-            let ok = compiler.unifier.coerce(param, first);
-            compiler.unifier.rollback(snapshot);
-            ok
+            (!check_arity || compiler.fns[candidate].params.len() == argc)
+                && compiler.first_param_accepts(candidate, first)
         };
         let exact = candidates.iter().copied().find(|&c| fits(self, c, true));
         exact.or_else(|| candidates.iter().copied().find(|&c| fits(self, c, false)))
+    }
+
+    /// Does the first parameter of function `entry` accept a value of type
+    /// `first`? Binds nothing.
+    pub(super) fn first_param_accepts(&mut self, entry: usize, first: &Type) -> bool {
+        let (params, _) = self.instantiate(entry);
+        let Some(param) = params.first() else {
+            return false;
+        };
+        let snapshot = self.unifier.snapshot();
+        let accepts = self.unifier.coerce(param, first);
+        self.unifier.rollback(snapshot);
+        accepts
     }
 
     fn no_overload(&mut self, name: &Ident, first: &Type, first_span: Span, is_method: bool) {

@@ -685,16 +685,29 @@ impl Compiler {
         let hint = expected.map(|t| Type::optional(t.clone()));
         let (ty, src) = self.expr(inner, hint.as_ref());
         self.emit(Op::Unwrap { dst, src }, span);
-        match self.unifier.shallow(&ty) {
-            Type::Opt(inner_ty) => *inner_ty,
+        self.optional_inner(&ty, "`!`", span, "this value is never nil")
+    }
+
+    /// The type inside the optional type `ty`, for the construct `what`
+    /// that needs an optional; any other type is reported (with `label` at
+    /// `span`) and returned as it is.
+    pub(super) fn optional_inner(
+        &mut self,
+        ty: &Type,
+        what: &str,
+        span: Span,
+        label: &str,
+    ) -> Type {
+        match self.unifier.shallow(ty) {
+            Type::Opt(inner) => *inner,
             Type::Error => Type::Error,
             other => {
                 let shown = self.show(&other);
                 self.error(Diagnostic::new(
                     codes::MISMATCH,
-                    format!("`!` needs an optional, found `{shown}`"),
+                    format!("{what} needs an optional, found `{shown}`"),
                     span,
-                    "this value is never nil",
+                    label,
                 ));
                 other
             }

@@ -256,17 +256,10 @@ impl Compiler {
             .collect();
         candidates.sort();
         for (name, entries) in candidates {
-            let fits = entries.into_iter().any(|entry| {
-                let (params, _) = self.instantiate(entry);
-                let Some(first) = params.first() else {
-                    return false;
-                };
-                let snapshot = self.unifier.snapshot();
-                let ok = self.unifier.coerce(first, &ty);
-                self.unifier.rollback(snapshot);
-                ok
-            });
-            if fits {
+            if entries
+                .into_iter()
+                .any(|entry| self.first_param_accepts(entry, &ty))
+            {
                 names.push(name);
             }
         }

@@ -12,6 +12,19 @@ use crate::ast::{
 use crate::diag::{codes, Diagnostic};
 use crate::types::Type;
 
+/// Where an assignment writes, with its object and index already in
+/// registers.
+enum Place {
+    /// A variable.
+    Var(VarRef),
+    /// Field `field` of the record in `obj`.
+    Field { obj: Reg, field: u16 },
+    /// Element `index` of the list in `list`.
+    ListElement { list: Reg, index: Reg },
+    /// The entry for `key` of the map in `map`.
+    MapEntry { map: Reg, key: Reg },
+}
+
 impl Compiler {
     /// The statements of a block, in the current scope.
     pub(super) fn block_stmts(&mut self, block: &Block) {
@@ -191,62 +204,72 @@ impl Compiler {
     }
 
     fn assign(&mut self, target: &Expr, value: &Expr) {
+        let Some((place, ty)) = self.place(target) else {
+            if let ExprKind::Name(_) = target.kind {
+                // An unknown variable: the value may hold more mistakes.
+                self.expr(value, None);
+            }
+            return;
+        };
+        if let Place::Var(VarRef::Local {
+            reg, cell: false, ..
+        }) = place
+        {
+            if writes_dst_last(value) {
+                self.check_into(value, reg, &ty);
+                return;
+            }
+        }
+        let src = self.check(value, &ty);
+        self.store_place(&place, src, target.span);
+    }
+
+    fn compound_assign(&mut self, target: &Expr, op: BinOp, value: &Expr, span: Span) {
+        let Some((place, ty)) = self.place(target) else {
+            return;
+        };
+        let current = match place {
+            Place::Var(VarRef::Local {
+                reg, cell: false, ..
+            }) => reg,
+            _ => {
+                let tmp = self.alloc();
+                self.load_place(&place, tmp, target.span);
+                tmp
+            }
+        };
+        self.apply_compound(op, (ty, current), value, span);
+        self.store_place(&place, current, target.span);
+    }
+
+    /// The place an assignment's target denotes and the type of what it
+    /// holds, with the target's object and index compiled into registers;
+    /// `None` (reported) when the target is not a place.
+    fn place(&mut self, target: &Expr) -> Option<(Place, Type)> {
         match &target.kind {
             ExprKind::Name(name) => {
-                let Some(var) = self.assignable_var(name) else {
-                    self.expr(value, None);
-                    return;
-                };
+                let var = self.assignable_var(name)?;
                 let ty = var.ty().clone();
-                match var {
-                    VarRef::Local {
-                        reg, cell: false, ..
-                    } if writes_dst_last(value) => {
-                        self.check_into(value, reg, &ty);
-                    }
-                    _ => {
-                        let src = self.check(value, &ty);
-                        self.store_var(&var, src, target.span);
-                    }
-                }
+                Some((Place::Var(var), ty))
             }
             ExprKind::Field(object, field) => {
                 let (object_ty, obj) = self.expr(object, None);
                 let object_ty = self.unifier.shallow(&object_ty);
-                let Some((index, field_ty)) = self.struct_field(&object_ty, field) else {
-                    return;
-                };
-                let src = self.check(value, &field_ty);
-                self.emit(
-                    Op::SetField {
-                        obj,
-                        field: index,
-                        src,
-                    },
-                    target.span,
-                );
+                let (field, ty) = self.struct_field(&object_ty, field)?;
+                Some((Place::Field { obj, field }, ty))
             }
             ExprKind::Index(object, index) => {
                 let (object_ty, obj) = self.expr(object, None);
                 match self.unifier.shallow(&object_ty) {
                     Type::List(element) => {
                         let index = self.check(index, &Type::Int);
-                        let src = self.check(value, &element);
-                        self.emit(
-                            Op::ListSet {
-                                list: obj,
-                                index,
-                                src,
-                            },
-                            target.span,
-                        );
+                        Some((Place::ListElement { list: obj, index }, *element))
                     }
                     Type::Map(key, element) => {
                         let key = self.check(index, &key);
-                        let src = self.check(value, &element);
-                        self.emit(Op::MapSet { map: obj, key, src }, target.span);
+                        Some((Place::MapEntry { map: obj, key }, *element))
                     }
-                    Type::Error => {}
+                    Type::Error => None,
                     other => {
                         let shown = self.show(&other);
                         self.error(Diagnostic::new(
@@ -255,11 +278,37 @@ impl Compiler {
                             target.span,
                             "not a list or map",
                         ));
+                        None
                     }
                 }
             }
-            _ => self.not_a_place(target.span),
+            _ => {
+                self.not_a_place(target.span);
+                None
+            }
         }
+    }
+
+    /// Reads what `place` holds into `dst`.
+    fn load_place(&mut self, place: &Place, dst: Reg, span: Span) {
+        let op = match *place {
+            Place::Var(ref var) => return self.load_var(var, dst, span),
+            Place::Field { obj, field } => Op::GetField { dst, obj, field },
+            Place::ListElement { list, index } => Op::ListGet { dst, list, index },
+            Place::MapEntry { map, key } => Op::MapGet { dst, map, key },
+        };
+        self.emit(op, span);
+    }
+
+    /// Writes `src` into `place`.
+    fn store_place(&mut self, place: &Place, src: Reg, span: Span) {
+        let op = match *place {
+            Place::Var(ref var) => return self.store_var(var, src, span),
+            Place::Field { obj, field } => Op::SetField { obj, field, src },
+            Place::ListElement { list, index } => Op::ListSet { list, index, src },
+            Place::MapEntry { map, key } => Op::MapSet { map, key, src },
+        };
+        self.emit(op, span);
     }
 
     fn not_a_place(&mut self, span: Span) {
@@ -285,103 +334,6 @@ impl Compiler {
             self.unknown_name(name);
         }
         None
-    }
-
-    fn compound_assign(&mut self, target: &Expr, op: BinOp, value: &Expr, span: Span) {
-        match &target.kind {
-            ExprKind::Name(name) => {
-                let Some(var) = self.assignable_var(name) else {
-                    return;
-                };
-                let ty = var.ty().clone();
-                let current = match var {
-                    VarRef::Local {
-                        reg, cell: false, ..
-                    } => reg,
-                    _ => {
-                        let tmp = self.alloc();
-                        self.load_var(&var, tmp, target.span);
-                        tmp
-                    }
-                };
-                self.apply_compound(op, (ty, current), value, span);
-                self.store_var(&var, current, target.span);
-            }
-            ExprKind::Field(object, field) => {
-                let (object_ty, obj) = self.expr(object, None);
-                let object_ty = self.unifier.shallow(&object_ty);
-                let Some((index, field_ty)) = self.struct_field(&object_ty, field) else {
-                    return;
-                };
-                let tmp = self.alloc();
-                self.emit(
-                    Op::GetField {
-                        dst: tmp,
-                        obj,
-                        field: index,
-                    },
-                    target.span,
-                );
-                self.apply_compound(op, (field_ty, tmp), value, span);
-                self.emit(
-                    Op::SetField {
-                        obj,
-                        field: index,
-                        src: tmp,
-                    },
-                    target.span,
-                );
-            }
-            ExprKind::Index(object, index) => {
-                let (object_ty, obj) = self.expr(object, None);
-                let tmp = self.alloc();
-                match self.unifier.shallow(&object_ty) {
-                    Type::List(element) => {
-                        let index = self.check(index, &Type::Int);
-                        self.emit(
-                            Op::ListGet {
-                                dst: tmp,
-                                list: obj,
-                                index,
-                            },
-                            target.span,
-                        );
-                        self.apply_compound(op, (*element, tmp), value, span);
-                        self.emit(
-                            Op::ListSet {
-                                list: obj,
-                                index,
-                                src: tmp,
-                            },
-                            target.span,
-                        );
-                    }
-                    Type::Map(key, element) => {
-                        let key = self.check(index, &key);
-                        self.emit(
-                            Op::MapGet {
-                                dst: tmp,
-                                map: obj,
-                                key,
-                            },
-                            target.span,
-                        );
-                        self.apply_compound(op, (*element, tmp), value, span);
-                        self.emit(
-                            Op::MapSet {
-                                map: obj,
-                                key,
-                                src: tmp,
-                            },
-                            target.span,
-                        );
-                    }
-                    Type::Error => {}
-                    _ => self.not_a_place(target.span),
-                }
-            }
-            _ => self.not_a_place(target.span),
-        }
     }
 
     /// `current := current op value`, checking the result keeps its type.
@@ -518,20 +470,7 @@ impl Compiler {
         span: Span,
     ) {
         let (ty, src) = self.expr(value, None);
-        let inner = match self.unifier.shallow(&ty) {
-            Type::Opt(inner) => *inner,
-            Type::Error => Type::Error,
-            other => {
-                let shown = self.show(&other);
-                self.error(Diagnostic::new(
-                    codes::MISMATCH,
-                    format!("`if let` needs an optional, found `{shown}`"),
-                    value.span,
-                    "never nil",
-                ));
-                other
-            }
-        };
+        let inner = self.optional_inner(&ty, "`if let`", value.span, "never nil");
         let to_else = self.emit(Op::JumpIfNil { src, target: Pc(0) }, value.span);
         self.push_scope();
         let reg = self.alloc();
@@ -668,7 +607,7 @@ impl Compiler {
             );
             self.bind_local(var, reg, Type::Int);
         } else {
-            self.bind_existing(var, loop_var, Type::Int);
+            self.add_local(var, loop_var, Type::Int, false);
         }
         self.block_stmts(body);
         self.pop_scope();
@@ -683,25 +622,6 @@ impl Compiler {
         let exit = self.here();
         self.exit_loop(next, exit);
         self.patch(prep, exit);
-    }
-
-    /// Binds a variable to a register allocated earlier (a loop's own).
-    fn bind_existing(&mut self, name: &Ident, reg: Reg, ty: Type) {
-        let start = self.here().0;
-        let builder = self.b();
-        builder.local_info.push(spool_vm::LocalInfo {
-            name: name.name.clone(),
-            reg,
-            start,
-            end: u32::MAX,
-        });
-        let scope = builder.scopes.last_mut().expect("a scope is open");
-        scope.push(super::builder::Local {
-            name: name.name.clone(),
-            reg,
-            ty,
-            cell: false,
-        });
     }
 
     /// `for x in xs` and `for i, x in xs`.
