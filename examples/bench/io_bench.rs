@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use spool::{CaptureHost, Data, Engine, Step};
+use spool::{CaptureOutput, Data, Engine, Step};
 
 const SCRIPT: &str = "
 fn work(n: int) -> int {
@@ -50,7 +50,7 @@ fn baseline(tasks: u64) -> Result<f64, Box<dyn std::error::Error>> {
     let mut best = f64::MAX;
     for _ in 0..5 {
         let mut run = program.start(vec![tasks.to_string()]);
-        let mut host = CaptureHost::default();
+        let mut host = CaptureOutput::default();
         let started = Instant::now();
         let step = run.resume(&mut host)?;
         best = best.min(started.elapsed().as_secs_f64());
@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..5 {
         let before = resident_bytes();
         let mut run = program.start(vec![tasks.to_string()]);
-        let mut host = CaptureHost::default();
+        let mut host = CaptureOutput::default();
         let mut requests = 0u64;
         let mut batches = 0u64;
         let started = Instant::now();

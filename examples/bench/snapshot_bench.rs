@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use spool::{CaptureHost, Engine, Step};
+use spool::{CaptureOutput, Engine, Step};
 
 const DEEP: &str = "
 fn down(depth: int, id: int) -> int {
@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.register_io("fn fetch(n: int) -> int")?;
     let program = engine.compile("deep.spl", DEEP)?;
     let mut run = program.start(Vec::new());
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     match run.resume(&mut host)? {
         Step::Io(batch) => assert_eq!(batch.len(), 10_000),
         step => return Err(format!("unexpected step {step:?}").into()),

@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo run -p spool-examples --example embed`.
 
-use spool::{CaptureHost, Data, Engine, Limits, Step, Value};
+use spool::{CaptureOutput, Data, Engine, Limits, Step, Value};
 
 const SCRIPT: &str = r#"
 fn fib(n: int) -> int {
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         budget: Some(10_000),
         ..Limits::default()
     });
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     let mut pauses = 0;
     loop {
         match run.resume(&mut host)? {

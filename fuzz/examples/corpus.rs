@@ -5,7 +5,7 @@
 //! `cargo run --release --manifest-path fuzz/Cargo.toml --example corpus --
 //! fuzz/corpus/restore tests/scripts/tasks/*.spl examples/*.spl ...`
 
-use spool::{CaptureHost, Data, Limits, Step};
+use spool::{CaptureOutput, Data, Limits, Step};
 
 /// Saved runs kept per script, spread over its run.
 const PER_SCRIPT: usize = 12;
@@ -52,7 +52,7 @@ fn saved_runs(mut run: spool::Run) -> Vec<Vec<u8>> {
         budget: Some(37),
         ..Limits::default()
     });
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     let mut saved = Vec::new();
     for pause in 1..20_000 {
         let step = run.resume(&mut host);

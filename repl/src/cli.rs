@@ -7,7 +7,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::trace::TraceRecorder;
-use spool::{CompileError, Host, Run, RunError, Step};
+use spool::{CompileError, Output, Run, RunError, Step};
 
 /// Exit code of a finished run.
 pub const EXIT_OK: i32 = 0;
@@ -402,7 +402,7 @@ fn upgrade_to(run: &mut Run, file: &str) -> Result<(), String> {
 /// Drives `run` to its end (or, in step mode, to its next top-level
 /// yield), saving it to `state` as [`Driver::run_to_end`] says.
 fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 {
-    let host = StdoutHost::new();
+    let host = StdoutOutput::new();
     let mut driver = Driver::new(options.max_io, state);
     driver.hooks.step = options.step;
     driver.hooks.trace = options.trace.as_ref().map(|_| TraceRecorder::new());
@@ -434,7 +434,7 @@ pub(crate) struct Driver {
 /// What the command line does at each point of a drive.
 struct CliHooks {
     /// Where the run's output goes (shared with the run's host).
-    output: StdoutHost,
+    output: StdoutOutput,
     trace: Option<TraceRecorder>,
     /// Where to save the run, if anywhere.
     state: Option<String>,
@@ -449,7 +449,7 @@ impl Driver {
         Driver {
             dispatcher: crate::cli_io::dispatcher(max_io),
             hooks: CliHooks {
-                output: StdoutHost::new(),
+                output: StdoutOutput::new(),
                 trace: None,
                 state,
                 step: false,
@@ -481,7 +481,7 @@ impl Driver {
     pub(crate) fn run_to_end(
         &mut self,
         run: &mut Run,
-        host: &StdoutHost,
+        host: &StdoutOutput,
     ) -> Result<Option<spool::Value>, String> {
         self.hooks.output = host.clone();
         self.hooks.checkpoint(run)?;
@@ -688,19 +688,19 @@ pub fn format_runtime_error(error: &RunError) -> String {
 /// stops or is saved; a closed pipe ends output quietly. Clones share the
 /// buffer (the run prints through one, the driver flushes through another).
 #[derive(Clone)]
-pub(crate) struct StdoutHost {
-    out: std::rc::Rc<std::cell::RefCell<Output>>,
+pub(crate) struct StdoutOutput {
+    out: std::rc::Rc<std::cell::RefCell<Buffered>>,
 }
 
-struct Output {
+struct Buffered {
     buffer: std::io::BufWriter<std::io::Stdout>,
     broken: bool,
 }
 
-impl StdoutHost {
-    pub(crate) fn new() -> StdoutHost {
-        StdoutHost {
-            out: std::rc::Rc::new(std::cell::RefCell::new(Output {
+impl StdoutOutput {
+    pub(crate) fn new() -> StdoutOutput {
+        StdoutOutput {
+            out: std::rc::Rc::new(std::cell::RefCell::new(Buffered {
                 buffer: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
                 broken: false,
             })),
@@ -715,7 +715,7 @@ impl StdoutHost {
     }
 }
 
-impl Host for StdoutHost {
+impl Output for StdoutOutput {
     fn print(&mut self, text: &str) {
         let mut out = self.out.borrow_mut();
         if out.broken {

@@ -18,7 +18,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::Editor;
 
-use crate::cli::{Driver, StdoutHost, EXIT_OK, EXIT_RUNTIME};
+use crate::cli::{Driver, StdoutOutput, EXIT_OK, EXIT_RUNTIME};
 use crate::editor::{SpoolHelper, COMMANDS};
 use spool::{Engine, Session};
 
@@ -183,7 +183,7 @@ impl Repl {
                 return Flow::Continue;
             }
         };
-        let host = StdoutHost::new();
+        let host = StdoutOutput::new();
         INTERRUPTED.store(false, Ordering::SeqCst);
         let outcome = self.driver.run_to_end(session.run(), &host);
         host.flush();

@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use spool_vm::{Host, IoRequest, Run, RunError, Step, Value};
+use spool_vm::{IoRequest, Output, Run, RunError, Step, Value};
 
 use crate::dispatch::{Completion, Dispatcher};
 
@@ -106,7 +106,7 @@ pub const DROPPED: &str = "the dispatcher finished without answering this reques
 /// documentation for when to save a run.
 pub fn drive(
     run: &mut Run,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     dispatcher: &mut dyn Dispatcher,
     answer: impl FnMut(&mut Run, Value) -> Value,
 ) -> Result<Value, RunError> {
@@ -116,7 +116,7 @@ pub fn drive(
             Ok(Some((self.0)(run, value)))
         }
     }
-    match drive_with(run, host, dispatcher, &mut Answer(answer)) {
+    match drive_with(run, output, dispatcher, &mut Answer(answer)) {
         Ok(Driven::Done(value)) => Ok(value),
         Ok(Driven::AtYield) => unreachable!("`drive` answers every yield"),
         Err(Stop::Run(error)) => Err(error),
@@ -128,7 +128,7 @@ pub fn drive(
 /// taking part at each point (see [`Hooks`]).
 pub fn drive_with(
     run: &mut Run,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     dispatcher: &mut dyn Dispatcher,
     hooks: &mut dyn Hooks,
 ) -> Result<Driven, Stop> {
@@ -139,7 +139,7 @@ pub fn drive_with(
     }
     loop {
         let began = std::time::Instant::now();
-        let step = run.resume(host);
+        let step = run.resume(output);
         hooks.phase_ended(run, began, &step);
         match step.map_err(Stop::Run)? {
             Step::Done(value) => return Ok(Driven::Done(value)),

@@ -8,7 +8,7 @@
 //! let engine = spool::Engine::new();
 //! let program = engine.compile("hello.spl", "print(\"hi ${1 + 2}\")").unwrap();
 //! let mut run = program.start(vec![]);
-//! let mut host = spool::CaptureHost::default();
+//! let mut host = spool::CaptureOutput::default();
 //! assert!(matches!(run.resume(&mut host), Ok(spool::Step::Done(_))));
 //! assert_eq!(host.lines, ["hi 3"]);
 //! ```
@@ -37,7 +37,7 @@ pub use snapshot::{
 };
 pub use spool_lang::Diagnostic;
 pub use spool_vm::{
-    CaptureHost, Data, Host, IoId, IoRequest, IoResult, Limits, Run, RunError, Status, Step,
+    CaptureOutput, Data, IoId, IoRequest, IoResult, Limits, Output, Run, RunError, Status, Step,
     TraceFrame, Value,
 };
 

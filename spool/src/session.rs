@@ -47,7 +47,7 @@ impl Session {
         let program = Arc::new(cell.program);
         let mut run = Run::new(program, engine.natives(), Vec::new())
             .expect("the standard library binds every native");
-        let _ = run.resume(&mut crate::CaptureHost::default());
+        let _ = run.resume(&mut crate::CaptureOutput::default());
         Session {
             engine: engine.clone(),
             compiler,

@@ -3,7 +3,7 @@
 
 use spool_vm::{format, ErrorKind, NativeCtx, Value, VmError};
 
-use crate::args;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -57,14 +57,14 @@ pub const DEFS: &[NativeDef] = &[
 
 /// `print(v)`: one line of `str(v)` to the host.
 pub fn print(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = format::display(args::arg(args, 0)?, ctx.heap, ctx.program);
-    ctx.host.print(&text);
+    let text = format::display(param::arg(args, 0)?, ctx.heap, ctx.program);
+    ctx.output.print(&text);
     Ok(Value::Nil)
 }
 
 /// `str(v)`: the value as `print` shows it (LANGUAGE.md §8).
 pub fn to_str(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let value = args::arg(args, 0)?;
+    let value = param::arg(args, 0)?;
     // Strings are immutable, so a string is its own `str`: no copy needed.
     if ctx.heap.str(value).is_some() {
         return Ok(value);
@@ -76,7 +76,7 @@ pub fn to_str(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError>
 /// `int(x: float)`: truncates toward zero; NaN and values outside the `int`
 /// range raise `Overflow` rather than saturating silently.
 pub fn float_to_int(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let x = args::float(args, 0)?;
+    let x = param::float(args, 0)?;
     let truncated = x.trunc();
     // 2^63 is exactly representable; every float in [-2^63, 2^63) fits.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
@@ -92,25 +92,25 @@ pub fn float_to_int(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, V
 
 /// `int(x: int)`: the identity, so generic-looking code may convert freely.
 pub fn int_to_int(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(Value::Int(args::int(args, 0)?))
+    Ok(Value::Int(param::int(args, 0)?))
 }
 
 /// `float(x: int)`: the nearest float (large ints round).
 pub fn int_to_float(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(Value::Float(args::int(args, 0)? as f64))
+    Ok(Value::Float(param::int(args, 0)? as f64))
 }
 
 /// `float(x: float)`: the identity.
 pub fn float_to_float(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(Value::Float(args::float(args, 0)?))
+    Ok(Value::Float(param::float(args, 0)?))
 }
 
 /// `assert(cond, msg)`: raises `Assert` with `msg` when `cond` is false.
 pub fn assert(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    if args::bool(args, 0)? {
+    if param::bool(args, 0)? {
         return Ok(Value::Nil);
     }
-    let message = args::str(ctx.heap, args, 1)?;
+    let message = param::str(ctx.heap, args, 1)?;
     Err(VmError::new(ErrorKind::Assert, message))
 }
 

@@ -5,7 +5,7 @@
 
 use spool_vm::{Coroutine, ErrorKind, NativeCtx, Object, Value, VmError};
 
-use crate::args;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -49,14 +49,14 @@ pub const DEFS: &[NativeDef] = &[
 
 /// `coroutine(f)`: a new coroutine that will run `f`, not started yet.
 pub fn new(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let body = args::arg(args, 0)?;
+    let body = param::arg(args, 0)?;
     let is_function = match body {
         Value::Func(_) | Value::Native(_) => true,
         Value::Obj(obj) => matches!(ctx.heap.get(obj), Some(Object::Closure { .. })),
         _ => false,
     };
     if !is_function {
-        return Err(args::internal("a function"));
+        return Err(param::internal("a function"));
     }
     let mut coro = Coroutine::new(body);
     // The compiler passes the yield type as a hidden second argument, so
@@ -86,7 +86,7 @@ pub fn recv(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 
 /// `c.send(v)`: what the pending `yield` evaluates to on the next `next()`.
 pub fn send(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let value = args::arg(args, 1)?;
+    let value = param::arg(args, 1)?;
     coro(ctx, args)?.sent = value;
     Ok(Value::Nil)
 }
@@ -115,7 +115,7 @@ pub fn status(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError>
 
 /// Argument 0 as a coroutine.
 fn coro<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Coroutine, VmError> {
-    let obj = args::arg(args, 0)?.as_obj();
+    let obj = param::arg(args, 0)?.as_obj();
     obj.and_then(|obj| ctx.heap.coro_mut(obj))
-        .ok_or_else(|| args::internal("a coroutine"))
+        .ok_or_else(|| param::internal("a coroutine"))
 }

@@ -13,8 +13,8 @@ use spool_vm::{
     format, ErrorKind, Heap, Key, NativeCtx, ObjRef, Object, Program, Value, ValueMap, VmError,
 };
 
-use crate::args;
 use crate::json_parse::Parser;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -48,7 +48,7 @@ pub fn json_str(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErro
         program: ctx.program,
         open: Vec::new(),
     };
-    let text = writer.write(args::arg(args, 0)?)?;
+    let text = writer.write(param::arg(args, 0)?)?;
     Ok(ctx.heap.alloc_str(text))
 }
 
@@ -58,7 +58,7 @@ pub fn json_str(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErro
 pub fn json_parse(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     // Copy the text out of the heap: the parser allocates into the heap as
     // it goes, which it could not do while borrowing the argument.
-    let text = args::str(ctx.heap, args, 0)?.to_string();
+    let text = param::str(ctx.heap, args, 0)?.to_string();
     Parser::new(&text, ctx.heap, ctx.program)?.parse()
 }
 
@@ -179,14 +179,14 @@ impl<'h> Writer<'h> {
         let heap = self.heap;
         match heap
             .get(obj)
-            .ok_or_else(|| args::internal("a live object"))?
+            .ok_or_else(|| param::internal("a live object"))?
         {
             Object::Str(text) => write_json_string(&mut self.out, text),
             Object::List(items) => self.open(obj, Items::List(items))?,
             Object::Map(map) => self.open(obj, Items::Map(map))?,
             Object::Record { ty, fields } => {
                 let layout = self.program.structs.get(ty.index());
-                let layout = layout.ok_or_else(|| args::internal("a struct layout"))?;
+                let layout = layout.ok_or_else(|| param::internal("a struct layout"))?;
                 self.open(obj, Items::Record(&layout.fields, fields))?;
             }
             Object::Variant {
@@ -202,7 +202,7 @@ impl<'h> Writer<'h> {
                     .enums
                     .get(ty.index())
                     .and_then(|layout| layout.variants.get(usize::from(*variant)))
-                    .ok_or_else(|| args::internal("an enum layout"))?
+                    .ok_or_else(|| param::internal("an enum layout"))?
                     .name
                     .as_str();
                 if fields.is_empty() {
@@ -217,7 +217,7 @@ impl<'h> Writer<'h> {
             Object::Chan(_) | Object::Mutex(_) | Object::Group(_) => {
                 return Err(unserializable("a synchronization object"))
             }
-            Object::Cell(_) => return Err(args::internal("a value, not a cell")),
+            Object::Cell(_) => return Err(param::internal("a value, not a cell")),
         }
         Ok(())
     }
@@ -229,7 +229,7 @@ impl<'h> Writer<'h> {
             // A payload is never itself a `Json` variant, so this recursion
             // is one level deep.
             Some(payload) if !self.is_json_variant(*payload) => self.start(*payload),
-            Some(_) => Err(args::internal("a Json payload")),
+            Some(_) => Err(param::internal("a Json payload")),
             None => {
                 self.out.push_str("null");
                 Ok(())

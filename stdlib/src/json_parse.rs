@@ -8,8 +8,8 @@
 
 use spool_vm::{EnumIdx, ErrorKind, Heap, Key, Object, Program, Value, ValueMap, VmError};
 
-use crate::args;
 use crate::json::MAX_DEPTH;
+use crate::param;
 
 /// Reads one JSON document.
 pub(crate) struct Parser<'t, 'h> {
@@ -52,12 +52,12 @@ impl JsonLayout {
         let layout = program
             .enums
             .get(ty.index())
-            .ok_or_else(|| args::internal("enum Json"))?;
+            .ok_or_else(|| param::internal("enum Json"))?;
         let find = |name: &str| {
             let position = layout.variants.iter().position(|v| v.name == name);
             position
                 .and_then(|p| u16::try_from(p).ok())
-                .ok_or_else(|| args::internal("enum Json"))
+                .ok_or_else(|| param::internal("enum Json"))
         };
         Ok(JsonLayout {
             ty,
@@ -202,7 +202,7 @@ impl<'t, 'h> Parser<'t, 'h> {
                 let map = Value::Obj(self.heap.alloc(Object::Map(members)));
                 self.json(layout.obj, map)
             }
-            None => return Err(args::internal("an open JSON container")),
+            None => return Err(param::internal("an open JSON container")),
         }))
     }
 

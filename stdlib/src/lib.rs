@@ -9,7 +9,6 @@
 //! `sort_by`, ...) and the `Error` and `Json` declarations are written in
 //! Spool, in [`PRELUDE`], because natives never call back into script code.
 
-mod args;
 pub mod core;
 pub mod coro;
 pub mod json;
@@ -17,6 +16,7 @@ mod json_parse;
 pub mod lists;
 pub mod maps;
 pub mod math;
+mod param;
 pub mod strings;
 pub mod tasks;
 

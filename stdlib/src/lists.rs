@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use spool_vm::{format, ErrorKind, Heap, NativeCtx, Value, VmError};
 
-use crate::args;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -65,19 +65,19 @@ pub const DEFS: &[NativeDef] = &[
 
 /// `xs.len()`.
 pub fn len(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(args::int_value(args::list(ctx.heap, args, 0)?.len()))
+    Ok(param::int_value(param::list(ctx.heap, args, 0)?.len()))
 }
 
 /// `xs.push(x)`: appends `x`.
 pub fn push(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let item = args::arg(args, 1)?;
-    args::list_mut(ctx.heap, args, 0)?.push(item);
+    let item = param::arg(args, 1)?;
+    param::list_mut(ctx.heap, args, 0)?.push(item);
     Ok(Value::Nil)
 }
 
 /// `xs.pop()`: removes and returns the last item, or nil when empty.
 pub fn pop(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(args::list_mut(ctx.heap, args, 0)?
+    Ok(param::list_mut(ctx.heap, args, 0)?
         .pop()
         .unwrap_or(Value::Nil))
 }
@@ -85,11 +85,11 @@ pub fn pop(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 /// `xs.insert(i, x)`: puts `x` at index `i`, shifting the rest right;
 /// `i == xs.len()` appends, anything outside `0..=len` is an `Index` error.
 pub fn insert(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let (index, item) = (args::int(args, 1)?, args::arg(args, 2)?);
-    let items = args::list_mut(ctx.heap, args, 0)?;
+    let (index, item) = (param::int(args, 1)?, param::arg(args, 2)?);
+    let items = param::list_mut(ctx.heap, args, 0)?;
     match usize::try_from(index).ok().filter(|&i| i <= items.len()) {
         Some(position) => items.insert(position, item),
-        None => return Err(args::index_error(index, "list", items.len())),
+        None => return Err(param::index_error(index, "list", items.len())),
     }
     Ok(Value::Nil)
 }
@@ -97,11 +97,11 @@ pub fn insert(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError>
 /// `xs.remove(i)`: removes and returns the item at `i`, shifting the rest
 /// left; `Index` error when there is none.
 pub fn remove(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let index = args::int(args, 1)?;
-    let items = args::list_mut(ctx.heap, args, 0)?;
+    let index = param::int(args, 1)?;
+    let items = param::list_mut(ctx.heap, args, 0)?;
     match usize::try_from(index).ok().filter(|&i| i < items.len()) {
         Some(position) => Ok(items.remove(position)),
-        None => Err(args::index_error(index, "list", items.len())),
+        None => Err(param::index_error(index, "list", items.len())),
     }
 }
 
@@ -112,14 +112,14 @@ pub fn contains(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErro
 
 /// `xs.index_of(x)`: the index of the first item `== x`, or nil.
 pub fn index_of(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(position(ctx.heap, args)?.map_or(Value::Nil, args::int_value))
+    Ok(position(ctx.heap, args)?.map_or(Value::Nil, param::int_value))
 }
 
 /// `xs.sort()`: a new list in ascending order (`format::compare`), equal
 /// items kept in their original order. Items with no order (records,
 /// functions, nil) are a `Type` error.
 pub fn sort(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let mut items = args::list(ctx.heap, args, 0)?.clone();
+    let mut items = param::list(ctx.heap, args, 0)?.clone();
     let heap: &Heap = ctx.heap;
     merge_sort(&mut items, |a, b| {
         format::compare(a, b, heap)
@@ -130,7 +130,7 @@ pub fn sort(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 
 /// `xs.reverse()`: a new list, last item first.
 pub fn reverse(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let items = args::list(ctx.heap, args, 0)?
+    let items = param::list(ctx.heap, args, 0)?
         .iter()
         .rev()
         .copied()
@@ -141,17 +141,17 @@ pub fn reverse(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError
 /// `xs.slice(from, to)`: a new list of items `from` up to but not including
 /// `to`; `Index` error unless `0 <= from <= to <= xs.len()`.
 pub fn slice(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let items = args::list(ctx.heap, args, 0)?;
-    let (from, to) = (args::int(args, 1)?, args::int(args, 2)?);
-    let (start, end) = args::range(from, to, "list", items.len())?;
+    let items = param::list(ctx.heap, args, 0)?;
+    let (from, to) = (param::int(args, 1)?, param::int(args, 2)?);
+    let (start, end) = param::range(from, to, "list", items.len())?;
     let piece = items[start..end].to_vec();
     Ok(ctx.heap.alloc_list(piece))
 }
 
 /// The index of the first item of list argument 0 equal to argument 1.
 fn position(heap: &Heap, args: &[Value]) -> Result<Option<usize>, VmError> {
-    let needle = args::arg(args, 1)?;
-    let items = args::list(heap, args, 0)?;
+    let needle = param::arg(args, 1)?;
+    let items = param::list(heap, args, 0)?;
     Ok(items
         .iter()
         .position(|item| format::values_equal(*item, needle, heap)))

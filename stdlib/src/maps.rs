@@ -3,7 +3,7 @@
 
 use spool_vm::{Key, NativeCtx, Value, VmError};
 
-use crate::args;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -47,13 +47,13 @@ pub const DEFS: &[NativeDef] = &[
 
 /// `m.len()`: the number of entries.
 pub fn len(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(args::int_value(args::map(ctx.heap, args, 0)?.len()))
+    Ok(param::int_value(param::map(ctx.heap, args, 0)?.len()))
 }
 
 /// `m.get(key)`: the value, or nil when the key is missing.
 pub fn get(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let key = key_arg(ctx, args)?;
-    Ok(args::map(ctx.heap, args, 0)?
+    Ok(param::map(ctx.heap, args, 0)?
         .get(&key)
         .copied()
         .unwrap_or(Value::Nil))
@@ -61,8 +61,8 @@ pub fn get(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 
 /// `m.set(key, value)`: adds or replaces; a replaced key keeps its place.
 pub fn set(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let (key, value) = (key_arg(ctx, args)?, args::arg(args, 2)?);
-    args::map_mut(ctx.heap, args, 0)?.insert(key, value);
+    let (key, value) = (key_arg(ctx, args)?, param::arg(args, 2)?);
+    param::map_mut(ctx.heap, args, 0)?.insert(key, value);
     Ok(Value::Nil)
 }
 
@@ -70,7 +70,7 @@ pub fn set(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 /// key is missing. The other entries keep their order.
 pub fn remove(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let key = key_arg(ctx, args)?;
-    Ok(args::map_mut(ctx.heap, args, 0)?
+    Ok(param::map_mut(ctx.heap, args, 0)?
         .shift_remove(&key)
         .unwrap_or(Value::Nil))
 }
@@ -79,26 +79,26 @@ pub fn remove(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError>
 pub fn contains(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let key = key_arg(ctx, args)?;
     Ok(Value::Bool(
-        args::map(ctx.heap, args, 0)?.contains_key(&key),
+        param::map(ctx.heap, args, 0)?.contains_key(&key),
     ))
 }
 
 /// `m.keys()`: a new list of the keys in insertion order.
 pub fn keys(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let keys: Vec<Key> = args::map(ctx.heap, args, 0)?.keys().collect();
+    let keys: Vec<Key> = param::map(ctx.heap, args, 0)?.keys().collect();
     let items = keys.iter().map(|key| ctx.heap.key_value(key)).collect();
     Ok(ctx.heap.alloc_list(items))
 }
 
 /// `m.values()`: a new list of the values in insertion order.
 pub fn values(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let items = args::map(ctx.heap, args, 0)?.values().collect();
+    let items = param::map(ctx.heap, args, 0)?.values().collect();
     Ok(ctx.heap.alloc_list(items))
 }
 
 /// Argument 1 as a map key.
 fn key_arg(ctx: &NativeCtx<'_>, args: &[Value]) -> Result<Key, VmError> {
     ctx.heap
-        .key(args::arg(args, 1)?)
-        .ok_or_else(|| args::internal("an int, str or bool key"))
+        .key(param::arg(args, 1)?)
+        .ok_or_else(|| param::internal("an int, str or bool key"))
 }

@@ -5,7 +5,7 @@
 
 use spool_vm::{ErrorKind, NativeCtx, Value, VmError};
 
-use crate::args;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -64,7 +64,7 @@ pub const DEFS: &[NativeDef] = &[
 
 /// `abs(x: int)`; `Overflow` for the one int whose negation does not fit.
 pub fn int_abs(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let x = args::int(args, 0)?;
+    let x = param::int(args, 0)?;
     x.checked_abs()
         .map(Value::Int)
         .ok_or_else(|| VmError::new(ErrorKind::Overflow, format!("abs({x}) overflows int")))
@@ -77,12 +77,12 @@ pub fn float_abs(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmEr
 
 /// `min(a: int, b: int)`.
 pub fn int_min(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(Value::Int(args::int(args, 0)?.min(args::int(args, 1)?)))
+    Ok(Value::Int(param::int(args, 0)?.min(param::int(args, 1)?)))
 }
 
 /// `max(a: int, b: int)`.
 pub fn int_max(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(Value::Int(args::int(args, 0)?.max(args::int(args, 1)?)))
+    Ok(Value::Int(param::int(args, 0)?.max(param::int(args, 1)?)))
 }
 
 /// `min(a: float, b: float)`: as Rust's `f64::min`, a NaN loses to a number.
@@ -117,13 +117,13 @@ pub fn pow(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 
 /// Applies `op` to the one float argument.
 fn float_op(args: &[Value], op: fn(f64) -> f64) -> Result<Value, VmError> {
-    Ok(Value::Float(op(args::float(args, 0)?)))
+    Ok(Value::Float(op(param::float(args, 0)?)))
 }
 
 /// Applies `op` to the two float arguments.
 fn float_op2(args: &[Value], op: fn(f64, f64) -> f64) -> Result<Value, VmError> {
     Ok(Value::Float(op(
-        args::float(args, 0)?,
-        args::float(args, 1)?,
+        param::float(args, 0)?,
+        param::float(args, 1)?,
     )))
 }

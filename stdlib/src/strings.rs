@@ -4,7 +4,7 @@
 
 use spool_vm::{NativeCtx, Value, VmError};
 
-use crate::args;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -88,16 +88,16 @@ pub const DEFS: &[NativeDef] = &[
 
 /// `s.len()`: the number of chars.
 pub fn len(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    Ok(args::int_value(
-        args::str(ctx.heap, args, 0)?.chars().count(),
+    Ok(param::int_value(
+        param::str(ctx.heap, args, 0)?.chars().count(),
     ))
 }
 
 /// `s.split(sep)`: the pieces between occurrences of `sep`; an empty `sep`
 /// splits into chars (where Rust would add empty pieces at both ends).
 pub fn split(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = args::str(ctx.heap, args, 0)?;
-    let sep = args::str(ctx.heap, args, 1)?;
+    let text = param::str(ctx.heap, args, 0)?;
+    let sep = param::str(ctx.heap, args, 1)?;
     let pieces: Vec<String> = if sep.is_empty() {
         text.chars().map(String::from).collect()
     } else {
@@ -140,19 +140,19 @@ pub fn ends_with(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErr
 /// becomes `to`. An empty `from` matches between every two chars and at both
 /// ends, as in Rust and Python.
 pub fn replace(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = args::str(ctx.heap, args, 0)?;
-    let from = args::str(ctx.heap, args, 1)?;
-    let to = args::str(ctx.heap, args, 2)?;
+    let text = param::str(ctx.heap, args, 0)?;
+    let from = param::str(ctx.heap, args, 1)?;
+    let to = param::str(ctx.heap, args, 2)?;
     let replaced = text.replace(from, to);
     Ok(ctx.heap.alloc_str(replaced))
 }
 
 /// `s.find(sub)`: the char index of the first occurrence, or nil.
 pub fn find(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = args::str(ctx.heap, args, 0)?;
-    let sub = args::str(ctx.heap, args, 1)?;
+    let text = param::str(ctx.heap, args, 0)?;
+    let sub = param::str(ctx.heap, args, 1)?;
     Ok(match text.find(sub) {
-        Some(byte) => args::int_value(text[..byte].chars().count()),
+        Some(byte) => param::int_value(text[..byte].chars().count()),
         None => Value::Nil,
     })
 }
@@ -160,9 +160,9 @@ pub fn find(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 /// `s.slice(from, to)`: chars `from` up to but not including `to`; `Index`
 /// error unless `0 <= from <= to <= s.len()`.
 pub fn slice(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = args::str(ctx.heap, args, 0)?;
-    let (from, to) = (args::int(args, 1)?, args::int(args, 2)?);
-    let (start, end) = args::range(from, to, "string", text.chars().count())?;
+    let text = param::str(ctx.heap, args, 0)?;
+    let (from, to) = (param::int(args, 1)?, param::int(args, 2)?);
+    let (start, end) = param::range(from, to, "string", text.chars().count())?;
     let byte_at = |char_index: usize| {
         text.char_indices()
             .nth(char_index)
@@ -174,7 +174,7 @@ pub fn slice(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
 
 /// `s.chars()`: each char as a one-char string.
 pub fn chars(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let pieces = args::str(ctx.heap, args, 0)?
+    let pieces = param::str(ctx.heap, args, 0)?
         .chars()
         .map(String::from)
         .collect();
@@ -184,7 +184,7 @@ pub fn chars(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
 /// `s.parse_int()`: a decimal int with an optional sign, or nil when `s` is
 /// anything else (whitespace included) or does not fit in 64 bits.
 pub fn parse_int(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = args::str(ctx.heap, args, 0)?;
+    let text = param::str(ctx.heap, args, 0)?;
     Ok(text.parse::<i64>().map_or(Value::Nil, Value::Int))
 }
 
@@ -192,7 +192,7 @@ pub fn parse_int(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErr
 /// The words `inf` and `NaN` that Rust would accept are refused: they are
 /// not numbers a script's input should produce by accident.
 pub fn parse_float(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = args::str(ctx.heap, args, 0)?;
+    let text = param::str(ctx.heap, args, 0)?;
     let is_numeric = text
         .bytes()
         .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
@@ -205,14 +205,14 @@ pub fn parse_float(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmE
 /// `xs.join(sep)`: the strings with `sep` between them, built in one
 /// allocation.
 pub fn join(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let items = args::list(ctx.heap, args, 0)?;
-    let sep = args::str(ctx.heap, args, 1)?;
+    let items = param::list(ctx.heap, args, 0)?;
+    let sep = param::str(ctx.heap, args, 1)?;
     let pieces: Vec<&str> = items
         .iter()
         .map(|item| {
             ctx.heap
                 .str(*item)
-                .ok_or_else(|| args::internal("a list of strings"))
+                .ok_or_else(|| param::internal("a list of strings"))
         })
         .collect::<Result<_, _>>()?;
     let total =
@@ -242,7 +242,7 @@ fn map_str(
     args: &[Value],
     change: impl FnOnce(&str) -> String,
 ) -> Result<Value, VmError> {
-    let changed = change(args::str(ctx.heap, args, 0)?);
+    let changed = change(param::str(ctx.heap, args, 0)?);
     Ok(ctx.heap.alloc_str(changed))
 }
 
@@ -252,7 +252,7 @@ fn test_str(
     args: &[Value],
     test: impl FnOnce(&str, &str) -> bool,
 ) -> Result<Value, VmError> {
-    let text = args::str(ctx.heap, args, 0)?;
-    let other = args::str(ctx.heap, args, 1)?;
+    let text = param::str(ctx.heap, args, 0)?;
+    let other = param::str(ctx.heap, args, 1)?;
     Ok(Value::Bool(test(text, other)))
 }

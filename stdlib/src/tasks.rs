@@ -15,7 +15,7 @@ use spool_vm::{
     Wake,
 };
 
-use crate::args;
+use crate::param;
 use crate::NativeDef;
 
 /// The natives of this module.
@@ -134,9 +134,9 @@ pub const DEFS: &[NativeDef] = &[
 
 /// Argument `index` as a heap reference.
 fn obj(args: &[Value], index: usize) -> Result<ObjRef, VmError> {
-    args::arg(args, index)?
+    param::arg(args, index)?
         .as_obj()
-        .ok_or_else(|| args::internal("an object"))
+        .ok_or_else(|| param::internal("an object"))
 }
 
 /// A `Type` error with `message`.
@@ -148,7 +148,7 @@ fn misuse(message: &str) -> VmError {
 fn current(ctx: &NativeCtx<'_>) -> Result<ObjRef, VmError> {
     ctx.sched
         .current
-        .ok_or_else(|| args::internal("a running task"))
+        .ok_or_else(|| param::internal("a running task"))
 }
 
 /// `t.cancel()`.
@@ -167,7 +167,7 @@ fn mutex<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Mutex
     let m = obj(args, 0)?;
     ctx.heap
         .mutex_mut(m)
-        .ok_or_else(|| args::internal("a mutex"))
+        .ok_or_else(|| param::internal("a mutex"))
 }
 
 /// `m.lock()`: takes the lock, waiting for it if another task holds it.
@@ -216,7 +216,7 @@ fn group<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Group
     let g = obj(args, 0)?;
     ctx.heap
         .group_mut(g)
-        .ok_or_else(|| args::internal("a group"))
+        .ok_or_else(|| param::internal("a group"))
 }
 
 /// Changes a group's counter by `delta`; at zero its waiters go on.
@@ -238,7 +238,7 @@ fn adjust(ctx: &mut NativeCtx<'_>, args: &[Value], delta: i64) -> Result<Value, 
 
 /// `wg.add(n)`.
 pub fn add(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let n = args::int(args, 1)?;
+    let n = param::int(args, 1)?;
     adjust(ctx, args, n)
 }
 
@@ -274,7 +274,7 @@ pub fn errgroup_start(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, 
 /// A task of an error group failed: the first error is kept and the
 /// group's other tasks are cancelled.
 pub fn errgroup_fail(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let error = args::arg(args, 1)?;
+    let error = param::arg(args, 1)?;
     let me = ctx.sched.current;
     let group = group(ctx, args)?;
     if group.first_error.is_some() {
@@ -295,7 +295,7 @@ pub fn errgroup_fail(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, V
 
 /// `chan(capacity)`.
 pub fn chan_new(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let capacity = args::int(args, 0)?;
+    let capacity = param::int(args, 0)?;
     let Ok(capacity) = usize::try_from(capacity) else {
         return Err(misuse("a channel's capacity cannot be negative"));
     };
@@ -310,7 +310,7 @@ fn chan<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Chan, 
     let c = obj(args, 0)?;
     ctx.heap
         .chan_mut(c)
-        .ok_or_else(|| args::internal("a channel"))
+        .ok_or_else(|| param::internal("a channel"))
 }
 
 fn closed_send() -> VmError {
@@ -323,7 +323,7 @@ pub fn send(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     check_cancel(ctx.heap, ctx.sched)?;
     let me = current(ctx)?;
     let c = obj(args, 0)?;
-    let value = args::arg(args, 1)?;
+    let value = param::arg(args, 1)?;
     let chan = chan(ctx, args)?;
     if chan.closed {
         return Err(closed_send());
@@ -388,7 +388,7 @@ pub fn close(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
 
 /// Is a `singleflight` call with this key in progress?
 pub fn flight_busy(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let key = args::str(ctx.heap, args, 0)?;
+    let key = param::str(ctx.heap, args, 0)?;
     Ok(Value::Bool(ctx.sched.flights.contains_key(key)))
 }
 
@@ -396,9 +396,9 @@ pub fn flight_busy(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmE
 pub fn flight_wait(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     check_cancel(ctx.heap, ctx.sched)?;
     let me = current(ctx)?;
-    let key = args::str(ctx.heap, args, 0)?.to_string();
+    let key = param::str(ctx.heap, args, 0)?.to_string();
     let Some(flight) = ctx.sched.flights.get_mut(&key) else {
-        return Err(args::internal("a singleflight call in progress"));
+        return Err(param::internal("a singleflight call in progress"));
     };
     flight.waiters.push(me);
     block(ctx, Blocked::Flight(key));
@@ -407,21 +407,21 @@ pub fn flight_wait(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmE
 
 /// Starts a `singleflight` call with this key.
 pub fn flight_begin(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let key = args::str(ctx.heap, args, 0)?.to_string();
+    let key = param::str(ctx.heap, args, 0)?.to_string();
     ctx.sched.flights.insert(key, Default::default());
     Ok(Value::Nil)
 }
 
 /// The `singleflight` call with this key returned `v`: its waiters get it.
 pub fn flight_end(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let value = args::arg(args, 1)?;
+    let value = param::arg(args, 1)?;
     finish_flight(ctx, args, Wake::Value(value))
 }
 
 /// The `singleflight` call with this key failed with `e`: its waiters
 /// raise it too.
 pub fn flight_fail(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let error = args::arg(args, 1)?;
+    let error = param::arg(args, 1)?;
     let wake_with = Wake::Raise(TaskError {
         error,
         trace: Vec::new(),
@@ -434,7 +434,7 @@ fn finish_flight(
     args: &[Value],
     wake_with: Wake,
 ) -> Result<Value, VmError> {
-    let key = args::str(ctx.heap, args, 0)?.to_string();
+    let key = param::str(ctx.heap, args, 0)?.to_string();
     let Some(flight) = ctx.sched.flights.remove(&key) else {
         return Ok(Value::Nil);
     };

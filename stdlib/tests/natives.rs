@@ -4,7 +4,7 @@
 
 use spool_stdlib::{native_set, natives};
 use spool_vm::{
-    format, Builtins, CaptureHost, EnumIdx, EnumLayout, ErrorKind, Heap, Key, NativeCtx, Object,
+    format, Builtins, CaptureOutput, EnumIdx, EnumLayout, ErrorKind, Heap, Key, NativeCtx, Object,
     Program, StructIdx, StructLayout, Value, ValueMap, VariantLayout, VmError,
 };
 
@@ -12,7 +12,7 @@ use spool_vm::{
 struct Fixture {
     heap: Heap,
     program: Program,
-    host: CaptureHost,
+    output: CaptureOutput,
     rng: u64,
     args: Vec<String>,
     sched: spool_vm::Sched,
@@ -68,7 +68,7 @@ impl Fixture {
         Fixture {
             heap: Heap::new(),
             program: program(),
-            host: CaptureHost::default(),
+            output: CaptureOutput::default(),
             rng: 42,
             args: vec!["one".into(), "two".into()],
             sched: spool_vm::Sched::default(),
@@ -84,7 +84,7 @@ impl Fixture {
         let mut ctx = NativeCtx {
             heap: &mut self.heap,
             program: &self.program,
-            host: &mut self.host,
+            output: &mut self.output,
             rng: &mut self.rng,
             args: &self.args,
             sched: &mut self.sched,
@@ -239,7 +239,7 @@ fn print_and_str() {
     f.ok("core.print", &[items]);
     f.ok("core.print", &[float(3.0)]);
     f.ok("core.print", &[Value::Nil]);
-    assert_eq!(f.host.lines, ["hi", "[1, 2]", "3.0", "nil"]);
+    assert_eq!(f.output.lines, ["hi", "[1, 2]", "3.0", "nil"]);
     // A string is its own `str`, with no copy.
     assert_eq!(f.ok("core.str", &[text]), text);
     assert_eq!(f.show("core.str", &[int(-42)]), "\"-42\"");

@@ -12,7 +12,7 @@
 //! `spool_vm::validate` are what stands between the bytes and the VM.
 //! `SPOOL_SNAPSHOT_FUZZ_CASES` sets the number of cases (default 4000).
 
-use spool::{CaptureHost, Data, Limits, Step};
+use spool::{CaptureOutput, Data, Limits, Step};
 
 use crate::tasks::engine;
 use spool_tests::XorShift;
@@ -88,7 +88,7 @@ fn valid_snapshots() -> Vec<Vec<u8>> {
             budget: Some(97),
             ..Limits::default()
         });
-        let mut host = CaptureHost::default();
+        let mut host = CaptureOutput::default();
         let mut steps = 0;
         loop {
             steps += 1;
@@ -175,7 +175,7 @@ fn exercise(bytes: &[u8]) -> bool {
         max_call_depth: 10_000,
         max_tasks: 10_000,
     });
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     for _ in 0..50 {
         match run.resume(&mut host) {
             Ok(Step::Done(_)) | Err(_) => break,
@@ -561,7 +561,7 @@ fn runs_saved_without_their_program_restore_with_it() {
     let program = engine.compile("deep.spl", SCRIPTS[2]).expect("compiles");
     let other = engine.compile("other.spl", SCRIPTS[1]).expect("compiles");
     let mut run = program.start(Vec::new());
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     let Ok(Step::Io(batch)) = run.resume(&mut host) else {
         panic!("expected an I/O step");
     };
@@ -582,7 +582,7 @@ fn runs_saved_without_their_program_restore_with_it() {
     for request in batch {
         restored.complete(request.id, Ok(Data::Int(1)));
     }
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     loop {
         match restored.resume(&mut host).expect("runs") {
             Step::Done(_) => break,
@@ -650,7 +650,7 @@ fn tasks_run() -> spool::Run {
         .compile("tasks.spl", SCRIPTS[2])
         .expect("the seed scripts compile");
     let mut run = program.start(Vec::new());
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     match run.resume(&mut host).expect("runs") {
         Step::Io(batch) => assert!(!batch.is_empty()),
         step => panic!("expected I/O, got {step:?}"),
@@ -751,7 +751,7 @@ fn deeply_nested_request_data_is_refused() {
         ..Limits::default()
     });
     while run.sched().outbox.is_empty() {
-        assert_eq!(run.resume(&mut CaptureHost::default()), Ok(Step::Paused));
+        assert_eq!(run.resume(&mut CaptureOutput::default()), Ok(Step::Paused));
     }
     let nested = |depth: usize, claimed: u32| {
         let mut parts = take_apart(&run);
@@ -802,7 +802,7 @@ fn fiber_bookkeeping_out_of_order_or_out_of_its_frames_is_refused() {
         budget: Some(400),
         ..Limits::default()
     });
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     assert_eq!(run.resume(&mut host), Ok(Step::Paused));
     let original = take_apart(&run);
     assert!(original.4.frames.len() > 5, "recursing");
@@ -864,7 +864,7 @@ fn a_result_type_with_a_million_question_marks_is_checked_without_recursion() {
     for request in run.pending_io() {
         run.complete(request.id, Ok(Data::Int(1)));
     }
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     run.resume(&mut host).expect("runs on");
 }
 
@@ -890,7 +890,7 @@ fn claimed_lengths_beyond_the_input_are_refused_without_allocating_them() {
                 budget: Some(1_000),
                 ..Limits::default()
             });
-            let _ = run.resume(&mut CaptureHost::default());
+            let _ = run.resume(&mut CaptureOutput::default());
         }
         checked += 1;
     }
@@ -911,7 +911,7 @@ fn sorting_a_list_inside_itself_is_an_error() {
         )
         .expect("compiles");
     let mut run = program.start(Vec::new());
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     assert_eq!(run.resume(&mut host), Ok(Step::Yield(spool::Value::Int(0))));
     let mut parts = take_apart(&run);
     let heap = &mut parts.1;

@@ -332,7 +332,7 @@ fn run_input(session: &mut spool::Session) {
     let mut limits = run.limits();
     limits.budget = Some(100_000);
     run.set_limits(limits);
-    let mut host = spool::CaptureHost::default();
+    let mut host = spool::CaptureOutput::default();
     for _ in 0..50 {
         match run.resume(&mut host) {
             Ok(spool::Step::Done(_)) | Err(_) => return,

@@ -124,7 +124,7 @@ const MAX_PAUSES: u64 = 1_000_000_000;
 pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     let mut run = program.start(args.to_vec());
     set_budget(&mut run, mode, mode == Mode::Snapshot);
-    let mut host = spool::CaptureHost::default();
+    let mut host = spool::CaptureOutput::default();
     let mut pauses: u64 = 0;
     let mut snapshots: u64 = 0;
     let mut sampler = Sampler::from_env();

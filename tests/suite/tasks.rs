@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 
-use spool::{CaptureHost, Data, Engine, IoRequest, Run, Step};
+use spool::{CaptureOutput, Data, Engine, IoRequest, Run, Step};
 
 use crate::cli::{assert_exit, scratch, spool, stderr, stdout};
 
@@ -55,7 +55,7 @@ fn drive(
     mut run: Run,
     mut order: impl FnMut(&mut Vec<IoRequest>) -> Vec<IoRequest>,
 ) -> (Vec<String>, Vec<usize>) {
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     let mut outstanding: Vec<IoRequest> = Vec::new();
     let mut batches = Vec::new();
     loop {
@@ -130,7 +130,7 @@ try {
 }
 ";
     let mut run = start(source);
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     let Ok(Step::Io(batch)) = run.resume(&mut host) else {
         panic!("expected an I/O step");
     };
@@ -146,7 +146,7 @@ try {
 #[test]
 fn a_result_of_the_wrong_type_is_a_type_error_not_a_crash() {
     let mut run = start("print(fetch(1) + 1)");
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     let Ok(Step::Io(batch)) = run.resume(&mut host) else {
         panic!("expected an I/O step");
     };
@@ -159,7 +159,7 @@ fn a_result_of_the_wrong_type_is_a_type_error_not_a_crash() {
 #[test]
 fn a_suspended_run_with_requests_in_flight_survives_a_snapshot() {
     let mut run = start(FAN_OUT);
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     let Ok(Step::Io(batch)) = run.resume(&mut host) else {
         panic!("expected an I/O step");
     };

@@ -280,7 +280,7 @@ fn new_engine() -> Engine {
 fn jobs_waiting() -> Run {
     let program = old_engine().compile("jobs.spl", JOBS).expect("compiles");
     let mut run = program.start(Vec::new());
-    let mut host = spool::CaptureHost::default();
+    let mut host = spool::CaptureOutput::default();
     match run.resume(&mut host).expect("runs") {
         Step::Io(batch) => assert_eq!(batch.len(), 2),
         other => panic!("expected the fetches, got {other:?}"),
@@ -291,7 +291,7 @@ fn jobs_waiting() -> Run {
 /// Answers every request (`fetch(n)` with `body<n>`, `stamp()` with
 /// `noon`) until the run ends; returns what it printed.
 fn finish(run: &mut Run) -> Vec<String> {
-    let mut host = spool::CaptureHost::default();
+    let mut host = spool::CaptureOutput::default();
     let mut pending = run.pending_io();
     loop {
         for request in std::mem::take(&mut pending) {
@@ -427,7 +427,7 @@ fn run_moving(
         budget,
         ..Default::default()
     });
-    let mut host = spool::CaptureHost::default();
+    let mut host = spool::CaptureOutput::default();
     let mut io = crate::io::TestDispatcher::new();
     let (mut pauses, mut moves) = (0u64, 0u64);
     let mut on = 0;

@@ -3,7 +3,7 @@
 //!
 //! A [`Program`] is plain data produced by the compiler; a `Run` is the
 //! plain-data state of one execution of it. The VM never prints and never
-//! touches the file system: output goes through [`Host`].
+//! touches the file system: output goes through [`Output`].
 //!
 //! The folders follow the concepts: [`program`] (the program and its
 //! instruction set), [`exec`] (the dispatch loop, fibers, errors,
@@ -27,7 +27,7 @@ pub use saved::{snapshot, upgrade, validate};
 pub use tasks::{io, sched};
 
 pub use exec::error::{ErrorKind, RunError, TraceFrame, VmError};
-pub use exec::native::{CaptureHost, Host, NativeCtx, NativeFn, NativeSet, Suspend};
+pub use exec::native::{CaptureOutput, NativeCtx, NativeFn, NativeSet, Output, Suspend};
 pub use exec::unwind::stack_trace;
 pub use heap::objects::{
     Blocked, Chan, CoroStatus, Coroutine, Group, Mutex, Resumer, Task, TaskError, TaskState, Wake,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::coro;
 use crate::exec::error::{ErrorKind, RunError, VmError};
 pub use crate::exec::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
-use crate::exec::native::{Host, NativeFn, NativeSet};
+use crate::exec::native::{NativeFn, NativeSet, Output};
 use crate::heap::format;
 use crate::heap::objects::{Context, CoroStatus, Resumer};
 use crate::heap::value::{FuncIdx, Value};
@@ -198,7 +198,7 @@ impl Run {
     /// Runs until the main function returns, an uncaught error ends the run,
     /// the main program yields to the host, or the instruction budget is
     /// spent. After the end, returns the same outcome again.
-    pub fn resume(&mut self, host: &mut dyn Host) -> Result<Step, RunError> {
+    pub fn resume(&mut self, output: &mut dyn Output) -> Result<Step, RunError> {
         match &self.status {
             Status::Running => {}
             Status::Done(value) => return Ok(Step::Done(*value)),
@@ -211,9 +211,9 @@ impl Run {
         }
         self.host_yield = false;
         let outcome = if self.limits.budget.is_some() {
-            crate::exec::interp::execute::<true>(self, host)
+            crate::exec::interp::execute::<true>(self, output)
         } else {
-            crate::exec::interp::execute::<false>(self, host)
+            crate::exec::interp::execute::<false>(self, output)
         };
         match &outcome {
             Ok(Step::Done(value)) => self.status = Status::Done(*value),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use spool_vm::{
-    CaptureHost, CoroStatus, FuncIdx, Limits, NativeIdx, ObjRef, Object, Op, Program, Run, Step,
+    CaptureOutput, CoroStatus, FuncIdx, Limits, NativeIdx, ObjRef, Object, Op, Program, Run, Step,
     Value,
 };
 
@@ -394,17 +394,17 @@ fn a_run_paused_three_coroutines_deep_survives_a_snapshot() {
         budget: Some(1),
         ..Limits::default()
     });
-    let mut host = CaptureHost::default();
+    let mut output = CaptureOutput::default();
     while run.resumers().len() < 3 {
-        assert_eq!(run.resume(&mut host), Ok(Step::Paused));
+        assert_eq!(run.resume(&mut output), Ok(Step::Paused));
     }
     let bytes = postcard::to_allocvec(&run).unwrap();
     let mut restored: Run = postcard::from_bytes(&bytes).unwrap();
     restored.bind_natives(&natives).unwrap();
     assert_eq!(restored.resumers().len(), 3);
     restored.set_limits(Limits::default());
-    assert_eq!(restored.resume(&mut host), Ok(Step::Done(Value::Nil)));
-    assert_eq!(host.lines, direct.printed);
+    assert_eq!(restored.resume(&mut output), Ok(Step::Done(Value::Nil)));
+    assert_eq!(output.lines, direct.printed);
 }
 
 // ---- stop and status ----
@@ -798,13 +798,13 @@ fn a_top_level_yield_pauses_the_run_for_the_host() {
     assert_eq!(outcome.result.as_deref(), Ok("2"));
     // Without `send`, a yield evaluates to nil.
     let mut run = Run::new(program, &natives(), Vec::new()).unwrap();
-    let mut host = CaptureHost::default();
-    assert_eq!(run.resume(&mut host), Ok(Step::Yield(Value::Int(7))));
+    let mut output = CaptureOutput::default();
+    assert_eq!(run.resume(&mut output), Ok(Step::Yield(Value::Int(7))));
     assert!(run.awaiting_send());
-    assert_eq!(run.resume(&mut host), Ok(Step::Yield(Value::Int(8))));
+    assert_eq!(run.resume(&mut output), Ok(Step::Yield(Value::Int(8))));
     run.send(Value::Bool(true));
-    assert_eq!(run.resume(&mut host), Ok(Step::Done(Value::Bool(true))));
-    assert_eq!(host.lines, ["nil", "true"]);
+    assert_eq!(run.resume(&mut output), Ok(Step::Done(Value::Bool(true))));
+    assert_eq!(output.lines, ["nil", "true"]);
     assert!(!run.awaiting_send());
 }
 
@@ -1050,12 +1050,12 @@ fn a_generator_suspended_one_call_deep_is_small() {
         budget: Some(1),
         ..Limits::default()
     });
-    let mut host = CaptureHost::default();
+    let mut output = CaptureOutput::default();
     let suspended = |run: &Run| {
         coroutines(run).any(|(_, coro)| coro.status == CoroStatus::Suspended && coro.started())
     };
     while !suspended(&run) {
-        assert_eq!(run.resume(&mut host), Ok(Step::Paused));
+        assert_eq!(run.resume(&mut output), Ok(Step::Paused));
     }
     let (_, coro) = coroutines(&run).next().unwrap();
     assert_eq!(coro.fiber.frames.len(), 2);
@@ -1076,9 +1076,9 @@ fn benchmark_a_million_round_trips() {
     let mut best = f64::MAX;
     for _ in 0..5 {
         let mut run = Run::new(Arc::clone(&program), &natives, Vec::new()).unwrap();
-        let mut host = CaptureHost::default();
+        let mut output = CaptureOutput::default();
         let start = std::time::Instant::now();
-        let step = run.resume(&mut host);
+        let step = run.resume(&mut output);
         let elapsed = start.elapsed();
         assert_eq!(step, Ok(Step::Done(Value::Int(499_999_500_000))));
         best = best.min(elapsed.as_nanos() as f64 / 1e6);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use spool_vm::{
-    disassemble, CaptureHost, Constant, EnumIdx, EnumLayout, FuncIdx, Limits, Op, Program, Reg,
+    disassemble, CaptureOutput, Constant, EnumIdx, EnumLayout, FuncIdx, Limits, Op, Program, Reg,
     Run, Step, StructIdx, StructLayout, Value, VariantLayout,
 };
 
@@ -1555,16 +1555,16 @@ fn the_heap_limit_is_a_limit_error() {
 fn a_finished_run_repeats_its_outcome() {
     let natives = natives();
     let mut run = Run::new(fib_program(10), &natives, Vec::new()).unwrap();
-    let mut host = CaptureHost::default();
-    assert_eq!(run.resume(&mut host), Ok(Step::Done(Value::Int(55))));
-    assert_eq!(run.resume(&mut host), Ok(Step::Done(Value::Int(55))));
+    let mut output = CaptureOutput::default();
+    assert_eq!(run.resume(&mut output), Ok(Step::Done(Value::Int(55))));
+    assert_eq!(run.resume(&mut output), Ok(Step::Done(Value::Int(55))));
     let mut failing = Run::new(sum_program(100), &natives, Vec::new()).unwrap();
     failing.set_limits(Limits {
         max_call_depth: 10,
         ..Limits::default()
     });
-    let first = failing.resume(&mut host).unwrap_err();
-    assert_eq!(failing.resume(&mut host).unwrap_err(), first);
+    let first = failing.resume(&mut output).unwrap_err();
+    assert_eq!(failing.resume(&mut output).unwrap_err(), first);
 }
 
 #[test]
@@ -1575,14 +1575,14 @@ fn a_deserialized_run_needs_its_natives_bound() {
         budget: Some(5),
         ..Limits::default()
     });
-    let mut host = CaptureHost::default();
-    assert_eq!(run.resume(&mut host), Ok(Step::Paused));
+    let mut output = CaptureOutput::default();
+    assert_eq!(run.resume(&mut output), Ok(Step::Paused));
     let bytes = postcard::to_allocvec(&run).unwrap();
     let mut restored: Run = postcard::from_bytes(&bytes).unwrap();
-    assert!(restored.resume(&mut host).is_err());
+    assert!(restored.resume(&mut output).is_err());
     restored.bind_natives(&natives).unwrap();
     restored.set_limits(Limits::default());
-    assert_eq!(restored.resume(&mut host), Ok(Step::Done(Value::Int(55))));
+    assert_eq!(restored.resume(&mut output), Ok(Step::Done(Value::Int(55))));
 }
 
 #[test]
@@ -1608,8 +1608,8 @@ fn call_main_runs_further_functions_on_the_same_globals() {
     let program = b.build(first);
     let natives = natives();
     let mut run = Run::new(Arc::clone(&program), &natives, Vec::new()).unwrap();
-    let mut host = CaptureHost::default();
-    assert_eq!(run.resume(&mut host), Ok(Step::Done(Value::Nil)));
+    let mut output = CaptureOutput::default();
+    assert_eq!(run.resume(&mut output), Ok(Step::Done(Value::Nil)));
 
     let mut extended = Builder {
         program: (*program).clone(),
@@ -1647,8 +1647,8 @@ fn call_main_runs_further_functions_on_the_same_globals() {
         ],
     );
     run.call_main(extended.build(first), second).unwrap();
-    assert_eq!(run.resume(&mut host), Ok(Step::Done(Value::Int(42))));
-    assert_eq!(host.lines, ["hello"]);
+    assert_eq!(run.resume(&mut output), Ok(Step::Done(Value::Int(42))));
+    assert_eq!(output.lines, ["hello"]);
     assert_eq!(run.globals(), [Value::Int(41)]);
 }
 

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use spool_vm::snapshot::{restore, snapshot, RestoreError};
 use spool_vm::{
-    CaptureHost, Function, Loc, NativeCtx, NativeDecl, NativeIdx, NativeSet, Op, Program, Reg, Run,
-    Step, StructIdx, StructLayout, Value, VmError,
+    CaptureOutput, Function, Loc, NativeCtx, NativeDecl, NativeIdx, NativeSet, Op, Program, Reg,
+    Run, Step, StructIdx, StructLayout, Value, VmError,
 };
 
 fn print(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let text = spool_vm::format::display(args[0], ctx.heap, ctx.program);
-    ctx.host.print(&text);
+    ctx.output.print(&text);
     Ok(Value::Nil)
 }
 
@@ -72,15 +72,15 @@ fn the_vm_alone_saves_restores_and_finishes_a_run() {
     let mut natives = NativeSet::new();
     natives.insert("print", print);
     let mut run = Run::new(program(), &natives, Vec::new()).expect("natives bind");
-    let mut host = CaptureHost::default();
-    assert_eq!(run.resume(&mut host), Ok(Step::Yield(Value::Int(41))));
+    let mut output = CaptureOutput::default();
+    assert_eq!(run.resume(&mut output), Ok(Step::Yield(Value::Int(41))));
     let bytes = snapshot(&run);
     drop(run);
 
     let mut run = restore(&bytes, &natives).expect("the saved run restores");
     run.send(Value::Int(1));
-    assert_eq!(run.resume(&mut host), Ok(Step::Done(Value::Nil)));
-    assert_eq!(host.lines, ["42"]);
+    assert_eq!(run.resume(&mut output), Ok(Step::Done(Value::Nil)));
+    assert_eq!(output.lines, ["42"]);
 
     // Without the native its program calls, the run is refused by name.
     let refused: RestoreError = restore(&bytes, &NativeSet::new()).unwrap_err();

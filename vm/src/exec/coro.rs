@@ -27,7 +27,7 @@
 use crate::exec::error::{arity_error, bad_program, depth_error, expected};
 use crate::exec::error::{ErrorKind, TraceFrame, VmError};
 use crate::exec::fiber::{Fiber, Frame};
-use crate::exec::native::Host;
+use crate::exec::native::Output;
 use crate::exec::unwind::stack_trace;
 use crate::heap::objects::{CoroStatus, Resumer};
 use crate::heap::value::{FuncIdx, ObjRef, Reg, Value};
@@ -77,7 +77,7 @@ pub(crate) enum Escape {
 pub(crate) fn next(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     target: Value,
     dst: Reg,
 ) -> Result<Next, VmError> {
@@ -103,7 +103,7 @@ pub(crate) fn next(
         return Err(depth_error(run.limits.max_call_depth));
     }
     if !coro.started() {
-        return start(run, program, host, obj, dst);
+        return start(run, program, output, obj, dst);
     }
     let stop = coro.stop_requested;
     let sent = std::mem::take(&mut coro.sent);
@@ -266,14 +266,14 @@ fn yield_in_stopping_defer() -> VmError {
 fn start(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     obj: ObjRef,
     dst: Reg,
 ) -> Result<Next, VmError> {
     let body = run.heap.coro_mut(obj).map_or(Value::Nil, |coro| coro.func);
     let outcome = match body_target(&run.heap, body) {
         Ok(Body::Script(func, closure)) => body_fiber(program, func, closure),
-        Ok(Body::Native(native)) => run_native_body(run, program, host, native),
+        Ok(Body::Native(native)) => run_native_body(run, program, output, native),
         Err(error) => Err(error),
     };
     let Some(coro) = run.heap.coro_mut(obj) else {
@@ -347,10 +347,10 @@ fn body_fiber(
 fn run_native_body(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     native: crate::heap::value::NativeIdx,
 ) -> Result<Option<Fiber>, VmError> {
-    crate::exec::interp::call_native_alone(run, program, host, native).map(|_| None)
+    crate::exec::interp::call_native_alone(run, program, output, native).map(|_| None)
 }
 
 /// Makes the suspended coroutine `obj` running: its fiber becomes the

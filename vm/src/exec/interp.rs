@@ -17,7 +17,7 @@ use crate::exec::error::{
     arity_error, bad_program, depth_error, division_error, expected, global_unset, index_error,
     key_error, overflow, ErrorKind, RunError, VmError,
 };
-use crate::exec::native::{Host, NativeCtx, Suspend};
+use crate::exec::native::{NativeCtx, Output, Suspend};
 use crate::exec::unwind::{
     finish_defer, pending_defer, pop_handlers, raise, start_defer, throw_task_error, throw_value,
 };
@@ -34,7 +34,7 @@ use crate::tasks::sched::{self, Awaited};
 /// instance, so an unlimited run pays nothing for it.
 pub(crate) fn execute<const BUDGETED: bool>(
     run: &mut Run,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
 ) -> Result<Step, RunError> {
     // A handle of our own, so that `code` can borrow the program while the
     // rest of the run is mutated.
@@ -43,7 +43,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
     let mut remaining = run.limits.budget.unwrap_or(u64::MAX).max(1);
 
     if run.context.fiber.frames.is_empty() {
-        if let Some(step) = sched::switch(run, program, host)? {
+        if let Some(step) = sched::switch(run, program, output)? {
             return Ok(step);
         }
     }
@@ -76,7 +76,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
     macro_rules! reload {
         () => {{
             if run.context.fiber.frames.is_empty() {
-                if let Some(step) = sched::switch(run, program, host)? {
+                if let Some(step) = sched::switch(run, program, output)? {
                     return Ok(step);
                 }
             }
@@ -159,7 +159,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 let mut ctx = NativeCtx {
                     heap: &mut run.heap,
                     program,
-                    host: &mut *host,
+                    output: &mut *output,
                     rng: &mut run.rng,
                     args: &run.args,
                     sched: &mut run.sched,
@@ -552,7 +552,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         // Leave pc on this `Return`: it re-executes once the
                         // defer has returned, and finds the next defer or none.
                         run.context.fiber.frames[depth].pc = (pc - 1) as u32;
-                        if let Err(error) = start_defer(run, program, host, entry.func) {
+                        if let Err(error) = start_defer(run, program, output, entry.func) {
                             throw!(error)
                         }
                         reload!();
@@ -573,7 +573,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         continue;
                     };
                     if frame.ret == Frame::DISCARD {
-                        finish_defer(run, program, host)?;
+                        finish_defer(run, program, output)?;
                         reload!();
                         continue;
                     }
@@ -763,7 +763,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::Throw { src } => {
                     let error = r!(src);
                     save_pc!();
-                    throw_value(run, program, host, error)?;
+                    throw_value(run, program, output, error)?;
                     reload!();
                 }
                 Op::TryBegin { handler, dst } => {
@@ -798,11 +798,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::CoroNext { dst, coro } => {
                     let target = r!(coro);
                     save_pc!();
-                    match coro::next(run, program, host, target, dst) {
+                    match coro::next(run, program, output, target, dst) {
                         Ok(Next::Continue) => reload!(),
                         Ok(Next::Stop) => {
                             // Raised in the coroutine, at its pending yield.
-                            raise(run, program, host, coro::stopped())?;
+                            raise(run, program, output, coro::stopped())?;
                             reload!();
                         }
                         Err(error) => throw!(error),
@@ -836,7 +836,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                             r!(dst) = value;
                         }
                         Ok(Awaited::Raise(error)) => {
-                            throw_task_error(run, program, host, error)?;
+                            throw_task_error(run, program, output, error)?;
                             reload!();
                         }
                         Ok(Awaited::Blocked) => {
@@ -859,7 +859,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         };
         save_pc!();
-        raise(run, program, host, error)?;
+        raise(run, program, output, error)?;
         reload!();
     }
 }
@@ -978,10 +978,10 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
 pub(crate) fn call_native_alone(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     native: NativeIdx,
 ) -> Result<Value, VmError> {
-    match call_native_suspending(run, program, host, native, &[])? {
+    match call_native_suspending(run, program, output, native, &[])? {
         (value, None) => Ok(value),
         (_, Some(_)) => Err(VmError::new(
             ErrorKind::Type,
@@ -995,7 +995,7 @@ pub(crate) fn call_native_alone(
 pub(crate) fn call_native_suspending(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     native: NativeIdx,
     args: &[Value],
 ) -> Result<(Value, Option<Suspend>), VmError> {
@@ -1005,7 +1005,7 @@ pub(crate) fn call_native_suspending(
     let mut ctx = NativeCtx {
         heap: &mut run.heap,
         program,
-        host,
+        output,
         rng: &mut run.rng,
         args: &run.args,
         sched: &mut run.sched,

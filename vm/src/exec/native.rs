@@ -10,20 +10,21 @@ use crate::heap::Heap;
 use crate::program::Program;
 use crate::tasks::sched::Sched;
 
-/// What the run's host provides to native functions while the run executes.
-pub trait Host {
+/// Where a run's output goes (`print`): the part of the host a run talks
+/// to while it executes.
+pub trait Output {
     /// Writes one line of program output (`print`); `text` has no newline.
     fn print(&mut self, text: &str);
 }
 
-/// A host that collects printed lines in memory.
+/// Output collected in memory, one line per `print`.
 #[derive(Clone, Debug, Default)]
-pub struct CaptureHost {
+pub struct CaptureOutput {
     /// Everything printed, one entry per `print`.
     pub lines: Vec<String>,
 }
 
-impl Host for CaptureHost {
+impl Output for CaptureOutput {
     fn print(&mut self, text: &str) {
         self.lines.push(text.to_string());
     }
@@ -35,8 +36,8 @@ pub struct NativeCtx<'a> {
     pub heap: &'a mut Heap,
     /// The program, for type names when formatting values.
     pub program: &'a Program,
-    /// The host, for output.
-    pub host: &'a mut dyn Host,
+    /// Where `print` writes.
+    pub output: &'a mut dyn Output,
     /// The run's random-number state (part of the saved run).
     pub rng: &'a mut u64,
     /// The script's arguments.

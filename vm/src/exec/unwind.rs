@@ -9,7 +9,7 @@ use crate::exec::error::{
     arity_error, bad_program, depth_error, expected, RunError, TraceFrame, VmError,
 };
 use crate::exec::interp::call_native_alone;
-use crate::exec::native::Host;
+use crate::exec::native::Output;
 use crate::heap::format;
 use crate::heap::objects::TaskError;
 use crate::heap::value::Value;
@@ -55,7 +55,7 @@ pub(crate) enum DeferStart {
 pub(crate) fn start_defer(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     func: Value,
 ) -> Result<DeferStart, VmError> {
     let Some(&owner) = run.context.fiber.frames.last() else {
@@ -73,7 +73,7 @@ pub(crate) fn start_defer(
             _ => return Err(expected("a function to defer")),
         },
         Value::Native(native) => {
-            call_native_alone(run, program, host, native)?;
+            call_native_alone(run, program, output, native)?;
             return Ok(DeferStart::Ran);
         }
         _ => return Err(expected("a function to defer")),
@@ -109,7 +109,7 @@ pub(crate) fn start_defer(
 pub(crate) fn finish_defer(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
 ) -> Result<(), RunError> {
     let depth = run.context.fiber.frames.len() - 1;
     match run.context.fiber.unwinds.last() {
@@ -117,7 +117,7 @@ pub(crate) fn finish_defer(
             let Some(unwind) = run.context.fiber.unwinds.pop() else {
                 return Ok(());
             };
-            unwind_to_handler(run, program, host, unwind.error, unwind.trace)
+            unwind_to_handler(run, program, output, unwind.error, unwind.trace)
         }
         _ => Ok(()),
     }
@@ -130,11 +130,11 @@ pub(crate) fn finish_defer(
 pub(crate) fn raise(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     error: VmError,
 ) -> Result<(), RunError> {
     let record = run.error_record(&error);
-    throw_value(run, program, host, record)
+    throw_value(run, program, output, record)
 }
 
 /// Throws the `Error` record `error` from the top frame's saved pc.
@@ -143,11 +143,11 @@ pub(crate) fn raise(
 pub(crate) fn throw_value(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     error: Value,
 ) -> Result<(), RunError> {
     let trace = trace_if_uncaught(run, program);
-    unwind_to_handler(run, program, host, error, trace)
+    unwind_to_handler(run, program, output, error, trace)
 }
 
 /// The stack trace, when no handler is active (otherwise the error will be
@@ -169,7 +169,7 @@ pub(crate) fn trace_if_uncaught(run: &Run, program: &Program) -> Vec<TraceFrame>
 pub(crate) fn unwind_to_handler(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     mut error: Value,
     mut trace: Vec<TraceFrame>,
 ) -> Result<(), RunError> {
@@ -217,7 +217,7 @@ pub(crate) fn unwind_to_handler(
                 error,
                 trace: held,
             });
-            match start_defer(run, program, host, entry.func) {
+            match start_defer(run, program, output, entry.func) {
                 Ok(DeferStart::Pushed) => return Ok(()),
                 Ok(DeferStart::Ran) => {
                     let Some(unwind) = run.context.fiber.unwinds.pop() else {
@@ -318,7 +318,7 @@ pub fn stack_trace(fiber: &Fiber, program: &Program) -> Vec<TraceFrame> {
 pub(crate) fn throw_task_error(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     error: TaskError,
 ) -> Result<(), RunError> {
     let mut trace = error.trace;
@@ -327,5 +327,5 @@ pub(crate) fn throw_task_error(
     } else {
         trace.clear();
     }
-    unwind_to_handler(run, program, host, error.error, trace)
+    unwind_to_handler(run, program, output, error.error, trace)
 }

@@ -21,7 +21,7 @@ use crate::exec::error::expected;
 use crate::exec::error::{ErrorKind, RunError, VmError};
 use crate::exec::fiber::Fiber;
 use crate::exec::interp;
-use crate::exec::native::{Host, NativeCtx, Suspend};
+use crate::exec::native::{NativeCtx, Output, Suspend};
 use crate::heap::objects::Flight;
 use crate::heap::objects::{Blocked, Context, Task, TaskError, TaskState, Wake};
 use crate::heap::value::{NativeIdx, ObjRef, StructIdx, Value};
@@ -232,7 +232,7 @@ pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
 pub(crate) fn switch(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
 ) -> Result<Option<Step>, RunError> {
     loop {
         if run.sched.current.is_some() && !run.context.fiber.frames.is_empty() {
@@ -243,7 +243,7 @@ pub(crate) fn switch(
         let Some(task) = run.sched.ready.pop_front() else {
             return idle(run, program).map(Some);
         };
-        install(run, program, host, task)?;
+        install(run, program, output, task)?;
     }
 }
 
@@ -251,7 +251,7 @@ pub(crate) fn switch(
 fn install(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     task: ObjRef,
 ) -> Result<(), RunError> {
     let Some(t) = run.heap.task_mut(task) else {
@@ -269,7 +269,7 @@ fn install(
     run.sched.current = Some(task);
     if let Some(start) = start {
         let (func, args) = *start;
-        start_task(run, program, host, func, args);
+        start_task(run, program, output, func, args);
         return Ok(());
     }
     match wake {
@@ -281,7 +281,7 @@ fn install(
             }
         }
         Wake::Raise(error) if run.context.fiber.frames.is_empty() => body_ended(run, Err(error)),
-        Wake::Raise(error) => crate::exec::unwind::throw_task_error(run, program, host, error)?,
+        Wake::Raise(error) => crate::exec::unwind::throw_task_error(run, program, output, error)?,
     }
     Ok(())
 }
@@ -292,7 +292,7 @@ fn install(
 fn start_task(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     func: Value,
     args: Vec<Value>,
 ) {
@@ -302,7 +302,7 @@ fn start_task(
             Some(&Object::Closure { func: f, .. }) => script_fiber(program, f, Some(obj), args),
             _ => Err(expected("a function to spawn")),
         },
-        Value::Native(native) => return start_native(run, program, host, native, &args),
+        Value::Native(native) => return start_native(run, program, output, native, &args),
         _ => Err(expected("a function to spawn")),
     };
     match outcome {
@@ -352,11 +352,11 @@ fn script_fiber(
 fn start_native(
     run: &mut Run,
     program: &Program,
-    host: &mut dyn Host,
+    output: &mut dyn Output,
     native: NativeIdx,
     args: &[Value],
 ) {
-    let outcome = interp::call_native_suspending(run, program, host, native, args);
+    let outcome = interp::call_native_suspending(run, program, output, native, args);
     match outcome {
         Ok((value, None)) => body_ended(run, Ok(value)),
         Ok((_, Some(suspend))) => {
@@ -749,7 +749,7 @@ pub(crate) fn yield_outside_main(run: &Run) -> Option<VmError> {
     (run.sched.current != run.sched.main).then(|| {
         VmError::new(
             ErrorKind::Type,
-            "yield outside a coroutine in a spawned task (only the main program yields to the host)",
+            "yield outside a coroutine in a spawned task (only the main program yields to the output)",
         )
     })
 }

@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use spool_vm::{
-    CaptureHost, ConstIdx, Constant, ErrorKind, FileIdx, FuncIdx, Function, GlobalIdx, Limits, Loc,
-    NativeCtx, NativeDecl, NativeIdx, NativeSet, Op, Pc, Program, Reg, Run, RunError, Step,
+    CaptureOutput, ConstIdx, Constant, ErrorKind, FileIdx, FuncIdx, Function, GlobalIdx, Limits,
+    Loc, NativeCtx, NativeDecl, NativeIdx, NativeSet, Op, Pc, Program, Reg, Run, RunError, Step,
     StructIdx, StructLayout, Value, VmError,
 };
 
@@ -137,7 +137,7 @@ pub fn print(reg: u16, scratch: u16) -> [Op; 2] {
 
 pub fn native_print(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let text = spool_vm::format::display(args[0], ctx.heap, ctx.program);
-    ctx.host.print(&text);
+    ctx.output.print(&text);
     Ok(Value::Nil)
 }
 
@@ -185,7 +185,7 @@ pub fn run_with(program: &Arc<Program>, limits: Limits, snapshot: bool) -> (Outc
     let natives = natives();
     let mut run = Run::new(Arc::clone(program), &natives, Vec::new()).expect("natives bind");
     run.set_limits(limits);
-    let mut host = CaptureHost::default();
+    let mut output = CaptureOutput::default();
     let mut yielded = Vec::new();
     let round_trip = |run: &mut Run| {
         if snapshot {
@@ -195,7 +195,7 @@ pub fn run_with(program: &Arc<Program>, limits: Limits, snapshot: bool) -> (Outc
         }
     };
     let result = loop {
-        match run.resume(&mut host) {
+        match run.resume(&mut output) {
             Ok(Step::Done(value)) => break Ok(run.display(value)),
             Ok(Step::Paused) => round_trip(&mut run),
             Ok(Step::Yield(value)) => {
@@ -210,7 +210,7 @@ pub fn run_with(program: &Arc<Program>, limits: Limits, snapshot: bool) -> (Outc
     };
     let outcome = Outcome {
         result,
-        printed: host.lines,
+        printed: output.lines,
         yielded,
     };
     (outcome, run)

@@ -1,4 +1,6 @@
-//! Reading native-function arguments and building the errors natives raise.
+//! Reading native functions' parameters (the argument values of a call) and
+//! building the errors natives raise. (Not `args()`, the script's command-line
+//! arguments, which `core.rs` provides.)
 //!
 //! The compiler has type-checked every call, so a wrong variant here is an
 //! internal error: it becomes a `Type` runtime error, never a panic.
