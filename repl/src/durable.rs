@@ -145,7 +145,7 @@ pub fn describe(path: &str, run: &Run) -> String {
         ),
         Status::Running if run.awaiting_send() => format!(
             "waiting for the answer to a top-level yield (it receives `{}`; give it with `spool resume {path} --send JSON`)",
-            program.main_receives
+            spool::answer::receive_type(run)
         ),
         Status::Running => "running".to_string(),
     };

@@ -61,10 +61,13 @@ pub fn new(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let mut coro = Coroutine::new(body);
     // The compiler passes the yield type as a hidden second argument, so
     // yields it could not check are checked when they happen.
-    coro.yield_type = args
-        .get(1)
-        .and_then(|ty| ctx.heap.str(*ty))
-        .map(str::to_string);
+    coro.yield_type = match args.get(1) {
+        Some(Value::Int(index)) => match ctx.program.constants.get(*index as usize) {
+            Some(spool_vm::Constant::Type(ty)) if !ty.is_unknown() => Some(ty.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
     Ok(Value::Obj(ctx.heap.alloc(Object::Coro(Box::new(coro)))))
 }
 

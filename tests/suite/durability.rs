@@ -848,24 +848,42 @@ fn fiber_bookkeeping_out_of_order_or_out_of_its_frames_is_refused() {
     );
 }
 
-/// A type string from a saved run (an I/O operation's result type) with
-/// any number of `?` is checked in a loop, not by recursion.
+/// A type description from a saved run (an I/O operation's result type)
+/// that nests as deep as allowed is checked in a loop, not by recursion;
+/// one larger than allowed, or whose parts do not come first, is refused.
 #[test]
-fn a_result_type_with_a_million_question_marks_is_checked_without_recursion() {
-    let mut parts = take_apart(&tasks_run());
-    let fetch = parts
-        .0
-        .natives
-        .iter_mut()
-        .find(|native| native.name == "fetch")
-        .expect("fetch is declared");
-    fetch.io = Some(format!("int{}", "?".repeat(1_000_000)));
-    let mut run = spool::restore(&seal_parts(&parts)).expect("restores");
+fn result_types_of_any_depth_are_checked_without_recursion() {
+    use spool_vm::{TypeDesc, TypeNode};
+    let deep = |count: usize| {
+        let mut nodes = vec![TypeNode::Int];
+        nodes.extend((0..count).map(|at| TypeNode::Optional(at as u32)));
+        TypeDesc { nodes }
+    };
+    let with_fetch_type = |ty: TypeDesc| {
+        let mut parts = take_apart(&tasks_run());
+        let fetch = parts
+            .0
+            .natives
+            .iter_mut()
+            .find(|native| native.name == "fetch")
+            .expect("fetch is declared");
+        fetch.io = Some(ty);
+        seal_parts(&parts)
+    };
+    let allowed = spool_vm::types::MAX_NODES - 1;
+    let mut run = spool::restore(&with_fetch_type(deep(allowed))).expect("restores");
     for request in run.pending_io() {
         run.complete(request.id, Ok(Data::Int(1)));
     }
-    let mut host = CaptureOutput::default();
-    run.resume(&mut host).expect("runs on");
+    let mut output = CaptureOutput::default();
+    run.resume(&mut output).expect("runs on");
+    let message = refused(&with_fetch_type(deep(1_000_000)));
+    assert!(message.contains("too large"), "{message}");
+    let forward = TypeDesc {
+        nodes: vec![TypeNode::Optional(1), TypeNode::Int],
+    };
+    let message = refused(&with_fetch_type(forward));
+    assert!(message.contains("refers forward"), "{message}");
 }
 
 /// Lengths that claim more than the input holds are refused at once,

@@ -22,7 +22,7 @@ pub mod tasks;
 // The paths hosts use most, kept short.
 pub use exec::{coro, error, native};
 pub use heap::{format, map, value};
-pub use program::{disasm, op};
+pub use program::{disasm, op, types};
 pub use saved::{snapshot, upgrade, validate};
 pub use tasks::{io, sched};
 
@@ -40,7 +40,7 @@ pub use program::disasm::{disassemble, disassemble_all};
 pub use program::op::{Op, Operand};
 pub use program::{
     Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
-    VariantLayout,
+    TypeDesc, TypeNode, VariantLayout,
 };
 pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
 pub use saved::validate::validate;

@@ -389,12 +389,8 @@ impl Run {
             let set = self.native_set.clone();
             self.bind_natives_of(&program, &set)?;
         }
-        for constant in &program.constants[self.const_values.len()..] {
-            let value = match constant {
-                Constant::Int(n) => Value::Int(*n),
-                Constant::Float(x) => Value::Float(*x),
-                Constant::Str(text) => self.heap.alloc_str(text.as_str()),
-            };
+        for index in self.const_values.len()..program.constants.len() {
+            let value = constant_value(&mut self.heap, &program.constants, index);
             self.const_values.push(value);
         }
         self.globals.resize(program.globals.len(), Value::UNSET);
@@ -449,14 +445,8 @@ impl Run {
         })?;
         next.bind_natives_of(&program, natives)?;
         crate::saved::upgrade::apply(&mut next, &plan, &program);
-        next.const_values = program
-            .constants
-            .iter()
-            .map(|constant| match constant {
-                Constant::Int(n) => Value::Int(*n),
-                Constant::Float(x) => Value::Float(*x),
-                Constant::Str(text) => next.heap.alloc_str(text.as_str()),
-            })
+        next.const_values = (0..program.constants.len())
+            .map(|index| constant_value(&mut next.heap, &program.constants, index))
             .collect();
         next.sched.error_struct = program.builtins.error;
         next.program = program;
@@ -520,5 +510,16 @@ pub(crate) fn internal_error(message: &str) -> RunError {
         kind: ErrorKind::Type.as_str().to_string(),
         message: message.to_string(),
         trace: Vec::new(),
+    }
+}
+
+/// The value of constant `index`: strings are allocated once here; a type
+/// constant is its own index, which the native it is passed to looks up.
+fn constant_value(heap: &mut Heap, constants: &[Constant], index: usize) -> Value {
+    match &constants[index] {
+        Constant::Int(n) => Value::Int(*n),
+        Constant::Float(x) => Value::Float(*x),
+        Constant::Str(text) => heap.alloc_str(text.as_str()),
+        Constant::Type(_) => Value::Int(index as i64),
     }
 }

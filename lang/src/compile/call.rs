@@ -442,7 +442,8 @@ impl Compiler {
         let reg = self.alloc();
         debug_assert_eq!(reg, nth(base, argc), "arguments are consecutive");
         let idx = spool_vm::ConstIdx(self.constants.len() as u32);
-        self.constants.push(spool_vm::Constant::Str(String::new()));
+        self.constants
+            .push(spool_vm::Constant::Type(spool_vm::TypeDesc::default()));
         self.late_type_names.push((idx, (**yields).clone()));
         self.emit(Op::LoadConst { dst: reg, idx }, span);
         1

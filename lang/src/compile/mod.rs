@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use spool_vm::{
     Builtins, ConstIdx, Constant, EnumIdx, EnumLayout, FileIdx, FuncIdx, Function, GlobalIdx,
-    NativeDecl, NativeIdx, Program, StructIdx, StructLayout, VariantLayout,
+    NativeDecl, NativeIdx, Program, StructIdx, StructLayout, TypeDesc, TypeNode, VariantLayout,
 };
 
 use crate::ast::{self, Span, TypeExpr, TypeExprKind};
@@ -163,7 +163,7 @@ struct Compiler {
     /// What the script's top level yields to the host and receives back.
     main_effects: (Type, Type),
     /// The receive type of the top level, as written (`nil`, `str`, ...).
-    main_receives: String,
+    main_receives: TypeDesc,
     /// String constants to fill with a type's name once types are settled.
     late_type_names: Vec<(ConstIdx, Type)>,
     /// `any` is accepted: only while declaring library signatures.
@@ -252,7 +252,7 @@ impl Compiler {
             uninferred: Vec::new(),
             effect_vars: Vec::new(),
             main_effects: (Type::Nil, Type::Nil),
-            main_receives: String::new(),
+            main_receives: TypeDesc::default(),
             late_type_names: Vec::new(),
             allow_any: false,
             spawning: false,
@@ -282,7 +282,11 @@ impl Compiler {
                     name: s.name.clone(),
                     fields: s.fields.iter().map(|(name, _)| name.clone()).collect(),
                     params: self.param_list(&s.generics),
-                    field_types: s.fields.iter().map(|(_, ty)| self.show(ty)).collect(),
+                    field_types: s
+                        .fields
+                        .iter()
+                        .map(|(_, ty)| self.type_desc(ty, &s.generics))
+                        .collect(),
                 })
                 .collect(),
             enums: self
@@ -296,7 +300,10 @@ impl Compiler {
                         .map(|(name, fields)| VariantLayout {
                             name: name.clone(),
                             arity: fields.len() as u16,
-                            field_types: fields.iter().map(|ty| self.show(ty)).collect(),
+                            field_types: fields
+                                .iter()
+                                .map(|ty| self.type_desc(ty, &e.generics))
+                                .collect(),
                         })
                         .collect(),
                     params: self.param_list(&e.generics),
@@ -312,6 +319,60 @@ impl Compiler {
             main_receives: self.main_receives.clone(),
             fingerprint: 0,
         }
+    }
+
+    /// `ty` as the run describes types ([`TypeDesc`]): inference variables
+    /// resolved (those still open, and parameters other than `params`,
+    /// become unknown); `params` are the type parameters of the layout the
+    /// description belongs to, described by position.
+    fn type_desc(&self, ty: &Type, params: &[ParamId]) -> TypeDesc {
+        let mut desc = TypeDesc::default();
+        let resolved = self.unifier.resolve(ty);
+        self.describe_into(&resolved, params, &mut desc);
+        desc
+    }
+
+    /// Appends the nodes of `ty` (parts first) and gives the position of
+    /// its own node. Recursion is bounded by the depth of written types,
+    /// which the parser bounds.
+    fn describe_into(&self, ty: &Type, params: &[ParamId], desc: &mut TypeDesc) -> u32 {
+        let part = |ty: &Type, desc: &mut TypeDesc| self.describe_into(ty, params, desc);
+        let node = match ty {
+            Type::Int => TypeNode::Int,
+            Type::Float => TypeNode::Float,
+            Type::Bool => TypeNode::Bool,
+            Type::Str => TypeNode::Str,
+            Type::Nil => TypeNode::Nil,
+            Type::Any | Type::Never | Type::Error | Type::Var(_) => TypeNode::Any,
+            Type::List(item) => TypeNode::List(part(item, desc)),
+            Type::Map(key, value) => {
+                let key = part(key, desc);
+                TypeNode::Map(key, part(value, desc))
+            }
+            Type::Opt(inner) => TypeNode::Optional(part(inner, desc)),
+            Type::Fn(_) => TypeNode::Func(self.show(ty)),
+            Type::Struct(id, args) => {
+                let args = args.iter().map(|arg| part(arg, desc)).collect();
+                TypeNode::Struct(self.struct_name(*id).to_string(), args)
+            }
+            Type::Enum(id, args) => {
+                let args = args.iter().map(|arg| part(arg, desc)).collect();
+                TypeNode::Enum(self.enum_name(*id).to_string(), args)
+            }
+            Type::Coro(yields, receives) => {
+                let yields = part(yields, desc);
+                TypeNode::Coro(yields, part(receives, desc))
+            }
+            Type::Task(result) => TypeNode::Task(part(result, desc)),
+            Type::Chan(item) => TypeNode::Chan(part(item, desc)),
+            Type::Handle(handle) => TypeNode::Handle(handle.name().to_string()),
+            Type::Param(id) => match params.iter().position(|p| p == id) {
+                Some(index) => TypeNode::Param(index as u16),
+                None => TypeNode::Any,
+            },
+        };
+        desc.nodes.push(node);
+        desc.nodes.len() as u32 - 1
     }
 
     /// The names of type parameters, as layouts record them.
@@ -509,7 +570,7 @@ impl Compiler {
             let entry =
                 self.signature(&native.decl, generics, &scope, Callee::Native(index), false);
             if native.io {
-                self.natives[index.index()].io = Some(self.show(&entry.ret));
+                self.natives[index.index()].io = Some(self.type_desc(&entry.ret, &[]));
             }
             self.add_fn(entry);
         }
@@ -802,12 +863,12 @@ impl Compiler {
         // A yield type nothing constrained is unknown, not `nil`: yields the
         // checker could not see (through callbacks) are then unchecked.
         for (idx, ty) in std::mem::take(&mut self.late_type_names) {
-            let name = if self.unifier.has_unbound(&ty) {
-                String::new()
+            let desc = if self.unifier.has_unbound(&ty) {
+                TypeDesc::default()
             } else {
-                self.show(&ty)
+                self.type_desc(&ty, &[])
             };
-            self.constants[idx.index()] = Constant::Str(name);
+            self.constants[idx.index()] = Constant::Type(desc);
         }
         for var in std::mem::take(&mut self.effect_vars) {
             if self.unifier.has_unbound(&var) {
@@ -823,7 +884,7 @@ impl Compiler {
             }
         }
         let receives = self.main_effects.1.clone();
-        self.main_receives = self.show(&receives);
+        self.main_receives = self.type_desc(&receives, &[]);
     }
 
     // ---- constants ----

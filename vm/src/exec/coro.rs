@@ -148,7 +148,7 @@ pub(crate) fn yield_value(run: &mut Run, program: &Program, value: Value, dst: R
         });
     }
     if let Some(expected) = &coro.yield_type {
-        if !crate::heap::format::fits(value, expected, &run.heap, program) {
+        if !expected.fits(value, &run.heap, program) {
             let found = crate::heap::format::kind_of(value, &run.heap, program);
             let message =
                 format!("yield of a value of type {found} in a coroutine that yields `{expected}`");

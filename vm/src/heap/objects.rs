@@ -42,7 +42,7 @@ pub struct Coroutine {
     /// `Point?`), when the compiler knew it: a `yield` the checker could not
     /// see is checked against it at run time.
     #[serde(default)]
-    pub yield_type: Option<String>,
+    pub yield_type: Option<crate::program::TypeDesc>,
 }
 
 /// Where a coroutine is in its life.

@@ -109,6 +109,7 @@ impl Names<'_> {
                 format::write_quoted(&mut out, text);
                 out
             }
+            Some(Constant::Type(ty)) => format!("type {ty}"),
             None => format!("<const {}>", idx.0),
         }
     }

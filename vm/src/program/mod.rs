@@ -5,11 +5,13 @@
 
 pub mod disasm;
 pub mod op;
+pub mod types;
 
 use serde::{Deserialize, Serialize};
 
 use crate::heap::value::{EnumIdx, FileIdx, FuncIdx, Reg, StructIdx};
 use crate::program::op::Op;
+pub use crate::program::types::{TypeDesc, TypeNode};
 
 /// A whole compiled program: the script, its prelude and its layouts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -32,11 +34,10 @@ pub struct Program {
     pub files: Vec<String>,
     /// Layouts the VM itself needs to know.
     pub builtins: Builtins,
-    /// The type the script's top-level `yield`s receive from the host, as
-    /// written in Spool (`nil`, `str`, `int`, ...), so a host can parse its
-    /// answer.
+    /// The type the script's top-level `yield`s receive from the host, so
+    /// a host can build its answer.
     #[serde(default)]
-    pub main_receives: String,
+    pub main_receives: TypeDesc,
     /// A hash identifying this program ([`crate::saved::snapshot::fingerprint`]),
     /// set by the compiler; 0 when unknown (an interactive session's
     /// program computes it when saved). Saved runs record it.
@@ -63,6 +64,10 @@ pub enum Constant {
     Float(f64),
     /// A string; the run allocates it once and every `LoadConst` shares it.
     Str(String),
+    /// A type, for a native that checks values at run time (the yield
+    /// type `coroutine` records); `LoadConst` gives the constant's index as
+    /// an int, which the native looks up.
+    Type(TypeDesc),
 }
 
 /// One compiled function.
@@ -132,10 +137,10 @@ pub struct StructLayout {
     pub fields: Vec<String>,
     /// The struct's type parameters, by name (`T` of `Box<T>`).
     pub params: Vec<String>,
-    /// Each field's type as Spool writes it, in the order of `fields`
-    /// (type parameters by name): what a host needs to build a value of
-    /// the struct from outside data, such as JSON.
-    pub field_types: Vec<String>,
+    /// Each field's type, in the order of `fields` (type parameters as
+    /// [`TypeNode::Param`] of `params`): what a host needs to build a value
+    /// of the struct from outside data, such as JSON.
+    pub field_types: Vec<TypeDesc>,
 }
 
 /// The layout of an enum.
@@ -156,8 +161,9 @@ pub struct VariantLayout {
     pub name: String,
     /// Number of payload fields.
     pub arity: u16,
-    /// The payload's types as Spool writes them (`arity` of them).
-    pub field_types: Vec<String>,
+    /// The payload's types (`arity` of them; type parameters as
+    /// [`TypeNode::Param`] of the enum's `params`).
+    pub field_types: Vec<TypeDesc>,
 }
 
 /// A native function the program calls.
@@ -167,9 +173,9 @@ pub struct NativeDecl {
     pub key: String,
     /// Name shown in traces and `<fn name>`.
     pub name: String,
-    /// For a host I/O operation, its declared result type as Spool writes
-    /// it: calling it suspends the task with an I/O request, and the
-    /// host's answer is checked against this type.
+    /// For a host I/O operation, its declared result type: calling it
+    /// suspends the task with an I/O request, and the host's answer is
+    /// checked against this type.
     #[serde(default)]
-    pub io: Option<String>,
+    pub io: Option<TypeDesc>,
 }

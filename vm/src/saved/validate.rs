@@ -81,7 +81,29 @@ fn check_program(program: &Program) -> Result<(), Invalid> {
         check_function(program, function)
             .map_err(|e| format!("function {index} ({}): {e}", function.name))?;
     }
-    Ok(())
+    check_types(program)
+}
+
+/// Every type description of the program is well formed (they are walked
+/// without further checks).
+fn check_types(program: &Program) -> Result<(), Invalid> {
+    let constants = program.constants.iter().filter_map(|c| match c {
+        crate::program::Constant::Type(ty) => Some(ty),
+        _ => None,
+    });
+    let natives = program.natives.iter().filter_map(|n| n.io.as_ref());
+    let fields = program.structs.iter().flat_map(|s| &s.field_types);
+    let payloads = program
+        .enums
+        .iter()
+        .flat_map(|e| &e.variants)
+        .flat_map(|v| &v.field_types);
+    std::iter::once(&program.main_receives)
+        .chain(constants)
+        .chain(natives)
+        .chain(fields)
+        .chain(payloads)
+        .try_for_each(crate::program::TypeDesc::check)
 }
 
 fn check_function(program: &Program, function: &Function) -> Result<(), Invalid> {
@@ -237,7 +259,12 @@ fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
                 return Err("closure of an unknown function".into());
             }
         }
-        Object::Coro(coro) => check_fiber(values, &coro.fiber)?,
+        Object::Coro(coro) => {
+            check_fiber(values, &coro.fiber)?;
+            if let Some(ty) = &coro.yield_type {
+                ty.check()?;
+            }
+        }
         Object::Task(task) => {
             check_fiber(values, &task.context.fiber)?;
             for resumer in &task.context.resumers {

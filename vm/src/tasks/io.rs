@@ -545,14 +545,12 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     let returns = program
         .natives
         .get(native.index())
-        .and_then(|decl| decl.io.as_deref())
+        .and_then(|decl| decl.io.clone())
         .unwrap_or_default();
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
         Ok(data) => match data.into_value(&mut run.heap, &program) {
-            Ok(value) if crate::heap::format::fits(value, returns, &run.heap, &program) => {
-                Ok(value)
-            }
+            Ok(value) if returns.fits(value, &run.heap, &program) => Ok(value),
             Ok(value) => Err(VmError::new(
                 ErrorKind::Type,
                 format!(

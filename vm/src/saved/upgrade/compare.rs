@@ -55,6 +55,7 @@ impl Compare<'_> {
                         a.to_bits() == b.to_bits()
                     }
                     (Some(Constant::Str(a)), Some(Constant::Str(b))) => a == b,
+                    (Some(Constant::Type(a)), Some(Constant::Type(b))) => a == b,
                     _ => false,
                 }
             }

@@ -114,6 +114,7 @@ pub(super) fn kind_written(
             Constant::Int(_) => Kind::Int,
             Constant::Float(_) => Kind::Float,
             Constant::Str(_) => Kind::Str,
+            Constant::Type(_) => Kind::Int,
         },
         _ => return None,
     })
