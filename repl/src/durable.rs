@@ -314,24 +314,14 @@ pub fn data_text(data: &spool_vm::Data) -> String {
     out
 }
 
+/// How long an argument's text grows before it is cut short.
+const ENOUGH: usize = 200;
+
 fn write_data(out: &mut String, data: &spool_vm::Data) {
     use spool_vm::Data;
-    const ENOUGH: usize = 200;
     if out.len() > ENOUGH {
         return;
     }
-    let list = |out: &mut String, items: &mut dyn Iterator<Item = &Data>| {
-        for (index, item) in items.enumerate() {
-            if index > 0 {
-                out.push_str(", ");
-            }
-            write_data(out, item);
-            if out.len() > ENOUGH {
-                out.push_str("...");
-                return;
-            }
-        }
-    };
     match data {
         Data::Nil => out.push_str("nil"),
         Data::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -340,41 +330,27 @@ fn write_data(out: &mut String, data: &spool_vm::Data) {
         Data::Str(text) => spool_vm::format::write_quoted(out, text),
         Data::List(items) => {
             out.push('[');
-            list(out, &mut items.iter());
+            write_separated(out, items.iter(), write_data);
             out.push(']');
         }
         Data::Map(pairs) if pairs.is_empty() => out.push_str("[:]"),
         Data::Map(pairs) => {
             out.push('[');
-            for (index, (key, value)) in pairs.iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
+            write_separated(out, pairs.iter(), |out, (key, value)| {
                 write_data(out, key);
                 out.push_str(": ");
                 write_data(out, value);
-                if out.len() > ENOUGH {
-                    out.push_str("...");
-                    break;
-                }
-            }
+            });
             out.push(']');
         }
         Data::Record { name, fields } => {
             out.push_str(name);
             out.push('(');
-            for (index, (field, value)) in fields.iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
+            write_separated(out, fields.iter(), |out, (field, value)| {
                 out.push_str(field);
                 out.push_str(": ");
                 write_data(out, value);
-                if out.len() > ENOUGH {
-                    out.push_str("...");
-                    break;
-                }
-            }
+            });
             out.push(')');
         }
         Data::Variant {
@@ -383,9 +359,28 @@ fn write_data(out: &mut String, data: &spool_vm::Data) {
             out.push_str(variant);
             if !fields.is_empty() {
                 out.push('(');
-                list(out, &mut fields.iter());
+                write_separated(out, fields.iter(), write_data);
                 out.push(')');
             }
+        }
+    }
+}
+
+/// Writes `items` separated by commas, each with `write_one`, and stops
+/// with `...` once the text is long enough.
+fn write_separated<T>(
+    out: &mut String,
+    items: impl Iterator<Item = T>,
+    mut write_one: impl FnMut(&mut String, T),
+) {
+    for (index, item) in items.enumerate() {
+        if index > 0 {
+            out.push_str(", ");
+        }
+        write_one(out, item);
+        if out.len() > ENOUGH {
+            out.push_str("...");
+            return;
         }
     }
 }

@@ -18,7 +18,7 @@
 use crate::exec::fiber::{Fiber, Frame};
 use crate::heap::objects::CoroStatus;
 use crate::heap::objects::{Blocked, Wake};
-use crate::heap::value::{ObjRef, Value};
+use crate::heap::value::{EnumIdx, ObjRef, StructIdx, Value};
 use crate::heap::Object;
 use crate::program::op::{Op, Operand};
 use crate::program::{Function, Program};
@@ -162,28 +162,12 @@ fn check_operand(program: &Program, function: &Function, operand: Operand) -> Re
         Operand::Func(func) => known(func.index(), program.functions.len(), "function"),
         Operand::Native(native) => known(native.index(), program.natives.len(), "native"),
         Operand::Global(global) => known(global.index(), program.globals.len(), "global"),
-        Operand::Struct { ty, fields } => {
-            let layout = program.structs.get(ty.index()).ok_or("unknown struct")?;
-            if layout.fields.len() != usize::from(fields) {
-                return Err("wrong number of fields".into());
-            }
-            Ok(())
-        }
+        Operand::Struct { ty, fields } => check_record_shape(program, ty, usize::from(fields)),
         Operand::Variant {
             ty,
             variant,
             fields,
-        } => {
-            let layout = program.enums.get(ty.index()).ok_or("unknown enum")?;
-            let shape = layout
-                .variants
-                .get(usize::from(variant))
-                .ok_or("unknown variant")?;
-            if shape.arity != fields {
-                return Err("wrong number of fields".into());
-            }
-            Ok(())
-        }
+        } => check_variant_shape(program, ty, variant, usize::from(fields)),
         // Checked when the instruction runs, against the value it meets.
         Operand::VariantTag(_) | Operand::Field(_) | Operand::Capture(_) => Ok(()),
         Operand::Int(_) | Operand::Bool(_) => Ok(()),
@@ -194,6 +178,33 @@ fn check_operand(program: &Program, function: &Function, operand: Operand) -> Re
         | Operand::CallWindow { .. }
         | Operand::LoopCounter(_) => Ok(()),
     }
+}
+
+/// Struct `ty` exists and has `fields` fields.
+fn check_record_shape(program: &Program, ty: StructIdx, fields: usize) -> Result<(), Invalid> {
+    let layout = program.structs.get(ty.index()).ok_or("unknown struct")?;
+    if layout.fields.len() != fields {
+        return Err("wrong number of fields".into());
+    }
+    Ok(())
+}
+
+/// Variant `variant` of enum `ty` exists and has `fields` payload fields.
+fn check_variant_shape(
+    program: &Program,
+    ty: EnumIdx,
+    variant: u16,
+    fields: usize,
+) -> Result<(), Invalid> {
+    let layout = program.enums.get(ty.index()).ok_or("unknown enum")?;
+    let shape = layout
+        .variants
+        .get(usize::from(variant))
+        .ok_or("unknown variant")?;
+    if usize::from(shape.arity) != fields {
+        return Err("wrong number of fields".into());
+    }
+    Ok(())
 }
 
 /// Checks values against the run's heap and program.
@@ -234,26 +245,12 @@ fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
     let program = &values.run.program;
     match object {
         Object::Str(_) | Object::Cell(_) | Object::List(_) | Object::Map(_) => {}
-        Object::Record { ty, fields } => {
-            let layout = program.structs.get(ty.index()).ok_or("unknown struct")?;
-            if layout.fields.len() != fields.len() {
-                return Err("wrong number of fields".into());
-            }
-        }
+        Object::Record { ty, fields } => check_record_shape(program, *ty, fields.len())?,
         Object::Variant {
             ty,
             variant,
             fields,
-        } => {
-            let layout = program.enums.get(ty.index()).ok_or("unknown enum")?;
-            let shape = layout
-                .variants
-                .get(usize::from(*variant))
-                .ok_or("unknown variant")?;
-            if usize::from(shape.arity) != fields.len() {
-                return Err("wrong number of fields".into());
-            }
-        }
+        } => check_variant_shape(program, *ty, *variant, fields.len())?,
         Object::Closure { func, .. } => {
             if func.index() >= program.functions.len() {
                 return Err("closure of an unknown function".into());
