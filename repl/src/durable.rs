@@ -2,13 +2,16 @@
 //! that survive a crash at any moment, loading them, answering a pending
 //! `yield` with `--send JSON`, and `spool inspect`.
 //!
-//! A checkpoint is written to `PATH.tmp`, flushed to the disk, renamed over
-//! `PATH` and the directory flushed too: a crash leaves either the previous
-//! checkpoint or the new one, never a torn file.
+//! A checkpoint is written to a new temporary file with a random name beside
+//! `PATH` (created exclusively, so nothing planted there is followed),
+//! flushed to the disk, renamed over `PATH` and the directory flushed too: a
+//! crash leaves either the previous checkpoint or the new one, never a torn
+//! file. A saved run is read only from a regular file, and at most
+//! [`MAX_STATE_BYTES`] of it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use spool_vm::{Object, Run, Status, TaskState, Value};
 
@@ -21,36 +24,146 @@ pub fn save(path: &str, run: &Run) -> Result<(), String> {
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new
 /// one: a temporary file, flushed, renamed over `path`, the directory
-/// flushed.
+/// flushed. The temporary has a random name in `path`'s directory and is
+/// created exclusively, so a file or symbolic link planted there in
+/// advance is never followed or overwritten; it is removed if anything
+/// fails.
 pub fn write_atomically(path: &str, bytes: &[u8]) -> Result<(), String> {
     let target = Path::new(path);
-    let temporary = target.with_extension(match target.extension() {
-        Some(ext) => format!("{}.tmp", ext.to_string_lossy()),
-        None => "tmp".to_string(),
-    });
     let fail = |what: &str, error: std::io::Error| format!("cannot {what} `{path}`: {error}");
-    let mut file =
-        std::fs::File::create(&temporary).map_err(|e| fail("write the state file", e))?;
-    file.write_all(bytes)
-        .map_err(|e| fail("write the state file", e))?;
-    file.sync_all()
-        .map_err(|e| fail("flush the state file", e))?;
+    let (temporary, mut file) =
+        create_temporary(target).map_err(|e| fail("write the state file", e))?;
+    let written = file
+        .write_all(bytes)
+        .map_err(|e| fail("write the state file", e))
+        .and_then(|()| file.sync_all().map_err(|e| fail("flush the state file", e)));
     drop(file);
-    std::fs::rename(&temporary, target).map_err(|e| fail("replace the state file", e))?;
-    let directory = match target.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if let Ok(dir) = std::fs::File::open(directory) {
+    let replaced = written.and_then(|()| {
+        std::fs::rename(&temporary, target).map_err(|e| fail("replace the state file", e))
+    });
+    if let Err(message) = replaced {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(message);
+    }
+    if let Ok(dir) = std::fs::File::open(directory_of(target)) {
         let _ = dir.sync_all();
     }
     Ok(())
 }
 
-/// Reads the run saved at `path`.
+/// The directory a file is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates a new file `.NAME.RANDOM.tmp` beside `target`, refusing any
+/// path that already exists (a symbolic link included); a few names are
+/// tried before giving up.
+fn create_temporary(target: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let name = target.file_name().map_or_else(
+        || "state".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let mut last_error = None;
+    for _ in 0..8 {
+        let temporary = directory_of(target).join(format!(".{name}.{:016x}.tmp", random_u64()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        match options.open(&temporary) {
+            Ok(file) => return Ok((temporary, file)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                last_error = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+/// 64 unpredictable bits: from `/dev/urandom` where there is one,
+/// otherwise from the standard library's randomly keyed hasher mixed with
+/// the time, the process id and a counter.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read as _;
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u64::from_ne_bytes(bytes);
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    hasher.finish()
+}
+
+/// The largest saved run `load` reads (1 GiB); a larger file is refused
+/// before it is read.
+pub const MAX_STATE_BYTES: u64 = 1 << 30;
+
+/// Reads the run saved at `path`. Anything but a regular file (a FIFO, a
+/// device such as `/dev/zero`, a directory) is refused before it is
+/// opened, as is a file larger than [`MAX_STATE_BYTES`] or one that does
+/// not begin with a saved run's magic bytes.
 pub fn load(path: &str) -> Result<Run, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let bytes = read_state_file(path)?;
     snapshot::restore(&bytes).map_err(|e| format!("`{path}`: {e}"))
+}
+
+/// The bytes of a saved run, read as [`load`] says.
+fn read_state_file(path: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let fail = |e: std::io::Error| format!("cannot read `{path}`: {e}");
+    let metadata = std::fs::metadata(path).map_err(fail)?;
+    check_regular(path, &metadata)?;
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    // The path may have been replaced since it was checked: check the file
+    // that was opened.
+    let metadata = file.metadata().map_err(fail)?;
+    check_regular(path, &metadata)?;
+    let mut magic = [0u8; 8];
+    if file.read_exact(&mut magic).is_err() || &magic != snapshot::MAGIC {
+        return Err(format!("`{path}`: not a saved Spool run"));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    bytes.extend_from_slice(&magic);
+    file.take(MAX_STATE_BYTES - magic.len() as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Err(too_large(path));
+    }
+    Ok(bytes)
+}
+
+/// `Err` unless `metadata` is a regular file's, of at most
+/// [`MAX_STATE_BYTES`].
+fn check_regular(path: &str, metadata: &std::fs::Metadata) -> Result<(), String> {
+    if !metadata.is_file() {
+        return Err(format!(
+            "`{path}` is not a regular file (a saved run is a file written by `--state`)"
+        ));
+    }
+    if metadata.len() > MAX_STATE_BYTES {
+        return Err(too_large(path));
+    }
+    Ok(())
+}
+
+fn too_large(path: &str) -> String {
+    format!(
+        "`{path}` is larger than {} GiB, more than a saved run may be",
+        MAX_STATE_BYTES >> 30
+    )
 }
 
 /// The host note in which the last checkpoint of a failed run records
