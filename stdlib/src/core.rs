@@ -57,7 +57,7 @@ pub const DEFS: &[NativeDef] = &[
 
 /// `print(v)`: one line of `str(v)` to the host.
 pub fn print(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let text = format::display(param::arg(args, 0)?, ctx.heap, ctx.program);
+    let text = format::display_checked(param::arg(args, 0)?, ctx.heap, ctx.program)?;
     ctx.output.print(&text);
     Ok(Value::Nil)
 }
@@ -69,7 +69,7 @@ pub fn to_str(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError>
     if ctx.heap.str(value).is_some() {
         return Ok(value);
     }
-    let text = format::display(value, ctx.heap, ctx.program);
+    let text = format::display_checked(value, ctx.heap, ctx.program)?;
     Ok(ctx.heap.alloc_str(text))
 }
 

@@ -146,6 +146,9 @@ impl<'h> Writer<'h> {
                 continue;
             };
             open.next += 1;
+            if self.out.len() > spool_vm::format::MAX_OUTPUT {
+                return Err(spool_vm::format::output_limit());
+            }
             if index > 0 {
                 self.out.push(',');
             }

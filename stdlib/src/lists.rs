@@ -71,6 +71,7 @@ pub fn len(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 /// `xs.push(x)`: appends `x`.
 pub fn push(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let item = param::arg(args, 1)?;
+    grow(ctx, ITEM_BYTES)?;
     param::list_mut(ctx.heap, args, 0)?.push(item);
     Ok(Value::Nil)
 }
@@ -86,6 +87,7 @@ pub fn pop(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 /// `i == xs.len()` appends, anything outside `0..=len` is an `Index` error.
 pub fn insert(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let (index, item) = (param::int(args, 1)?, param::arg(args, 2)?);
+    grow(ctx, ITEM_BYTES)?;
     let items = param::list_mut(ctx.heap, args, 0)?;
     match usize::try_from(index).ok().filter(|&i| i <= items.len()) {
         Some(position) => items.insert(position, item),
@@ -207,5 +209,15 @@ fn merge(
     }
     out.extend_from_slice(&left[i..]);
     out.extend_from_slice(&right[j..]);
+    Ok(())
+}
+
+pub(crate) use spool_vm::heap::ITEM_BYTES;
+
+/// Counts `bytes` of growth of an existing object against the heap limit,
+/// before it happens (`Limit` when it does not fit).
+pub(crate) fn grow(ctx: &mut NativeCtx<'_>, bytes: usize) -> Result<(), VmError> {
+    ctx.heap.charge(bytes)?;
+    ctx.heap.grew(bytes);
     Ok(())
 }

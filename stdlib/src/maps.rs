@@ -62,6 +62,7 @@ pub fn get(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 /// `m.set(key, value)`: adds or replaces; a replaced key keeps its place.
 pub fn set(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let (key, value) = (key_arg(ctx, args)?, param::arg(args, 2)?);
+    crate::lists::grow(ctx, spool_vm::heap::MAP_ENTRY_BYTES)?;
     param::map_mut(ctx.heap, args, 0)?.insert(key, value);
     Ok(Value::Nil)
 }

@@ -98,6 +98,12 @@ pub fn len(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 pub fn split(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let text = param::str(ctx.heap, args, 0)?;
     let sep = param::str(ctx.heap, args, 1)?;
+    let count = if sep.is_empty() {
+        text.chars().count()
+    } else {
+        text.matches(sep).count() + 1
+    };
+    ctx.heap.charge(pieces_bytes(text.len(), count))?;
     let pieces: Vec<String> = if sep.is_empty() {
         text.chars().map(String::from).collect()
     } else {
@@ -143,6 +149,13 @@ pub fn replace(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError
     let text = param::str(ctx.heap, args, 0)?;
     let from = param::str(ctx.heap, args, 1)?;
     let to = param::str(ctx.heap, args, 2)?;
+    let matches = if from.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(from).count()
+    };
+    let length = text.len().saturating_add(matches.saturating_mul(to.len()));
+    ctx.heap.charge(length)?;
     let replaced = text.replace(from, to);
     Ok(ctx.heap.alloc_str(replaced))
 }
@@ -174,10 +187,10 @@ pub fn slice(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
 
 /// `s.chars()`: each char as a one-char string.
 pub fn chars(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let pieces = param::str(ctx.heap, args, 0)?
-        .chars()
-        .map(String::from)
-        .collect();
+    let text = param::str(ctx.heap, args, 0)?;
+    ctx.heap
+        .charge(pieces_bytes(text.len(), text.chars().count()))?;
+    let pieces = text.chars().map(String::from).collect();
     Ok(alloc_str_list(ctx, pieces))
 }
 
@@ -217,6 +230,7 @@ pub fn join(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
         .collect::<Result<_, _>>()?;
     let total =
         pieces.iter().map(|p| p.len()).sum::<usize>() + sep.len() * pieces.len().saturating_sub(1);
+    ctx.heap.charge(total)?;
     let mut joined = String::with_capacity(total);
     for (index, piece) in pieces.iter().enumerate() {
         if index > 0 {
@@ -225,6 +239,12 @@ pub fn join(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
         joined.push_str(piece);
     }
     Ok(ctx.heap.alloc_str(joined))
+}
+
+/// What splitting `bytes` of text into `count` strings is counted as in the
+/// heap's byte accounting (each string an object, and the list).
+fn pieces_bytes(bytes: usize, count: usize) -> usize {
+    bytes.saturating_add(count.saturating_mul(80))
 }
 
 /// Allocates each string and a list holding them.

@@ -333,6 +333,8 @@ pub fn send(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
         return Ok(Value::Nil);
     }
     if chan.buffer.len() < chan.capacity {
+        crate::lists::grow(ctx, crate::lists::ITEM_BYTES)?;
+        let chan = self::chan(ctx, args)?;
         chan.buffer.push_back(value);
         return Ok(Value::Nil);
     }

@@ -171,7 +171,7 @@ fn exercise(bytes: &[u8]) -> bool {
     };
     run.set_limits(Limits {
         budget: Some(2_000),
-        max_heap_objects: 200_000,
+        max_heap_bytes: 64 << 20,
         max_call_depth: 10_000,
         max_tasks: 10_000,
     });

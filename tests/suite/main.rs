@@ -9,10 +9,12 @@
 
 mod checkpoints;
 mod cli;
+mod cli_security;
 mod conformance;
 mod durability;
 mod golden;
 mod io;
+mod limits;
 mod repl;
 mod robustness;
 mod runner;

@@ -59,7 +59,9 @@ pub struct Run {
     pub(crate) sched: Sched,
     /// The script's command-line arguments.
     pub(crate) args: Vec<String>,
-    /// Resource limits; part of the saved run so a resumed run keeps them.
+    /// Resource limits: the host's policy, never read from a saved run (a
+    /// restored run starts with the defaults).
+    #[serde(skip)]
     pub(crate) limits: Limits,
     /// Notes the host keeps with the run (its own settings, say), saved
     /// and restored with it; the VM never reads them.
@@ -87,14 +89,21 @@ pub struct Run {
     pub(crate) io_ops: Vec<Option<Arc<str>>>,
 }
 
-/// Resource limits of a run.
+/// The default heap limit: 2 GiB.
+pub const DEFAULT_MAX_HEAP_BYTES: usize = 2 << 30;
+
+/// Resource limits of a run: the host's policy. They are not part of a
+/// saved run: a restored run has the default limits until its host sets
+/// its own ([`Run::set_limits`]).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Most frames the fiber may hold; a call beyond it raises `Limit`.
     pub max_call_depth: usize,
-    /// Most live heap objects; an allocation beyond it (after a collection)
-    /// raises `Limit`.
-    pub max_heap_objects: usize,
+    /// Most bytes the heap may use (approximately: objects, their
+    /// contents, and the register files of frames); an allocation or a
+    /// call that would pass it (after a collection) raises `Limit`, before
+    /// the memory is taken. 0: no limit.
+    pub max_heap_bytes: usize,
     /// Instructions each [`Run::resume`] call may execute before returning
     /// [`Step::Paused`]; `None` is unlimited. `Some(0)` acts as `Some(1)`.
     pub budget: Option<u64>,
@@ -107,7 +116,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_call_depth: 200_000,
-            max_heap_objects: 50_000_000,
+            max_heap_bytes: DEFAULT_MAX_HEAP_BYTES,
             budget: None,
             max_tasks: 1_000_000,
         }
@@ -210,6 +219,7 @@ impl Run {
             ));
         }
         self.host_yield = false;
+        self.heap.set_limit(self.limits.max_heap_bytes);
         let outcome = if self.limits.budget.is_some() {
             crate::exec::interp::execute::<true>(self, output)
         } else {

@@ -947,7 +947,7 @@ fn collections_keep_what_suspended_coroutines_hold() {
     let main = b.func("main", 0, 8, code);
     let program = b.build(main);
     let limits = Limits {
-        max_heap_objects: 100,
+        max_heap_bytes: 8_000,
         ..Limits::default()
     };
     let outcome = check_with(&program, limits, 3);

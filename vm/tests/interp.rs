@@ -1540,7 +1540,7 @@ fn the_heap_limit_is_a_limit_error() {
         ],
     );
     let limits = Limits {
-        max_heap_objects: 10_000,
+        max_heap_bytes: 1_000_000,
         ..Limits::default()
     };
     let (outcome, run) = run_with(&b.build(main), limits, false);

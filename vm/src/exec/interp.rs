@@ -96,12 +96,27 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // allocate, when every live value is in a register or another root.
     macro_rules! gc_point {
         () => {
-            if run.heap.should_collect() || run.heap.len() > run.limits.max_heap_objects {
+            if run.heap.should_collect() || run.heap.over_limit() {
                 if let Err(error) = collect_garbage(run, program) {
                     throw!(error)
                 }
                 let frame_base = current_base(&run.context.fiber);
                 regs = &mut run.context.fiber.registers[frame_base..];
+            }
+        };
+    }
+    // Makes sure `$bytes` more fit under the heap limit before they are
+    // allocated: collects first if they would not, then raises `Limit` if
+    // they still do not.
+    macro_rules! charge {
+        ($bytes:expr) => {
+            if run.heap.charge($bytes).is_err() {
+                let _ = collect_garbage(run, program);
+                let frame_base = current_base(&run.context.fiber);
+                regs = &mut run.context.fiber.registers[frame_base..];
+                if let Err(error) = run.heap.charge($bytes) {
+                    throw!(error)
+                }
             }
         };
     }
@@ -129,7 +144,9 @@ pub(crate) fn execute<const BUDGETED: bool>(
             };
             let needed = new_base + callee.register_count as usize;
             if run.context.fiber.registers.len() < needed {
-                run.context.fiber.registers.resize(needed, Value::Nil);
+                if let Err(error) = grow_registers(run, needed) {
+                    throw!(error)
+                }
             }
             let ret = new_base as u32;
             let closure = $closure;
@@ -371,7 +388,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::Concat { dst, lhs, rhs } => {
                     let left = string!(lhs);
                     let right = string!(rhs);
-                    let mut text = String::with_capacity(left.len() + right.len());
+                    let length = left.len() + right.len();
+                    charge!(length);
+                    let left = string!(lhs);
+                    let right = string!(rhs);
+                    let mut text = String::with_capacity(length);
                     text.push_str(left);
                     text.push_str(right);
                     r!(dst) = run.heap.alloc_str(text);
@@ -380,7 +401,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::ToStr { dst, src } => {
                     let value = r!(src);
                     if run.heap.str(value).is_none() {
-                        let text = format::display(value, &run.heap, program);
+                        let text = match format::display_checked(value, &run.heap, program) {
+                            Ok(text) => text,
+                            Err(error) => throw!(error),
+                        };
                         r!(dst) = run.heap.alloc_str(text);
                         gc_point!();
                     } else {
@@ -642,12 +666,16 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     let Some(key) = run.heap.key(r!(key)) else {
                         throw!(expected("a map key"))
                     };
+                    charge!(crate::heap::MAP_ENTRY_BYTES);
                     match run.heap.map_mut(r!(map)) {
                         Some(entries) => {
-                            entries.insert(key, value);
+                            if entries.insert(key, value).is_none() {
+                                run.heap.grew(crate::heap::MAP_ENTRY_BYTES);
+                            }
                         }
                         None => throw!(expected("a map")),
                     }
+                    gc_point!();
                 }
                 Op::MapLen { dst, map } => match run.heap.map(r!(map)) {
                     Some(entries) => r!(dst) = Value::Int(entries.len() as i64),
@@ -941,7 +969,6 @@ fn build_map(heap: &Heap, pairs: &[Value]) -> Option<ValueMap> {
 #[cold]
 #[inline(never)]
 fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
-    let max_heap_objects = run.limits.max_heap_objects;
     // Every fiber is a root: the active one and each resumer's (suspended
     // coroutines' fibers are reached through their heap objects), as is
     // every running coroutine's object.
@@ -964,11 +991,8 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
     roots.extend_from_slice(&run.globals);
     roots.extend_from_slice(&run.const_values);
     run.heap.collect(roots);
-    if run.heap.len() > max_heap_objects {
-        return Err(VmError::new(
-            ErrorKind::Limit,
-            format!("heap limit exceeded ({max_heap_objects} objects)"),
-        ));
+    if run.heap.over_limit() {
+        return Err(run.heap.limit_error(0));
     }
     Ok(())
 }
@@ -1013,4 +1037,23 @@ pub(crate) fn call_native_suspending(
     };
     let value = function(&mut ctx, args)?;
     Ok((value, ctx.suspend))
+}
+
+/// Grows the active fiber's register file to `needed` registers, unless
+/// the stack (16 bytes a register) and the heap together would pass the
+/// heap limit: deep recursion with large frames is bounded in bytes, not
+/// only in frames.
+#[cold]
+pub(crate) fn grow_registers(run: &mut Run, needed: usize) -> Result<(), VmError> {
+    let stack_bytes = needed.saturating_mul(std::mem::size_of::<Value>());
+    if let Err(mut error) = run.heap.charge(stack_bytes) {
+        error.message = format!(
+            "stack limit exceeded: {} frames holding {needed} registers ({})",
+            run.context.fiber.frames.len(),
+            error.message
+        );
+        return Err(error);
+    }
+    run.context.fiber.registers.resize(needed, Value::Nil);
+    Ok(())
 }

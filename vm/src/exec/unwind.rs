@@ -89,7 +89,7 @@ pub(crate) fn start_defer(
     }
     let needed = new_base + callee.register_count as usize;
     if run.context.fiber.registers.len() < needed {
-        run.context.fiber.registers.resize(needed, Value::Nil);
+        crate::exec::interp::grow_registers(run, needed)?;
     }
     let base = new_base as u32;
     run.context.fiber.frames.push(Frame {

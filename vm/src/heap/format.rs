@@ -16,8 +16,14 @@ use crate::program::Program;
 /// point where it repeats, at any depth.
 const MAX_DEPTH: usize = 2_000;
 
+/// The longest text printing a value may produce (64 MiB): a value shared
+/// many times over (`a = [a, a]` thirty times) would print exponentially
+/// long; printing stops there.
+pub const MAX_OUTPUT: usize = 64 << 20;
+
 /// `str(value)`: strings at the top level print as themselves, everything
-/// else as [`write_value`] shows it.
+/// else as [`write_value`] shows it. Text past [`MAX_OUTPUT`] is cut off;
+/// [`display_checked`] says so instead.
 pub fn display(value: Value, heap: &Heap, program: &Program) -> String {
     if let Some(text) = heap.str(value) {
         return text.to_string();
@@ -25,6 +31,29 @@ pub fn display(value: Value, heap: &Heap, program: &Program) -> String {
     let mut out = String::new();
     write_value(&mut out, value, heap, program, 0);
     out
+}
+
+/// [`display`] for `print`, `str` and interpolation: a `Limit` error when
+/// the text would pass [`MAX_OUTPUT`], found after producing at most that
+/// much (the time taken is linear in it).
+pub fn display_checked(
+    value: Value,
+    heap: &Heap,
+    program: &Program,
+) -> Result<String, crate::exec::error::VmError> {
+    let text = display(value, heap, program);
+    if text.len() > MAX_OUTPUT {
+        return Err(output_limit());
+    }
+    Ok(text)
+}
+
+/// The error of a value whose text would pass [`MAX_OUTPUT`].
+pub fn output_limit() -> crate::exec::error::VmError {
+    crate::exec::error::VmError::new(
+        crate::exec::error::ErrorKind::Limit,
+        format!("output limit exceeded: the value prints as more than {MAX_OUTPUT} bytes"),
+    )
 }
 
 /// Appends `value` as it prints inside a container (strings quoted).
@@ -44,6 +73,9 @@ fn write_nested(
 ) {
     if depth > MAX_DEPTH {
         out.push_str("...");
+        return;
+    }
+    if out.len() > MAX_OUTPUT {
         return;
     }
     match value {

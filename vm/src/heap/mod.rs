@@ -30,8 +30,11 @@ pub enum Key {
     Bool(bool),
 }
 
-/// The hasher of every map: fast and deterministic across processes.
-pub type KeyHasher = foldhash::quality::FixedState;
+/// The hasher of every map: fast, and seeded at random (per process and
+/// per map), so that keys crafted to collide under a known seed cannot make
+/// maps slow. Nothing observable depends on it: maps iterate and print in
+/// insertion order, and a saved map is rebuilt with a fresh seed.
+pub type KeyHasher = foldhash::quality::RandomState;
 
 /// A heap object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -130,7 +133,20 @@ pub struct Heap {
     threshold: usize,
     /// Number of live objects after the last collection.
     live_after_gc: usize,
+    /// Approximate bytes of the objects live after the last collection.
+    live_bytes: usize,
+    /// The most bytes the heap may use (0: no limit): the host's policy,
+    /// set from the run's limits, never read from a saved run.
+    #[serde(skip)]
+    limit_bytes: usize,
 }
+
+/// What one more list item or channel slot is counted as in the heap's
+/// byte accounting.
+pub const ITEM_BYTES: usize = 16;
+
+/// What a new map entry is counted as in the heap's byte accounting.
+pub const MAP_ENTRY_BYTES: usize = 48;
 
 /// The initial collection threshold in bytes.
 const INITIAL_THRESHOLD: usize = 1 << 22;
@@ -329,10 +345,69 @@ impl Heap {
         self.slots.len()
     }
 
-    /// Should the interpreter collect at its next safe point?
+    /// Should the interpreter collect at its next safe point? Also when
+    /// the heap is over its byte limit (a collection may bring it back).
     #[inline]
     pub fn should_collect(&self) -> bool {
         self.allocated_since_gc > self.threshold
+    }
+
+    /// Sets the most bytes the heap may use (0: no limit).
+    pub fn set_limit(&mut self, bytes: usize) {
+        self.limit_bytes = bytes;
+        self.threshold = self.next_threshold();
+    }
+
+    /// Approximate bytes in use: the live objects at the last collection
+    /// and everything allocated or grown since.
+    pub fn in_use(&self) -> usize {
+        self.live_bytes.saturating_add(self.allocated_since_gc)
+    }
+
+    /// Is the heap over its byte limit?
+    pub fn over_limit(&self) -> bool {
+        self.limit_bytes != 0 && self.in_use() > self.limit_bytes
+    }
+
+    /// Records that an object grew by `bytes` (a list push, a map insert, a
+    /// channel's buffer), so growth counts like allocation.
+    #[inline]
+    pub fn grew(&mut self, bytes: usize) {
+        self.allocated_since_gc = self.allocated_since_gc.saturating_add(bytes);
+    }
+
+    /// Checks, before allocating, that `bytes` more fit under the limit:
+    /// a `Limit` error otherwise. Library functions call it with the size
+    /// of what they are about to build (a joined string, a replaced one).
+    pub fn charge(&self, bytes: usize) -> Result<(), crate::exec::error::VmError> {
+        if self.limit_bytes != 0 && self.in_use().saturating_add(bytes) > self.limit_bytes {
+            return Err(self.limit_error(bytes));
+        }
+        Ok(())
+    }
+
+    /// The `Limit` error of an allocation of `bytes` that does not fit.
+    pub fn limit_error(&self, bytes: usize) -> crate::exec::error::VmError {
+        crate::exec::error::VmError::new(
+            crate::exec::error::ErrorKind::Limit,
+            format!(
+                "heap limit exceeded: {} bytes in use, {bytes} more needed, the limit is {} bytes",
+                self.in_use(),
+                self.limit_bytes
+            ),
+        )
+    }
+
+    /// The collection threshold after a collection: twice the live bytes,
+    /// but never past the limit, so the heap is collected before it could
+    /// pass it.
+    fn next_threshold(&self) -> usize {
+        let doubling = (self.live_bytes * 2).max(INITIAL_THRESHOLD);
+        if self.limit_bytes == 0 {
+            return doubling;
+        }
+        let headroom = self.limit_bytes.saturating_sub(self.live_bytes) / 2;
+        doubling.min(headroom.max(1 << 16))
     }
 
     /// Frees every object not reachable from `roots`. Returns the number of
@@ -370,7 +445,8 @@ impl Heap {
         }
         self.live_after_gc = self.len();
         self.allocated_since_gc = 0;
-        self.threshold = (live_bytes * 2).max(INITIAL_THRESHOLD);
+        self.live_bytes = live_bytes;
+        self.threshold = self.next_threshold();
         freed
     }
 }

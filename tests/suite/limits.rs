@@ -1,0 +1,125 @@
+//! Resource limits hold against scripts that try to exhaust memory: the
+//! heap is accounted in bytes and checked before each large allocation
+//! (string concatenation, `join`, `replace`, `split`, list and map growth,
+//! channel buffers) and before a call grows the stack, so a runaway script
+//! ends with a clean `Limit` error instead of taking the machine's memory.
+//! Each probe runs with a small heap limit and must end with `Limit` having
+//! used memory on the order of that limit; a limit is the host's policy
+//! and is not carried by a saved run.
+
+use spool::{CaptureOutput, Limits, Step};
+
+use crate::tasks::engine;
+
+/// The heap limit every probe runs under.
+const LIMIT: usize = 8 << 20;
+
+/// Runs `source` under an 8 MiB heap limit to its end; gives the error
+/// kind and message, or "done".
+fn run_limited(source: &str) -> (String, String) {
+    let program = engine().compile("probe.spl", source).expect("compiles");
+    let mut run = program.start(vec![]);
+    run.set_limits(Limits {
+        max_heap_bytes: LIMIT,
+        ..Limits::default()
+    });
+    let mut output = CaptureOutput::default();
+    loop {
+        match run.resume(&mut output) {
+            Ok(Step::Done(_)) => return ("done".into(), String::new()),
+            Ok(Step::Io(batch)) => {
+                for request in batch {
+                    run.complete(request.id, Ok(spool::Data::Nil));
+                }
+            }
+            Ok(_) => {}
+            Err(error) => return (error.kind, error.message),
+        }
+    }
+}
+
+#[track_caller]
+fn assert_limit(source: &str) {
+    let (kind, message) = run_limited(source);
+    assert_eq!(kind, "Limit", "{source}: {message}");
+    assert!(message.contains("limit exceeded"), "{source}: {message}");
+}
+
+#[test]
+fn runaway_growth_ends_with_a_limit_error() {
+    // Doubling a string.
+    assert_limit("let s = \"x\"\nwhile true { s = s + s }");
+    // Pushing to a list, inserting into a map.
+    assert_limit("let xs: [int] = []\nwhile true { xs.push(1) }");
+    assert_limit("let m: [int: int] = [:]\nlet i = 0\nwhile true { m[i * 7] = i; i += 1 }");
+    assert_limit("let m: [str: int] = [:]\nlet i = 0\nwhile true { m.set(\"k${i}\", i); i += 1 }");
+    // Library functions that build large results.
+    assert_limit("let xs = [\"abcdefgh\"]\nwhile true { xs = [xs.join(\",\"), xs.join(\";\")] }");
+    assert_limit(
+        "let s = \"ab\"\nwhile true { s = s.replace(\"a\", \"aa\").replace(\"b\", \"bb\") }",
+    );
+    assert_limit(
+        "let s = \"abcdefgh\"\nwhile s.len() < 100000000 { s = s + s }\nlet parts = s.split(\"\")",
+    );
+    // A channel filled without a reader.
+    assert_limit("let c: Chan<int> = chan(1000000000000)\nwhile true { c.send(1) }");
+}
+
+#[test]
+fn deep_recursion_with_large_frames_ends_with_a_limit_error() {
+    // 3 000 locals a frame: the stack is bounded in bytes, not only frames.
+    let locals: String = (0..3000)
+        .map(|i| format!("  let v{i} = n + {i}\n"))
+        .collect();
+    let source =
+        format!("fn deep(n: int) -> int {{\n{locals}  return deep(n + 1)\n}}\nprint(deep(0))\n");
+    let (kind, message) = run_limited(&source);
+    assert_eq!(kind, "Limit", "{message}");
+    assert!(message.contains("stack limit exceeded"), "{message}");
+}
+
+#[test]
+fn a_limit_is_the_hosts_and_not_read_from_a_saved_run() {
+    let program = engine()
+        .compile("y.spl", "let x: int = yield 1\nprint(x)")
+        .expect("compiles");
+    let mut run = program.start(vec![]);
+    run.set_limits(Limits {
+        max_heap_bytes: 12_345,
+        max_tasks: 7,
+        ..Limits::default()
+    });
+    let mut output = CaptureOutput::default();
+    assert!(matches!(run.resume(&mut output), Ok(Step::Yield(_))));
+    let restored = spool::restore(&spool::snapshot(&run)).expect("restores");
+    assert_eq!(restored.limits(), Limits::default());
+}
+
+#[test]
+fn printing_a_value_shared_many_times_over_is_bounded() {
+    let dag = "struct Node { l: Node?, r: Node? }\nlet a = Node(l: nil, r: nil)\nfor i in 0..40 { a = Node(l: a, r: a) }\n";
+    for use_it in [
+        "print(a)",
+        "let s = str(a)",
+        "let s = \"${a}\"",
+        "let s = json_str(a)",
+    ] {
+        let started = std::time::Instant::now();
+        let (kind, message) = run_limited(&format!("{dag}{use_it}\n"));
+        assert_eq!(kind, "Limit", "{use_it}: {message}");
+        assert!(
+            message.contains("output limit exceeded"),
+            "{use_it}: {message}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{use_it} took {:?}",
+            started.elapsed()
+        );
+    }
+    // Equality of such values is linear too.
+    let (kind, message) = run_limited(&format!(
+        "{dag}assert(a == Node(l: a.l, r: a.r), \"equal\")\n"
+    ));
+    assert_eq!(kind, "done", "{message}");
+}
