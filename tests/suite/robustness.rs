@@ -11,10 +11,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spool_tests::{conformance_scripts, XorShift};
 
+use crate::cli::{assert_exit, scratch, spool, stderr, stdout};
 use crate::support::{catch_panic, spawn_big_stack};
 
 /// How long one compile may take before it counts as a hang.
@@ -28,6 +29,77 @@ fn mutated_scripts_do_not_crash_the_front_end() {
 #[test]
 fn pathological_shapes_do_not_crash_the_front_end() {
     run_child("pathological_shapes_child");
+}
+
+// Regression: miette panicked ("Formatting argument out of range") on a
+// label at column 65 536 or beyond, in `spool check` and the REPL alike.
+#[test]
+fn a_diagnostic_beyond_column_65535_renders_cleanly() {
+    let source = format!("let x: int = {}\"s\"\n", " ".repeat(70_000));
+    let error = match spool::Engine::new().compile("wide.spl", &source) {
+        Ok(_) => panic!("a type error compiled"),
+        Err(error) => error,
+    };
+    let rendered = catch_panic(|| error.render()).expect("render panicked");
+    assert!(rendered.contains("wide.spl:1:70014"), "{rendered}");
+    assert!(
+        rendered.contains("expected `int`, found `str`"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.len() < 2_000,
+        "the whole line was shown:\n{rendered}"
+    );
+
+    let dir = scratch("wide_diagnostic", &[("wide.spl", &source)]);
+    let output = spool(&dir, &["check", "wide.spl"]);
+    assert_exit(&output, 2);
+    let all = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(all.contains("mismatched types"), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+}
+
+// Regression: 10 000 type errors took 1.8 s to render (miette scanned the
+// file from its start for each) and 40 000 took 28 s.
+#[test]
+fn many_errors_render_in_linear_time() {
+    let source: String = (0..40_000)
+        .map(|i| format!("let a{i}: int = \"s\"\n"))
+        .collect();
+    let started = Instant::now();
+    let error = match spool::Engine::new().compile("many.spl", &source) {
+        Ok(_) => panic!("type errors compiled"),
+        Err(error) => error,
+    };
+    let rendered = error.render();
+    let elapsed = started.elapsed();
+    assert_eq!(error.diagnostics().len(), 40_000);
+    assert_eq!(rendered.matches("spool::E020").count(), 100, "{rendered}");
+    assert!(rendered.contains("... and 39900 more errors"), "{rendered}");
+    assert!(rendered.contains("due to 40000 errors"), "{rendered}");
+    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+}
+
+// Regression: a 2.8 MB line took 23 s: the column of each instruction was
+// counted in chars from the start of its line.
+#[test]
+fn one_long_line_compiles_in_linear_time() {
+    let line = format!("let x = \"\"{}\n", " + \"é\"".repeat(400_000));
+    let errors = format!("let y = 0;{}\n", " y = \"s\";".repeat(280_000));
+    for source in [line, errors] {
+        let started = Instant::now();
+        let rendered = match spool::Engine::new().compile("long.spl", &source) {
+            Ok(_) => String::new(),
+            Err(error) => error.render(),
+        };
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+        assert!(
+            rendered.len() < 100_000,
+            "{} bytes rendered",
+            rendered.len()
+        );
+    }
 }
 
 /// The work of [`mutated_scripts_do_not_crash_the_front_end`], run in a

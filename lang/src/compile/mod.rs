@@ -73,6 +73,15 @@ pub fn compile(
     Ok(program)
 }
 
+/// The block size of [`Compiler::chars_before`]'s index.
+const CHAR_BLOCK: usize = 256;
+
+/// How many chars start in `bytes` (the bytes that are not UTF-8
+/// continuation bytes).
+fn char_starts(bytes: &[u8]) -> u32 {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count() as u32
+}
+
 /// A struct as the checker knows it.
 #[derive(Clone, Debug)]
 struct StructDef {
@@ -149,6 +158,10 @@ struct Compiler {
     file: FileIdx,
     line_starts: Vec<u32>,
     text: String,
+    /// For a text that is not all ASCII, the number of chars before each
+    /// [`CHAR_BLOCK`]-byte block of it, so a column costs at most one
+    /// block's scan (empty for ASCII, where a column is a byte count).
+    chars_before_block: Vec<u32>,
     /// Top-level `let`s that some function reads, so they must be globals.
     shared_names: HashSet<String>,
     main: FuncIdx,
@@ -246,6 +259,7 @@ impl Compiler {
             file: FileIdx(0),
             line_starts: vec![0],
             text: String::new(),
+            chars_before_block: Vec::new(),
             shared_names: HashSet::new(),
             main: FuncIdx(0),
             all_globals: false,
@@ -420,9 +434,23 @@ impl Compiler {
         self.line_starts = std::iter::once(0)
             .chain(file.text.match_indices('\n').map(|(at, _)| at as u32 + 1))
             .collect();
+        self.chars_before_block = if file.text.is_ascii() {
+            Vec::new()
+        } else {
+            // One entry per block start, including one at the very end.
+            let mut before = 0;
+            let mut index = vec![0];
+            for block in file.text.as_bytes().chunks(CHAR_BLOCK) {
+                before += char_starts(block);
+                index.push(before);
+            }
+            index
+        };
     }
 
-    /// 1-based line and column (in chars) of a byte offset in the current file.
+    /// 1-based line and column (in chars) of a byte offset in the current
+    /// file: a binary search over the line starts, and a char count that
+    /// never scans more than a block.
     fn loc(&self, offset: u32) -> spool_vm::Loc {
         let line = self
             .line_starts
@@ -430,14 +458,22 @@ impl Compiler {
             .max(1);
         let start = self.line_starts[line - 1] as usize;
         let end = (offset as usize).min(self.text.len());
-        let col = self
-            .text
-            .get(start..end)
-            .map_or(end - start, |s| s.chars().count());
+        let col = self.chars_before(end) - self.chars_before(start.min(end));
         spool_vm::Loc {
             line: line as u32,
             col: col as u32 + 1,
         }
+    }
+
+    /// How many chars of the current file start before byte `offset`.
+    fn chars_before(&self, offset: usize) -> usize {
+        if self.chars_before_block.is_empty() {
+            return offset;
+        }
+        let block = offset / CHAR_BLOCK;
+        let block_start = block * CHAR_BLOCK;
+        self.chars_before_block[block] as usize
+            + char_starts(&self.text.as_bytes()[block_start..offset]) as usize
     }
 
     /// Declares everything in a script (or a session's input), compiles
