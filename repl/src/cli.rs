@@ -38,6 +38,20 @@ options of `spool run` and `spool resume`:
                    if no function the run is inside changed
   --max-io N       run at most N I/O requests at once (default 128)
   --trace PATH     write a Chrome trace-event file of CPU and I/O phases
+
+limits of the script's I/O (given again to `spool resume`; never saved):
+  --max-read BYTES         read_file reads at most BYTES (default 64M;
+                           sizes take k, M, G: 4096, 64k, 64M, 1G)
+  --max-exec-output BYTES  exec collects at most BYTES of output (default 64M)
+  --exec-timeout SECONDS   exec kills a program after SECONDS (default 600)
+  --http-timeout SECONDS   an HTTP request fails after SECONDS (default 60)
+  --sandbox                deny every I/O operation but now, sleep and input
+                           unless granted by --allow
+  --allow CATEGORY[=TARGET]
+                           (with --sandbox, repeatable) grant read=PATH,
+                           write=PATH (a file, or a directory and all in it),
+                           exec=PROGRAM, net=HOST, env=NAME; a CATEGORY
+                           alone grants all of it
 ";
 
 /// A parsed command line.
@@ -79,6 +93,8 @@ struct RunOptions {
     state: Option<String>,
     /// Stop at each top-level yield after saving.
     step: bool,
+    /// The caps, timeouts and sandbox of the script's I/O.
+    io: crate::cli_io::Policy,
 }
 
 impl Default for RunOptions {
@@ -88,6 +104,7 @@ impl Default for RunOptions {
             trace: None,
             state: None,
             step: false,
+            io: crate::cli_io::Policy::default(),
         }
     }
 }
@@ -241,6 +258,10 @@ fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Comma
             "--state" if !resume => options.state = Some(value("--state")?),
             "--step" if inline.is_none() => options.step = true,
             "--send" if resume => send = Some(value("--send")?),
+            "--sandbox" if inline.is_none() => options.io.sandbox = true,
+            io_flag if crate::cli_io::Policy::FLAGS.contains(&io_flag) => {
+                options.io.set_flag(io_flag, &value(io_flag)?)?;
+            }
             "--program" if resume => program = Some(value("--program")?),
             _ if arg.starts_with('-') && arg != "-" => {
                 return Err(format!("unknown option `{arg}`"))
@@ -253,6 +274,7 @@ fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Comma
             }
         }
     }
+    options.io.check()?;
     if resume {
         let path = file.ok_or("`spool resume` needs the PATH of a saved run")?;
         return Ok(Command::Resume {
@@ -403,7 +425,7 @@ fn upgrade_to(run: &mut Run, file: &str) -> Result<(), String> {
 /// yield), saving it to `state` as [`Driver::run_to_end`] says.
 fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 {
     let host = StdoutOutput::new();
-    let mut driver = Driver::new(options.max_io, state);
+    let mut driver = Driver::new(options.max_io, state, &options.io);
     driver.hooks.step = options.step;
     driver.hooks.trace = options.trace.as_ref().map(|_| TraceRecorder::new());
     let outcome = driver.run_to_end(run, &host);
@@ -445,9 +467,9 @@ struct CliHooks {
 }
 
 impl Driver {
-    fn new(max_io: usize, state: Option<String>) -> Driver {
+    fn new(max_io: usize, state: Option<String>, policy: &crate::cli_io::Policy) -> Driver {
         Driver {
-            dispatcher: crate::cli_io::dispatcher(max_io),
+            dispatcher: crate::cli_io::dispatcher(max_io, policy),
             hooks: CliHooks {
                 output: StdoutOutput::new(),
                 trace: None,
@@ -462,7 +484,11 @@ impl Driver {
     /// an `interrupted` error soon after `interrupt` is set, also while it
     /// waits on I/O.
     pub(crate) fn interactive(interrupt: &'static std::sync::atomic::AtomicBool) -> Driver {
-        let mut driver = Driver::new(spool::dispatch::DEFAULT_MAX_IN_FLIGHT, None);
+        let mut driver = Driver::new(
+            spool::dispatch::DEFAULT_MAX_IN_FLIGHT,
+            None,
+            &crate::cli_io::Policy::default(),
+        );
         driver.hooks.interrupt = Some(interrupt);
         driver
     }
