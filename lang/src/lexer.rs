@@ -447,14 +447,73 @@ pub struct Lexed {
 
 /// Lexes a whole source text.
 pub fn tokenize(source: &str) -> Lexed {
-    let mut wrapper = Wrapper {
-        source,
-        out: Lexed::default(),
-        stack: Vec::new(),
-        pending_newline: None,
-    };
-    wrapper.run();
-    wrapper.out
+    let mut stream = Tokens::new(source);
+    let tokens = stream.by_ref().collect();
+    let (errors, aborted) = stream.finish();
+    Lexed {
+        tokens,
+        errors,
+        aborted,
+    }
+}
+
+/// The tokens of a source text, lexed as they are asked for, so a parser
+/// never holds more than a few at once (a file of millions of `;` costs no
+/// memory for them). After the last token, [`Tokens::finish`] gives the
+/// lexical errors.
+pub struct Tokens<'src> {
+    wrapper: Wrapper<'src>,
+    next: Next,
+    /// Tokens lexed and not yet handed out, from `taken` on.
+    buffer: Vec<Spanned>,
+    taken: usize,
+}
+
+impl<'src> Tokens<'src> {
+    /// The tokens of `source`.
+    pub fn new(source: &'src str) -> Tokens<'src> {
+        Tokens {
+            wrapper: Wrapper {
+                source,
+                out: Lexed::default(),
+                stack: Vec::new(),
+                pending_newline: None,
+                last_ends_statement: false,
+            },
+            next: Next::Code(0),
+            buffer: Vec::new(),
+            taken: 0,
+        }
+    }
+
+    /// Every lexical problem found so far, and whether lexing stopped early
+    /// (nesting too deep; the tokens were then incomplete and a parse of
+    /// them means nothing).
+    pub fn finish(self) -> (Vec<Diagnostic>, bool) {
+        (self.wrapper.out.errors, self.wrapper.out.aborted)
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Spanned;
+
+    fn next(&mut self) -> Option<Spanned> {
+        while self.taken == self.buffer.len() {
+            self.buffer.clear();
+            self.taken = 0;
+            if matches!(self.next, Next::Stop) {
+                return None;
+            }
+            self.wrapper.out.tokens = std::mem::take(&mut self.buffer);
+            self.next = self
+                .wrapper
+                .step(std::mem::replace(&mut self.next, Next::Stop));
+            self.buffer = std::mem::take(&mut self.wrapper.out.tokens);
+        }
+        let token = std::mem::replace(&mut self.buffer[self.taken], (0, Tok::Semi, 0));
+        self.taken += 1;
+        Some(token)
+    }
 }
 
 /// An open bracket on the nesting stack.
@@ -480,47 +539,51 @@ enum Next {
     Stop,
 }
 
-/// The state of one [`tokenize`] call.
+/// The lexing state of one [`Tokens`] stream.
 struct Wrapper<'src> {
     source: &'src str,
+    /// Tokens of the current step (handed out by [`Tokens`]) and every
+    /// error so far.
     out: Lexed,
     stack: Vec<Open>,
     /// The span of a newline that will become `;` unless the next token is
     /// `else` or `catch` (or there is no next token).
     pending_newline: Option<(usize, usize)>,
+    /// Whether the last token emitted can end a statement.
+    last_ends_statement: bool,
 }
 
 impl<'src> Wrapper<'src> {
-    /// Alternates between code and string scanning until the input ends.
-    fn run(&mut self) {
-        let mut next = Next::Code(0);
-        loop {
-            next = match next {
-                Next::Code(at) => self.code(at),
-                Next::Str { quote, at } => self.string(quote, at),
-                Next::Stop => return,
-            };
+    /// One piece of work: a code token, or string text up to its end or
+    /// next `${`. Returns where to go on.
+    fn step(&mut self, next: Next) -> Next {
+        match next {
+            Next::Code(at) => self.code(at),
+            Next::Str { quote, at } => self.string(quote, at),
+            Next::Stop => Next::Stop,
         }
     }
 
-    /// Lexes code from `start` until a string opens, an interpolation
-    /// closes, the input ends, or nesting gets too deep.
+    /// Lexes one code token from `start`; stops when the input ends or
+    /// nesting gets too deep, and turns to string scanning when a string
+    /// opens or an interpolation closes.
     fn code(&mut self, start: usize) -> Next {
         let mut lexer = Tok::lexer(&self.source[start..]);
-        while let Some(result) = lexer.next() {
-            let span = lexer.span();
-            let (lo, hi) = (start + span.start, start + span.end);
-            match result {
-                Ok(tok) => {
-                    if let Some(next) = self.code_token(tok, lo, hi) {
-                        return next;
-                    }
+        let Some(result) = lexer.next() else {
+            self.unclosed_interpolations();
+            return Next::Stop;
+        };
+        let span = lexer.span();
+        let (lo, hi) = (start + span.start, start + span.end);
+        match result {
+            Ok(tok) => {
+                if let Some(next) = self.code_token(tok, lo, hi) {
+                    return next;
                 }
-                Err(error) => self.lex_error(error, lo, hi),
             }
+            Err(error) => self.lex_error(error, lo, hi),
         }
-        self.unclosed_interpolations();
-        Next::Stop
+        Next::Code(hi)
     }
 
     /// At the end of the input, reports each string still open around an
@@ -620,12 +683,7 @@ impl<'src> Wrapper<'src> {
         if ignored || self.pending_newline.is_some() {
             return;
         }
-        if self
-            .out
-            .tokens
-            .last()
-            .is_some_and(|(_, tok, _)| tok.ends_statement())
-        {
+        if self.last_ends_statement {
             self.pending_newline = Some((lo, hi));
         }
     }
@@ -635,10 +693,16 @@ impl<'src> Wrapper<'src> {
     fn emit(&mut self, tok: Tok, lo: usize, hi: usize) {
         if let Some((nl_lo, nl_hi)) = self.pending_newline.take() {
             if !matches!(tok, Tok::Else | Tok::Catch) {
-                self.out.tokens.push((nl_lo, Tok::Semi, nl_hi));
+                self.push((nl_lo, Tok::Semi, nl_hi));
             }
         }
-        self.out.tokens.push((lo, tok, hi));
+        self.push((lo, tok, hi));
+    }
+
+    /// Appends a token to the output.
+    fn push(&mut self, token: Spanned) {
+        self.last_ends_statement = token.1.ends_statement();
+        self.out.tokens.push(token);
     }
 
     /// Records a logos error, merging runs of adjacent unexpected characters
@@ -706,7 +770,7 @@ impl<'src> Wrapper<'src> {
                         .with_help("close it with `\"`; write a newline inside a string as `\\n`"),
                     );
                     // A zero-width close keeps the parser in step.
-                    self.out.tokens.push((index, Tok::StrClose, index));
+                    self.push((index, Tok::StrClose, index));
                     return if index < bytes.len() {
                         Next::Code(index)
                     } else {
@@ -715,12 +779,12 @@ impl<'src> Wrapper<'src> {
                 }
                 Some(b'"') => {
                     self.flush_text(&mut text, text_start, index);
-                    self.out.tokens.push((index, Tok::StrClose, index + 1));
+                    self.push((index, Tok::StrClose, index + 1));
                     return Next::Code(index + 1);
                 }
                 Some(b'$') if bytes.get(index + 1) == Some(&b'{') => {
                     self.flush_text(&mut text, text_start, index);
-                    self.out.tokens.push((index, Tok::InterpOpen, index + 2));
+                    self.push((index, Tok::InterpOpen, index + 2));
                     if !self.open(Open::Interp(quote), index, index + 2) {
                         return Next::Stop;
                     }
@@ -742,9 +806,7 @@ impl<'src> Wrapper<'src> {
     /// Emits pending string text (if any) spanning `lo..hi`.
     fn flush_text(&mut self, text: &mut String, lo: usize, hi: usize) {
         if !text.is_empty() {
-            self.out
-                .tokens
-                .push((lo, Tok::StrText(std::mem::take(text)), hi));
+            self.push((lo, Tok::StrText(std::mem::take(text)), hi));
         }
     }
 

@@ -17,7 +17,7 @@ use crate::ast::{
     Pattern, PatternKind, Span, Stmt, StmtKind, StrPart, TypeExpr, TypeExprKind,
 };
 use crate::diag::{codes, Diagnostic};
-use crate::lexer::{self, Lexed, Tok};
+use crate::lexer::{self, Tok};
 use lalrpop_util::{ErrorRecovery, ParseError};
 use std::cell::{Cell, RefCell};
 
@@ -56,8 +56,7 @@ pub const MAX_CHAIN: u32 = 1_000_000;
 /// reports it along with the file's type errors. When the file has syntax
 /// or lexical errors, the literals are reported here with them.
 pub fn parse(source: &str, first_expr_id: u32) -> Result<ast::File, Vec<Diagnostic>> {
-    let lexed = lexer::tokenize(source);
-    let (parsed, next_id) = run(source, lexed, None, first_expr_id)?;
+    let (parsed, next_id) = run(source, None, first_expr_id)?;
     match parsed {
         Parsed::File(items) => Ok(ast::File {
             items,
@@ -80,8 +79,7 @@ pub fn parse_bytes(bytes: &[u8], first_expr_id: u32) -> Result<ast::File, Vec<Di
 /// `fn len<T>(xs: [T]) -> int` or `fn print(v: any)`; the result's `body`
 /// is `None`.
 pub fn parse_native_sig(sig: &str) -> Result<ast::FnDecl, Vec<Diagnostic>> {
-    let lexed = lexer::tokenize(sig);
-    let (parsed, _) = run(sig, lexed, Some((0, Tok::NativeSigStart, 0)), 0)?;
+    let (parsed, _) = run(sig, Some((0, Tok::NativeSigStart, 0)), 0)?;
     match parsed {
         Parsed::Sig(decl) => Ok(decl),
         Parsed::File(_) => Err(vec![unexpected_signature(Span::new(0, sig.len()))]),
@@ -99,34 +97,32 @@ pub(crate) enum Parsed {
 /// A written type with its nesting depth.
 pub(crate) type Ty = (TypeExpr, u32);
 
-/// Flattens a separated list whose elements may be empty (`a;;b`).
-pub(crate) fn collect<T>(items: Vec<Option<T>>, last: Option<T>) -> Vec<T> {
+/// Appends an element of a separated list whose elements may be empty
+/// (`a;;b`), skipping an empty one.
+pub(crate) fn push_some<T>(mut items: Vec<T>, item: Option<T>) -> Vec<T> {
+    items.extend(item);
     items
-        .into_iter()
-        .chain(std::iter::once(last))
-        .flatten()
-        .collect()
 }
 
 /// Lexes, parses and gathers every diagnostic; `prefix` is a marker token
-/// that selects the grammar's entry point.
+/// that selects the grammar's entry point. Tokens are lexed as the parser
+/// asks for them, so they are never all held at once.
 fn run(
     source: &str,
-    lexed: Lexed,
     prefix: Option<lexer::Spanned>,
     first_expr_id: u32,
 ) -> Result<(Parsed, u32), Vec<Diagnostic>> {
-    let Lexed {
-        tokens,
-        mut errors,
-        aborted,
-    } = lexed;
+    let ctx = Ctx::new(first_expr_id);
+    let mut stream = lexer::Tokens::new(source);
+    let tokens = prefix.into_iter().chain(&mut stream).map(Ok::<_, ()>);
+    let result = grammar::StartParser::new().parse(&ctx, tokens);
+    // A parse that gave up early leaves tokens unread: lex them for their
+    // errors.
+    stream.by_ref().for_each(drop);
+    let (mut errors, aborted) = stream.finish();
     if aborted {
         return Err(errors);
     }
-    let ctx = Ctx::new(first_expr_id);
-    let tokens = prefix.into_iter().chain(tokens).map(Ok::<_, ()>);
-    let result = grammar::StartParser::new().parse(&ctx, tokens);
     errors.extend(
         ctx.recovered
             .take()
