@@ -52,6 +52,14 @@ limits of the script's I/O (given again to `spool resume`; never saved):
                            write=PATH (a file, or a directory and all in it),
                            exec=PROGRAM, net=HOST, env=NAME; a CATEGORY
                            alone grants all of it
+
+limits of the run (given again to `spool resume`; never saved):
+  --max-instructions N     run at most N instructions (library functions count
+                           their work), then stop: saved there with --state
+                           (exit 0; `spool resume` continues), else a Limit error
+  --max-heap BYTES         the heap and stack may use BYTES (default 2G)
+  --max-depth N            calls may nest N deep (default 200000)
+  --max-tasks N            at most N tasks alive at once (default 1000000)
 ";
 
 /// A parsed command line.
@@ -95,6 +103,11 @@ struct RunOptions {
     step: bool,
     /// The caps, timeouts and sandbox of the script's I/O.
     io: crate::cli_io::Policy,
+    /// The run's resource limits (`--max-heap`, `--max-depth`,
+    /// `--max-tasks`); never read from a saved run.
+    limits: spool::Limits,
+    /// `--max-instructions`: most instructions this invocation may run.
+    max_instructions: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -105,6 +118,8 @@ impl Default for RunOptions {
             state: None,
             step: false,
             io: crate::cli_io::Policy::default(),
+            limits: spool::Limits::default(),
+            max_instructions: None,
         }
     }
 }
@@ -263,6 +278,22 @@ fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Comma
                 options.io.set_flag(io_flag, &value(io_flag)?)?;
             }
             "--program" if resume => program = Some(value("--program")?),
+            "--max-heap" => {
+                options.limits.max_heap_bytes =
+                    crate::cli_io::parse_size("--max-heap", &value("--max-heap")?)?
+                        .try_into()
+                        .unwrap_or(usize::MAX)
+            }
+            "--max-depth" => {
+                options.limits.max_call_depth = count("--max-depth", &value("--max-depth")?)?
+            }
+            "--max-tasks" => {
+                options.limits.max_tasks = count("--max-tasks", &value("--max-tasks")?)?
+            }
+            "--max-instructions" => {
+                options.max_instructions =
+                    Some(count("--max-instructions", &value("--max-instructions")?)? as u64)
+            }
             _ if arg.starts_with('-') && arg != "-" => {
                 return Err(format!("unknown option `{arg}`"))
             }
@@ -293,6 +324,15 @@ fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Comma
         args: script_args,
         options,
     })
+}
+
+/// A positive count given to `flag`.
+fn count(flag: &str, text: &str) -> Result<usize, String> {
+    text.replace('_', "")
+        .parse()
+        .ok()
+        .filter(|&n: &usize| n >= 1)
+        .ok_or_else(|| format!("`{flag}` needs a positive number, not `{text}`"))
 }
 
 fn reject_flag(arg: &str) -> Result<(), String> {
@@ -427,6 +467,8 @@ fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 
     let host = StdoutOutput::new();
     let mut driver = Driver::new(options.max_io, state, &options.io);
     driver.hooks.step = options.step;
+    driver.hooks.max_instructions = options.max_instructions;
+    run.set_limits(options.limits);
     driver.hooks.trace = options.trace.as_ref().map(|_| TraceRecorder::new());
     let outcome = driver.run_to_end(run, &host);
     host.flush();
@@ -437,6 +479,10 @@ fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 
     }
     match outcome {
         Ok(_) => EXIT_OK,
+        Err(message) if driver.hooks.paused_at_limit => {
+            eprint!("{message}");
+            EXIT_OK
+        }
         Err(message) => {
             eprint!("{message}");
             EXIT_RUNTIME
@@ -464,7 +510,17 @@ struct CliHooks {
     step: bool,
     /// Set (by a Ctrl-C handler) to stop the run at its next pause.
     interrupt: Option<&'static std::sync::atomic::AtomicBool>,
+    /// `--max-instructions`: most instructions to run in this invocation.
+    max_instructions: Option<u64>,
+    /// Instructions run so far (counted only with `max_instructions`).
+    used: u64,
+    /// The run stopped at `--max-instructions` and was saved there.
+    paused_at_limit: bool,
 }
+
+/// The instructions a resume may run at most before the driver counts
+/// them again (under `--max-instructions`).
+const INSTRUCTION_SLICE: u64 = 1 << 20;
 
 impl Driver {
     fn new(max_io: usize, state: Option<String>, policy: &crate::cli_io::Policy) -> Driver {
@@ -476,6 +532,9 @@ impl Driver {
                 state,
                 step: false,
                 interrupt: None,
+                max_instructions: None,
+                used: 0,
+                paused_at_limit: false,
             },
         }
     }
@@ -511,6 +570,7 @@ impl Driver {
     ) -> Result<Option<spool::Value>, String> {
         self.hooks.output = host.clone();
         self.hooks.checkpoint(run)?;
+        self.hooks.budget(run)?;
         let mut output = host.clone();
         let outcome = spool::drive_with(run, &mut output, &mut self.dispatcher, &mut self.hooks);
         host.flush();
@@ -539,6 +599,36 @@ impl CliHooks {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Under `--max-instructions`: gives the run the budget left (in
+    /// slices), or stops it once it is spent: saved there with `--state`
+    /// (`spool resume` continues it), a `Limit` error without.
+    fn budget(&mut self, run: &mut Run) -> Result<(), String> {
+        let Some(max) = self.max_instructions else {
+            return Ok(());
+        };
+        let left = max.saturating_sub(self.used);
+        if left == 0 {
+            return match &self.state {
+                Some(path) => {
+                    self.checkpoint(run)?;
+                    self.paused_at_limit = true;
+                    Err(format!(
+                        "paused after {max} instructions (`--max-instructions`); \
+                         `spool resume {path}` continues the run\n"
+                    ))
+                }
+                None => Err(format!(
+                    "error: Limit: instruction limit exceeded ({max} instructions, \
+                     `--max-instructions`)\n"
+                )),
+            };
+        }
+        let mut limits = run.limits();
+        limits.budget = Some(left.min(INSTRUCTION_SLICE));
+        run.set_limits(limits);
+        Ok(())
     }
 
     /// Saves the run when `--state` asked for it, after flushing what it
@@ -571,6 +661,7 @@ impl spool::Hooks for CliHooks {
     /// Write-ahead: the checkpoint records the batch as in flight (each
     /// `sleep` with its deadline) before any of it starts.
     fn before_io(&mut self, run: &mut Run, batch: &[spool::IoRequest]) -> Result<(), String> {
+        self.budget(run)?;
         stamp_deadlines(run, batch);
         self.checkpoint(run)?;
         if let Some(trace) = &mut self.trace {
@@ -591,12 +682,14 @@ impl spool::Hooks for CliHooks {
         if self.step {
             return Ok(None);
         }
+        self.budget(run)?;
         answer_yield(run, &mut std::io::stdin().lock())
             .map(Some)
             .map_err(|m| format!("error: {m}\n"))
     }
 
-    fn paused(&mut self, _run: &mut Run) -> Result<(), String> {
+    fn paused(&mut self, run: &mut Run) -> Result<(), String> {
+        self.budget(run)?;
         self.check_interrupt()
     }
 
@@ -615,6 +708,11 @@ impl spool::Hooks for CliHooks {
     }
 
     fn phase_ended(&mut self, run: &Run, began: std::time::Instant, step: &Result<Step, RunError>) {
+        if let (Some(_), Some(budget)) = (self.max_instructions, run.limits().budget) {
+            self.used = self
+                .used
+                .saturating_add(budget - run.budget_left().min(budget));
+        }
         if let Some(trace) = &mut self.trace {
             let outcome = match step {
                 Ok(Step::Io(_)) => "io",

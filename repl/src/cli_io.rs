@@ -192,7 +192,7 @@ impl Category {
 }
 
 /// A byte count with an optional suffix `k`, `M` or `G` (powers of 1024).
-fn parse_size(flag: &str, text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(flag: &str, text: &str) -> Result<u64, String> {
     let (digits, unit) = match text.char_indices().last() {
         Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
         Some((at, 'M')) => (&text[..at], 1 << 20),

@@ -109,11 +109,13 @@ pub fn remove(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError>
 
 /// `xs.contains(x)`: is some item `== x`?
 pub fn contains(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    ctx.work(param::list(ctx.heap, args, 0)?.len());
     Ok(Value::Bool(position(ctx.heap, args)?.is_some()))
 }
 
 /// `xs.index_of(x)`: the index of the first item `== x`, or nil.
 pub fn index_of(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    ctx.work(param::list(ctx.heap, args, 0)?.len());
     Ok(position(ctx.heap, args)?.map_or(Value::Nil, param::int_value))
 }
 
@@ -122,6 +124,8 @@ pub fn index_of(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErro
 /// functions, nil) are a `Type` error.
 pub fn sort(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let mut items = param::list(ctx.heap, args, 0)?.clone();
+    let count = items.len();
+    ctx.work(count.saturating_mul(count.max(2).ilog2() as usize));
     let heap: &Heap = ctx.heap;
     merge_sort(&mut items, |a, b| {
         format::compare(a, b, heap)

@@ -129,6 +129,7 @@ pub fn lower(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
 
 /// `s.contains(sub)`: does `sub` occur in `s`? (Always for an empty `sub`.)
 pub fn contains(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    ctx.work(param::str(ctx.heap, args, 0)?.len() / 16);
     test_str(ctx, args, |text, sub| text.contains(sub))
 }
 
@@ -162,6 +163,7 @@ pub fn replace(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError
 
 /// `s.find(sub)`: the char index of the first occurrence, or nil.
 pub fn find(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    ctx.work(param::str(ctx.heap, args, 0)?.len() / 16);
     let text = param::str(ctx.heap, args, 0)?;
     let sub = param::str(ctx.heap, args, 1)?;
     Ok(match text.find(sub) {

@@ -89,6 +89,7 @@ impl Fixture {
             args: &self.args,
             sched: &mut self.sched,
             suspend: None,
+            work: 0,
         };
         (def.func)(&mut ctx, args)
     }

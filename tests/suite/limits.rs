@@ -123,3 +123,100 @@ fn printing_a_value_shared_many_times_over_is_bounded() {
     ));
     assert_eq!(kind, "done", "{message}");
 }
+
+#[test]
+fn library_functions_charge_the_instruction_budget_for_their_work() {
+    // A hundred instructions, but a split and a sort of 262 144 items.
+    let source = "let s = \"ab\"\nfor i in 0..17 { s = s + s }\nlet xs = s.split(\"\")\nlet ys = xs.sort()\nprint(ys.len())\n";
+    let program = engine().compile("work.spl", source).expect("compiles");
+    let mut run = program.start(vec![]);
+    run.set_limits(Limits {
+        budget: Some(1_000),
+        ..Limits::default()
+    });
+    let mut output = CaptureOutput::default();
+    let mut pauses = 0;
+    loop {
+        match run.resume(&mut output) {
+            Ok(Step::Done(_)) => break,
+            Ok(Step::Paused) => pauses += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        pauses >= 2,
+        "the split and the sort cost no budget ({pauses} pauses)"
+    );
+    assert_eq!(output.lines, ["262144"]);
+}
+
+#[test]
+fn the_command_line_sets_limits_with_flags() {
+    use crate::cli::{assert_exit, scratch, spool, stderr};
+    let dir = scratch(
+        "limit_flags",
+        &[
+            ("spin.spl", "let i = 0\nwhile true { i += 1 }\n"),
+            ("double.spl", "let s = \"x\"\nwhile true { s = s + s }\n"),
+            (
+                "deep.spl",
+                "fn f(n: int) -> int { return f(n + 1) }\nprint(f(0))\n",
+            ),
+            (
+                "spawn.spl",
+                "fn idle() { sleep(100) }\nwhile true { spawn idle() }\n",
+            ),
+        ],
+    );
+    // A runaway loop: a Limit error without --state ...
+    let output = spool(&dir, &["run", "spin.spl", "--max-instructions", "100000"]);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains("error: Limit: instruction limit exceeded (100000"));
+    // ... and with --state, saved where it stopped; resume continues it.
+    let output = spool(
+        &dir,
+        &[
+            "run",
+            "spin.spl",
+            "--state",
+            "spin.run",
+            "--max-instructions",
+            "100000",
+        ],
+    );
+    assert_exit(&output, 0);
+    assert!(stderr(&output).contains("`spool resume spin.run` continues the run"));
+    let output = spool(&dir, &["resume", "spin.run", "--max-instructions", "1000"]);
+    assert_exit(&output, 0);
+    assert!(stderr(&output).contains("paused after 1000 instructions"));
+    // The heap, the depth and the task count.
+    let output = spool(&dir, &["run", "double.spl", "--max-heap", "16M"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("error: Limit: heap limit exceeded"),
+        "{}",
+        stderr(&output)
+    );
+    let output = spool(&dir, &["run", "deep.spl", "--max-depth", "1000"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("call depth limit exceeded (1000 frames)"),
+        "{}",
+        stderr(&output)
+    );
+    let output = spool(&dir, &["run", "spawn.spl", "--max-tasks", "50"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("task limit exceeded (50 tasks)"),
+        "{}",
+        stderr(&output)
+    );
+    for bad in [
+        ["--max-heap", "lots"],
+        ["--max-depth", "0"],
+        ["--max-instructions", "-1"],
+    ] {
+        let output = spool(&dir, &["run", "spin.spl", bad[0], bad[1]]);
+        assert_exit(&output, 2);
+    }
+}

@@ -63,6 +63,11 @@ pub struct Run {
     /// restored run starts with the defaults).
     #[serde(skip)]
     pub(crate) limits: Limits,
+    /// What the last [`Run::resume`] left of its instruction budget (with
+    /// a budget set): a host counting instructions across resumes adds up
+    /// `budget - budget_left`.
+    #[serde(skip)]
+    pub(crate) budget_left: u64,
     /// Notes the host keeps with the run (its own settings, say), saved
     /// and restored with it; the VM never reads them.
     #[serde(default)]
@@ -176,6 +181,7 @@ impl Run {
             limits: Limits::default(),
             host_notes: Default::default(),
             io_deadlines: Default::default(),
+            budget_left: 0,
             status: Status::Done(Value::Nil),
             natives: Vec::new(),
             native_set: NativeSet::new(),
@@ -202,6 +208,13 @@ impl Run {
     /// The current limits.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// How many instructions of its budget the last [`Run::resume`] did not
+    /// use (0 when it returned [`Step::Paused`]; library functions charge
+    /// the budget for their work too). Meaningful only with a budget set.
+    pub fn budget_left(&self) -> u64 {
+        self.budget_left
     }
 
     /// Runs until the main function returns, an uncaught error ends the run,

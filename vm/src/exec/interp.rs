@@ -44,6 +44,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
 
     if run.context.fiber.frames.is_empty() {
         if let Some(step) = sched::switch(run, program, output)? {
+            run.budget_left = remaining;
             return Ok(step);
         }
     }
@@ -77,6 +78,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
         () => {{
             if run.context.fiber.frames.is_empty() {
                 if let Some(step) = sched::switch(run, program, output)? {
+                    run.budget_left = remaining;
                     return Ok(step);
                 }
             }
@@ -173,6 +175,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             let start = $call_base.index();
             let (result, suspend) = {
                 let args = &regs[start..start + $argc as usize];
+                let before = run.heap.in_use();
                 let mut ctx = NativeCtx {
                     heap: &mut run.heap,
                     program,
@@ -181,8 +184,15 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     args: &run.args,
                     sched: &mut run.sched,
                     suspend: None,
+                    work: 0,
                 };
                 let result = function(&mut ctx, args);
+                if BUDGETED {
+                    // What a native built counts as work too: 16 bytes an
+                    // instruction.
+                    let built = ctx.heap.in_use().saturating_sub(before) / 16;
+                    remaining = remaining.saturating_sub(ctx.work.saturating_add(built as u64));
+                }
                 (result, ctx.suspend)
             };
             match (result, suspend) {
@@ -264,6 +274,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             if BUDGETED {
                 if remaining == 0 {
                     save_pc!();
+                    run.budget_left = 0;
                     return Ok(Step::Paused);
                 }
                 remaining -= 1;
@@ -880,7 +891,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     save_pc!();
                     match coro::yield_value(run, program, value, dst) {
                         Yielded::ToResumer => reload!(),
-                        Yielded::ToHost => return Ok(Step::Yield(value)),
+                        Yielded::ToHost => {
+                            run.budget_left = remaining;
+                            return Ok(Step::Yield(value));
+                        }
                         Yielded::Raise(error) => throw!(error),
                     }
                 }
@@ -1034,6 +1048,7 @@ pub(crate) fn call_native_suspending(
         args: &run.args,
         sched: &mut run.sched,
         suspend: None,
+        work: 0,
     };
     let value = function(&mut ctx, args)?;
     Ok((value, ctx.suspend))

@@ -47,6 +47,20 @@ pub struct NativeCtx<'a> {
     /// Set by a native that suspends the calling task instead of
     /// returning: its result arrives when the task is woken.
     pub suspend: Option<Suspend>,
+    /// The work the native did, in instructions' worth, charged against
+    /// the run's instruction budget after it returns ([`NativeCtx::work`]):
+    /// a `sort` of a million items is not one instruction.
+    pub work: u64,
+}
+
+impl NativeCtx<'_> {
+    /// Records `units` of work (about one per item or per 16 bytes
+    /// handled), charged against the instruction budget. What a native
+    /// allocates is charged without it (16 bytes an instruction); this is
+    /// for work that builds nothing (a search, the comparisons of a sort).
+    pub fn work(&mut self, units: usize) {
+        self.work = self.work.saturating_add(units as u64);
+    }
 }
 
 /// Why a native suspended the calling task.
