@@ -610,7 +610,6 @@ type Parts = (
     u64,
     spool_vm::Sched,
     Vec<String>,
-    Limits,
     std::collections::BTreeMap<String, String>,
     std::collections::BTreeMap<spool::IoId, i64>,
     spool::Status,
@@ -868,6 +867,8 @@ fn result_types_of_any_depth_are_checked_without_recursion() {
             .find(|native| native.name == "fetch")
             .expect("fetch is declared");
         fetch.io = Some(ty);
+        // A consistent forgery: the program's fingerprint recomputed.
+        parts.0.fingerprint = spool::snapshot::fingerprint(&parts.0);
         seal_parts(&parts)
     };
     let allowed = spool_vm::types::MAX_NODES - 1;
@@ -948,4 +949,27 @@ fn sorting_a_list_inside_itself_is_an_error() {
     let mut run = spool::restore(&seal_parts(&parts)).expect("restores");
     let error = run.resume(&mut host).expect_err("sorting fails");
     assert_eq!(error.kind, "Type", "{error:?}");
+}
+
+/// The header's fingerprint is checked against the program, and the
+/// program against its fingerprint: flipping header bytes, or editing the
+/// program inside (a string constant) and recomputing only the checksum,
+/// is refused.
+#[test]
+fn fingerprints_in_the_header_and_the_program_are_checked() {
+    let bytes = spool::snapshot(&tasks_run());
+    let mut flipped = bytes.clone();
+    flipped[12] ^= 0x01;
+    let message = refused(&flipped);
+    assert!(message.contains("fingerprint"), "{message}");
+    let mut parts = take_apart(&tasks_run());
+    parts
+        .0
+        .constants
+        .push(spool_vm::Constant::Str("attacker's text".into()));
+    let message = refused(&seal_parts(&parts));
+    assert!(
+        message.contains("does not match its fingerprint"),
+        "{message}"
+    );
 }

@@ -173,7 +173,7 @@ pub fn restore_with_program(
 /// functions and I/O operations its program calls, by key), checked to be
 /// safe to execute.
 pub fn restore(bytes: &[u8], natives: &NativeSet) -> Result<Run, RestoreError> {
-    let (_, body) = open(bytes)?;
+    let (header, body) = open(bytes)?;
     let run = decode(body)?;
     if run.program().functions.is_empty() {
         return Err(RestoreError {
@@ -182,7 +182,26 @@ pub fn restore(bytes: &[u8], natives: &NativeSet) -> Result<Run, RestoreError> {
                     .into(),
         });
     }
+    check_fingerprint(&header, run.program())?;
     finish(run, natives)
+}
+
+/// The header's fingerprint is the program's, and the program is the one
+/// its fingerprint names (neither was edited on its own; a program of an
+/// interactive session, fingerprint 0, is not checked).
+fn check_fingerprint(header: &Header, program: &Program) -> Result<(), RestoreError> {
+    let fail = |message: &str| {
+        Err(RestoreError {
+            message: message.to_string(),
+        })
+    };
+    if header.fingerprint != program.fingerprint {
+        return fail("the header's fingerprint is not the program's");
+    }
+    if program.fingerprint != 0 && fingerprint(program) != program.fingerprint {
+        return fail("the program does not match its fingerprint");
+    }
+    Ok(())
 }
 
 fn decode(body: &[u8]) -> Result<Run, RestoreError> {
