@@ -60,6 +60,10 @@ limits of the run (given again to `spool resume`; never saved):
   --max-heap BYTES         the heap and stack may use BYTES (default 2G)
   --max-depth N            calls may nest N deep (default 200000)
   --max-tasks N            at most N tasks alive at once (default 1000000)
+
+  --state-key FILE         (also `spool inspect PATH --state-key FILE`) sign
+                           saved runs with the host key in FILE (HMAC-SHA256)
+                           and refuse any that is unsigned or changed
 ";
 
 /// A parsed command line.
@@ -78,6 +82,7 @@ enum Command {
     },
     Inspect {
         path: String,
+        key: Option<String>,
     },
     Check {
         file: String,
@@ -108,6 +113,8 @@ struct RunOptions {
     limits: spool::Limits,
     /// `--max-instructions`: most instructions this invocation may run.
     max_instructions: Option<u64>,
+    /// `--state-key FILE`: sign saved runs and require the signature.
+    state_key: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -120,6 +127,7 @@ impl Default for RunOptions {
             io: crate::cli_io::Policy::default(),
             limits: spool::Limits::default(),
             max_instructions: None,
+            state_key: None,
         }
     }
 }
@@ -134,6 +142,17 @@ pub fn main(args: Vec<String>) -> i32 {
             return EXIT_USAGE;
         }
     };
+    let key = match &command {
+        Command::Run { options, .. } | Command::Resume { options, .. } => options.state_key.clone(),
+        Command::Inspect { key, .. } => key.clone(),
+        _ => None,
+    };
+    if let Some(file) = key {
+        if let Err(message) = crate::durable::use_state_key(&file) {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    }
     match command {
         Command::Help => {
             print!("{USAGE}");
@@ -155,7 +174,7 @@ pub fn main(args: Vec<String>) -> i32 {
             program,
             options,
         } => resume_file(&path, send.as_deref(), program.as_deref(), options),
-        Command::Inspect { path } => match crate::durable::load(&path) {
+        Command::Inspect { path, .. } => match crate::durable::load(&path) {
             Ok(run) => {
                 print!("{}", crate::durable::describe(&path, &run));
                 EXIT_OK
@@ -202,10 +221,15 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
         "resume" => parse_run(args, true),
         "inspect" => {
             let path = file_arg(&mut args, "inspect")?;
+            let key = match args.next().as_deref() {
+                None => None,
+                Some("--state-key") => Some(args.next().ok_or("`--state-key` needs a FILE")?),
+                Some(extra) => return Err(format!("unexpected argument `{extra}`")),
+            };
             if let Some(extra) = args.next() {
                 return Err(format!("unexpected argument `{extra}`"));
             }
-            Ok(Command::Inspect { path })
+            Ok(Command::Inspect { path, key })
         }
         "check" | "disasm" => {
             let file = file_arg(&mut args, &first)?;
@@ -278,6 +302,7 @@ fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Comma
                 options.io.set_flag(io_flag, &value(io_flag)?)?;
             }
             "--program" if resume => program = Some(value("--program")?),
+            "--state-key" => options.state_key = Some(value("--state-key")?),
             "--max-heap" => {
                 options.limits.max_heap_bytes =
                     crate::cli_io::parse_size("--max-heap", &value("--max-heap")?)?
@@ -944,7 +969,8 @@ mod tests {
         assert_eq!(
             parse(&["inspect", "f.run"]),
             Ok(Command::Inspect {
-                path: "f.run".into()
+                path: "f.run".into(),
+                key: None,
             })
         );
         assert!(

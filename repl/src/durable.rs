@@ -19,7 +19,31 @@ use spool::snapshot;
 
 /// Writes `run` to `path` atomically.
 pub fn save(path: &str, run: &Run) -> Result<(), String> {
-    write_atomically(path, &snapshot::snapshot(run))
+    let bytes = snapshot::snapshot(run);
+    match state_key() {
+        Some(key) => write_atomically(path, &snapshot::sign(&bytes, key)),
+        None => write_atomically(path, &bytes),
+    }
+}
+
+/// The host key saved runs are signed with (`--state-key FILE`), if any.
+static STATE_KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Signs the saved runs this process writes, and requires the signature
+/// on those it reads, with the key in `file` (at least 16 bytes).
+pub fn use_state_key(file: &str) -> Result<(), String> {
+    let key = std::fs::read(file).map_err(|e| format!("cannot read the key `{file}`: {e}"))?;
+    if key.len() < 16 {
+        return Err(format!(
+            "the key `{file}` is too short: a host key has at least 16 bytes"
+        ));
+    }
+    let _ = STATE_KEY.set(key);
+    Ok(())
+}
+
+fn state_key() -> Option<&'static [u8]> {
+    STATE_KEY.get().map(Vec::as_slice)
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new
@@ -116,7 +140,11 @@ pub const MAX_STATE_BYTES: u64 = 1 << 30;
 /// not begin with a saved run's magic bytes.
 pub fn load(path: &str) -> Result<Run, String> {
     let bytes = read_state_file(path)?;
-    snapshot::restore(&bytes).map_err(|e| format!("`{path}`: {e}"))
+    let body = match state_key() {
+        Some(key) => snapshot::verify(&bytes, key).map_err(|e| format!("`{path}`: {e}"))?,
+        None => &bytes,
+    };
+    snapshot::restore(body).map_err(|e| format!("`{path}`: {e}"))
 }
 
 /// The bytes of a saved run, read as [`load`] says.
@@ -131,7 +159,9 @@ fn read_state_file(path: &str) -> Result<Vec<u8>, String> {
     let metadata = file.metadata().map_err(fail)?;
     check_regular(path, &metadata)?;
     let mut magic = [0u8; 8];
-    if file.read_exact(&mut magic).is_err() || &magic != snapshot::MAGIC {
+    if file.read_exact(&mut magic).is_err()
+        || (&magic != snapshot::MAGIC && &magic != snapshot::SIGNED_MAGIC)
+    {
         return Err(format!("`{path}`: not a saved Spool run"));
     }
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
@@ -192,7 +222,7 @@ pub fn check_fresh(path: &str) -> Result<(), String> {
     let is_saved_run = std::fs::File::open(path)
         .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
         .is_ok()
-        && &magic == snapshot::MAGIC;
+        && (&magic == snapshot::MAGIC || &magic == snapshot::SIGNED_MAGIC);
     if !is_saved_run {
         return Err(format!(
             "`{path}` exists and is not a saved run; `--state` will not overwrite it"

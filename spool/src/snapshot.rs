@@ -4,8 +4,8 @@
 //! compiled [`crate::Program`].
 
 pub use spool_vm::snapshot::{
-    fingerprint, open, seal, snapshot, snapshot_without_program, Header, RestoreError,
-    FORMAT_VERSION, HEADER_LEN, MAGIC,
+    fingerprint, open, seal, sign, snapshot, snapshot_without_program, verify, Header,
+    RestoreError, FORMAT_VERSION, HEADER_LEN, MAGIC, SIGNED_MAGIC, TAG_LEN,
 };
 use spool_vm::Run;
 

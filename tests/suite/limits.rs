@@ -220,3 +220,91 @@ fn the_command_line_sets_limits_with_flags() {
         assert_exit(&output, 2);
     }
 }
+
+#[test]
+fn saved_runs_signed_with_a_host_key_refuse_any_change() {
+    use crate::cli::{assert_exit, scratch, spool, stderr, stdout};
+    let dir = scratch(
+        "state_key",
+        &[
+            (
+                "flow.spl",
+                "let who: str = yield \"who?\"\nprint(\"hi ${who}\")\n",
+            ),
+            ("host.key", "0123456789abcdef0123456789abcdef"),
+            ("other.key", "fedcba9876543210fedcba9876543210"),
+            ("short.key", "short"),
+        ],
+    );
+    let signed = ["--state-key", "host.key"];
+    let output = spool(
+        &dir,
+        &[
+            &["run", "flow.spl", "--state", "f.run", "--step"][..],
+            &signed,
+        ]
+        .concat(),
+    );
+    assert_exit(&output, 0);
+    let bytes = std::fs::read(dir.join("f.run")).unwrap();
+    assert!(bytes.starts_with(spool::snapshot::SIGNED_MAGIC));
+    // Without the key, with another key, or changed: refused before decoding.
+    let output = spool(&dir, &["resume", "f.run", "--send", "\"ada\""]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("signed with a host key"),
+        "{}",
+        stderr(&output)
+    );
+    let output = spool(
+        &dir,
+        &[
+            "resume",
+            "f.run",
+            "--state-key",
+            "other.key",
+            "--send",
+            "\"ada\"",
+        ],
+    );
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("signature does not match"),
+        "{}",
+        stderr(&output)
+    );
+    let mut changed = bytes.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    std::fs::write(dir.join("changed.run"), &changed).unwrap();
+    let output = spool(&dir, &["inspect", "changed.run", "--state-key", "host.key"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("signature does not match"),
+        "{}",
+        stderr(&output)
+    );
+    let output = spool(&dir, &["resume", "f.run", "--state-key", "short.key"]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("too short"), "{}", stderr(&output));
+    // An unsigned run is refused when a key is required.
+    let output = spool(&dir, &["run", "flow.spl", "--state", "plain.run", "--step"]);
+    assert_exit(&output, 0);
+    let output = spool(&dir, &["resume", "plain.run", "--state-key", "host.key"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("not signed"),
+        "{}",
+        stderr(&output)
+    );
+    // With the key it continues, and stays signed.
+    let output = spool(
+        &dir,
+        &[&["resume", "f.run", "--send", "\"ada\""][..], &signed].concat(),
+    );
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "hi ada\n");
+    let output = spool(&dir, &["inspect", "f.run", "--state-key", "host.key"]);
+    assert_exit(&output, 0);
+    assert!(stdout(&output).contains("status: finished"));
+}

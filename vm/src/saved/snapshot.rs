@@ -101,6 +101,11 @@ pub fn open(bytes: &[u8]) -> Result<(Header, &[u8]), RestoreError> {
     let fail = |message: &str| RestoreError {
         message: message.to_string(),
     };
+    if bytes.starts_with(SIGNED_MAGIC) {
+        return Err(fail(
+            "the saved run is signed with a host key: restore it with the key",
+        ));
+    }
     if !bytes.starts_with(MAGIC) {
         return Err(fail("not a saved Spool run"));
     }
@@ -224,4 +229,57 @@ fn finish(mut run: Run, natives: &NativeSet) -> Result<Run, RestoreError> {
     crate::saved::validate::validate(&run)
         .map_err(|e| fail(format!("the run is inconsistent: {e}")))?;
     Ok(run)
+}
+
+/// The first bytes of a saved run signed with a host key ([`sign`]).
+pub const SIGNED_MAGIC: &[u8; 8] = b"SPOOLSIG";
+
+/// The length of a signature: an HMAC-SHA256 tag.
+pub const TAG_LEN: usize = 32;
+
+/// `bytes` (a saved run, header and body) signed with `key`: the signed
+/// magic, an HMAC-SHA256 tag over `bytes`, then `bytes`. A host that keeps
+/// saved runs where others could change them signs them, and restores
+/// only what [`verify`] accepts: a saved run is code, like a script.
+pub fn sign(bytes: &[u8], key: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut signed = Vec::with_capacity(SIGNED_MAGIC.len() + TAG_LEN + bytes.len());
+    signed.extend_from_slice(SIGNED_MAGIC);
+    signed.extend_from_slice(&mac(key, bytes).finalize().into_bytes());
+    signed.extend_from_slice(bytes);
+    signed
+}
+
+/// The saved run inside `signed`, if it was signed with `key` and not
+/// changed since; checked before any of it is decoded.
+pub fn verify<'a>(signed: &'a [u8], key: &[u8]) -> Result<&'a [u8], RestoreError> {
+    use hmac::Mac;
+    let fail = |message: &str| RestoreError {
+        message: message.to_string(),
+    };
+    if !signed.starts_with(SIGNED_MAGIC) {
+        return Err(fail(if signed.starts_with(MAGIC) {
+            "the saved run is not signed, and a host key is required"
+        } else {
+            "not a saved Spool run"
+        }));
+    }
+    let rest = &signed[SIGNED_MAGIC.len()..];
+    if rest.len() < TAG_LEN {
+        return Err(fail("the signature is truncated"));
+    }
+    let (tag, bytes) = rest.split_at(TAG_LEN);
+    mac(key, bytes).verify_slice(tag).map_err(|_| {
+        fail("the signature does not match: the file was changed or signed with another key")
+    })?;
+    Ok(bytes)
+}
+
+/// HMAC-SHA256 of `bytes` under `key`.
+fn mac(key: &[u8], bytes: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .expect("HMAC takes keys of any length");
+    mac.update(bytes);
+    mac
 }
