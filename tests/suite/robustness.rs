@@ -1,7 +1,9 @@
 //! Bad input for the front end: thousands of scripts made by mutating the
 //! conformance scripts' bytes, and a few pathological shapes (very deep
 //! nesting, very long expressions). `Engine::compile` must return — a
-//! program or diagnostics — and never panic or hang.
+//! program or diagnostics — and never panic or hang; a program that
+//! compiles is then run for a few thousand instructions under tight limits
+//! (I/O fails, yields get nil), and the VM must not panic either.
 //!
 //! The mutations are deterministic (xorshift, fixed seed) so a failure
 //! reproduces; each failing input is also written to
@@ -376,7 +378,11 @@ fn compile_all(inputs: Vec<(String, Vec<u8>)>) -> Vec<String> {
         let engine = spool::Engine::new();
         for (index, (_, bytes)) in worker_inputs.iter().enumerate() {
             let source = String::from_utf8_lossy(bytes);
-            let result = catch_panic(|| engine.compile("fuzz.spl", &source).map(|_| ()));
+            let result = catch_panic(|| {
+                if let Ok(program) = engine.compile("fuzz.spl", &source) {
+                    run_briefly(&program);
+                }
+            });
             if sender.send((index, result.err())).is_err() {
                 return;
             }
@@ -402,6 +408,30 @@ fn compile_all(inputs: Vec<(String, Vec<u8>)>) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Runs a program that compiled under tight limits for a few thousand
+/// instructions (I/O fails, yields get nil): the VM must not panic either.
+fn run_briefly(program: &spool::Program) {
+    let mut run = program.start(vec![]);
+    run.set_limits(spool::Limits {
+        budget: Some(10_000),
+        max_heap_bytes: 32 << 20,
+        max_call_depth: 10_000,
+        max_tasks: 1_000,
+    });
+    let mut output = spool::CaptureOutput::default();
+    for _ in 0..5 {
+        match run.resume(&mut output) {
+            Ok(spool::Step::Io(batch)) => {
+                for request in batch {
+                    run.complete(request.id, Err("no I/O while fuzzing".into()));
+                }
+            }
+            Ok(spool::Step::Paused | spool::Step::Yield(_)) => {}
+            Ok(spool::Step::Done(_)) | Err(_) => return,
+        }
+    }
 }
 
 /// Writes a failing input where a developer can find it; returns the path.
