@@ -13,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use libfuzzer_sys::fuzz_target;
-use spool::{CaptureHost, Data, Limits, Step};
+use spool::{CaptureOutput, Data, Limits, Step};
 
 /// The system allocator, counting the bytes live and their peak.
 struct Counting;
@@ -87,11 +87,11 @@ fn exercise(bytes: &[u8]) {
     };
     run.set_limits(Limits {
         budget: Some(1_000),
-        max_heap_objects: 100_000,
+        max_heap_bytes: 64 << 20,
         max_call_depth: 1_000,
         max_tasks: 1_000,
     });
-    let mut host = CaptureHost::default();
+    let mut host = CaptureOutput::default();
     for _ in 0..20 {
         match run.resume(&mut host) {
             Ok(Step::Done(_)) | Err(_) => break,
