@@ -210,6 +210,30 @@ impl Run {
         self.limits
     }
 
+    /// Every value the collector must keep: each fiber's (the active one
+    /// and each resumer's; suspended coroutines' fibers are reached through
+    /// their heap objects), every running coroutine's object, the
+    /// scheduler's, the globals, the constants and a finished run's result.
+    pub(crate) fn gc_roots(&self) -> Vec<Value> {
+        let mut roots: Vec<Value> = self
+            .context
+            .resumers
+            .iter()
+            .map(|r| Value::Obj(r.coro))
+            .collect();
+        self.sched.for_each_value(|value| roots.push(value));
+        self.context.fiber.for_each_value(|value| roots.push(value));
+        for resumer in &self.context.resumers {
+            resumer.fiber.for_each_value(|value| roots.push(value));
+        }
+        roots.extend_from_slice(&self.globals);
+        roots.extend_from_slice(&self.const_values);
+        if let Status::Done(value) = self.status {
+            roots.push(value);
+        }
+        roots
+    }
+
     /// How many instructions of its budget the last [`Run::resume`] did not
     /// use (0 when it returned [`Step::Paused`]; library functions charge
     /// the budget for their work too). Meaningful only with a budget set.

@@ -983,16 +983,6 @@ fn build_map(heap: &Heap, pairs: &[Value]) -> Option<ValueMap> {
 #[cold]
 #[inline(never)]
 fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
-    // Every fiber is a root: the active one and each resumer's (suspended
-    // coroutines' fibers are reached through their heap objects), as is
-    // every running coroutine's object.
-    let mut roots: Vec<Value> = run
-        .context
-        .resumers
-        .iter()
-        .map(|r| Value::Obj(r.coro))
-        .collect();
-    run.sched.for_each_value(|value| roots.push(value));
     let resumers = run
         .context
         .resumers
@@ -1000,10 +990,8 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
         .map(|resumer| &mut resumer.fiber);
     for fiber in std::iter::once(&mut run.context.fiber).chain(resumers) {
         fiber.truncate_dead_registers(program);
-        fiber.for_each_value(|value| roots.push(value));
     }
-    roots.extend_from_slice(&run.globals);
-    roots.extend_from_slice(&run.const_values);
+    let roots = run.gc_roots();
     run.heap.collect(roots);
     if run.heap.over_limit() {
         return Err(run.heap.limit_error(0));

@@ -112,22 +112,7 @@ pub(crate) fn tidy_up(run: &mut Run) {
             _ => {}
         }
     }
-    let mut roots: Vec<Value> = run
-        .context
-        .resumers
-        .iter()
-        .map(|r| Value::Obj(r.coro))
-        .collect();
-    run.sched.for_each_value(|value| roots.push(value));
-    run.context.fiber.for_each_value(|value| roots.push(value));
-    for resumer in &run.context.resumers {
-        resumer.fiber.for_each_value(|value| roots.push(value));
-    }
-    roots.extend_from_slice(&run.globals);
-    roots.extend_from_slice(&run.const_values);
-    if let Status::Done(value) = run.status {
-        roots.push(value);
-    }
+    let roots = run.gc_roots();
     run.heap.collect(roots);
 }
 
