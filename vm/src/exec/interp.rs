@@ -175,7 +175,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
             let start = $call_base.index();
             let (result, suspend) = {
                 let args = &regs[start..start + $argc as usize];
-                let before = run.heap.in_use();
+                // Only a budgeted run counts what a native builds.
+                let before = if BUDGETED { run.heap.in_use() } else { 0 };
                 let mut ctx = NativeCtx {
                     heap: &mut run.heap,
                     program,
