@@ -318,6 +318,21 @@ fn field_type<'a>(desc: &'a TypeDesc, args: &'a [At<'a>]) -> Option<At<'a>> {
     })
 }
 
+/// One field of a record or a variant payload, whose type is written
+/// `desc` in a layout whose parameters stand for `args`.
+fn convert_field(
+    json: &Data,
+    desc: Option<&TypeDesc>,
+    args: &[At<'_>],
+    program: &Program,
+    depth: usize,
+) -> Result<Data, Mismatch> {
+    let ty = desc
+        .and_then(|desc| field_type(desc, args))
+        .ok_or_else(|| Mismatch::new("a field of an unknown type".into()))?;
+    convert(json, ty, program, depth + 1)
+}
+
 /// A record from a JSON object with a member per field.
 fn record(
     json: &Data,
@@ -361,12 +376,8 @@ fn record(
                 layout.name
             ))
         })?;
-        let ty = layout
-            .field_types
-            .get(index)
-            .and_then(|desc| field_type(desc, args))
-            .ok_or_else(|| Mismatch::new("a field of an unknown type".into()).inside(&at))?;
-        let value = convert(value, ty, program, depth + 1).map_err(|m| m.inside(&at))?;
+        let value = convert_field(value, layout.field_types.get(index), args, program, depth)
+            .map_err(|m| m.inside(&at))?;
         fields.push((field.clone(), value));
     }
     Ok(Data::Record {
@@ -419,12 +430,10 @@ fn variant(
     let at = format!(".{name}");
     let mut fields = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
-        let ty = which
-            .field_types
-            .get(index)
-            .and_then(|desc| field_type(desc, args))
-            .ok_or_else(|| Mismatch::new("a field of an unknown type".into()).inside(&at))?;
-        fields.push(convert(value, ty, program, depth + 1).map_err(|m| m.inside(&at))?);
+        fields.push(
+            convert_field(value, which.field_types.get(index), args, program, depth)
+                .map_err(|m| m.inside(&at))?,
+        );
     }
     Ok(Data::Variant {
         name: layout.name.clone(),
