@@ -29,7 +29,7 @@ all_workloads=(w1_fib w2_loop w3_strings w4_map w5_nbody w6_coroutine w7_closure
 if [[ $# -gt 0 ]]; then workloads=("$@"); else workloads=("${all_workloads[@]}"); fi
 
 echo "building spool (release)..." >&2
-(cd "$root" && cargo build --release -p spool --bin spool >&2)
+(cd "$root" && cargo build --release -p spool-cli --bin spool >&2)
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 spool="$target_dir/release/spool"
 [[ -x "$spool" ]] || { echo "no spool binary at $spool" >&2; exit 1; }
@@ -122,7 +122,7 @@ for workload in "${workloads[@]}"; do
   spool_times=() spool_kib=() lua_times=() lua_kib=() failed=0
   for run in $(seq 0 "$runs"); do
     echo "  $workload run $run/$runs" >&2
-    record spool "$workload" "$spool" run "$script"
+    record spool "$workload" "$spool" run --max-instructions unlimited "$script"
     if [[ -n "$lua" ]]; then
       record lua "$workload" "$lua" "$lua_script"
     fi

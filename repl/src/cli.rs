@@ -55,8 +55,10 @@ limits of the script's I/O (given again to `spool resume`; never saved):
 
 limits of the run (given again to `spool resume`; never saved):
   --max-instructions N     run at most N instructions (library functions count
-                           their work), then stop: saved there with --state
-                           (exit 0; `spool resume` continues), else a Limit error
+                           their work; default 10000000000, about half a
+                           minute; `unlimited` lifts it), then stop: saved
+                           there with --state (exit 0; `spool resume`
+                           continues), else a Limit error
   --max-heap BYTES         the heap and stack may use BYTES (default 2G)
   --max-depth N            calls may nest N deep (default 200000)
   --max-tasks N            at most N tasks alive at once (default 1000000)
@@ -111,7 +113,8 @@ struct RunOptions {
     /// The run's resource limits (`--max-heap`, `--max-depth`,
     /// `--max-tasks`); never read from a saved run.
     limits: spool::Limits,
-    /// `--max-instructions`: most instructions this invocation may run.
+    /// `--max-instructions`: most instructions this invocation may run
+    /// ([`DEFAULT_MAX_INSTRUCTIONS`] unless given; `None` is unlimited).
     max_instructions: Option<u64>,
     /// `--state-key FILE`: sign saved runs and require the signature.
     state_key: Option<String>,
@@ -126,11 +129,17 @@ impl Default for RunOptions {
             step: false,
             io: crate::cli_io::Policy::default(),
             limits: spool::Limits::default(),
-            max_instructions: None,
+            max_instructions: Some(DEFAULT_MAX_INSTRUCTIONS),
             state_key: None,
         }
     }
 }
+
+/// The instruction budget of `spool run` and `spool resume` when
+/// `--max-instructions` is not given: about half a minute of a tight loop,
+/// so a runaway script ends with a `Limit` error (or, under `--state`, is
+/// paused and saved) instead of running forever.
+pub const DEFAULT_MAX_INSTRUCTIONS: u64 = 10_000_000_000;
 
 /// Runs the command line `args` (without the program name) and returns the
 /// process's exit code.
@@ -316,8 +325,14 @@ fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Comma
                 options.limits.max_tasks = count("--max-tasks", &value("--max-tasks")?)?
             }
             "--max-instructions" => {
-                options.max_instructions =
-                    Some(count("--max-instructions", &value("--max-instructions")?)? as u64)
+                options.max_instructions = match value("--max-instructions")?.as_str() {
+                    "unlimited" => None,
+                    text => Some(
+                        count("--max-instructions", text)
+                            .map_err(|why| format!("{why} (or `unlimited`)"))?
+                            as u64,
+                    ),
+                }
             }
             _ if arg.starts_with('-') && arg != "-" => {
                 return Err(format!("unknown option `{arg}`"))
@@ -645,8 +660,9 @@ impl CliHooks {
                     ))
                 }
                 None => Err(format!(
-                    "error: Limit: instruction limit exceeded ({max} instructions, \
-                     `--max-instructions`)\n"
+                    "error: Limit: instruction limit exceeded ({max} instructions; \
+                     `--max-instructions N` raises it, `--max-instructions unlimited` \
+                     lifts it)\n"
                 )),
             };
         }
@@ -980,6 +996,23 @@ mod tests {
         assert!(parse(&["run", "a.spl", "--send", "1"]).is_err());
         assert!(parse(&["resume", "f.run", "--", "x"]).is_err());
         assert!(parse(&["inspect"]).is_err());
+        let instructions = |args: &[&str]| match parse(args) {
+            Ok(Command::Run { options, .. }) => Ok(options.max_instructions),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(
+            instructions(&["run", "a.spl"]),
+            Ok(Some(DEFAULT_MAX_INSTRUCTIONS))
+        );
+        assert_eq!(
+            instructions(&["run", "a.spl", "--max-instructions", "1_000"]),
+            Ok(Some(1000))
+        );
+        assert_eq!(
+            instructions(&["run", "a.spl", "--max-instructions=unlimited"]),
+            Ok(None)
+        );
+        assert!(parse(&["run", "a.spl", "--max-instructions", "none"]).is_err());
         assert!(parse(&["run", "a.spl", "--max-io", "0"]).is_err());
         assert!(parse(&["run", "a.spl", "--max-io"]).is_err());
         assert!(parse(&["run", "a.spl", "--bogus"]).is_err());

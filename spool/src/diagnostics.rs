@@ -58,14 +58,31 @@ impl CompileError {
     }
 
     /// The front end itself failed: reported as a diagnostic, never a crash.
-    pub(crate) fn internal(name: &str, source: &str) -> CompileError {
-        let diagnostic = Diagnostic::new(
-            "spool::E000",
-            "internal compiler error",
-            spool_lang::ast::Span::default(),
-            "the compiler failed on this file",
-        )
-        .with_help("this is a bug in Spool; please report it with the file");
+    pub(crate) fn internal(
+        name: &str,
+        source: &str,
+        failure: crate::FrontEndFailure,
+    ) -> CompileError {
+        let span = spool_lang::ast::Span::default();
+        let diagnostic = match failure {
+            crate::FrontEndFailure::Panicked => Diagnostic::new(
+                "spool::E000",
+                "internal compiler error",
+                span,
+                "the compiler failed on this file",
+            )
+            .with_help("this is a bug in Spool; please report it with the file"),
+            crate::FrontEndFailure::NoThread(why) => Diagnostic::new(
+                "spool::E001",
+                format!("the compiler could not start: {why}"),
+                span,
+                "not compiled",
+            )
+            .with_help(
+                "the compiler runs on a thread with a 256 MiB stack; \
+                 allow the process that much address space",
+            ),
+        };
         CompileError::new(name, source, vec![diagnostic])
     }
 

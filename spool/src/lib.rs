@@ -48,17 +48,28 @@ pub const PRELUDE_NAME: &str = "prelude.spl";
 /// bounds the tree's depth, so this much always suffices.
 const FRONT_END_STACK: usize = 256 << 20;
 
-/// Runs `work` on a thread with a stack deep enough for the front end;
-/// `None` if it panicked (an internal error, reported as such).
-pub(crate) fn on_front_end_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Option<T> {
+/// Why the front end gave no answer.
+#[derive(Debug)]
+pub(crate) enum FrontEndFailure {
+    /// It panicked: a bug, reported as an internal error.
+    Panicked,
+    /// Its thread could not start (no address space for its stack, as
+    /// under a small `ulimit -v`).
+    NoThread(String),
+}
+
+/// Runs `work` on a thread with a stack deep enough for the front end.
+pub(crate) fn on_front_end_stack<T: Send>(
+    work: impl FnOnce() -> T + Send,
+) -> Result<T, FrontEndFailure> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("spool-compile".into())
             .stack_size(FRONT_END_STACK)
             .spawn_scoped(scope, work)
-            .ok()?
+            .map_err(|error| FrontEndFailure::NoThread(error.to_string()))?
             .join()
-            .ok()
+            .map_err(|_| FrontEndFailure::Panicked)
     })
 }
 
@@ -105,11 +116,11 @@ impl Engine {
     pub fn compile_bytes(&self, name: &str, source: &[u8]) -> Result<Program, CompileError> {
         let text = String::from_utf8_lossy(source).into_owned();
         match on_front_end_stack(|| self.compile_on_this_thread(name, source, &text)) {
-            Some(result) => result.map(|program| Program {
+            Ok(result) => result.map(|program| Program {
                 inner: Arc::new(program),
                 natives: self.natives.clone(),
             }),
-            None => Err(CompileError::internal(name, &text)),
+            Err(failure) => Err(CompileError::internal(name, &text, failure)),
         }
     }
 

@@ -43,7 +43,10 @@ impl Session {
         let compiler = new_compiler(engine);
         let mut compiler = compiler.expect("the standard library compiles");
         let start = crate::on_front_end_stack(|| compiler.add("<start>", ""));
-        let cell = start.and_then(Result::ok).expect("an empty input compiles");
+        let cell = start
+            .ok()
+            .and_then(Result::ok)
+            .expect("an empty input compiles");
         let program = Arc::new(cell.program);
         let mut run = Run::new(program, engine.natives(), Vec::new())
             .expect("the standard library binds every native");
@@ -61,14 +64,14 @@ impl Session {
     pub fn prepare(&mut self, name: &str, text: &str) -> Result<Prepared, CompileError> {
         let compiled = crate::on_front_end_stack(|| self.compiler.add(name, text));
         let cell = match compiled {
-            Some(Ok(cell)) => cell,
-            Some(Err(diagnostics)) => return Err(CompileError::new(name, text, diagnostics)),
-            None => return Err(CompileError::internal(name, text)),
+            Ok(Ok(cell)) => cell,
+            Ok(Err(diagnostics)) => return Err(CompileError::new(name, text, diagnostics)),
+            Err(failure) => return Err(CompileError::internal(name, text, failure)),
         };
         // The fingerprint is computed when the session is saved.
         self.run
             .call_main(Arc::new(cell.program), cell.main)
-            .map_err(|_| CompileError::internal(name, text))?;
+            .map_err(|_| CompileError::internal(name, text, crate::FrontEndFailure::Panicked))?;
         self.inputs.push((name.to_string(), text.to_string()));
         Ok(Prepared {
             result: cell.result,
@@ -83,9 +86,9 @@ impl Session {
     /// The type of the expression `text`, without running it.
     pub fn type_of(&self, text: &str) -> Result<String, CompileError> {
         match crate::on_front_end_stack(|| self.compiler.type_of(text)) {
-            Some(Ok(ty)) => Ok(ty),
-            Some(Err(diagnostics)) => Err(CompileError::new("<type>", text, diagnostics)),
-            None => Err(CompileError::internal("<type>", text)),
+            Ok(Ok(ty)) => Ok(ty),
+            Ok(Err(diagnostics)) => Err(CompileError::new("<type>", text, diagnostics)),
+            Err(failure) => Err(CompileError::internal("<type>", text, failure)),
         }
     }
 
@@ -152,7 +155,7 @@ impl Session {
         let mut compiler = new_compiler(engine).map_err(|_| "the library does not compile")?;
         for (name, text) in &inputs {
             let added = crate::on_front_end_stack(|| compiler.add(name, text));
-            if !matches!(added, Some(Ok(_))) {
+            if !matches!(added, Ok(Ok(_))) {
                 return Err(format!(
                     "the saved input {name} no longer compiles with this version of Spool"
                 ));
@@ -204,7 +207,7 @@ fn new_compiler(engine: &Engine) -> Result<spool_lang::Session, Vec<spool_lang::
         ast: engine.prelude(),
     };
     crate::on_front_end_stack(|| spool_lang::Session::new(prelude, engine.specs()))
-        .unwrap_or_else(|| Err(Vec::new()))
+        .unwrap_or_else(|_| Err(Vec::new()))
 }
 
 /// Inputs as one string: for each, the name's and the text's lengths in

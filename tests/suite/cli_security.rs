@@ -15,9 +15,16 @@ use crate::cli::{assert_exit, scratch, spool, spool_binary, stderr, stdout};
 /// if it takes longer than `seconds` (the process is killed then).
 #[track_caller]
 fn spool_within(dir: &Path, args: &[&str], seconds: u64) -> Output {
-    let mut child = Command::new(spool_binary())
-        .args(args)
-        .current_dir(dir)
+    let mut command = Command::new(spool_binary());
+    command.args(args).current_dir(dir);
+    finish_within(&mut command, &format!("spool {}", args.join(" ")), seconds)
+}
+
+/// Runs `command` with no input and its output collected, killing it and
+/// failing the test if it takes longer than `seconds`; `what` names it.
+#[track_caller]
+pub(crate) fn finish_within(command: &mut Command, what: &str, seconds: u64) -> Output {
+    let mut child = command
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -29,7 +36,7 @@ fn spool_within(dir: &Path, args: &[&str], seconds: u64) -> Output {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`spool {}` took more than {seconds} s", args.join(" "));
+            panic!("`{what}` took more than {seconds} s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

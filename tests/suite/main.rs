@@ -18,6 +18,7 @@ mod limits;
 mod repl;
 mod robustness;
 mod runner;
+mod stress;
 mod support;
 mod tasks;
 mod tidy;
