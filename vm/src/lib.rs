@@ -27,7 +27,9 @@ pub use saved::{snapshot, upgrade, validate};
 pub use tasks::{io, sched};
 
 pub use exec::error::{ErrorKind, RunError, TraceFrame, VmError};
-pub use exec::native::{CaptureOutput, NativeCtx, NativeFn, NativeSet, Output, Suspend};
+pub use exec::native::{
+    CaptureOutput, HostFn, Native, NativeCtx, NativeFn, NativeSet, Output, Suspend,
+};
 pub use exec::unwind::stack_trace;
 pub use heap::objects::{
     Blocked, Chan, CoroStatus, Coroutine, Group, Mutex, Resumer, Task, TaskError, TaskState, Wake,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::coro;
 use crate::exec::error::{ErrorKind, RunError, VmError};
 pub use crate::exec::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
-use crate::exec::native::{NativeFn, NativeSet, Output};
+use crate::exec::native::{Native, NativeSet, Output};
 use crate::heap::format;
 use crate::heap::objects::{Context, CoroStatus, Resumer};
 use crate::heap::value::{FuncIdx, Value};
@@ -83,7 +83,7 @@ pub struct Run {
     /// `program.natives[i]` bound to a Rust function. Not serialized: a
     /// deserialized run has none until [`Run::bind_natives`].
     #[serde(skip)]
-    pub(crate) natives: Vec<NativeFn>,
+    pub(crate) natives: Vec<Native>,
     /// The set the natives were bound from, kept so that [`Run::call_main`]
     /// can bind natives an extended program appends.
     #[serde(skip)]
@@ -508,7 +508,7 @@ impl Run {
         let mut bound = Vec::with_capacity(program.natives.len());
         for decl in &program.natives {
             if decl.io.is_some() {
-                bound.push(crate::tasks::io::io_native as NativeFn);
+                bound.push(Native::Fn(crate::tasks::io::io_native));
                 continue;
             }
             match natives.get(&decl.key) {
@@ -528,7 +528,7 @@ impl Run {
 
     /// Allocates an `Error` record with `kind` and `message`.
     pub(crate) fn error_record(&mut self, error: &VmError) -> Value {
-        let kind = self.heap.alloc_str(error.kind.as_str());
+        let kind = self.heap.alloc_str(error.kind_name());
         let message = self.heap.alloc_str(error.message.as_str());
         let ty = self.program.builtins.error;
         Value::Obj(self.heap.alloc(Object::Record {

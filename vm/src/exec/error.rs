@@ -34,6 +34,9 @@ pub enum ErrorKind {
     Limit,
     /// A check that could only happen at run time.
     Type,
+    /// Raised by a host function with a kind of its own choosing
+    /// ([`VmError::host`]).
+    Host,
 }
 
 impl ErrorKind {
@@ -51,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Stopped => "Stopped",
             ErrorKind::Limit => "Limit",
             ErrorKind::Type => "Type",
+            ErrorKind::Host => "Host",
         }
     }
 }
@@ -63,6 +67,9 @@ pub struct VmError {
     pub kind: ErrorKind,
     /// A human-readable message.
     pub message: String,
+    /// The kind scripts see when it is not one of [`ErrorKind`]'s (an
+    /// error a host function raised with a kind of its own).
+    pub named: Option<Box<str>>,
 }
 
 impl VmError {
@@ -71,7 +78,23 @@ impl VmError {
         VmError {
             kind,
             message: message.into(),
+            named: None,
         }
+    }
+
+    /// An error a host function raises, of the kind `kind` (what scripts
+    /// see in `e.kind`), with `message`.
+    pub fn host(kind: &str, message: impl Into<String>) -> VmError {
+        VmError {
+            kind: ErrorKind::Host,
+            message: message.into(),
+            named: Some(kind.into()),
+        }
+    }
+
+    /// The kind as scripts see it in `e.kind`.
+    pub fn kind_name(&self) -> &str {
+        self.named.as_deref().unwrap_or(self.kind.as_str())
     }
 }
 

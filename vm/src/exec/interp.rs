@@ -169,7 +169,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // (an I/O operation, a lock, a channel, ...).
     macro_rules! call_native {
         ($native:expr, $call_base:expr, $argc:expr) => {{
-            let Some(&function) = run.natives.get($native.index()) else {
+            let Some(function) = run.natives.get($native.index()) else {
                 throw!(bad_program("call of a missing native"))
             };
             let start = $call_base.index();
@@ -187,7 +187,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     suspend: None,
                     work: 0,
                 };
-                let result = function(&mut ctx, args);
+                let result = function.call(&mut ctx, args);
                 if BUDGETED {
                     // What a native built counts as work too: 16 bytes an
                     // instruction.
@@ -1026,7 +1026,7 @@ pub(crate) fn call_native_suspending(
     native: NativeIdx,
     args: &[Value],
 ) -> Result<(Value, Option<Suspend>), VmError> {
-    let Some(&function) = run.natives.get(native.index()) else {
+    let Some(function) = run.natives.get(native.index()) else {
         return Err(bad_program("call of a missing native"));
     };
     let mut ctx = NativeCtx {
@@ -1039,7 +1039,7 @@ pub(crate) fn call_native_suspending(
         suspend: None,
         work: 0,
     };
-    let value = function(&mut ctx, args)?;
+    let value = function.call(&mut ctx, args)?;
     Ok((value, ctx.suspend))
 }
 

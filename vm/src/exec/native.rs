@@ -77,11 +77,45 @@ pub enum Suspend {
 /// A native function: takes its arguments, returns its result or raises.
 pub type NativeFn = fn(&mut NativeCtx<'_>, &[Value]) -> Result<Value, VmError>;
 
+/// A native function that is a closure of the host's (a registered Rust
+/// function), shared by every run that binds it.
+pub type HostFn = dyn Fn(&mut NativeCtx<'_>, &[Value]) -> Result<Value, VmError> + Send + Sync;
+
+/// A native as a run binds it: a plain function of the library's or a
+/// closure of the host's.
+#[derive(Clone)]
+pub enum Native {
+    /// A plain function.
+    Fn(NativeFn),
+    /// A host closure.
+    Host(std::sync::Arc<HostFn>),
+}
+
+impl Native {
+    /// Calls the native with `args`.
+    #[inline]
+    pub fn call(&self, ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+        match self {
+            Native::Fn(function) => function(ctx, args),
+            Native::Host(function) => function(ctx, args),
+        }
+    }
+}
+
+impl std::fmt::Debug for Native {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Native::Fn(_) => "Native::Fn",
+            Native::Host(_) => "Native::Host",
+        })
+    }
+}
+
 /// A set of native functions a run can bind its program's natives from.
 /// Cloning is cheap (the table is shared), as every run keeps one.
 #[derive(Clone, Default)]
 pub struct NativeSet {
-    entries: std::sync::Arc<std::collections::BTreeMap<String, NativeFn>>,
+    entries: std::sync::Arc<std::collections::BTreeMap<String, Native>>,
 }
 
 impl NativeSet {
@@ -92,12 +126,22 @@ impl NativeSet {
 
     /// Adds (or replaces) the native bound to `key`.
     pub fn insert(&mut self, key: impl Into<String>, func: NativeFn) {
-        std::sync::Arc::make_mut(&mut self.entries).insert(key.into(), func);
+        std::sync::Arc::make_mut(&mut self.entries).insert(key.into(), Native::Fn(func));
+    }
+
+    /// Adds (or replaces) a host closure bound to `key`.
+    pub fn insert_host(&mut self, key: impl Into<String>, func: std::sync::Arc<HostFn>) {
+        std::sync::Arc::make_mut(&mut self.entries).insert(key.into(), Native::Host(func));
     }
 
     /// The native bound to `key`.
-    pub fn get(&self, key: &str) -> Option<NativeFn> {
-        self.entries.get(key).copied()
+    pub fn get(&self, key: &str) -> Option<Native> {
+        self.entries.get(key).cloned()
+    }
+
+    /// Whether a native is bound to `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
     }
 }
 

@@ -549,7 +549,12 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
         .unwrap_or_default();
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
-        Ok(data) => match data.into_value(&mut run.heap, &program) {
+        Ok(data) => match crate::tasks::check::check(&data, &returns, &program)
+            .map_err(|why| format!("its type `{returns}`: {why}"))
+            .and_then(|()| {
+                data.into_value(&mut run.heap, &program)
+                    .map_err(|why| format!("the program: {why}"))
+            }) {
             Ok(value) if returns.fits(value, &run.heap, &program) => Ok(value),
             Ok(value) => Err(VmError::new(
                 ErrorKind::Type,
@@ -562,7 +567,7 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
             Err(message) => Err(VmError::new(
                 ErrorKind::Type,
                 format!(
-                    "the host's answer to `{}` does not fit: {message}",
+                    "the host's answer to `{}` does not fit {message}",
                     request.op
                 ),
             )),

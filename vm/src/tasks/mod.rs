@@ -3,5 +3,6 @@
 //! and hands their I/O requests to the host as one batch (an I/O phase);
 //! and the requests themselves with the data that crosses the boundary.
 
+pub mod check;
 pub mod io;
 pub mod sched;

@@ -134,7 +134,7 @@ pub fn wake_error(heap: &mut Heap, sched: &mut Sched, task: ObjRef, error: &VmEr
 
 /// An `Error` record for `error`, allocated in `heap`.
 pub fn error_record(heap: &mut Heap, sched: &Sched, error: &VmError) -> Value {
-    let kind = heap.alloc_str(error.kind.as_str());
+    let kind = heap.alloc_str(error.kind_name());
     let message = heap.alloc_str(error.message.as_str());
     Value::Obj(heap.alloc(Object::Record {
         ty: sched.error_struct,
