@@ -44,7 +44,9 @@ pub use program::{
     Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
     TypeDesc, TypeNode, VariantLayout,
 };
-pub use run::{DeferEntry, Fiber, Frame, Handler, Limits, Run, Status, Step, Unwind};
+pub use run::{
+    DeferEntry, Fiber, Frame, Handler, Interrupt, Limits, Run, Status, Step, Unwind,
+};
 pub use saved::validate::validate;
 pub use tasks::io::InFlight;
 pub use tasks::io::{Data, IoId, IoRequest, IoResult};

@@ -8,6 +8,7 @@
 //! pointers, which serde skips and [`Run::bind_natives`] restores; a paused
 //! run therefore round-trips through postcard and continues where it stopped.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,9 @@ pub struct Run {
     /// `budget - budget_left`.
     #[serde(skip)]
     pub(crate) budget_left: u64,
+    /// Set by an [`Interrupt`] handle to stop the run; not saved.
+    #[serde(skip)]
+    pub(crate) interrupt: Option<Arc<AtomicBool>>,
     /// Notes the host keeps with the run (its own settings, say), saved
     /// and restored with it; the VM never reads them.
     #[serde(default)]
@@ -159,6 +163,22 @@ pub enum Status {
     Failed(RunError),
 }
 
+/// Instructions a run with an [`Interrupt`] handle runs between two looks
+/// at it.
+pub const INTERRUPT_SLICE: u64 = 4096;
+
+/// Stops a run from another thread: see [`Run::interrupt_handle`].
+#[derive(Clone, Debug)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Asks the run to stop: its running (or next) [`Run::resume`] returns
+    /// [`Step::Paused`] within [`INTERRUPT_SLICE`] instructions.
+    pub fn interrupt(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 impl Run {
     /// Starts a run of `program`: binds its natives from `natives` (an
     /// unbound key is an error naming it), allocates its string constants
@@ -182,6 +202,7 @@ impl Run {
             host_notes: Default::default(),
             io_deadlines: Default::default(),
             budget_left: 0,
+            interrupt: None,
             status: Status::Done(Value::Nil),
             natives: Vec::new(),
             native_set: NativeSet::new(),
@@ -257,16 +278,59 @@ impl Run {
         }
         self.host_yield = false;
         self.heap.set_limit(self.limits.max_heap_bytes);
-        let outcome = if self.limits.budget.is_some() {
-            crate::exec::interp::execute::<true>(self, output)
-        } else {
-            crate::exec::interp::execute::<false>(self, output)
+        let outcome = match (&self.interrupt, self.limits.budget) {
+            (Some(flag), budget) => {
+                let flag = Arc::clone(flag);
+                self.execute_interruptible(output, &flag, budget)
+            }
+            (None, Some(_)) => crate::exec::interp::execute::<true>(self, output),
+            (None, None) => crate::exec::interp::execute::<false>(self, output),
         };
         match &outcome {
             Ok(Step::Done(value)) => self.status = Status::Done(*value),
             Ok(Step::Paused | Step::Yield(_) | Step::Io(_)) => {}
             Err(error) => self.status = Status::Failed(error.clone()),
         }
+        outcome
+    }
+
+    /// A handle another thread can use to stop this run: once
+    /// [`Interrupt::interrupt`] is called, the running [`Run::resume`]
+    /// returns [`Step::Paused`] within a few thousand instructions (the
+    /// run can be saved or resumed as after any pause). Runs with a handle
+    /// count their instructions to look at it; the handle is not saved with
+    /// the run. (`spool`'s guide has an example.)
+    pub fn interrupt_handle(&mut self) -> Interrupt {
+        let flag = self
+            .interrupt
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+        Interrupt(Arc::clone(flag))
+    }
+
+    /// Runs in slices of [`INTERRUPT_SLICE`] instructions, looking at the
+    /// interrupt flag between them, within the caller's `budget` (if any).
+    fn execute_interruptible(
+        &mut self,
+        output: &mut dyn Output,
+        flag: &AtomicBool,
+        budget: Option<u64>,
+    ) -> Result<Step, RunError> {
+        let mut left = budget.unwrap_or(u64::MAX);
+        let outcome = loop {
+            if flag.swap(false, Ordering::SeqCst) {
+                break Ok(Step::Paused);
+            }
+            let slice = left.min(INTERRUPT_SLICE);
+            self.limits.budget = Some(slice);
+            let step = crate::exec::interp::execute::<true>(self, output);
+            left = left.saturating_sub(slice.saturating_sub(self.budget_left));
+            match step {
+                Ok(Step::Paused) if left > 0 => {}
+                other => break other,
+            }
+        };
+        self.limits.budget = budget;
+        self.budget_left = left;
         outcome
     }
 
