@@ -138,7 +138,7 @@ pub mod codes {
     pub const NON_EXHAUSTIVE: &str = "spool::E030";
     /// A pattern that does not fit the matched type.
     pub const BAD_PATTERN: &str = "spool::E031";
-    /// `break` or `continue` outside a loop, `return` outside a function.
+    /// `break` or `continue` outside a loop, `return` at the REPL's prompt.
     pub const MISPLACED: &str = "spool::E040";
     /// A function with a return type whose end can be reached.
     pub const MISSING_RETURN: &str = "spool::E041";

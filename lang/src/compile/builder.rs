@@ -79,7 +79,8 @@ pub(super) struct FnBuilder {
     pub captures: Vec<Capture>,
     pub loops: Vec<LoopCtx>,
     pub try_depth: u16,
-    /// The declared (or, for lambdas, inferred) result type.
+    /// The declared (or, for lambdas, inferred) result type. For the
+    /// script's top level, `T` of its result `T?` (see `script_return`).
     pub ret: Type,
     /// A closure: names not found locally are looked up in the enclosing function.
     pub is_closure: bool,
@@ -97,6 +98,9 @@ pub(super) struct FnBuilder {
     pub effects: (Type, Type),
     /// Where the first `yield` of this function is, for diagnostics.
     pub first_yield: Option<Span>,
+    /// Where the top-level `return` that decided the script's result type
+    /// is, for diagnostics.
+    pub first_return: Option<Span>,
     /// The function needed more registers than an operand can name.
     pub too_many_registers: bool,
 }
@@ -123,6 +127,7 @@ impl FnBuilder {
             uninferred: Vec::new(),
             effects: (Type::Nil, Type::Nil),
             first_yield: None,
+            first_return: None,
             too_many_registers: false,
         }
     }

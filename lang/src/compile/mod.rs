@@ -954,7 +954,8 @@ impl Compiler {
 
     /// Compiles the file's top-level statements as a new `main`. With
     /// `keep_result`, a final expression statement's value is `main`'s
-    /// result, and its type is returned (the REPL shows both).
+    /// result, and its type is returned (the REPL shows both). A top-level
+    /// `return` ends it early (`script_return`).
     fn compile_top_level(&mut self, file: &ast::File, keep_result: bool) -> Option<Type> {
         let func = self.reserve_function("main");
         self.main = func;
@@ -966,7 +967,10 @@ impl Compiler {
                 _ => None,
             })
             .collect();
-        let mut builder = FnBuilder::new(func, Type::Nil, false);
+        // The `T` of the script's result `T?`, bound by its first `return`
+        // with a value; the end of the script gives nil.
+        let result_type = self.unifier.fresh();
+        let mut builder = FnBuilder::new(func, result_type, false);
         builder.is_main = true;
         self.main_effects = self.fresh_effects();
         builder.effects = self.main_effects.clone();

@@ -866,7 +866,7 @@ impl Compiler {
 
     fn return_stmt(&mut self, value: Option<&Expr>, span: Span) {
         if self.b().is_main {
-            return self.misplaced(span, "return", "function");
+            return self.script_return(value, span);
         }
         let ret = self.b().ret.clone();
         match value {
@@ -883,6 +883,71 @@ impl Compiler {
                 self.emit(Op::ReturnNil, span);
             }
         }
+    }
+
+    /// `return` at the script's top level (outside any function): ends the
+    /// main body, running its defers, and the value becomes the run's result
+    /// (`Step::Done`). The script's result type is `T?`: the first `return`
+    /// with a value that is not `nil` decides `T`, every other value must fit
+    /// `T?`, and a bare `return` or the end of the script gives nil. An
+    /// input at the REPL's prompt is not a script: `return` is refused there.
+    fn script_return(&mut self, value: Option<&Expr>, span: Span) {
+        if self.repl.is_some() {
+            return self.return_at_prompt(span);
+        }
+        let src = value.map(|value| self.script_result(value));
+        self.close_tries(0, span);
+        match src {
+            Some(src) => self.emit(Op::Return { src }, span),
+            None => self.emit(Op::ReturnNil, span),
+        };
+    }
+
+    /// Compiles the value of a top-level `return` and checks it against the
+    /// script's result type `T?`, which its first value binds.
+    fn script_result(&mut self, value: &Expr) -> Reg {
+        let inner = self.b().ret.clone();
+        let expected = Type::optional(inner.clone());
+        let was_unbound = matches!(self.unifier.shallow(&inner), Type::Var(_));
+        let (found, src) = self.expr(value, Some(&expected));
+        if !self.unifier.coerce(&expected, &found) {
+            self.script_result_mismatch(value.span, &inner, &found);
+        } else if was_unbound && !matches!(self.unifier.shallow(&inner), Type::Var(_)) {
+            self.b().first_return = Some(value.span);
+        }
+        src
+    }
+
+    /// Two top-level `return`s whose values disagree.
+    fn script_result_mismatch(&mut self, span: Span, expected: &Type, found: &Type) {
+        let (expected, found) = (self.show(expected), self.show(found));
+        let mut diag = Diagnostic::new(
+            codes::MISMATCH,
+            format!(
+                "mismatched types: this returns `{found}`, but the script returns `{expected}`"
+            ),
+            span,
+            format!("returns `{found}`"),
+        );
+        if let Some(first) = self.b().first_return {
+            diag = diag.with_label(first, format!("returns `{expected}` here"));
+        }
+        self.error(diag.with_help(
+            "every top-level `return` gives the script's result, so their values must have one type (or be `nil`)",
+        ));
+    }
+
+    /// `return` typed at the REPL's prompt.
+    fn return_at_prompt(&mut self, span: Span) {
+        self.error(
+            Diagnostic::new(
+                codes::MISPLACED,
+                "`return` at the prompt",
+                span,
+                "`return` is only allowed inside a function or at a script's top level",
+            )
+            .with_help("to see a value, write it as the input's last expression"),
+        );
     }
 
     /// `defer stmt`: the statement becomes a closure run when the function
