@@ -18,6 +18,7 @@ mod limits;
 mod repl;
 mod robustness;
 mod runner;
+mod script_result;
 mod stress;
 mod support;
 mod tasks;
