@@ -33,13 +33,27 @@ const MAX_LABEL_LINES: usize = 40;
 const MAX_GAP_LINES: usize = 8;
 
 /// Every compile error of one file, with the text they point into.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct CompileError {
     name: String,
     source: String,
     /// The byte offset where each line starts (the first is 0).
     line_starts: Vec<usize>,
     diagnostics: Vec<Diagnostic>,
+    /// The diagnostics as `miette` shows them, made on first use.
+    shown: Box<std::sync::OnceLock<Vec<Shown>>>,
+}
+
+impl Clone for CompileError {
+    fn clone(&self) -> CompileError {
+        CompileError {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            line_starts: self.line_starts.clone(),
+            diagnostics: self.diagnostics.clone(),
+            shown: Box::default(),
+        }
+    }
 }
 
 impl CompileError {
@@ -54,6 +68,7 @@ impl CompileError {
             source: source.to_string(),
             line_starts,
             diagnostics,
+            shown: Box::default(),
         }
     }
 
@@ -73,7 +88,7 @@ impl CompileError {
             )
             .with_help("this is a bug in Spool; please report it with the file"),
             crate::FrontEndFailure::NoThread(why) => Diagnostic::new(
-                "spool::E001",
+                "spool::E000",
                 format!("the compiler could not start: {why}"),
                 span,
                 "not compiled",
@@ -409,17 +424,114 @@ impl SourceCode for Excerpt {
 }
 
 impl std::fmt::Display for CompileError {
+    /// The first error as `file:line: message`, and how many follow.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for diagnostic in &self.diagnostics {
-            writeln!(
-                f,
-                "{}:{}: {}",
-                self.name,
-                self.line_of(diagnostic),
-                diagnostic.message
-            )?;
+        let Some(first) = self.diagnostics.first() else {
+            return write!(f, "{}: could not compile", self.name);
+        };
+        write!(
+            f,
+            "{}:{}: {}",
+            self.name,
+            self.line_of(first),
+            first.message
+        )?;
+        match self.diagnostics.len() {
+            1 => Ok(()),
+            2 => write!(f, " (and 1 more error)"),
+            n => write!(f, " (and {} more errors)", n - 1),
         }
-        Ok(())
+    }
+}
+
+/// One diagnostic with the excerpt of the file it points into, as a
+/// `miette` diagnostic of its own.
+#[derive(Debug)]
+struct Shown {
+    diagnostic: Diagnostic,
+    excerpt: Excerpt,
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for Shown {}
+
+impl miette::Diagnostic for Shown {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.diagnostic.code()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.diagnostic.help()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.diagnostic.labels()
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.excerpt)
+    }
+}
+
+impl CompileError {
+    /// The diagnostics `miette` shows (at most [`MAX_RENDERED`]), each
+    /// with its excerpt.
+    fn shown(&self) -> &[Shown] {
+        self.shown.get_or_init(|| {
+            self.diagnostics
+                .iter()
+                .take(MAX_RENDERED)
+                .map(|diagnostic| {
+                    let (diagnostic, excerpt) = self.excerpt(diagnostic);
+                    Shown {
+                        diagnostic,
+                        excerpt,
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+/// A compile error is a `miette` diagnostic: the first error with its
+/// code, labels, help and source lines, the others as related
+/// diagnostics, so `?` into `miette::Result` reports them all.
+///
+/// ```
+/// fn check() -> miette::Result<()> {
+///     spool::Engine::new().compile("bad.spl", "let x: int = \"s\"")?;
+///     Ok(())
+/// }
+/// let report = check().unwrap_err();
+/// assert!(report.to_string().contains("bad.spl:1"));
+/// ```
+impl miette::Diagnostic for CompileError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.shown().first()?.code()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.shown().first()?.help()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.shown().first()?.labels()
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.shown().first()?.source_code()
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        let rest = self.shown().get(1..)?;
+        Some(Box::new(
+            rest.iter().map(|shown| shown as &dyn miette::Diagnostic),
+        ))
     }
 }
 

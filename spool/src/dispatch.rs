@@ -61,7 +61,7 @@ pub trait Dispatcher {
 ///
 /// ```
 /// use spool::dispatch::{Dispatcher, FnDispatcher};
-/// use spool_vm::{Data, IoId, IoRequest};
+/// use spool::{Data, IoId, IoRequest};
 ///
 /// let mut dispatcher = FnDispatcher::new(|request: &IoRequest| Ok(Data::str(&*request.op)));
 /// dispatcher.submit(vec![IoRequest::new(IoId(1), "now", vec![])]);
@@ -177,7 +177,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 /// ```
 /// use std::sync::Arc;
 /// use spool::dispatch::{Dispatcher, PoolDispatcher};
-/// use spool_vm::{Data, IoId, IoRequest};
+/// use spool::{Data, IoId, IoRequest};
 ///
 /// let mut pool = PoolDispatcher::new(Arc::new(|_: &IoRequest| Ok(Data::Int(7))))
 ///     .with_max_in_flight(4)

@@ -1,25 +1,158 @@
 //! Spool: an embeddable, statically typed scripting language with
 //! coroutines, batched I/O and durable runs.
 //!
-//! This crate wires the front end (`spool-lang`), the VM (`spool-vm`) and
-//! the standard library (`spool-stdlib`) into the API embedders use:
+//! A host compiles a script with an [`Engine`], starts a [`Run`] of the
+//! [`Program`] and resumes it step by step ([`Run::resume`] returns a
+//! [`Step`]), or hands it to a driver ([`drive`], [`drive_async`]) that
+//! answers its I/O with a [`Dispatcher`]. A run is plain data: it can be
+//! saved at any step ([`Engine::snapshot`]), restored in another process
+//! ([`Engine::restore`]) and continued where it stopped.
+//!
+//! # Quick start
 //!
 //! ```
 //! let engine = spool::Engine::new();
-//! let program = engine.compile("hello.spl", "print(\"hi ${1 + 2}\")").unwrap();
+//! let program = engine.compile("hello.spl", "print(\"hi ${1 + 2}\")\nreturn 42").unwrap();
 //! let mut run = program.start(vec![]);
-//! let mut host = spool::CaptureOutput::default();
-//! assert!(matches!(run.resume(&mut host), Ok(spool::Step::Done(_))));
-//! assert_eq!(host.lines, ["hi 3"]);
+//! let mut output = spool::CaptureOutput::default();
+//! let spool::Step::Done(result) = run.resume(&mut output).unwrap() else { panic!() };
+//! assert_eq!(output.lines, ["hi 3"]);
+//! assert_eq!(run.get::<i64>(result).unwrap(), 42);
+//! ```
+//!
+//! A top-level `return` ends the script with its value, which
+//! [`Step::Done`] carries; without one a run finishes with `nil`.
+//!
+//! # Rust functions
+//!
+//! [`Engine::register_fn`] exposes a closure; its Spool signature comes
+//! from the Rust types, calls are checked when scripts compile, and a
+//! `Result`'s `Err` raises an error the script can catch:
+//!
+//! ```
+//! let mut engine = spool::Engine::new();
+//! engine.register_fn("div", |a: i64, b: i64| {
+//!     if b == 0 {
+//!         return Err(spool::HostError::new("DivByZero", "b is 0"));
+//!     }
+//!     Ok(a / b)
+//! }).unwrap();
+//! let source = "try { print(div(7, 0)) } catch e { print(\"${e.kind}: ${e.message}\") }";
+//! let program = engine.compile("main.spl", source).unwrap();
+//! let mut output = spool::CaptureOutput::default();
+//! program.start(vec![]).resume(&mut output).unwrap();
+//! assert_eq!(output.lines, ["DivByZero: b is 0"]);
+//! ```
+//!
+//! # Rust types and serde
+//!
+//! A struct or enum deriving serde's `Serialize` and `Deserialize` is
+//! declared to scripts with [`Engine::register_type`] (or on the way, by
+//! naming it in a registered function) and converts both ways:
+//!
+//! ```
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! struct User { id: i64, name: String }
+//!
+//! let mut engine = spool::Engine::new();
+//! engine.register_fn("load_user", |id: i64| User { id, name: format!("user {id}") }).unwrap();
+//! let program = engine.compile("main.spl", "let u = load_user(7)\nreturn User(id: u.id + 1, name: u.name)").unwrap();
+//! let mut run = program.start(vec![]);
+//! let spool::Step::Done(result) = run.resume(&mut spool::CaptureOutput::default()).unwrap() else { panic!() };
+//! assert_eq!(run.get::<User>(result).unwrap(), User { id: 8, name: "user 7".into() });
+//! ```
+//!
+//! # I/O and dispatchers
+//!
+//! An I/O operation ([`Engine::register_io`]) suspends the calling task;
+//! the requests of every task that is waiting reach the host together, as
+//! one batch ([`Step::Io`]), and the host answers each
+//! ([`Run::complete_with`]), in any order:
+//!
+//! ```
+//! let mut engine = spool::Engine::new();
+//! engine.register_io("fn fetch(id: int) -> str").unwrap();
+//! let source = "let tasks = [1, 2, 3].map(fn(i: int) => spawn fetch(i))\nfor t in tasks { print(await t) }";
+//! let program = engine.compile("main.spl", source).unwrap();
+//! let mut run = program.start(vec![]);
+//! let mut output = spool::CaptureOutput::default();
+//! loop {
+//!     match run.resume(&mut output).unwrap() {
+//!         spool::Step::Io(batch) => {
+//!             assert_eq!(batch.len(), 3); // one round trip for the three
+//!             for request in batch {
+//!                 let id: i64 = request.arg(0).unwrap();
+//!                 run.complete_with(request.id, Ok(&format!("item {id}"))).unwrap();
+//!             }
+//!         }
+//!         spool::Step::Done(_) => break,
+//!         other => panic!("{other:?}"),
+//!     }
+//! }
+//! assert_eq!(output.lines, ["item 1", "item 2", "item 3"]);
+//! ```
+//!
+//! [`drive`] does this loop with a [`Dispatcher`] ([`PoolDispatcher`] runs
+//! requests on threads); with the `tokio` feature, [`drive_async`] does it
+//! from async code with an [`AsyncDispatcher`].
+//!
+//! # Limits
+//!
+//! [`Limits`] bound a run's heap (in bytes, checked before each
+//! allocation, library functions included), call depth, tasks and
+//! instructions per [`Run::resume`] (library functions charge for their
+//! work). A spent budget pauses the run ([`Step::Paused`]) — it can be
+//! saved there and continued — and an [`Interrupt`] stops it from another
+//! thread:
+//!
+//! ```
+//! let program = spool::Engine::new().compile("spin.spl", "while true {}").unwrap();
+//! let mut run = program.start(vec![]);
+//! run.set_limits(spool::Limits { budget: Some(10_000), ..spool::Limits::default() });
+//! let step = run.resume(&mut spool::CaptureOutput::default()).unwrap();
+//! assert!(matches!(step, spool::Step::Paused));
+//! ```
+//!
+//! # Saving runs
+//!
+//! A run saved at any step restores in another process, with the Rust
+//! functions of the engine bound again by name; with a state key
+//! ([`Engine::set_state_key`]) saved runs are signed and a changed one is
+//! refused:
+//!
+//! ```
+//! let mut engine = spool::Engine::new();
+//! engine.set_state_key(b"a secret of the host's");
+//! let program = engine.compile("ask.spl", "let n: int = yield \"how many?\"\nprint(n * 2)").unwrap();
+//! let mut run = program.start(vec![]);
+//! let mut output = spool::CaptureOutput::default();
+//! assert!(matches!(run.resume(&mut output), Ok(spool::Step::Yield(_))));
+//! let mut saved = engine.snapshot(&run);
+//!
+//! let mut run = engine.restore(&saved).unwrap();
+//! run.send_with(&21).unwrap();
+//! run.resume(&mut output).unwrap();
+//! assert_eq!(output.lines, ["42"]);
+//!
+//! let last = saved.len() - 1;
+//! saved[last] ^= 1;
+//! assert!(engine.restore(&saved).is_err());
 //! ```
 //!
 //! The `spool` command line, its I/O operations and the REPL are the
 //! `spool-cli` package, built on this one.
 
 pub mod answer;
+#[cfg(feature = "tokio")]
+mod async_driver;
 mod diagnostics;
 pub mod dispatch;
 pub mod driver;
+mod error;
+mod host_fn;
+mod register;
+#[cfg(test)]
+mod serde_data_tests;
 pub mod session;
 pub mod snapshot;
 pub mod upgrade;
@@ -28,17 +161,26 @@ use std::sync::Arc;
 
 use spool_lang::{ast, NativeSpec, SourceFile};
 
+#[cfg(feature = "tokio")]
+pub use async_driver::{drive_async, AsyncDispatcher, AsyncDriven};
 pub use diagnostics::CompileError;
 pub use dispatch::{Completion, Dispatcher, FnDispatcher, PoolDispatcher};
 pub use driver::{drive, drive_with, Driven, Hooks, Stop};
+pub use error::Error;
+pub use host_fn::{HostError, HostFunction, Signature};
+/// The diagnostics crate compile errors implement
+/// [`Diagnostic`](miette::Diagnostic) of.
+pub use miette;
 pub use session::Session;
 pub use snapshot::{
     restore, restore_with_program, snapshot, snapshot_without_program, RestoreError,
 };
 pub use spool_lang::Diagnostic;
+pub use spool_vm::serde_data;
+pub use spool_vm::serde_data::{from_data, to_data, DataError, SpoolShape, SpoolType};
 pub use spool_vm::{
-    CaptureOutput, Data, IoId, IoRequest, IoResult, Limits, Output, Run, RunError, Status, Step,
-    TraceFrame, Value,
+    CaptureOutput, Data, FuncIdx, Heap, Interrupt, IoId, IoRequest, IoResult, Limits, NativeSet,
+    Output, Run, RunError, Sched, Status, Step, TraceFrame, Value, ValueError,
 };
 
 /// The file name the standard library's Spool part is compiled under.
@@ -73,12 +215,22 @@ pub(crate) fn on_front_end_stack<T: Send>(
     })
 }
 
-/// Compiles scripts against the standard library.
+/// Compiles scripts against the standard library and what the host
+/// registered: Rust functions ([`Engine::register_fn`]), Rust types
+/// ([`Engine::register_type`]) and I/O operations
+/// ([`Engine::register_io`]).
 #[derive(Clone)]
 pub struct Engine {
     natives: spool_vm::NativeSet,
     specs: Vec<NativeSpec>,
-    prelude: ast::File,
+    /// The standard library's Spool part followed by the declarations of
+    /// the host's types.
+    prelude_text: Arc<str>,
+    prelude: Arc<ast::File>,
+    /// The host's type declarations, by name.
+    host_types: Vec<(String, String)>,
+    /// The key saved runs are signed with and checked against.
+    state_key: Option<Arc<[u8]>>,
 }
 
 impl Default for Engine {
@@ -102,7 +254,10 @@ impl Engine {
         Engine {
             natives: spool_stdlib::native_set(),
             specs,
-            prelude,
+            prelude_text: Arc::from(spool_stdlib::PRELUDE),
+            prelude: Arc::new(prelude),
+            host_types: Vec::new(),
+            state_key: None,
         }
     }
 
@@ -129,6 +284,11 @@ impl Engine {
         &self.prelude
     }
 
+    /// The prelude's text: the library's and the host's declarations.
+    pub(crate) fn prelude_text(&self) -> &str {
+        &self.prelude_text
+    }
+
     /// The natives and I/O operations scripts may call.
     pub(crate) fn specs(&self) -> &[NativeSpec] {
         &self.specs
@@ -145,7 +305,7 @@ impl Engine {
             spool_lang::parser::parse_bytes(source, self.prelude.expr_count).map_err(fail)?;
         let prelude = SourceFile {
             name: PRELUDE_NAME,
-            text: spool_stdlib::PRELUDE,
+            text: &self.prelude_text,
             ast: &self.prelude,
         };
         let script = SourceFile {
@@ -154,28 +314,6 @@ impl Engine {
             ast: &file,
         };
         spool_lang::compile(prelude, script, &self.specs).map_err(fail)
-    }
-
-    /// Declares a host I/O operation from its Spool signature, for example
-    /// `"fn load_user(id: int) -> User"`: scripts compiled afterwards can
-    /// call it, and each call suspends the calling task with an
-    /// [`IoRequest`] whose `op` is the function's name. The host answers
-    /// through [`Run::complete`] (or a [`Dispatcher`] and [`drive`]).
-    /// Types in the signature must be built in or declared by the
-    /// standard library (`Output`, `Request`, `Response`, `Json`, `Error`).
-    pub fn register_io(&mut self, signature: &str) -> Result<(), String> {
-        let decl = spool_lang::parse_native_sig(signature).map_err(|diagnostics| {
-            let first = diagnostics.first().map(|d| d.message.clone());
-            format!("bad signature `{signature}`: {}", first.unwrap_or_default())
-        })?;
-        let key = format!("io.{}", decl.name.name);
-        self.specs.retain(|spec| spec.key != key);
-        self.specs.push(NativeSpec {
-            key,
-            decl,
-            io: true,
-        });
-        Ok(())
     }
 
     /// The native functions runs of this engine's programs bind.

@@ -203,7 +203,7 @@ pub fn describe_error(error: &RunError) -> String {
 fn new_compiler(engine: &Engine) -> Result<spool_lang::Session, Vec<spool_lang::Diagnostic>> {
     let prelude = SourceFile {
         name: crate::PRELUDE_NAME,
-        text: spool_stdlib::PRELUDE,
+        text: engine.prelude_text(),
         ast: engine.prelude(),
     };
     crate::on_front_end_stack(|| spool_lang::Session::new(prelude, engine.specs()))

@@ -17,6 +17,7 @@ pub mod heap;
 pub mod program;
 pub mod run;
 pub mod saved;
+pub mod serde_data;
 pub mod tasks;
 
 // The paths hosts use most, kept short.
@@ -44,10 +45,9 @@ pub use program::{
     Builtins, Constant, EnumLayout, Function, Loc, LocalInfo, NativeDecl, Program, StructLayout,
     TypeDesc, TypeNode, VariantLayout,
 };
-pub use run::{
-    DeferEntry, Fiber, Frame, Handler, Interrupt, Limits, Run, Status, Step, Unwind,
-};
+pub use run::{DeferEntry, Fiber, Frame, Handler, Interrupt, Limits, Run, Status, Step, Unwind};
 pub use saved::validate::validate;
+pub use tasks::host_values::ValueError;
 pub use tasks::io::InFlight;
 pub use tasks::io::{Data, IoId, IoRequest, IoResult};
 pub use tasks::sched::Sched;

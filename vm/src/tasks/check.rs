@@ -66,7 +66,12 @@ fn inside(step: String) -> impl FnOnce(Mismatch) -> Mismatch {
 }
 
 fn check_at(data: &Data, ty: At<'_>, program: &Program, depth: usize) -> Result<(), Mismatch> {
-    let expected = |what: String| (String::new(), format!("expected {what}, found {}", kind(data)));
+    let expected = |what: String| {
+        (
+            String::new(),
+            format!("expected {what}, found {}", kind(data)),
+        )
+    };
     if depth > MAX_DEPTH {
         return Err((String::new(), "the value is nested too deeply".into()));
     }
@@ -100,15 +105,24 @@ fn check_at(data: &Data, ty: At<'_>, program: &Program, depth: usize) -> Result<
             }
             Ok(())
         }
-        (TypeNode::Struct(name, args), Data::Record { name: given, fields }) if name == given => {
+        (
+            TypeNode::Struct(name, args),
+            Data::Record {
+                name: given,
+                fields,
+            },
+        ) if name == given => {
             let args: Vec<At<'_>> = args.iter().map(|&arg| ty.part(arg)).collect();
             record(name, fields, &args, program, depth)
         }
-        (TypeNode::Enum(name, args), Data::Variant {
-            name: given,
-            variant,
-            fields,
-        }) if name == given => {
+        (
+            TypeNode::Enum(name, args),
+            Data::Variant {
+                name: given,
+                variant,
+                fields,
+            },
+        ) if name == given => {
             let args: Vec<At<'_>> = args.iter().map(|&arg| ty.part(arg)).collect();
             payload(name, variant, fields, &args, program, depth)
         }
@@ -139,7 +153,10 @@ fn record(
     };
     for (field_name, _) in fields {
         if !layout.fields.contains(field_name) {
-            return Err((String::new(), format!("`{name}` has no field `{field_name}`")));
+            return Err((
+                String::new(),
+                format!("`{name}` has no field `{field_name}`"),
+            ));
         }
     }
     for (index, field_name) in layout.fields.iter().enumerate() {
@@ -168,7 +185,10 @@ fn payload(
         return Err((String::new(), format!("the program has no enum `{name}`")));
     };
     let Some(which) = layout.variants.iter().find(|v| v.name == variant) else {
-        return Err((String::new(), format!("`{name}` has no variant `{variant}`")));
+        return Err((
+            String::new(),
+            format!("`{name}` has no variant `{variant}`"),
+        ));
     };
     if usize::from(which.arity) != fields.len() {
         return Err((

@@ -4,5 +4,6 @@
 //! and the requests themselves with the data that crosses the boundary.
 
 pub mod check;
+pub mod host_values;
 pub mod io;
 pub mod sched;

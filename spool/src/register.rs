@@ -1,0 +1,258 @@
+//! What a host adds to an [`Engine`]: Rust functions, Rust types and I/O
+//! operations. Every registration is checked when it is made — a signature
+//! naming an unknown type, a type clashing with another, a name taken —
+//! and a refused one leaves the engine as it was, so it never breaks the
+//! compiles that follow.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use spool_lang::NativeSpec;
+
+use crate::host_fn::{HostFunction, Signature};
+use crate::{Engine, Error, Run};
+
+impl Engine {
+    /// Exposes a Rust closure to scripts as the function `name`. Its Spool
+    /// signature comes from the Rust types: `i64` (and the other integers)
+    /// is `int`, `f64` `float`, `bool`, `String` `str`, `Vec<T>` `[T]`,
+    /// `Option<T>` `T?`, `HashMap`/`BTreeMap` with `String` or `i64` keys
+    /// `[str: T]`/`[int: T]`, `()` `nil`, and a struct or enum deriving
+    /// serde's `Serialize` and `Deserialize` the type of its name (declared
+    /// to scripts on the way, as [`Engine::register_type`] does). A closure
+    /// returning `Result<T, E>` returns `T` to the script and raises its
+    /// `Err` as an error the script can catch ([`HostError`](crate::HostError)
+    /// chooses the kind). Calls are type-checked at compile time, run
+    /// without suspending the task and charge the instruction budget for
+    /// the data they convert.
+    ///
+    /// ```
+    /// let mut engine = spool::Engine::new();
+    /// engine.register_fn("add", |a: i64, b: i64| a + b).unwrap();
+    /// engine.register_fn("shout", |s: String| s.to_uppercase() + "!").unwrap();
+    /// let program = engine.compile("main.spl", "print(shout(\"sum ${add(2, 3)}\"))").unwrap();
+    /// let mut output = spool::CaptureOutput::default();
+    /// let mut run = program.start(vec![]);
+    /// assert!(matches!(run.resume(&mut output), Ok(spool::Step::Done(_))));
+    /// assert_eq!(output.lines, ["SUM 5!"]);
+    /// // Calls are checked at compile time.
+    /// assert!(engine.compile("bad.spl", "add(1, \"2\")").is_err());
+    /// ```
+    pub fn register_fn<Args, F: HostFunction<Args>>(
+        &mut self,
+        name: &str,
+        function: F,
+    ) -> Result<(), Error> {
+        let signature = F::signature().map_err(|why| refused(name, &why))?;
+        let text = signature_text(name, &signature);
+        let decl = parse_signature(&text)?;
+        let key = format!("host.{name}");
+        let native = function.into_native(Arc::from(name), signature.fallible);
+        self.try_change(|engine| {
+            engine.declare_types(&signature.declarations)?;
+            engine.add_spec(NativeSpec {
+                key: key.clone(),
+                decl,
+                io: false,
+            });
+            engine.natives.insert_host(key.clone(), native);
+            Ok(())
+        })
+    }
+
+    /// Declares the Rust type `T` (a struct or enum deriving serde's
+    /// `Serialize` and `Deserialize`) to scripts under its Rust name, with
+    /// the structs and enums its fields use: scripts can build and read
+    /// its values, and signatures of functions and I/O operations can
+    /// name it. Values convert both ways with [`Run::get`](crate::Run::get),
+    /// [`Run::complete_with`](crate::Run::complete_with) and friends.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct User { id: i64, name: String, tags: Vec<String> }
+    ///
+    /// let mut engine = spool::Engine::new();
+    /// engine.register_type::<User>().unwrap();
+    /// engine.register_io("fn load_user(id: int) -> User").unwrap();
+    /// let source = "let u = User(id: 1, name: \"ada\", tags: [])\nprint(u.name)";
+    /// assert!(engine.compile("main.spl", source).is_ok());
+    /// ```
+    pub fn register_type<T: DeserializeOwned>(&mut self) -> Result<(), Error> {
+        let shape = spool_vm::serde_data::describe::<T>()
+            .map_err(|why| Error::Register(format!("cannot declare the type: {why}")))?;
+        self.try_change(|engine| engine.declare_types(&shape.declarations))
+    }
+
+    /// Declares a host I/O operation from its Spool signature, for example
+    /// `"fn load_user(id: int) -> User"`: scripts compiled afterwards can
+    /// call it, and each call suspends the calling task with an
+    /// [`IoRequest`](crate::IoRequest) whose `op` is the function's name.
+    /// The host answers through [`Run::complete`] (or a
+    /// [`Dispatcher`](crate::Dispatcher) and [`drive`](crate::drive)).
+    /// Types in the signature must be built in, declared by the standard
+    /// library (`Output`, `Request`, `Response`, `Json`, `Error`) or
+    /// registered with [`Engine::register_type`]; an unknown one is refused
+    /// here, naming it.
+    ///
+    /// ```
+    /// let mut engine = spool::Engine::new();
+    /// engine.register_io("fn fetch(url: str) -> str").unwrap();
+    /// let error = engine.register_io("fn load(id: int) -> Userr").unwrap_err();
+    /// assert!(error.to_string().contains("Userr"), "{error}");
+    /// // The refused operation left the engine as it was.
+    /// assert!(engine.compile("main.spl", "print(1)").is_ok());
+    /// ```
+    pub fn register_io(&mut self, signature: &str) -> Result<(), Error> {
+        let decl = parse_signature(signature)?;
+        let key = format!("io.{}", decl.name.name);
+        self.try_change(|engine| {
+            engine.add_spec(NativeSpec {
+                key,
+                decl,
+                io: true,
+            });
+            Ok(())
+        })
+    }
+
+    /// Signs every run [`Engine::snapshot`] saves with `key` (HMAC-SHA256
+    /// over the whole file) and makes [`Engine::restore`] refuse a file
+    /// that is unsigned or changed, before decoding any of it.
+    pub fn set_state_key(&mut self, key: &[u8]) {
+        self.state_key = Some(Arc::from(key));
+    }
+
+    /// Saves `run` (its program included), signed when the engine has a
+    /// state key.
+    pub fn snapshot(&self, run: &Run) -> Vec<u8> {
+        let bytes = crate::snapshot(run);
+        match &self.state_key {
+            Some(key) => spool_vm::snapshot::sign(&bytes, key),
+            None => bytes,
+        }
+    }
+
+    /// Restores a run saved by [`Engine::snapshot`] (or
+    /// [`crate::snapshot`]), binding its natives — the library's and the
+    /// Rust functions registered with this engine — by name. A run that
+    /// calls a function this engine does not have is refused, naming it;
+    /// with a state key, so is a file that is unsigned or changed.
+    ///
+    /// ```
+    /// let mut engine = spool::Engine::new();
+    /// engine.register_fn("double", |x: i64| x * 2).unwrap();
+    /// let program = engine.compile("main.spl", "let x: int = yield 1\nprint(double(x))").unwrap();
+    /// let mut run = program.start(vec![]);
+    /// let mut output = spool::CaptureOutput::default();
+    /// assert!(matches!(run.resume(&mut output), Ok(spool::Step::Yield(_))));
+    /// let saved = engine.snapshot(&run);
+    ///
+    /// let mut run = engine.restore(&saved).unwrap();
+    /// run.send(spool::Value::Int(21));
+    /// assert!(matches!(run.resume(&mut output), Ok(spool::Step::Done(_))));
+    /// assert_eq!(output.lines, ["42"]);
+    /// // An engine without `double` cannot run it.
+    /// let error = spool::Engine::new().restore(&saved).unwrap_err();
+    /// assert!(error.to_string().contains("host.double"), "{error}");
+    /// ```
+    pub fn restore(&self, bytes: &[u8]) -> Result<Run, Error> {
+        let bytes = match &self.state_key {
+            Some(key) => spool_vm::snapshot::verify(bytes, key)?,
+            None => bytes,
+        };
+        Ok(spool_vm::snapshot::restore(bytes, &self.natives)?)
+    }
+
+    /// Applies `change` to a copy of the engine and keeps it only when it
+    /// succeeded and an empty script still compiles.
+    fn try_change(
+        &mut self,
+        change: impl FnOnce(&mut Engine) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut next = self.clone();
+        change(&mut next)?;
+        next.compile("<registered>", "").map_err(|error| {
+            let messages: Vec<String> = error
+                .diagnostics()
+                .iter()
+                .map(|d| d.message.clone())
+                .collect();
+            Error::Register(format!("refused: {}", messages.join("; ")))
+        })?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Adds (or replaces) the function or operation `spec` declares.
+    fn add_spec(&mut self, spec: NativeSpec) {
+        let name = spec.decl.name.name.clone();
+        self.specs
+            .retain(|old| old.key != spec.key && old.decl.name.name != name);
+        self.specs.push(spec);
+    }
+
+    /// Adds the struct and enum declarations not declared yet; one declared
+    /// differently under the same name is refused.
+    fn declare_types(&mut self, declarations: &[(String, String)]) -> Result<(), Error> {
+        let mut added = false;
+        for (name, text) in declarations {
+            match self.host_types.iter().find(|(n, _)| n == name) {
+                Some((_, old)) if old == text => {}
+                Some((_, old)) => {
+                    return Err(Error::Register(format!(
+                        "type `{name}` is already declared as `{old}`, not `{text}`"
+                    )))
+                }
+                None => {
+                    self.host_types.push((name.clone(), text.clone()));
+                    added = true;
+                }
+            }
+        }
+        if added {
+            let mut text = spool_stdlib::PRELUDE.to_string();
+            for (_, declaration) in &self.host_types {
+                text.push('\n');
+                text.push_str(declaration);
+            }
+            text.push('\n');
+            let parsed = spool_lang::parse(&text, 0).map_err(|diagnostics| {
+                let first = diagnostics.first().map(|d| d.message.clone());
+                Error::Register(format!(
+                    "the declarations do not parse: {}",
+                    first.unwrap_or_default()
+                ))
+            })?;
+            self.prelude_text = Arc::from(text);
+            self.prelude = Arc::new(parsed);
+        }
+        Ok(())
+    }
+}
+
+/// The Spool signature text of `name` with `signature`'s types.
+fn signature_text(name: &str, signature: &Signature) -> String {
+    let params: Vec<String> = signature
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!("a{}: {ty}", i + 1))
+        .collect();
+    format!("fn {name}({}) -> {}", params.join(", "), signature.result)
+}
+
+/// Parses a native signature, refusing a bad one with its first problem.
+fn parse_signature(signature: &str) -> Result<spool_lang::ast::FnDecl, Error> {
+    spool_lang::parse_native_sig(signature).map_err(|diagnostics| {
+        let first = diagnostics.first().map(|d| d.message.clone());
+        Error::Register(format!(
+            "bad signature `{signature}`: {}",
+            first.unwrap_or_default()
+        ))
+    })
+}
+
+/// A function refused before it was added.
+fn refused(name: &str, why: &str) -> Error {
+    Error::Register(format!("cannot register `{name}`: {why}"))
+}
