@@ -13,6 +13,6 @@ pub mod lexer;
 pub mod parser;
 pub mod types;
 
-pub use compile::{compile, Cell, NativeSpec, Session, SourceFile};
+pub use compile::{compile, is_builtin_type, Cell, NativeSpec, Session, SourceFile};
 pub use diag::{Diagnostic, Label};
 pub use parser::{parse, parse_native_sig};

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use spool_lang::NativeSpec;
+use spool_lang::{ast, NativeSpec};
 
 use crate::host_fn::{HostFunction, Signature};
 use crate::{Engine, Error, Run};
@@ -164,22 +164,80 @@ impl Engine {
     }
 
     /// Applies `change` to a copy of the engine and keeps it only when it
-    /// succeeded and an empty script still compiles.
+    /// succeeded and every type a signature or declaration names is known,
+    /// so a refused registration never breaks later compiles.
     fn try_change(
         &mut self,
         change: impl FnOnce(&mut Engine) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut next = self.clone();
         change(&mut next)?;
-        next.compile("<registered>", "").map_err(|error| {
-            let messages: Vec<String> = error
-                .diagnostics()
-                .iter()
-                .map(|d| d.message.clone())
-                .collect();
-            Error::Register(format!("refused: {}", messages.join("; ")))
-        })?;
+        next.check_names()?;
         *self = next;
+        Ok(())
+    }
+
+    /// Refuses a signature or declaration naming a type that is neither
+    /// built in nor declared, and a type declared twice.
+    fn check_names(&self) -> Result<(), Error> {
+        let mut declared: Vec<&str> = Vec::new();
+        for item in &self.prelude.items {
+            let name = match item {
+                ast::Item::Struct(decl) => &decl.name.name,
+                ast::Item::Enum(decl) => &decl.name.name,
+                _ => continue,
+            };
+            if declared.contains(&name.as_str()) || spool_lang::is_builtin_type(name) {
+                return Err(Error::Register(format!(
+                    "a type named `{name}` is already declared"
+                )));
+            }
+            declared.push(name);
+        }
+        let known = |name: &str, generics: &[ast::Ident]| {
+            spool_lang::is_builtin_type(name)
+                || declared.contains(&name)
+                || generics.iter().any(|g| g.name == name)
+        };
+        for item in &self.prelude.items {
+            let (name, generics, types): (&str, &[ast::Ident], Vec<&ast::TypeExpr>) = match item {
+                ast::Item::Struct(decl) => (
+                    &decl.name.name,
+                    &decl.generics,
+                    decl.fields.iter().map(|f| &f.ty).collect(),
+                ),
+                ast::Item::Enum(decl) => (
+                    &decl.name.name,
+                    &decl.generics,
+                    decl.variants.iter().flat_map(|v| &v.fields).collect(),
+                ),
+                _ => continue,
+            };
+            for ty in types {
+                if let Some(unknown) = unknown_name(ty, &|n| known(n, generics)) {
+                    return Err(Error::Register(format!(
+                        "`{name}` names the unknown type `{unknown}`"
+                    )));
+                }
+            }
+        }
+        for spec in &self.specs {
+            let decl = &spec.decl;
+            let types = decl
+                .params
+                .iter()
+                .filter_map(|p| p.ty.as_ref())
+                .chain(&decl.ret);
+            for ty in types {
+                if let Some(unknown) = unknown_name(ty, &|n| known(n, &decl.generics)) {
+                    return Err(Error::Register(format!(
+                        "the signature of `{}` names the unknown type `{unknown}` \
+                         (declare it with `register_type`)",
+                        decl.name.name
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -255,4 +313,34 @@ fn parse_signature(signature: &str) -> Result<spool_lang::ast::FnDecl, Error> {
 /// A function refused before it was added.
 fn refused(name: &str, why: &str) -> Error {
     Error::Register(format!("cannot register `{name}`: {why}"))
+}
+
+/// The first type name in `ty` that `known` does not accept.
+fn unknown_name(ty: &ast::TypeExpr, known: &dyn Fn(&str) -> bool) -> Option<String> {
+    match &ty.kind {
+        ast::TypeExprKind::Named(name, args) => {
+            if !known(&name.name) {
+                return Some(name.name.clone());
+            }
+            args.iter().find_map(|arg| unknown_name(arg, known))
+        }
+        ast::TypeExprKind::Nil => None,
+        ast::TypeExprKind::List(inner) | ast::TypeExprKind::Optional(inner) => {
+            unknown_name(inner, known)
+        }
+        ast::TypeExprKind::Map(key, value) => {
+            unknown_name(key, known).or_else(|| unknown_name(value, known))
+        }
+        ast::TypeExprKind::Fn {
+            params,
+            ret,
+            yields,
+            receives,
+        } => params
+            .iter()
+            .chain(ret.as_deref())
+            .chain(yields.as_deref())
+            .chain(receives.as_deref())
+            .find_map(|part| unknown_name(part, known)),
+    }
 }

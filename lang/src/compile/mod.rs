@@ -1087,7 +1087,8 @@ fn duplicate(name: &ast::Ident) -> Diagnostic {
     )
 }
 
-fn is_builtin_type(name: &str) -> bool {
+/// Whether `name` is a type the language itself provides (`int`, `Chan`, ...).
+pub fn is_builtin_type(name: &str) -> bool {
     matches!(
         name,
         "int"

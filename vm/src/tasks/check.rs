@@ -75,6 +75,15 @@ fn check_at(data: &Data, ty: At<'_>, program: &Program, depth: usize) -> Result<
     if depth > MAX_DEPTH {
         return Err((String::new(), "the value is nested too deeply".into()));
     }
+    // `T??…?` holding a value: the innermost `T` decides, however many
+    // optionals wrap it (each points to an earlier node, so this ends).
+    let mut ty = ty;
+    while let (Some(TypeNode::Optional(inner)), false) = (ty.node(), matches!(data, Data::Nil)) {
+        if *inner >= ty.node {
+            break;
+        }
+        ty = ty.part(*inner);
+    }
     let Some(node) = ty.node() else {
         return Ok(());
     };
