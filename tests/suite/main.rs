@@ -12,6 +12,7 @@ mod cli;
 mod cli_security;
 mod conformance;
 mod durability;
+mod embedding;
 mod examples;
 mod golden;
 mod io;

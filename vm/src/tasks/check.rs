@@ -40,7 +40,11 @@ impl<'a> At<'a> {
 
 /// Whether `data` is a value of the type `desc`; the error says where it
 /// is not and why.
-pub fn check(data: &Data, desc: &TypeDesc, program: &Program) -> Result<(), String> {
+///
+/// Structs and enums are matched by shape: a record or variant named
+/// otherwise on the host's side (a Rust `UserRow` for the script's `User`)
+/// that has the expected fields is renamed to the script's type.
+pub fn check(data: &mut Data, desc: &TypeDesc, program: &Program) -> Result<(), String> {
     let Some(root) = desc.nodes.len().checked_sub(1) else {
         return Ok(());
     };
@@ -65,13 +69,7 @@ fn inside(step: String) -> impl FnOnce(Mismatch) -> Mismatch {
     move |(path, why)| (format!("{step}{path}"), why)
 }
 
-fn check_at(data: &Data, ty: At<'_>, program: &Program, depth: usize) -> Result<(), Mismatch> {
-    let expected = |what: String| {
-        (
-            String::new(),
-            format!("expected {what}, found {}", kind(data)),
-        )
-    };
+fn check_at(data: &mut Data, ty: At<'_>, program: &Program, depth: usize) -> Result<(), Mismatch> {
     if depth > MAX_DEPTH {
         return Err((String::new(), "the value is nested too deeply".into()));
     }
@@ -87,32 +85,25 @@ fn check_at(data: &Data, ty: At<'_>, program: &Program, depth: usize) -> Result<
     let Some(node) = ty.node() else {
         return Ok(());
     };
-    match (node, data) {
-        (TypeNode::Any, _) => Ok(()),
-        (TypeNode::Param(index), _) => match ty.args.get(usize::from(*index)) {
+    let outcome = match (node, &mut *data) {
+        (TypeNode::Any, _) => Some(Ok(())),
+        (TypeNode::Param(index), data) => Some(match ty.args.get(usize::from(*index)) {
             Some(&arg) => check_at(data, arg, program, depth + 1),
             None => Ok(()),
-        },
-        (TypeNode::Optional(_), Data::Nil) | (TypeNode::Nil, Data::Nil) => Ok(()),
-        (TypeNode::Optional(inner), _) => check_at(data, ty.part(*inner), program, depth + 1),
+        }),
+        (TypeNode::Optional(_), Data::Nil) | (TypeNode::Nil, Data::Nil) => Some(Ok(())),
+        (TypeNode::Optional(inner), data) => {
+            Some(check_at(data, ty.part(*inner), program, depth + 1))
+        }
         (TypeNode::Bool, Data::Bool(_))
         | (TypeNode::Int, Data::Int(_))
         | (TypeNode::Float, Data::Float(_))
-        | (TypeNode::Str, Data::Str(_)) => Ok(()),
+        | (TypeNode::Str, Data::Str(_)) => Some(Ok(())),
         (TypeNode::List(element), Data::List(items)) => {
-            for (index, item) in items.iter().enumerate() {
-                check_at(item, ty.part(*element), program, depth + 1)
-                    .map_err(inside(format!("[{index}]")))?;
-            }
-            Ok(())
+            Some(list(items, ty.part(*element), program, depth))
         }
         (TypeNode::Map(key, value), Data::Map(pairs)) => {
-            for (k, v) in pairs {
-                let step = format!("[{}]", short(k));
-                check_at(k, ty.part(*key), program, depth + 1).map_err(inside(step.clone()))?;
-                check_at(v, ty.part(*value), program, depth + 1).map_err(inside(step))?;
-            }
-            Ok(())
+            Some(map(pairs, ty.part(*key), ty.part(*value), program, depth))
         }
         (
             TypeNode::Struct(name, args),
@@ -120,9 +111,13 @@ fn check_at(data: &Data, ty: At<'_>, program: &Program, depth: usize) -> Result<
                 name: given,
                 fields,
             },
-        ) if name == given => {
+        ) => {
             let args: Vec<At<'_>> = args.iter().map(|&arg| ty.part(arg)).collect();
-            record(name, fields, &args, program, depth)
+            let checked = record(name, fields, &args, program, depth);
+            if checked.is_ok() {
+                given.clone_from(name);
+            }
+            Some(checked)
         }
         (
             TypeNode::Enum(name, args),
@@ -131,12 +126,49 @@ fn check_at(data: &Data, ty: At<'_>, program: &Program, depth: usize) -> Result<
                 variant,
                 fields,
             },
-        ) if name == given => {
+        ) => {
             let args: Vec<At<'_>> = args.iter().map(|&arg| ty.part(arg)).collect();
-            payload(name, variant, fields, &args, program, depth)
+            let checked = payload(name, variant, fields, &args, program, depth);
+            if checked.is_ok() {
+                given.clone_from(name);
+            }
+            Some(checked)
         }
-        _ => Err(expected(format!("`{}`", ty.shown()))),
+        _ => None,
+    };
+    outcome.unwrap_or_else(|| {
+        Err((
+            String::new(),
+            format!("expected `{}`, found {}", ty.shown(), kind(data)),
+        ))
+    })
+}
+
+fn list(
+    items: &mut [Data],
+    element: At<'_>,
+    program: &Program,
+    depth: usize,
+) -> Result<(), Mismatch> {
+    for (index, item) in items.iter_mut().enumerate() {
+        check_at(item, element, program, depth + 1).map_err(inside(format!("[{index}]")))?;
     }
+    Ok(())
+}
+
+fn map(
+    pairs: &mut [(Data, Data)],
+    key: At<'_>,
+    value: At<'_>,
+    program: &Program,
+    depth: usize,
+) -> Result<(), Mismatch> {
+    for (k, v) in pairs {
+        let step = format!("[{}]", short(k));
+        check_at(k, key, program, depth + 1).map_err(inside(step.clone()))?;
+        check_at(v, value, program, depth + 1).map_err(inside(step))?;
+    }
+    Ok(())
 }
 
 /// The type of a field written `desc` in a layout whose parameters stand
@@ -152,7 +184,7 @@ fn field<'a>(desc: &'a TypeDesc, args: &'a [At<'a>]) -> Option<At<'a>> {
 
 fn record(
     name: &str,
-    fields: &[(String, Data)],
+    fields: &mut [(String, Data)],
     args: &[At<'_>],
     program: &Program,
     depth: usize,
@@ -160,7 +192,7 @@ fn record(
     let Some(layout) = program.structs.iter().find(|s| s.name == name) else {
         return Err((String::new(), format!("the program has no struct `{name}`")));
     };
-    for (field_name, _) in fields {
+    for (field_name, _) in fields.iter() {
         if !layout.fields.contains(field_name) {
             return Err((
                 String::new(),
@@ -169,7 +201,7 @@ fn record(
         }
     }
     for (index, field_name) in layout.fields.iter().enumerate() {
-        let Some((_, value)) = fields.iter().find(|(n, _)| n == field_name) else {
+        let Some((_, value)) = fields.iter_mut().find(|(n, _)| n == field_name) else {
             return Err((
                 String::new(),
                 format!("the field `{field_name}` of `{name}` is missing"),
@@ -185,7 +217,7 @@ fn record(
 fn payload(
     name: &str,
     variant: &str,
-    fields: &[Data],
+    fields: &mut [Data],
     args: &[At<'_>],
     program: &Program,
     depth: usize,
@@ -209,7 +241,7 @@ fn payload(
             ),
         ));
     }
-    for (index, value) in fields.iter().enumerate() {
+    for (index, value) in fields.iter_mut().enumerate() {
         if let Some(ty) = which.field_types.get(index).and_then(|d| field(d, args)) {
             check_at(value, ty, program, depth + 1)
                 .map_err(inside(format!(".{variant}[{index}]")))?;
@@ -260,11 +292,11 @@ mod tests {
     #[test]
     fn a_wrong_element_deep_inside_is_named_with_its_place() {
         let program = Program::default();
-        let good = Data::List(vec![Data::Int(1), Data::Int(2)]);
-        assert_eq!(check(&good, &list_of_int(), &program), Ok(()));
-        let bad = Data::List(vec![Data::Int(1), Data::str("2")]);
+        let mut good = Data::List(vec![Data::Int(1), Data::Int(2)]);
+        assert_eq!(check(&mut good, &list_of_int(), &program), Ok(()));
+        let mut bad = Data::List(vec![Data::Int(1), Data::str("2")]);
         assert_eq!(
-            check(&bad, &list_of_int(), &program),
+            check(&mut bad, &list_of_int(), &program),
             Err("at [1]: expected `int`, found the str \"2\"".to_string())
         );
     }

@@ -62,13 +62,15 @@ impl Run {
         let result = match result {
             Err(message) => Err(message),
             Ok(value) => {
-                let data = to_data(value).map_err(|why| ValueError::new(why.to_string()))?;
+                let mut data = to_data(value).map_err(|why| ValueError::new(why.to_string()))?;
                 if let Some((op, returns)) = self.io_result_type(id) {
-                    crate::tasks::check::check(&data, &returns, &self.program).map_err(|why| {
-                        ValueError::new(format!(
-                            "the answer to `{op}` does not fit its type `{returns}`: {why}"
-                        ))
-                    })?;
+                    crate::tasks::check::check(&mut data, &returns, &self.program).map_err(
+                        |why| {
+                            ValueError::new(format!(
+                                "the answer to `{op}` does not fit its type `{returns}`: {why}"
+                            ))
+                        },
+                    )?;
                 }
                 Ok(data)
             }
@@ -80,9 +82,9 @@ impl Run {
     /// value, checked against the type the script's top level receives
     /// (refused, naming the place and both types, when it does not fit).
     pub fn send_with<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ValueError> {
-        let data = to_data(value).map_err(|why| ValueError::new(why.to_string()))?;
+        let mut data = to_data(value).map_err(|why| ValueError::new(why.to_string()))?;
         let receives = self.program.main_receives.clone();
-        crate::tasks::check::check(&data, &receives, &self.program).map_err(|why| {
+        crate::tasks::check::check(&mut data, &receives, &self.program).map_err(|why| {
             ValueError::new(format!(
                 "the answer does not fit the `{receives}` the `yield` receives: {why}"
             ))

@@ -549,7 +549,7 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
         .unwrap_or_default();
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
-        Ok(data) => match crate::tasks::check::check(&data, &returns, &program)
+        Ok(mut data) => match crate::tasks::check::check(&mut data, &returns, &program)
             .map_err(|why| format!("its type `{returns}`: {why}"))
             .and_then(|()| {
                 data.into_value(&mut run.heap, &program)
