@@ -1,7 +1,11 @@
-//! The embedding examples, built and run as programs: `batch_sql` answers
-//! 1 000 tasks' lookups with 2 queries and gets the checksum of one query
-//! per request; `durable_runner`, killed with SIGKILL at random moments
-//! (and made to crash right after a step) and started again until its runs
+//! The embedding examples, built and run as programs: `embed_basic` reads
+//! the `Order` its script returns as a Rust value and the script catches
+//! a Rust function's error; `async_host` overlaps ten 100 ms fetches under
+//! both kinds of `AsyncDispatcher`; `host_fn_bench` runs its loops a few
+//! times (a smoke test, not a measurement); `batch_sql` answers 1 000
+//! tasks' lookups with 2 queries and gets the checksum of one query per
+//! request; `durable_runner`, killed with SIGKILL at random moments (and
+//! made to crash right after a step) and started again until its runs
 //! finish, performs every step exactly once.
 //!
 //! The examples are built once per test run with `cargo build -p
@@ -17,7 +21,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use spool_tests::workspace_root;
 
 /// The examples this module runs.
-const EXAMPLES: [&str; 2] = ["batch_sql", "durable_runner"];
+const EXAMPLES: [&str; 5] = [
+    "embed_basic",
+    "async_host",
+    "host_fn_bench",
+    "batch_sql",
+    "durable_runner",
+];
 
 /// The exit code `durable_runner` crashes with when asked to.
 const CRASH_EXIT_CODE: i32 = 86;
@@ -32,6 +42,74 @@ const STEPS: [&str; 6] = [
     "notify by webhook",
     "ship",
 ];
+
+#[test]
+fn embed_basic_returns_a_rust_value_and_catches_a_host_error() {
+    let output = Command::new(example("embed_basic"))
+        .output()
+        .expect("embed_basic runs");
+    let text = successful_stdout(&output);
+    let expected = [
+        "compile-time check: mismatched types: expected `int`, found `str`",
+        "script printed: skipped caviar: NotFound: no price for `caviar`",
+        "script printed: 2 lines, total 15.25",
+        "the script returned: Order { id: 17, lines: [\
+         Line { item: Item { name: \"tea\", price_cents: 350 }, quantity: 2, total_cents: 700 }, \
+         Line { item: Item { name: \"scones\", price_cents: 275 }, quantity: 3, total_cents: 825 }\
+         ], total_cents: 1525 }",
+        "order 17 has 2 lines; the host adds them up to 15.25",
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
+}
+
+#[test]
+fn async_host_overlaps_the_fetches_under_both_dispatchers() {
+    let output = Command::new(example("async_host"))
+        .output()
+        .expect("async_host runs");
+    let text = successful_stdout(&output);
+    let printed = values_after(&text, "  script printed: ");
+    let pages: Vec<String> = (0..10).map(|n| format!("<page {n}> (")).collect();
+    assert_eq!(printed.len(), pages.len(), "{text}");
+    for (line, page) in printed.iter().zip(&pages) {
+        assert!(line.starts_with(page.as_str()), "{text}");
+    }
+    assert!(
+        text.contains("the script printed the same 10 lines"),
+        "{text}"
+    );
+    let dispatchers = values_after(&text, "  dispatcher: ");
+    let expected = [
+        "20 requests, answered by 20 futures; view queries: 10",
+        "20 requests in 2 batches, answered by 2 futures; view queries: 1",
+    ];
+    assert_eq!(dispatchers, expected, "{text}");
+    // Ten 100 ms fetches one after the other take a second; overlapped,
+    // about 100 ms. Leave room for a loaded machine.
+    let elapsed = values_after(&text, "  elapsed: ");
+    assert_eq!(elapsed.len(), 2, "{text}");
+    for line in elapsed {
+        let ms: u64 = line
+            .split_once(" ms")
+            .and_then(|(ms, _)| ms.parse().ok())
+            .unwrap_or_else(|| panic!("no time in {line:?}"));
+        assert!((100..600).contains(&ms), "{ms} ms: {text}");
+    }
+}
+
+#[test]
+fn host_fn_bench_runs_with_a_few_iterations() {
+    let output = Command::new(example("host_fn_bench"))
+        .arg("1000")
+        .output()
+        .expect("host_fn_bench runs");
+    let text = successful_stdout(&output);
+    for label in ["(a) register_fn", "(b) library native", "(c) I/O operation"] {
+        let line = text.lines().find(|l| l.starts_with(label));
+        assert!(line.is_some_and(|l| l.contains("calls/s")), "{text}");
+    }
+    assert!(text.contains("(a) / (b): "), "{text}");
+}
 
 #[test]
 fn batch_sql_answers_a_batch_with_one_query_per_operation() {
