@@ -56,6 +56,8 @@ enum Handler {
 pub struct AsyncDispatcher {
     handler: Handler,
     running: JoinSet<Vec<Completion>>,
+    /// The requests each running task answers.
+    requests: std::collections::HashMap<tokio::task::Id, Vec<spool_vm::IoId>>,
 }
 
 impl AsyncDispatcher {
@@ -71,6 +73,7 @@ impl AsyncDispatcher {
         AsyncDispatcher {
             handler: Handler::Batch(Box::new(move |batch| Box::pin(handler(batch)))),
             running: JoinSet::new(),
+            requests: std::collections::HashMap::new(),
         }
     }
 
@@ -93,6 +96,7 @@ impl AsyncDispatcher {
                 })
             })),
             running: JoinSet::new(),
+            requests: std::collections::HashMap::new(),
         }
     }
 
@@ -102,30 +106,56 @@ impl AsyncDispatcher {
             Handler::Batch(handler) => {
                 let ids: Vec<_> = batch.iter().map(|request| request.id).collect();
                 let future = handler(batch);
-                self.running.spawn(answer_all(future, ids));
+                let task = self.running.spawn(answer_all(future, ids.clone()));
+                self.requests.insert(task.id(), ids);
             }
             Handler::Request(handler) => {
                 for request in batch {
                     let ids = vec![request.id];
                     let future = handler(request);
-                    self.running.spawn(answer_all(future, ids));
+                    let task = self.running.spawn(answer_all(future, ids.clone()));
+                    self.requests.insert(task.id(), ids);
                 }
             }
         }
     }
 
     /// Waits for at least one batch to finish and returns its results with
-    /// any others already finished; empty when nothing is running.
+    /// any others already finished; empty when nothing is running. A
+    /// handler that panicked fails its own requests only.
     async fn next(&mut self) -> Vec<Completion> {
         let mut finished = Vec::new();
-        match self.running.join_next().await {
+        match self.running.join_next_with_id().await {
             None => return finished,
-            Some(joined) => finished.extend(joined_or_failed(joined)),
+            Some(joined) => finished.extend(self.joined(joined)),
         }
-        while let Some(joined) = self.running.try_join_next() {
-            finished.extend(joined_or_failed(joined));
+        while let Some(joined) = self.running.try_join_next_with_id() {
+            finished.extend(self.joined(joined));
         }
         finished
+    }
+
+    /// A finished task's completions: its results, or a failure of each of
+    /// its requests when it panicked.
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, Vec<Completion>), tokio::task::JoinError>,
+    ) -> Vec<Completion> {
+        let (id, completions) = match joined {
+            Ok((id, completions)) => (id, completions),
+            Err(error) => {
+                let ids = self.requests.remove(&error.id()).unwrap_or_default();
+                return ids
+                    .into_iter()
+                    .map(|id| Completion {
+                        id,
+                        result: Err(format!("the host's handler failed: {error}")),
+                    })
+                    .collect();
+            }
+        };
+        self.requests.remove(&id);
+        completions
     }
 }
 
@@ -142,12 +172,6 @@ async fn answer_all(future: BatchFuture, ids: Vec<spool_vm::IoId>) -> Vec<Comple
         }
     }
     completions
-}
-
-/// A batch's results, or nothing when its task panicked (its requests then
-/// fail as dropped when nothing else is outstanding).
-fn joined_or_failed(joined: Result<Vec<Completion>, tokio::task::JoinError>) -> Vec<Completion> {
-    joined.unwrap_or_default()
 }
 
 /// How [`drive_async`] ended: the run and the output handed back, and the
@@ -221,5 +245,34 @@ fn deliver(run: &mut Run, finished: Vec<Completion>) {
     }
     for completion in finished {
         run.complete(completion.id, completion.result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_fails_only_its_own_request() {
+        let mut engine = crate::Engine::new();
+        engine.register_io("fn fetch(key: str) -> str").unwrap();
+        let source = "fn get(k: str) -> str {\n  try { return fetch(k) } catch e { return \"failed\" }\n}\nlet tasks = [\"a\", \"boom\", \"c\"].map(fn(k: str) => spawn get(k))\nfor t in tasks { print(await t) }";
+        let program = engine.compile("panic.spl", source).unwrap();
+        let mut dispatcher = AsyncDispatcher::per_request(|request: IoRequest| async move {
+            let key: String = request.arg(0).unwrap();
+            if key == "boom" {
+                panic!("the handler broke");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Ok(spool_vm::Data::Str(format!("got {key}")))
+        });
+        let driven = drive_async(
+            program.start(vec![]),
+            spool_vm::CaptureOutput::default(),
+            &mut dispatcher,
+        )
+        .await;
+        assert!(driven.result.is_ok());
+        assert_eq!(driven.output.lines, ["got a", "failed", "got c"]);
     }
 }

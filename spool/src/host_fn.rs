@@ -3,6 +3,7 @@
 //! and converts the arguments and the result through serde
 //! ([`crate::serde_data`]). See [`crate::Engine::register_fn`].
 
+use std::any::Any;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -74,13 +75,16 @@ impl std::fmt::Display for HostError {
 impl std::error::Error for HostError {}
 
 /// Reads argument `index` of a call as a `T`.
-fn argument<T: DeserializeOwned>(
+fn argument<T: DeserializeOwned + 'static>(
     ctx: &mut NativeCtx<'_>,
     args: &[Value],
     index: usize,
     name: &str,
 ) -> Result<T, VmError> {
     let value = args.get(index).copied().unwrap_or(Value::Nil);
+    if let Some(scalar) = scalar_argument(value) {
+        return Ok(scalar);
+    }
     let data = Data::from_value(value, ctx.heap, ctx.program)
         .map_err(|why| host_fault(name, &format!("argument {}: {why}", index + 1)))?;
     ctx.work(data_size(&data));
@@ -88,14 +92,50 @@ fn argument<T: DeserializeOwned>(
         .map_err(|why| host_fault(name, &format!("argument {}: {why}", index + 1)))
 }
 
+/// An `int`, `float` or `bool` argument taken as an `i64`, `f64` or
+/// `bool` directly, without going through serde (the common case, and the
+/// type checks fold away once `T` is known).
+fn scalar_argument<T: 'static>(value: Value) -> Option<T> {
+    fn take<S: 'static, T: 'static>(scalar: S) -> Option<T> {
+        let mut slot = Some(scalar);
+        (&mut slot as &mut dyn Any)
+            .downcast_mut::<Option<T>>()
+            .and_then(Option::take)
+    }
+    match value {
+        Value::Int(n) => take(n),
+        Value::Float(x) => take(x),
+        Value::Bool(b) => take(b),
+        _ => None,
+    }
+}
+
+/// An `i64`, `f64`, `bool` or `()` result as a value directly.
+fn scalar_result<R: 'static>(value: &R) -> Option<Value> {
+    let any = value as &dyn Any;
+    if let Some(n) = any.downcast_ref::<i64>() {
+        return Some(Value::Int(*n));
+    }
+    if let Some(x) = any.downcast_ref::<f64>() {
+        return Some(Value::Float(*x));
+    }
+    if let Some(b) = any.downcast_ref::<bool>() {
+        return Some(Value::Bool(*b));
+    }
+    any.downcast_ref::<()>().map(|()| Value::Nil)
+}
+
 /// Turns a function's result into a value, raising the `Err` of a
 /// fallible one.
-fn result<R: Serialize>(
+fn result<R: Serialize + 'static>(
     ctx: &mut NativeCtx<'_>,
     value: &R,
     name: &str,
     fallible: bool,
 ) -> Result<Value, VmError> {
+    if let Some(scalar) = scalar_result(value) {
+        return Ok(scalar);
+    }
     let data = serde_data::to_data(value)
         .map_err(|why| host_fault(name, &format!("its result: {why}")))?;
     let data = if fallible { unwrap_result(data)? } else { data };
