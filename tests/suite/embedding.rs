@@ -51,7 +51,9 @@ fn engine_with_functions() -> Engine {
         .register_fn("total", |xs: Vec<f64>| xs.iter().sum::<f64>())
         .expect("total");
     engine
-        .register_fn("first_word", |s: String| s.split(' ').next().map(str::to_string))
+        .register_fn("first_word", |s: String| {
+            s.split(' ').next().map(str::to_string)
+        })
         .expect("first_word");
     engine
         .register_fn("counts", |words: Vec<String>| {
@@ -63,10 +65,15 @@ fn engine_with_functions() -> Engine {
         })
         .expect("counts");
     engine
-        .register_fn("by_id", |users: HashMap<i64, User>, id: i64| users.get(&id).cloned())
+        .register_fn("by_id", |users: HashMap<i64, User>, id: i64| {
+            users.get(&id).cloned()
+        })
         .expect("by_id");
     engine
-        .register_fn("plan_of", |paid: bool| if paid { Plan::Paid(9.5) } else { Plan::Free })
+        .register_fn(
+            "plan_of",
+            |paid: bool| if paid { Plan::Paid(9.5) } else { Plan::Free },
+        )
         .expect("plan_of");
     engine
         .register_fn("checked_div", |a: i64, b: i64| {
@@ -78,7 +85,9 @@ fn engine_with_functions() -> Engine {
         })
         .expect("checked_div");
     engine
-        .register_fn("parse_num", |s: String| s.parse::<i64>().map_err(|e| e.to_string()))
+        .register_fn("parse_num", |s: String| {
+            s.parse::<i64>().map_err(|e| e.to_string())
+        })
         .expect("parse_num");
     engine
 }
@@ -230,14 +239,12 @@ fn answers_that_do_not_fit_are_refused_to_the_host_naming_the_place() {
          expected `str`, found the int 5"
     );
     // The request is still outstanding; a good answer goes through.
-    let users = vec![
-        UserRow {
-            id: 1,
-            name: 1,
-            tags: vec![],
-            manager: None,
-        },
-    ];
+    let users = vec![UserRow {
+        id: 1,
+        name: 1,
+        tags: vec![],
+        manager: None,
+    }];
     let error = run
         .complete_with(batch[0].id, Ok(&users))
         .expect_err("still refused");
