@@ -336,6 +336,132 @@ impl Program {
             .expect("the standard library binds every native")
     }
 
+    /// Starts a run that calls the script's top-level function `name`
+    /// (one the script declares, not the library's) with `args`.
+    ///
+    /// The run first runs the script's top level to its end, as
+    /// [`Program::start`] would (with no script arguments): its globals
+    /// are set and its defers run, and what it prints, yields
+    /// ([`Step::Yield`]) and asks for ([`Step::Io`]) reaches the host as
+    /// usual. A top-level `return` ends the top level early; its value is
+    /// dropped. Then the function is called, and its result ends the run:
+    /// [`Step::Done`] carries it ([`Run::get`] reads it). Tasks the top
+    /// level spawned go on meanwhile, and the run finishes once every task
+    /// has. An error in the top level ends the run as in any script (the
+    /// function, waiting to be called, ends its trace).
+    ///
+    /// Each argument is checked, all the way down, against its
+    /// parameter's type; functions sharing a name are told apart by their
+    /// arguments. An unknown name, a wrong number of arguments and an
+    /// argument that does not fit are refused with [`Error::Value`], whose
+    /// message names the function, the parameter, the place inside the
+    /// value and both types. A type parameter of a generic function takes
+    /// any value.
+    ///
+    /// Answers to the function's `yield`s go through [`Run::send_with`],
+    /// which checks them against the type the *top level's* `yield`s
+    /// receive; when the function's receive another type (its
+    /// [`spool_vm::program::FnSignature::receives`], in
+    /// [`Program::bytecode`]'s `signatures`), answer with [`Run::send`].
+    ///
+    /// The signatures are known to programs compiled by an [`Engine`]; a
+    /// run of a call saves and restores like any run.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Item { name: String, price: i64 }
+    ///
+    /// let engine = spool::Engine::new();
+    /// let source = "let tax = 2\n\
+    ///               fn total(items: [Item], extra: int) -> int {\n\
+    ///                 return items.map(fn(i: Item) => i.price).fold(tax + extra, fn(a: int, b: int) => a + b)\n\
+    ///               }\n\
+    ///               struct Item { name: str, price: int }";
+    /// let program = engine.compile("shop.spl", source).unwrap();
+    ///
+    /// let items = vec![Item { name: "tea".into(), price: 3 }, Item { name: "cake".into(), price: 5 }];
+    /// let args = vec![spool::to_data(&items).unwrap(), spool::Data::Int(10)];
+    /// let mut run = program.call("total", args).unwrap();
+    /// let spool::Step::Done(total) = run.resume(&mut spool::CaptureOutput::default()).unwrap() else { panic!() };
+    /// assert_eq!(run.get::<i64>(total).unwrap(), 20);
+    ///
+    /// let wrong = vec![spool::Data::List(vec![spool::Data::Int(3)]), spool::Data::Int(10)];
+    /// let error = program.call("total", wrong).unwrap_err();
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "argument 1 of `total` (`items: [Item]`) does not fit: at [0]: expected `Item`, found the int 3"
+    /// );
+    /// ```
+    pub fn call(&self, name: &str, args: Vec<spool_vm::Data>) -> Result<Run, Error> {
+        let (signature, args) = self.checked_call(name, args)?;
+        let mut run = self.start(vec![]);
+        let values = args
+            .iter()
+            .map(|data| data.into_value(run.heap_mut(), &self.inner))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(Error::Value)?;
+        run.call_after_main(signature.func, &values)
+            .map_err(Error::Value)?;
+        Ok(run)
+    }
+
+    /// The function `name` whose parameters `args` fit, and `args` as
+    /// checked (records renamed to the script's types); or why none fits.
+    fn checked_call(
+        &self,
+        name: &str,
+        args: Vec<spool_vm::Data>,
+    ) -> Result<(&spool_vm::program::FnSignature, Vec<spool_vm::Data>), Error> {
+        let signatures = &self.inner.signatures;
+        let named: Vec<_> = signatures.iter().filter(|s| s.name == name).collect();
+        if named.is_empty() {
+            let known: Vec<_> = signatures.iter().map(|s| format!("`{}`", s.name)).collect();
+            return Err(Error::Value(format!(
+                "the script has no top-level function `{name}` (it has {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        let counted: Vec<_> = named
+            .iter()
+            .filter(|s| s.params.len() == args.len())
+            .collect();
+        let mut first_mismatch = None;
+        for signature in counted {
+            match self.check_args(signature, args.clone()) {
+                Ok(checked) => return Ok((signature, checked)),
+                Err(why) => {
+                    first_mismatch.get_or_insert(why);
+                }
+            }
+        }
+        Err(Error::Value(first_mismatch.unwrap_or_else(|| {
+            arity_mismatch(name, &named, args.len())
+        })))
+    }
+
+    /// `args` checked against the parameters of `signature`, which are as
+    /// many.
+    fn check_args(
+        &self,
+        signature: &spool_vm::program::FnSignature,
+        mut args: Vec<spool_vm::Data>,
+    ) -> Result<Vec<spool_vm::Data>, String> {
+        for (index, (data, (param, ty))) in args.iter_mut().zip(&signature.params).enumerate() {
+            spool_vm::tasks::check::check(data, ty, &self.inner).map_err(|why| {
+                format!(
+                    "argument {} of `{}` (`{param}: {ty}`) does not fit: {why}",
+                    index + 1,
+                    signature.name
+                )
+            })?;
+        }
+        Ok(args)
+    }
+
     /// The compiled bytecode.
     pub fn bytecode(&self) -> &Arc<spool_vm::Program> {
         &self.inner
@@ -356,4 +482,20 @@ impl Program {
         }
         out
     }
+}
+
+/// Why no function `name` takes `given` arguments: what each takes.
+fn arity_mismatch(name: &str, named: &[&spool_vm::program::FnSignature], given: usize) -> String {
+    let takes: Vec<String> = named
+        .iter()
+        .map(|signature| {
+            let params: Vec<&str> = signature.params.iter().map(|(p, _)| p.as_str()).collect();
+            match params.len() {
+                0 => "no arguments".to_string(),
+                1 => format!("1 argument ({})", params[0]),
+                count => format!("{count} arguments ({})", params.join(", ")),
+            }
+        })
+        .collect();
+    format!("`{name}` takes {}, not {given}", takes.join(" or "))
 }

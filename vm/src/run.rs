@@ -523,6 +523,70 @@ impl Run {
         Ok(())
     }
 
+    /// Makes this run, which has not started, a call of the top-level
+    /// function `func` with `args` (values already in the run's heap)
+    /// once the script's top level has run. The fiber gets two frames:
+    /// `func`'s, waiting at its first instruction with the arguments in
+    /// its first registers, and above it the top level's, which runs
+    /// first. When the top level returns (at its end or at a `return`, its
+    /// defers run; tasks it spawned go on), its value is dropped into a
+    /// register below `func`'s window and `func` starts; its result ends
+    /// the run ([`Step::Done`]). An error in the top level ends the run
+    /// with `func`'s frame at the bottom of the trace.
+    ///
+    /// Refused when the run has started, `func` is not a plain function
+    /// of the program or `args` do not match its arity.
+    pub fn call_after_main(&mut self, func: FuncIdx, args: &[Value]) -> Result<(), String> {
+        let program = Arc::clone(&self.program);
+        if !self.at_start() {
+            return Err("the run has already started".to_string());
+        }
+        let (Some(function), Some(main)) = (
+            program.functions.get(func.index()),
+            program.functions.get(program.main.index()),
+        ) else {
+            return Err(format!("no function {} in the program", func.0));
+        };
+        if function.capture_count != 0 {
+            return Err(format!("`{}` needs a closure", function.name));
+        }
+        if usize::from(function.arity) != args.len() {
+            return Err(format!(
+                "`{}` takes {} arguments, not {}",
+                function.name,
+                function.arity,
+                args.len()
+            ));
+        }
+        // Register 0 receives the top level's value; `func`'s window
+        // starts above it, the top level's above that.
+        let main_base = 1 + usize::from(function.register_count);
+        let mut registers = vec![Value::Nil; main_base + usize::from(main.register_count)];
+        registers[1..=args.len()].copy_from_slice(args);
+        let frame = |func, base: usize, ret: u32| Frame {
+            func,
+            pc: 0,
+            base: base as u32,
+            closure: None,
+            ret,
+        };
+        self.context.fiber = Fiber {
+            registers,
+            frames: vec![frame(func, 1, 1), frame(program.main, main_base, 0)],
+            ..Fiber::default()
+        };
+        Ok(())
+    }
+
+    /// Is the run where [`Run::new`] left it: at the first instruction of
+    /// the top level, with nothing else on the fiber?
+    fn at_start(&self) -> bool {
+        let main = self.program.main;
+        let fresh_frame = |frame: &Frame| frame.func == main && frame.pc == 0;
+        self.status == Status::Running
+            && matches!(&self.context.fiber.frames[..], [frame] if fresh_frame(frame))
+    }
+
     /// Marks the coroutines running on the fibers `call_main` drops as
     /// failed: nothing can resume them any more.
     fn abandon_coroutines(&mut self) {

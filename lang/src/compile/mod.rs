@@ -20,6 +20,7 @@ mod tasks;
 
 use std::collections::{HashMap, HashSet};
 
+use spool_vm::program::FnSignature;
 use spool_vm::{
     Builtins, ConstIdx, Constant, EnumIdx, EnumLayout, FileIdx, FuncIdx, Function, GlobalIdx,
     NativeDecl, NativeIdx, Program, StructIdx, StructLayout, TypeDesc, TypeNode, VariantLayout,
@@ -69,6 +70,7 @@ pub fn compile(
         return Err(compiler.diags);
     }
     let mut program = compiler.finish();
+    program.signatures = compiler.signatures();
     program.fingerprint = spool_vm::snapshot::fingerprint(&program);
     Ok(program)
 }
@@ -191,6 +193,9 @@ struct Compiler {
     /// In an interactive session: what earlier inputs declared, which a
     /// later input may replace.
     repl: Option<session::Earlier>,
+    /// The script's own top-level functions with bodies, as their entry in
+    /// `fns` and their parameters' names: the program's signatures.
+    script_fns: Vec<(usize, Vec<String>)>,
 }
 
 /// A named type.
@@ -272,6 +277,7 @@ impl Compiler {
             spawning: false,
             spawn_checks: Vec::new(),
             repl: None,
+            script_fns: Vec::new(),
         }
     }
 
@@ -331,8 +337,36 @@ impl Compiler {
                 json: json.unwrap_or_default(),
             },
             main_receives: self.main_receives.clone(),
+            signatures: Vec::new(),
             fingerprint: 0,
         }
+    }
+
+    /// The script's top-level functions as a host may call them; their
+    /// yield and receive types are settled by now.
+    fn signatures(&self) -> Vec<FnSignature> {
+        let describe = |ty: &Type| self.type_desc(ty, &[]);
+        let signature = |(entry, names): &(usize, Vec<String>)| {
+            let entry = &self.fns[*entry];
+            let Callee::Script(func) = entry.callee else {
+                return None;
+            };
+            Some(FnSignature {
+                name: entry.name.clone(),
+                func,
+                params: names
+                    .iter()
+                    .cloned()
+                    .zip(entry.params.iter().map(describe))
+                    .collect(),
+                result: describe(&entry.ret),
+                receives: entry
+                    .effects
+                    .as_ref()
+                    .map_or_else(TypeDesc::default, |(_, receives)| describe(receives)),
+            })
+        };
+        self.script_fns.iter().filter_map(signature).collect()
     }
 
     /// `ty` as the run describes types ([`TypeDesc`]): inference variables
@@ -678,6 +712,10 @@ impl Compiler {
             let entry = self.signature(decl, generics, &scope, Callee::Script(func), user);
             self.check_overload_clash(decl, &entry);
             let entry = self.add_fn(entry);
+            if user && decl.body.is_some() {
+                let names = decl.params.iter().map(|p| p.name.name.clone()).collect();
+                self.script_fns.push((entry, names));
+            }
             pending.push(PendingFn {
                 decl,
                 func,

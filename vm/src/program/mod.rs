@@ -38,11 +38,37 @@ pub struct Program {
     /// a host can build its answer.
     #[serde(default)]
     pub main_receives: TypeDesc,
+    /// The script's own top-level functions (not the library's) with
+    /// their types, in declaration order, for a host that calls one
+    /// (`spool::Program::call`). Set by the compiler and not saved: a
+    /// program decoded from a saved run, or an interactive session's, has
+    /// none (so it is no part of the format or the fingerprint).
+    #[serde(skip)]
+    pub signatures: Vec<FnSignature>,
     /// A hash identifying this program ([`crate::saved::snapshot::fingerprint`]),
     /// set by the compiler; 0 when unknown (an interactive session's
     /// program computes it when saved). Saved runs record it.
     #[serde(default)]
     pub fingerprint: u64,
+}
+
+/// A top-level function of the script as a host sees it: where its code
+/// is and the types of what goes in and out, as the checker knows them
+/// (type parameters of a generic function are unknown: any value fits).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FnSignature {
+    /// The function's name; overloads share it (their first parameters'
+    /// types differ).
+    pub name: String,
+    /// Its code.
+    pub func: FuncIdx,
+    /// Each parameter's name and type, in order.
+    pub params: Vec<(String, TypeDesc)>,
+    /// What it returns (`nil` without a written result type).
+    pub result: TypeDesc,
+    /// What its `yield`s outside any coroutine receive from the host
+    /// (`nil` when nothing is received).
+    pub receives: TypeDesc,
 }
 
 /// Types the VM constructs or inspects on its own.
