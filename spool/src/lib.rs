@@ -347,8 +347,7 @@ impl Program {
     /// dropped. Then the function is called, and its result ends the run:
     /// [`Step::Done`] carries it ([`Run::get`] reads it). Tasks the top
     /// level spawned go on meanwhile, and the run finishes once every task
-    /// has. An error in the top level ends the run as in any script (the
-    /// function, waiting to be called, ends its trace).
+    /// has. An error in the top level ends the run as in any script.
     ///
     /// Each argument is checked, all the way down, against its
     /// parameter's type; functions sharing a name are told apart by their

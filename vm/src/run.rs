@@ -531,8 +531,8 @@ impl Run {
     /// first. When the top level returns (at its end or at a `return`, its
     /// defers run; tasks it spawned go on), its value is dropped into a
     /// register below `func`'s window and `func` starts; its result ends
-    /// the run ([`Step::Done`]). An error in the top level ends the run
-    /// with `func`'s frame at the bottom of the trace.
+    /// the run ([`Step::Done`]). An error in the top level ends the run;
+    /// `func`'s frame, not started, is not in its trace.
     ///
     /// Refused when the run has started, `func` is not a plain function
     /// of the program or `args` do not match its arity.

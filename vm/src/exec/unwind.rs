@@ -279,6 +279,11 @@ pub fn stack_trace(fiber: &Fiber, program: &Program) -> Vec<TraceFrame> {
         let Some(function) = program.functions.get(frame.func.index()) else {
             continue;
         };
+        // A frame below another that has not run an instruction yet is a
+        // call waiting to start (`Run::call_after_main`): not in the trace.
+        if frame.pc == 0 && depth + 1 < fiber.frames.len() {
+            continue;
+        }
         // A frame running a `Return`'s defers has its pc on the `Return`
         // itself; every other frame has it just past the current instruction.
         let unwinding = fiber
