@@ -178,6 +178,9 @@ pub use snapshot::{
 pub use spool_lang::Diagnostic;
 pub use spool_vm::serde_data;
 pub use spool_vm::serde_data::{from_data, to_data, DataError, SpoolShape, SpoolType};
+/// A compiled program's bytecode, functions and layouts (what
+/// [`Program::bytecode`] gives and a saved run carries).
+pub use spool_vm::Program as Bytecode;
 pub use spool_vm::{
     CaptureOutput, Data, FuncIdx, Heap, Interrupt, IoId, IoRequest, IoResult, Limits, NativeSet,
     Output, Run, RunError, Sched, Status, Step, TraceFrame, Value, ValueError,
@@ -274,6 +277,7 @@ impl Engine {
             Ok(result) => result.map(|program| Program {
                 inner: Arc::new(program),
                 natives: self.natives.clone(),
+                source: Arc::from(text.as_str()),
             }),
             Err(failure) => Err(CompileError::internal(name, &text, failure)),
         }
@@ -327,9 +331,47 @@ impl Engine {
 pub struct Program {
     inner: Arc<spool_vm::Program>,
     natives: spool_vm::NativeSet,
+    /// The script's text, for showing the lines errors point at.
+    source: Arc<str>,
 }
 
 impl Program {
+    /// A run's error as the command line shows it — kind, message and
+    /// trace with `file:line:column` — followed by the script's line the
+    /// innermost script frame points at, with a caret under the column.
+    ///
+    /// ```
+    /// let program = spool::Engine::new().compile("main.spl", "let xs = [1]\nprint(xs[3])").unwrap();
+    /// let error = program.start(vec![]).resume(&mut spool::CaptureOutput::default()).unwrap_err();
+    /// assert_eq!(
+    ///     program.explain(&error),
+    ///     "Index: index 3 out of range for list of length 1\n    \
+    ///      at main (main.spl:2:7)\n\n   2 | print(xs[3])\n     |       ^\n"
+    /// );
+    /// ```
+    pub fn explain(&self, error: &RunError) -> String {
+        let mut text = format!("{error}\n");
+        let script = self.inner.files.iter().find(|f| *f != PRELUDE_NAME);
+        let frame = error.trace.iter().find(|f| Some(&f.file) == script);
+        let line = frame.and_then(|f| {
+            let number = usize::try_from(f.line).ok()?;
+            Some((f, self.source.lines().nth(number.checked_sub(1)?)?))
+        });
+        if let Some((frame, line)) = line {
+            let number = frame.line.to_string();
+            let gutter = " ".repeat(number.len());
+            let column = (frame.col as usize).saturating_sub(1);
+            let shown: String = line.chars().take(200).collect();
+            let pad: String = line
+                .chars()
+                .take(column.min(200))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            text.push_str(&format!("\n   {number} | {shown}\n   {gutter} | {pad}^\n"));
+        }
+        text
+    }
+
     /// Starts a run with the script's arguments (`args()`).
     pub fn start(&self, args: Vec<String>) -> Run {
         Run::new(self.inner.clone(), &self.natives, args)
@@ -391,7 +433,7 @@ impl Program {
     ///     "argument 1 of `total` (`items: [Item]`) does not fit: at [0]: expected `Item`, found the int 3"
     /// );
     /// ```
-    pub fn call(&self, name: &str, args: Vec<spool_vm::Data>) -> Result<Run, Error> {
+    pub fn call(&self, name: &str, args: Vec<Data>) -> Result<Run, Error> {
         let (signature, args) = self.checked_call(name, args)?;
         let mut run = self.start(vec![]);
         let values = args
@@ -462,7 +504,7 @@ impl Program {
     }
 
     /// The compiled bytecode.
-    pub fn bytecode(&self) -> &Arc<spool_vm::Program> {
+    pub fn bytecode(&self) -> &Arc<Bytecode> {
         &self.inner
     }
 

@@ -33,7 +33,7 @@ pub fn upgrade(run: &mut Run, new: &crate::Program) -> Result<(), String> {
 /// Why `run` cannot continue on `new`, one line per reason (a changed or
 /// removed live function with where the run is suspended in it, and so
 /// on); empty when it can.
-pub fn check(run: &Run, new: &spool_vm::Program) -> Vec<String> {
+pub fn check(run: &Run, new: &crate::Bytecode) -> Vec<String> {
     spool_vm::upgrade::check(run, new)
 }
 
