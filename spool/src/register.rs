@@ -24,7 +24,9 @@ impl Engine {
     /// `Err` as an error the script can catch ([`HostError`](crate::HostError)
     /// chooses the kind). Calls are type-checked at compile time, run
     /// without suspending the task and charge the instruction budget for
-    /// the data they convert.
+    /// the data they convert. Arguments are owned values: a closure takes
+    /// `String`, not `&str` (Rust cannot infer which of the closure's
+    /// argument lists a borrowed `&str` parameter belongs to).
     ///
     /// ```
     /// let mut engine = spool::Engine::new();
