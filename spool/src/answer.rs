@@ -13,6 +13,7 @@
 //! tasks and channels cannot come from outside a run. A text that does not
 //! fit is refused with where and what was expected.
 
+use spool_vm::types::TypeAt as At;
 use spool_vm::{Data, Program, Run, TypeDesc, TypeNode, Value};
 
 /// The value the JSON `text` gives a top-level `yield` of `run` (the
@@ -21,13 +22,8 @@ pub fn from_json(run: &mut Run, text: &str) -> Result<Value, String> {
     let program = std::sync::Arc::clone(run.program());
     let receives = &program.main_receives;
     let shown = receive_type(run);
-    let Some(root) = receives.nodes.len().checked_sub(1) else {
+    let Some(top) = At::root(receives, &[]) else {
         return Ok(Value::Nil);
-    };
-    let top = At {
-        desc: receives,
-        node: root as u32,
-        args: &[],
     };
     if matches!(top.node(), Some(TypeNode::Nil)) {
         return Ok(Value::Nil);
@@ -79,34 +75,6 @@ pub fn receive_type(run: &Run) -> String {
 /// How deep conversion goes (JSON documents are bounded by the parser; this
 /// bounds chains of optionals and type parameters too).
 const MAX_DEPTH: usize = 4096;
-
-/// A type to convert to: node `node` of `desc`, whose type parameters
-/// (of the layout `desc` belongs to) stand for `args`.
-#[derive(Clone, Copy)]
-struct At<'a> {
-    desc: &'a TypeDesc,
-    node: u32,
-    args: &'a [At<'a>],
-}
-
-impl<'a> At<'a> {
-    fn node(&self) -> Option<&'a TypeNode> {
-        self.desc.node(self.node)
-    }
-
-    /// A part of this type (a position in the same description).
-    fn part(&self, node: u32) -> At<'a> {
-        At { node, ..*self }
-    }
-
-    /// This type as Spool writes it, for messages.
-    fn shown(&self) -> String {
-        let prefix = TypeDesc {
-            nodes: self.desc.nodes[..=(self.node as usize).min(self.desc.nodes.len() - 1)].to_vec(),
-        };
-        prefix.to_string()
-    }
-}
 
 /// Where in the answer something did not fit, and why.
 struct Mismatch {
@@ -307,17 +275,6 @@ fn named(
     )))
 }
 
-/// The type of a field written `desc` in a layout whose parameters stand
-/// for `args`.
-fn field_type<'a>(desc: &'a TypeDesc, args: &'a [At<'a>]) -> Option<At<'a>> {
-    let root = desc.nodes.len().checked_sub(1)?;
-    Some(At {
-        desc,
-        node: root as u32,
-        args,
-    })
-}
-
 /// One field of a record or a variant payload, whose type is written
 /// `desc` in a layout whose parameters stand for `args`.
 fn convert_field(
@@ -328,7 +285,7 @@ fn convert_field(
     depth: usize,
 ) -> Result<Data, Mismatch> {
     let ty = desc
-        .and_then(|desc| field_type(desc, args))
+        .and_then(|desc| At::root(desc, args))
         .ok_or_else(|| Mismatch::new("a field of an unknown type".into()))?;
     convert(json, ty, program, depth + 1)
 }

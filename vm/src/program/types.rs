@@ -240,3 +240,49 @@ impl TypeNode {
         }
     }
 }
+
+/// A type inside a description: node `node` of `desc`, whose type
+/// parameters (of the layout `desc` belongs to) stand for `args`. Walking
+/// a value against a type (checking a host's data, converting an answer)
+/// moves through these.
+#[derive(Clone, Copy)]
+pub struct TypeAt<'a> {
+    /// The description.
+    pub desc: &'a TypeDesc,
+    /// The node of `desc` this is.
+    pub node: u32,
+    /// What the layout's type parameters stand for.
+    pub args: &'a [TypeAt<'a>],
+}
+
+impl<'a> TypeAt<'a> {
+    /// The whole type `desc` (its last node), with `args` for its layout's
+    /// parameters; `None` for an empty description.
+    pub fn root(desc: &'a TypeDesc, args: &'a [TypeAt<'a>]) -> Option<TypeAt<'a>> {
+        let root = desc.nodes.len().checked_sub(1)?;
+        Some(TypeAt {
+            desc,
+            node: root as u32,
+            args,
+        })
+    }
+
+    /// The node itself.
+    pub fn node(&self) -> Option<&'a TypeNode> {
+        self.desc.node(self.node)
+    }
+
+    /// A part of this type (a position in the same description).
+    pub fn part(&self, node: u32) -> TypeAt<'a> {
+        TypeAt { node, ..*self }
+    }
+
+    /// This type as Spool writes it, for messages.
+    pub fn shown(&self) -> String {
+        let end = (self.node as usize + 1).min(self.desc.nodes.len());
+        TypeDesc {
+            nodes: self.desc.nodes[..end].to_vec(),
+        }
+        .to_string()
+    }
+}

@@ -4,39 +4,12 @@
 //! types (`at [3].name: expected str, found int`), blamed on the host
 //! instead of failing later in the script.
 
-use crate::program::types::{TypeDesc, TypeNode};
+use crate::program::types::{TypeAt as At, TypeDesc, TypeNode};
 use crate::program::Program;
 use crate::tasks::io::Data;
 
 /// How deep a check goes before refusing the data.
 const MAX_DEPTH: usize = 1000;
-
-/// A type inside a description, with what its parameters stand for.
-#[derive(Clone, Copy)]
-struct At<'a> {
-    desc: &'a TypeDesc,
-    node: u32,
-    args: &'a [At<'a>],
-}
-
-impl<'a> At<'a> {
-    fn node(&self) -> Option<&'a TypeNode> {
-        self.desc.node(self.node)
-    }
-
-    fn part(&self, node: u32) -> At<'a> {
-        At { node, ..*self }
-    }
-
-    /// This type as Spool writes it.
-    fn shown(&self) -> String {
-        let end = (self.node as usize + 1).min(self.desc.nodes.len());
-        TypeDesc {
-            nodes: self.desc.nodes[..end].to_vec(),
-        }
-        .to_string()
-    }
-}
 
 /// Whether `data` is a value of the type `desc`; the error says where it
 /// is not and why.
@@ -45,13 +18,8 @@ impl<'a> At<'a> {
 /// otherwise on the host's side (a Rust `UserRow` for the script's `User`)
 /// that has the expected fields is renamed to the script's type.
 pub fn check(data: &mut Data, desc: &TypeDesc, program: &Program) -> Result<(), String> {
-    let Some(root) = desc.nodes.len().checked_sub(1) else {
+    let Some(at) = At::root(desc, &[]) else {
         return Ok(());
-    };
-    let at = At {
-        desc,
-        node: root as u32,
-        args: &[],
     };
     check_at(data, at, program, 0).map_err(|(path, why)| {
         if path.is_empty() {
@@ -171,17 +139,6 @@ fn map(
     Ok(())
 }
 
-/// The type of a field written `desc` in a layout whose parameters stand
-/// for `args`.
-fn field<'a>(desc: &'a TypeDesc, args: &'a [At<'a>]) -> Option<At<'a>> {
-    let root = desc.nodes.len().checked_sub(1)?;
-    Some(At {
-        desc,
-        node: root as u32,
-        args,
-    })
-}
-
 fn record(
     name: &str,
     fields: &mut [(String, Data)],
@@ -207,7 +164,11 @@ fn record(
                 format!("the field `{field_name}` of `{name}` is missing"),
             ));
         };
-        if let Some(ty) = layout.field_types.get(index).and_then(|d| field(d, args)) {
+        if let Some(ty) = layout
+            .field_types
+            .get(index)
+            .and_then(|d| At::root(d, args))
+        {
             check_at(value, ty, program, depth + 1).map_err(inside(format!(".{field_name}")))?;
         }
     }
@@ -242,7 +203,7 @@ fn payload(
         ));
     }
     for (index, value) in fields.iter_mut().enumerate() {
-        if let Some(ty) = which.field_types.get(index).and_then(|d| field(d, args)) {
+        if let Some(ty) = which.field_types.get(index).and_then(|d| At::root(d, args)) {
             check_at(value, ty, program, depth + 1)
                 .map_err(inside(format!(".{variant}[{index}]")))?;
         }
