@@ -273,7 +273,10 @@ fn build_spool() -> PathBuf {
     let cargo = std::env::var("CARGO")
         .unwrap_or_else(|_| option_env!("CARGO").unwrap_or("cargo").to_string());
     let mut command = Command::new(cargo);
-    command.args(["build", "-p", "spool-cli", "--bin", "spool"]);
+    // The whole workspace's features (as `cargo test --workspace` builds
+    // them), so the libraries the tests were built with are reused rather
+    // than built again without the examples' features.
+    command.args(["build", "--workspace", "--bins"]);
     if profile.file_name().is_some_and(|name| name == "release") {
         command.arg("--release");
     }
