@@ -253,7 +253,7 @@ pub(crate) fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
 }
 
 /// `<target>/<profile>`: this test binary lives in its `deps/`.
-fn profile_dir() -> PathBuf {
+pub(crate) fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("no current_exe");
     exe.parent()
         .and_then(Path::parent)
@@ -268,15 +268,22 @@ pub(crate) fn spool_binary() -> &'static Path {
 }
 
 fn build_spool() -> PathBuf {
+    // The whole workspace's features (as `cargo test --workspace` builds
+    // them), so the libraries the tests were built with are reused rather
+    // than built again without the examples' features.
+    cargo_build(&["--workspace", "--bins"]);
+    profile_dir().join(format!("spool{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs `cargo build ARGS` for the profile this test binary was built in,
+/// into its target directory; fails the test if the build fails.
+pub(crate) fn cargo_build(args: &[&str]) {
     let profile = profile_dir();
     let target = profile.parent().expect("profile dir has a parent");
     let cargo = std::env::var("CARGO")
         .unwrap_or_else(|_| option_env!("CARGO").unwrap_or("cargo").to_string());
     let mut command = Command::new(cargo);
-    // The whole workspace's features (as `cargo test --workspace` builds
-    // them), so the libraries the tests were built with are reused rather
-    // than built again without the examples' features.
-    command.args(["build", "--workspace", "--bins"]);
+    command.arg("build").args(args);
     if profile.file_name().is_some_and(|name| name == "release") {
         command.arg("--release");
     }
@@ -287,10 +294,10 @@ fn build_spool() -> PathBuf {
         .expect("cannot run cargo");
     assert!(
         output.status.success(),
-        "building spool failed:\n{}",
+        "`cargo build {}` failed:\n{}",
+        args.join(" "),
         stderr(&output)
     );
-    profile.join(format!("spool{}", std::env::consts::EXE_SUFFIX))
 }
 
 #[test]

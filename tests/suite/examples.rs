@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use spool_tests::workspace_root;
+use crate::cli::profile_dir;
 
 /// The examples this module runs.
 const EXAMPLES: [&str; 5] = [
@@ -307,14 +307,6 @@ impl Random {
     }
 }
 
-/// `<target>/<profile>`: this test binary lives in its `deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("no current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary outside <target>/<profile>/deps")
-        .to_path_buf()
-}
 
 /// The example program `name`, every example built on first use.
 fn example(name: &str) -> PathBuf {
@@ -325,26 +317,9 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn build_examples() {
-    let profile = profile_dir();
-    let target = profile.parent().expect("profile dir has a parent");
-    let cargo = std::env::var("CARGO")
-        .unwrap_or_else(|_| option_env!("CARGO").unwrap_or("cargo").to_string());
-    let mut command = Command::new(cargo);
-    command.args(["build", "-p", "spool-examples"]);
+    let mut args = vec!["-p", "spool-examples"];
     for name in EXAMPLES {
-        command.args(["--example", name]);
+        args.extend(["--example", name]);
     }
-    if profile.file_name().is_some_and(|name| name == "release") {
-        command.arg("--release");
-    }
-    let output = command
-        .env("CARGO_TARGET_DIR", target)
-        .current_dir(workspace_root())
-        .output()
-        .expect("cannot run cargo");
-    assert!(
-        output.status.success(),
-        "building the examples failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::cli::cargo_build(&args);
 }
