@@ -307,7 +307,6 @@ impl Random {
     }
 }
 
-
 /// The example program `name`, every example built on first use.
 fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
