@@ -602,44 +602,30 @@ impl ListBuilder {
     }
 }
 
-impl ser::SerializeSeq for ListBuilder {
-    type Ok = Data;
-    type Error = DataError;
+/// The three serde traits of a sequence (a list, a tuple, a tuple struct)
+/// that all push items onto a [`ListBuilder`].
+macro_rules! list_builder {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for ListBuilder {
+            type Ok = Data;
+            type Error = DataError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), DataError> {
-        self.push(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), DataError> {
+                self.push(value)
+            }
 
-    fn end(self) -> Result<Data, DataError> {
-        Ok(Data::List(self.items))
-    }
+            fn end(self) -> Result<Data, DataError> {
+                Ok(Data::List(self.items))
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for ListBuilder {
-    type Ok = Data;
-    type Error = DataError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), DataError> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Data, DataError> {
-        Ok(Data::List(self.items))
-    }
-}
-
-impl ser::SerializeTupleStruct for ListBuilder {
-    type Ok = Data;
-    type Error = DataError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), DataError> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Data, DataError> {
-        Ok(Data::List(self.items))
-    }
-}
+list_builder!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field
+);
 
 /// A map being serialized; `key` waits for its value.
 struct MapBuilder {
