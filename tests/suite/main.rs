@@ -17,6 +17,7 @@ mod examples;
 mod golden;
 mod io;
 mod limits;
+mod pg_cluster;
 mod program_call;
 mod repl;
 mod robustness;
