@@ -341,6 +341,53 @@ impl Run {
         coro::answer_host(self, value);
     }
 
+    /// Cancels the whole run, as a host that was asked to stop a workflow
+    /// does: every task still alive (the main program's and all it
+    /// spawned) gets `Cancelled` as `t.cancel()` gives it (a blocked task
+    /// at once, a ready one at its next suspension point), and a main
+    /// program waiting at a top-level `yield` raises `Cancelled` there. Its
+    /// deferred calls run as the error unwinds; a script that catches the
+    /// error may go on. Call [`Run::resume`] afterwards to let it unwind.
+    /// Returns the error the run ended with when nothing caught it at once.
+    pub fn cancel(&mut self, output: &mut dyn Output) -> Result<(), RunError> {
+        if !matches!(self.status, Status::Running) {
+            return Ok(());
+        }
+        let mut tasks: Vec<crate::heap::value::ObjRef> = self.sched.main.into_iter().collect();
+        let mut seen = 0;
+        while seen < tasks.len() {
+            let children = self
+                .heap
+                .task(Value::Obj(tasks[seen]))
+                .map(|t| t.children.list.clone())
+                .unwrap_or_default();
+            tasks.extend(children);
+            seen += 1;
+        }
+        for &task in tasks.iter().rev() {
+            crate::tasks::sched::cancel(&mut self.heap, &mut self.sched, task);
+        }
+        if !(self.host_yield && self.context.resumers.is_empty()) {
+            return Ok(());
+        }
+        self.host_yield = false;
+        if let Some(main) = self.sched.main.and_then(|t| self.heap.task_mut(t)) {
+            main.cancel_pending = false;
+        }
+        let program = Arc::clone(&self.program);
+        let error = crate::tasks::sched::cancelled();
+        let record = crate::tasks::sched::error_record(&mut self.heap, &self.sched, &error);
+        let raised = crate::heap::objects::TaskError {
+            error: record,
+            trace: Vec::new(),
+        };
+        let outcome = crate::exec::unwind::throw_task_error(self, &program, output, raised);
+        if let Err(error) = &outcome {
+            self.status = Status::Failed(error.clone());
+        }
+        outcome
+    }
+
     /// Completes the I/O request `id` with the host's result: the task that
     /// issued it runs again on the next [`Run::resume`], with the value
     /// (checked against the operation's declared result type) or with an

@@ -1,0 +1,732 @@
+//! The worker loop: claims due runs from a [`Store`], advances each until
+//! it waits on something slow (a person's answer, a long timer) or ends,
+//! and writes it back, every write fenced by its lease.
+//!
+//! How one claimed run is advanced:
+//!
+//! 1. Its program is compiled once per process (by the [`WorkerHost`]) and
+//!    checked against the stored fingerprint; its state is restored; the
+//!    host prepares it under the policy it was submitted with and gives a
+//!    dispatcher for its I/O.
+//! 2. Requests it was waiting for when its last holder stopped are answered
+//!    from the recorded results where there are some, and issued again
+//!    (same ids; a `sleep` for what is left of it) where there are none.
+//! 3. It runs. Before a batch of I/O goes to the dispatcher, the state and
+//!    the lines printed so far are committed (write-ahead), so a crash
+//!    never repeats script code that had effects; each result is recorded
+//!    as it arrives, before the run hears of it, so a completed request is
+//!    never performed again.
+//! 4. When every request in flight is a `sleep` ending at least
+//!    [`WorkerConfig::hold_timers_below`] from now, the run is written back
+//!    `sleeping`, due at its earliest deadline, and the worker moves on (a
+//!    durable timer). At a top-level `yield`, an answer sent before is
+//!    delivered at once; without one, the run is written back `waiting`.
+//! 5. A heartbeat thread extends the leases of the runs the process holds
+//!    every third of a lease; a lost lease (the process froze, another
+//!    worker took the run) interrupts the run and the worker drops it
+//!    without writing anything. A cancel request interrupts it too, and the
+//!    run's tasks get `Cancelled`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spool::{
+    Completion, Data, Dispatcher, Interrupt, IoId, IoRequest, IoResult, Output, Program, Run,
+    RunError, Step, Value,
+};
+
+use crate::{now_ms, Claim, Commit, Lease, Result, RunId, RunStatus, Store, StoreError};
+
+/// The I/O operation whose requests are durable timers: its one argument
+/// is a number of milliseconds.
+pub const SLEEP_OP: &str = "sleep";
+
+/// The host note holding the id of the last signal a run received.
+const SIGNAL_NOTE: &str = "spool.store.signal";
+
+/// How long a worker waits for I/O before looking at its run's lease and
+/// cancel flag again.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// What a worker needs from the program it runs in.
+pub trait WorkerHost: Send + Sync {
+    /// Compiles a stored program (file `name`, its `source`) with the
+    /// engine the runs were submitted with.
+    fn compile(&self, name: &str, source: &str) -> std::result::Result<Program, String>;
+
+    /// Gets a claimed run ready under `policy`, what it was submitted
+    /// with (set its limits; refuse what the host does not allow), and
+    /// gives the dispatcher that performs its I/O. An error fails the run
+    /// with the message.
+    fn prepare(
+        &self,
+        run: &mut Run,
+        policy: &str,
+    ) -> std::result::Result<Box<dyn Dispatcher>, String>;
+}
+
+/// How a worker behaves.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Runs advanced at once (threads, each with its own connection).
+    pub concurrency: usize,
+    /// How long a claim holds a run without a heartbeat.
+    pub lease: Duration,
+    /// How long an idle thread waits before looking for due runs again.
+    pub poll: Duration,
+    /// The worker's name, stored with the runs it holds.
+    pub name: String,
+    /// A run whose tasks all sleep is written back when its earliest
+    /// timer is at least this far away; nearer ones are waited for here.
+    pub hold_timers_below: Duration,
+    /// Stop once no run is due and none is held (for tests and batch jobs).
+    pub exit_when_idle: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            concurrency: 1,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(25),
+            name: format!("worker-{}", std::process::id()),
+            hold_timers_below: Duration::from_secs(1),
+            exit_when_idle: false,
+        }
+    }
+}
+
+/// What a worker did, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Runs claimed.
+    pub claimed: u64,
+    /// Runs that ended (done, failed or cancelled).
+    pub finished: u64,
+    /// Runs written back to wait (a `yield`, a timer) or released.
+    pub parked: u64,
+    /// Runs dropped because their lease was lost.
+    pub lost: u64,
+}
+
+/// A run this process holds, as the heartbeat sees it.
+struct Held {
+    lease: Lease,
+    interrupt: Interrupt,
+    lost: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The state shared by a worker's threads.
+struct Shared {
+    held: Mutex<HashMap<RunId, Held>>,
+    stop: Arc<AtomicBool>,
+    /// Threads busy with a run.
+    busy: AtomicU64,
+    stats: Mutex<WorkerStats>,
+}
+
+/// A worker: claims and advances the runs of one store.
+pub struct Worker {
+    url: String,
+    key: Option<Vec<u8>>,
+    host: Arc<dyn WorkerHost>,
+    config: WorkerConfig,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    /// A worker for the store at `url`, running programs with `host`.
+    pub fn new(url: &str, host: Arc<dyn WorkerHost>, config: WorkerConfig) -> Worker {
+        Worker {
+            url: url.to_string(),
+            key: None,
+            host,
+            config,
+            shared: Arc::new(Shared {
+                held: Mutex::new(HashMap::new()),
+                stop: Arc::new(AtomicBool::new(false)),
+                busy: AtomicU64::new(0),
+                stats: Mutex::new(WorkerStats::default()),
+            }),
+        }
+    }
+
+    /// Signs saved runs with `key` and refuses those that are not.
+    pub fn set_state_key(&mut self, key: &[u8]) {
+        self.key = Some(key.to_vec());
+    }
+
+    /// A handle that stops the worker from another thread (a signal
+    /// handler): see [`StopHandle::stop`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.shared))
+    }
+
+    /// Opens a connection to the store.
+    fn connect(&self) -> Result<Store> {
+        let mut store = Store::open(&self.url)?;
+        if let Some(key) = &self.key {
+            store.set_state_key(key);
+        }
+        Ok(store)
+    }
+
+    /// Claims and advances runs until stopped (or, with
+    /// [`WorkerConfig::exit_when_idle`], until nothing is left to do).
+    /// Each of [`WorkerConfig::concurrency`] threads holds one run at a
+    /// time; a heartbeat thread keeps their leases.
+    pub fn run(&self) -> Result<WorkerStats> {
+        // Fail here, not in a thread, when the store cannot be opened.
+        let store = self.connect()?;
+        drop(store);
+        let threads = self.config.concurrency.max(1);
+        let outcome = std::thread::scope(|scope| {
+            let heartbeat = scope.spawn(|| self.heartbeats());
+            let loops: Vec<_> = (0..threads)
+                .map(|_| scope.spawn(|| self.claim_loop()))
+                .collect();
+            let mut outcome = Ok(());
+            for thread in loops {
+                let result = thread.join().unwrap_or_else(|_| {
+                    Err(StoreError::Invalid("a worker thread panicked".to_string()))
+                });
+                if outcome.is_ok() {
+                    outcome = result;
+                }
+            }
+            self.shared.stop.store(true, Ordering::SeqCst);
+            let _ = heartbeat.join();
+            outcome
+        });
+        outcome?;
+        Ok(*self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// One thread's loop: claim a due run, advance it, repeat.
+    fn claim_loop(&self) -> Result<()> {
+        let mut store = self.connect()?;
+        let mut programs: HashMap<String, Program> = HashMap::new();
+        let mut idle_since: Option<Instant> = None;
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            self.shared.busy.fetch_add(1, Ordering::SeqCst);
+            let claimed = store.claim(&self.config.name, 1, self.config.lease);
+            let claimed = match claimed {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+                    return Err(error);
+                }
+            };
+            let Some(claim) = claimed.into_iter().next() else {
+                self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+                if self.config.exit_when_idle && self.idle_for(&mut idle_since) {
+                    return Ok(());
+                }
+                std::thread::sleep(self.config.poll);
+                continue;
+            };
+            idle_since = None;
+            self.count(|stats| stats.claimed += 1);
+            let advanced = self.advance(&mut store, &mut programs, claim);
+            self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+            match advanced? {
+                Outcome::Finished => self.count(|stats| stats.finished += 1),
+                Outcome::Parked => self.count(|stats| stats.parked += 1),
+                Outcome::Lost => self.count(|stats| stats.lost += 1),
+            }
+        }
+        Ok(())
+    }
+
+    /// Has the whole worker been idle (no thread busy) for two polls?
+    fn idle_for(&self, since: &mut Option<Instant>) -> bool {
+        if self.shared.busy.load(Ordering::SeqCst) > 0 {
+            *since = None;
+            return false;
+        }
+        let since = since.get_or_insert_with(Instant::now);
+        since.elapsed() >= self.config.poll * 2
+    }
+
+    fn count(&self, change: impl FnOnce(&mut WorkerStats)) {
+        change(&mut self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Extends the leases of the runs held, every third of a lease, and
+    /// passes on lost leases and cancel requests.
+    fn heartbeats(&self) {
+        let Ok(mut store) = self.connect() else {
+            return;
+        };
+        let every = (self.config.lease / 3).max(Duration::from_millis(10));
+        let mut last = Instant::now();
+        while !self.shared.stop.load(Ordering::SeqCst) || self.busy() {
+            std::thread::sleep(Duration::from_millis(10).min(every));
+            if last.elapsed() < every {
+                continue;
+            }
+            last = Instant::now();
+            let held: Vec<(Lease, Interrupt, Arc<AtomicBool>, Arc<AtomicBool>)> = self
+                .shared
+                .held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|h| {
+                    (
+                        h.lease,
+                        h.interrupt.clone(),
+                        Arc::clone(&h.lost),
+                        Arc::clone(&h.cancel),
+                    )
+                })
+                .collect();
+            for (lease, interrupt, lost, cancel) in held {
+                match store.heartbeat(lease, self.config.lease) {
+                    Ok(beat) if !beat.held => {
+                        lost.store(true, Ordering::SeqCst);
+                        interrupt.interrupt();
+                    }
+                    Ok(beat) if beat.cancel_requested && !cancel.swap(true, Ordering::SeqCst) => {
+                        interrupt.interrupt();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.shared.busy.load(Ordering::SeqCst) > 0
+    }
+
+    /// The program with `fingerprint`, compiled once per thread.
+    fn program(
+        &self,
+        store: &mut Store,
+        programs: &mut HashMap<String, Program>,
+        fingerprint: &str,
+    ) -> Result<std::result::Result<Program, String>> {
+        if let Some(program) = programs.get(fingerprint) {
+            return Ok(Ok(program.clone()));
+        }
+        let (name, source) = store.program_source(fingerprint)?;
+        let program = match self.host.compile(&name, &source) {
+            Ok(program) => program,
+            Err(message) => return Ok(Err(format!("`{name}` does not compile here: {message}"))),
+        };
+        let compiled = crate::fingerprint(&program);
+        if compiled != fingerprint {
+            return Ok(Err(format!(
+                "`{name}` compiles to a different program here (fingerprint {compiled}, \
+                 submitted {fingerprint}): the worker's engine is not the submitter's"
+            )));
+        }
+        programs.insert(fingerprint.to_string(), program.clone());
+        Ok(Ok(program))
+    }
+
+    /// Advances one claimed run until it is written back or lost.
+    fn advance(
+        &self,
+        store: &mut Store,
+        programs: &mut HashMap<String, Program>,
+        claim: Claim,
+    ) -> Result<Outcome> {
+        let lease = claim.lease;
+        let program = match self.program(store, programs, &claim.program)? {
+            Ok(program) => program,
+            Err(message) => return fail_early(store, lease, message),
+        };
+        let mut run = match store.restore_state(&claim.state, &program) {
+            Ok(run) => run,
+            Err(error) => return fail_early(store, lease, error.to_string()),
+        };
+        let dispatcher = match self.host.prepare(&mut run, &claim.policy) {
+            Ok(dispatcher) => dispatcher,
+            Err(message) => return fail_early(store, lease, message),
+        };
+        let lost = Arc::new(AtomicBool::new(false));
+        let cancel = Arc::new(AtomicBool::new(claim.cancel_requested));
+        let held = Held {
+            lease,
+            interrupt: run.interrupt_handle(),
+            lost: Arc::clone(&lost),
+            cancel: Arc::clone(&cancel),
+        };
+        self.shared
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(lease.run, held);
+        let mut advance = Advance {
+            store,
+            lease,
+            program,
+            run,
+            dispatcher,
+            lines: Lines::default(),
+            lost,
+            cancel,
+            cancelled: false,
+            stop: Arc::clone(&self.shared.stop),
+            hold_timers_below: self.config.hold_timers_below,
+        };
+        let outcome = advance.go(claim.recorded);
+        self.shared
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&lease.run);
+        outcome
+    }
+}
+
+/// Stops a [`Worker`] from another thread.
+#[derive(Clone)]
+pub struct StopHandle(Arc<Shared>);
+
+impl StopHandle {
+    /// Asks the worker to stop: each thread finishes or releases the run
+    /// it holds (written back due now, for another worker) and returns;
+    /// [`Worker::run`] then returns.
+    pub fn stop(&self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+        for held in self.0.held.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            held.interrupt.interrupt();
+        }
+    }
+
+    /// Has the worker been asked to stop?
+    pub fn is_stopped(&self) -> bool {
+        self.0.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// How advancing a run ended.
+enum Outcome {
+    /// The run ended and was written back.
+    Finished,
+    /// The run was written back to wait, or released.
+    Parked,
+    /// The lease was lost; nothing was written.
+    Lost,
+}
+
+/// Writes a run that cannot even start back as failed with `message`.
+fn fail_early(store: &mut Store, lease: Lease, message: String) -> Result<Outcome> {
+    let commit = Commit {
+        status: Some(RunStatus::Failed),
+        error: Some(message),
+        ..Commit::default()
+    };
+    Ok(match store.commit(lease, commit)? {
+        true => Outcome::Finished,
+        false => Outcome::Lost,
+    })
+}
+
+/// What a run printed since its last commit.
+#[derive(Default)]
+struct Lines(Vec<String>);
+
+impl Output for Lines {
+    fn print(&mut self, text: &str) {
+        self.0.push(text.to_string());
+    }
+}
+
+/// One claimed run being advanced.
+struct Advance<'a> {
+    store: &'a mut Store,
+    lease: Lease,
+    program: Program,
+    run: Run,
+    dispatcher: Box<dyn Dispatcher>,
+    lines: Lines,
+    lost: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
+    /// The run's tasks were cancelled.
+    cancelled: bool,
+    stop: Arc<AtomicBool>,
+    hold_timers_below: Duration,
+}
+
+impl Advance<'_> {
+    fn go(&mut self, recorded: HashMap<IoId, IoResult>) -> Result<Outcome> {
+        self.reissue(recorded);
+        loop {
+            if self.lost.load(Ordering::SeqCst) {
+                return Ok(Outcome::Lost);
+            }
+            if let Some(outcome) = self.cancel_if_asked()? {
+                return Ok(outcome);
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return self.write_back(RunStatus::Pending, Some(now_ms()), String::new());
+            }
+            let step = self.run.resume(&mut self.lines);
+            let next = match step {
+                Err(error) => return self.finish(Err(error)),
+                Ok(Step::Done(value)) => return self.finish(Ok(value)),
+                Ok(Step::Paused) => None,
+                Ok(Step::Yield(value)) => self.at_yield(value)?,
+                Ok(Step::Io(batch)) => self.io_phase(batch)?,
+            };
+            if let Some(outcome) = next {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// Answers what the run was waiting for from the recorded results, and
+    /// issues the rest again (a timer for what is left of it).
+    fn reissue(&mut self, recorded: HashMap<IoId, IoResult>) {
+        let mut again = Vec::new();
+        for mut request in self.run.pending_io() {
+            if let Some(result) = recorded.get(&request.id) {
+                self.run.complete(request.id, result.clone());
+                continue;
+            }
+            if &*request.op == SLEEP_OP {
+                if let Some(deadline) = self.run.io_deadline(request.id) {
+                    request.args = vec![Data::Int((deadline - now_ms()).max(0))];
+                }
+            }
+            again.push(request);
+        }
+        if !again.is_empty() {
+            self.dispatcher.submit(again);
+        }
+    }
+
+    /// Cancels the run's tasks once a cancel was asked for; ends the
+    /// advance if that ended the run.
+    fn cancel_if_asked(&mut self) -> Result<Option<Outcome>> {
+        if self.cancelled || !self.cancel.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.cancelled = true;
+        match self.run.cancel(&mut self.lines) {
+            Ok(()) => Ok(None),
+            Err(error) => self.finish(Err(error)).map(Some),
+        }
+    }
+
+    /// A top-level `yield`: delivers the first answer sent and not yet
+    /// received, or writes the run back to wait for one.
+    fn at_yield(&mut self, value: Value) -> Result<Option<Outcome>> {
+        let after: i64 = self
+            .run
+            .host_note(SIGNAL_NOTE)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let Some((signal, json)) = self.store.next_signal(self.lease.run, after)? else {
+            let waiting = format!("yield {}", shorten(&self.run.display(value)));
+            return self.write_back(RunStatus::Waiting, None, waiting).map(Some);
+        };
+        self.run.set_host_note(SIGNAL_NOTE, signal.to_string());
+        match spool::answer::from_json(&mut self.run, &json) {
+            Ok(answer) => {
+                self.run.send(answer);
+                Ok(None)
+            }
+            Err(message) => {
+                let error = format!("the answer sent to the run's `yield` does not fit: {message}");
+                self.fail_with(error).map(Some)
+            }
+        }
+    }
+
+    /// An I/O phase: commits the run before its new requests go out, parks
+    /// it when it only waits on far timers, else waits for results and
+    /// records them before the run hears of them.
+    fn io_phase(&mut self, batch: Vec<IoRequest>) -> Result<Option<Outcome>> {
+        if !batch.is_empty() {
+            let now = now_ms();
+            for request in batch.iter().filter(|r| &*r.op == SLEEP_OP) {
+                let ms = request.args.first().and_then(Data::as_int).unwrap_or(0);
+                self.run.set_io_deadline(request.id, now.saturating_add(ms.max(0)));
+            }
+            if !self.checkpoint()? {
+                return Ok(Some(Outcome::Lost));
+            }
+            self.dispatcher.submit(batch);
+        }
+        if let Some(at) = self.only_far_timers() {
+            let waiting = format!("sleep until {}", describe_time(at));
+            return self.write_back(RunStatus::Sleeping, Some(at), waiting).map(Some);
+        }
+        loop {
+            if self.lost.load(Ordering::SeqCst) {
+                return Ok(Some(Outcome::Lost));
+            }
+            if self.cancel.load(Ordering::SeqCst) && !self.cancelled {
+                return Ok(None);
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return self
+                    .write_back(RunStatus::Pending, Some(now_ms()), String::new())
+                    .map(Some);
+            }
+            let Some(finished) = self.dispatcher.wait_timeout(WAIT_SLICE) else {
+                continue;
+            };
+            return self.deliver(finished);
+        }
+    }
+
+    /// Records `finished` (all but timers) and hands it to the run.
+    fn deliver(&mut self, finished: Vec<Completion>) -> Result<Option<Outcome>> {
+        if finished.is_empty() {
+            for request in self.run.pending_io() {
+                self.run
+                    .complete(request.id, Err(spool::driver::DROPPED.to_string()));
+            }
+            return Ok(None);
+        }
+        let to_record: Vec<(IoId, IoResult)> = finished
+            .iter()
+            .filter(|c| self.run.io_deadline(c.id).is_none())
+            .map(|c| (c.id, c.result.clone()))
+            .collect();
+        if !self.store.record_io(self.lease, &to_record)? {
+            return Ok(Some(Outcome::Lost));
+        }
+        for completion in finished {
+            self.run.complete(completion.id, completion.result);
+        }
+        Ok(None)
+    }
+
+    /// The earliest deadline, when every request in flight is a timer and
+    /// none ends within [`WorkerConfig::hold_timers_below`].
+    fn only_far_timers(&self) -> Option<i64> {
+        let pending = self.run.pending_io();
+        if pending.is_empty() || pending.iter().any(|r| &*r.op != SLEEP_OP) {
+            return None;
+        }
+        let at = self.run.next_deadline()?;
+        let far = at - now_ms() >= self.hold_timers_below.as_millis() as i64;
+        far.then_some(at)
+    }
+
+    /// Commits the run's state and output, keeping hold of it. False when
+    /// the lease was lost.
+    fn checkpoint(&mut self) -> Result<bool> {
+        let commit = self.commit_of(RunStatus::Running);
+        self.store.commit(self.lease, commit)
+    }
+
+    /// A commit of the run's state, its new lines and the last signal it
+    /// received, with `status`.
+    fn commit_of(&mut self, status: RunStatus) -> Commit {
+        Commit {
+            state: Some(spool::snapshot_without_program(&mut self.run)),
+            status: Some(status),
+            lines: std::mem::take(&mut self.lines.0),
+            consumed_signal: self
+                .run
+                .host_note(SIGNAL_NOTE)
+                .and_then(|n| n.parse().ok()),
+            ..Commit::default()
+        }
+    }
+
+    /// Writes the run back with `status`, due at `due_at`, waiting on
+    /// `waiting`, and lets go of it.
+    fn write_back(
+        &mut self,
+        status: RunStatus,
+        due_at: Option<i64>,
+        waiting: String,
+    ) -> Result<Outcome> {
+        let mut commit = self.commit_of(status);
+        commit.due_at = due_at;
+        commit.waiting = waiting;
+        Ok(match self.store.commit(self.lease, commit)? {
+            true => Outcome::Parked,
+            false => Outcome::Lost,
+        })
+    }
+
+    /// Writes the ended run back: done with its result, or failed (or
+    /// cancelled) with its error.
+    fn finish(&mut self, ended: std::result::Result<Value, RunError>) -> Result<Outcome> {
+        let cancelled = self.cancelled || self.cancel.load(Ordering::SeqCst);
+        let (status, result, error) = match ended {
+            Ok(value) => (RunStatus::Done, Some(self.run.display(value)), None),
+            Err(error) => (RunStatus::Failed, None, Some(self.program.explain(&error))),
+        };
+        let status = if cancelled { RunStatus::Cancelled } else { status };
+        let mut commit = self.commit_of(status);
+        commit.result = result;
+        commit.error = error;
+        Ok(match self.store.commit(self.lease, commit)? {
+            true => Outcome::Finished,
+            false => Outcome::Lost,
+        })
+    }
+
+    /// Ends the run with the host's error `message`.
+    fn fail_with(&mut self, message: String) -> Result<Outcome> {
+        let mut commit = self.commit_of(RunStatus::Failed);
+        commit.error = Some(message);
+        Ok(match self.store.commit(self.lease, commit)? {
+            true => Outcome::Finished,
+            false => Outcome::Lost,
+        })
+    }
+}
+
+/// `text` cut to a length a table can show.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 60;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// A time in ms since the Unix epoch as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn describe_time(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The calendar date `days` after 1970-01-01 (the proleptic Gregorian
+/// calendar's civil-from-days conversion).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_time;
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        assert_eq!(describe_time(0), "1970-01-01 00:00:00");
+        assert_eq!(describe_time(1_796_256_000_000), "2026-12-03 00:00:00");
+        assert_eq!(describe_time(951_782_400_000 + 3_723_000), "2000-02-29 01:02:03");
+    }
+}
