@@ -70,7 +70,7 @@ limits of the run (given again to `spool resume`; never saved):
 
 /// A parsed command line.
 #[derive(Debug, PartialEq)]
-enum Command {
+pub(crate) enum Command {
     Run {
         file: String,
         args: Vec<String>,
@@ -95,29 +95,32 @@ enum Command {
     Repl,
     Help,
     Version,
+    /// A run-store command (`submit`, `worker`, `runs`, `send`, `cancel`,
+    /// `inspect RUN`, `logs`), with all its arguments.
+    Store(Vec<String>),
 }
 
 /// The options of `spool run`.
 #[derive(Debug, PartialEq)]
-struct RunOptions {
+pub(crate) struct RunOptions {
     /// Most I/O requests running at once.
-    max_io: usize,
+    pub(crate) max_io: usize,
     /// Where to write a trace of the run.
-    trace: Option<String>,
+    pub(crate) trace: Option<String>,
     /// Where to save the run after every I/O phase and top-level yield.
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     /// Stop at each top-level yield after saving.
-    step: bool,
+    pub(crate) step: bool,
     /// The caps, timeouts and sandbox of the script's I/O.
-    io: crate::cli_io::Policy,
+    pub(crate) io: crate::cli_io::Policy,
     /// The run's resource limits (`--max-heap`, `--max-depth`,
     /// `--max-tasks`); never read from a saved run.
-    limits: spool::Limits,
+    pub(crate) limits: spool::Limits,
     /// `--max-instructions`: most instructions this invocation may run
     /// ([`DEFAULT_MAX_INSTRUCTIONS`] unless given; `None` is unlimited).
-    max_instructions: Option<u64>,
+    pub(crate) max_instructions: Option<u64>,
     /// `--state-key FILE`: sign saved runs and require the signature.
-    state_key: Option<String>,
+    pub(crate) state_key: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -164,7 +167,7 @@ pub fn main(args: Vec<String>) -> i32 {
     }
     match command {
         Command::Help => {
-            print!("{USAGE}");
+            print!("{USAGE}\n{}", crate::store_cli::USAGE);
             EXIT_OK
         }
         Command::Version => {
@@ -172,6 +175,7 @@ pub fn main(args: Vec<String>) -> i32 {
             EXIT_OK
         }
         Command::Repl => crate::repl::main(),
+        Command::Store(args) => crate::store_cli::main(args),
         Command::Run {
             file,
             args,
@@ -228,6 +232,16 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
             Some(extra) => Err(format!("unexpected argument `{extra}`")),
         },
         "resume" => parse_run(args, true),
+        "submit" | "worker" | "runs" | "send" | "cancel" | "logs" => {
+            let mut all = vec![first];
+            all.extend(args);
+            Ok(Command::Store(all))
+        }
+        "inspect" if crate::store_cli::names_a_run(args.as_slice()) => {
+            let mut all = vec![first];
+            all.extend(args);
+            Ok(Command::Store(all))
+        }
         "inspect" => {
             let path = file_arg(&mut args, "inspect")?;
             let key = match args.next().as_deref() {
@@ -270,7 +284,10 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
 
 /// `spool run FILE [OPTIONS] [-- ARGS...]` and `spool resume PATH
 /// [OPTIONS]`; options may come before or after the file.
-fn parse_run(mut args: std::vec::IntoIter<String>, resume: bool) -> Result<Command, String> {
+pub(crate) fn parse_run(
+    mut args: std::vec::IntoIter<String>,
+    resume: bool,
+) -> Result<Command, String> {
     let mut file = None;
     let mut options = RunOptions::default();
     let mut script_args = Vec::new();
@@ -384,7 +401,7 @@ fn reject_flag(arg: &str) -> Result<(), String> {
 
 /// Reads and compiles a file, printing what went wrong; `Err` holds the
 /// exit code.
-fn compile_file(path: &str) -> Result<spool::Program, i32> {
+pub(crate) fn compile_file(path: &str) -> Result<spool::Program, i32> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) => {

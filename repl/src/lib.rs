@@ -8,6 +8,7 @@ pub mod cli_io;
 pub mod durable;
 pub mod editor;
 pub mod repl;
+pub mod store_cli;
 pub mod trace;
 
 /// An engine with the standard library and the command line's I/O

@@ -238,6 +238,8 @@ pub struct Claim {
     pub cancel_requested: bool,
     /// How many lines it printed before.
     pub output_lines: i64,
+    /// What it waited on when it was written back.
+    pub waiting: String,
     /// I/O results recorded for it, by request id.
     pub recorded: HashMap<IoId, IoResult>,
 }
@@ -350,7 +352,8 @@ fn schema(dialect: Dialect) -> String {
 }
 
 /// The columns [`RunInfo`] is read from, in order.
-const INFO_COLUMNS: &str = "id, script, status, waiting, due_at, updated_at, created_at, attempts, \
+const INFO_COLUMNS: &str =
+    "id, script, status, waiting, due_at, updated_at, created_at, attempts, \
      cancel, steps, output_lines, args, result, error, policy, worker";
 
 fn info(row: Row) -> RunInfo {
@@ -389,14 +392,13 @@ impl Store {
     /// `postgres://…` (or `postgresql://…`) is a PostgreSQL database,
     /// `sqlite://PATH` or a plain path a SQLite file (created if needed).
     pub fn open(url: &str) -> Result<Store> {
-        let db: Box<dyn Backend> = if url.starts_with("postgres://")
-            || url.starts_with("postgresql://")
-        {
-            Box::new(postgres::Postgres::connect(url)?)
-        } else {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            Box::new(sqlite::Sqlite::open(path)?)
-        };
+        let db: Box<dyn Backend> =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                Box::new(postgres::Postgres::connect(url)?)
+            } else {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                Box::new(sqlite::Sqlite::open(path)?)
+            };
         let mut store = Store {
             db,
             key: None,
@@ -555,7 +557,7 @@ impl Store {
              attempts = attempts + 1, updated_at = CASE WHEN status = 'running' THEN updated_at ELSE $4 END \
              WHERE id IN (SELECT id FROM spool_runs WHERE due_at IS NOT NULL AND due_at <= $4 \
              ORDER BY due_at LIMIT $5{skip_locked}) \
-             RETURNING id, program, script, state, policy, cancel, output_lines"
+             RETURNING id, program, script, state, policy, cancel, output_lines, waiting"
         );
         let expires = now.saturating_add(lease.as_millis() as i64);
         let rows = self.transaction(|db| {
@@ -582,6 +584,7 @@ impl Store {
                 policy: row[4].text(),
                 cancel_requested: row[5].int() != 0,
                 output_lines: row[6].int(),
+                waiting: row[7].text(),
                 recorded: self.recorded_io(run)?,
             });
         }
@@ -636,7 +639,12 @@ impl Store {
         }
         let encoded: Vec<(i64, Vec<u8>)> = results
             .iter()
-            .map(|(id, result)| (id.0 as i64, postcard::to_allocvec(result).unwrap_or_default()))
+            .map(|(id, result)| {
+                (
+                    id.0 as i64,
+                    postcard::to_allocvec(result).unwrap_or_default(),
+                )
+            })
             .collect();
         let locking = self.locking("SELECT lease, status FROM spool_runs WHERE id = $1");
         self.transaction(|db| {
@@ -674,9 +682,8 @@ impl Store {
         let now = now_ms();
         let status = commit.status.unwrap_or(RunStatus::Running);
         let state = commit.state.map(|state| self.seal(state));
-        let locking = self.locking(
-            "SELECT lease, status, output_lines, cancel FROM spool_runs WHERE id = $1",
-        );
+        let locking = self
+            .locking("SELECT lease, status, output_lines, cancel FROM spool_runs WHERE id = $1");
         self.transaction(|db| {
             let rows = db.query(&locking, &[lease.run.0.into()])?;
             let Some(row) = rows.first() else {
@@ -809,6 +816,16 @@ impl Store {
             )?,
         };
         Ok(rows.into_iter().map(info).collect())
+    }
+
+    /// How many runs have a `due_at`: pending, running or sleeping, the
+    /// runs some worker still has to advance.
+    pub fn scheduled(&mut self) -> Result<i64> {
+        let rows = self.db.query(
+            "SELECT COUNT(*) FROM spool_runs WHERE due_at IS NOT NULL",
+            &[],
+        )?;
+        Ok(rows.first().map_or(0, |row| row[0].int()))
     }
 
     /// How many runs have each status.

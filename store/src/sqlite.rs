@@ -68,9 +68,7 @@ impl Backend for Sqlite {
     }
 
     fn begin(&mut self) -> Result<(), DbError> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(db_error)
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)
     }
 
     fn commit(&mut self) -> Result<(), DbError> {

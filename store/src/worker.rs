@@ -81,7 +81,8 @@ pub struct WorkerConfig {
     /// A run whose tasks all sleep is written back when its earliest
     /// timer is at least this far away; nearer ones are waited for here.
     pub hold_timers_below: Duration,
-    /// Stop once no run is due and none is held (for tests and batch jobs).
+    /// Stop once no run is left to advance: every run has ended or waits
+    /// for an answer (for tests and batch jobs).
     pub exit_when_idle: bool,
 }
 
@@ -222,7 +223,10 @@ impl Worker {
             };
             let Some(claim) = claimed.into_iter().next() else {
                 self.shared.busy.fetch_sub(1, Ordering::SeqCst);
-                if self.config.exit_when_idle && self.idle_for(&mut idle_since) {
+                if self.config.exit_when_idle
+                    && self.idle_for(&mut idle_since)
+                    && store.scheduled()? == 0
+                {
                     return Ok(());
                 }
                 std::thread::sleep(self.config.poll);
@@ -375,7 +379,7 @@ impl Worker {
             stop: Arc::clone(&self.shared.stop),
             hold_timers_below: self.config.hold_timers_below,
         };
-        let outcome = advance.go(claim.recorded);
+        let outcome = advance.go(claim.recorded, claim.waiting);
         self.shared
             .held
             .lock()
@@ -395,7 +399,13 @@ impl StopHandle {
     /// [`Worker::run`] then returns.
     pub fn stop(&self) {
         self.0.stop.store(true, Ordering::SeqCst);
-        for held in self.0.held.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for held in self
+            .0
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             held.interrupt.interrupt();
         }
     }
@@ -456,8 +466,14 @@ struct Advance<'a> {
 }
 
 impl Advance<'_> {
-    fn go(&mut self, recorded: HashMap<IoId, IoResult>) -> Result<Outcome> {
+    fn go(&mut self, recorded: HashMap<IoId, IoResult>, waiting: String) -> Result<Outcome> {
         self.reissue(recorded);
+        if self.run.awaiting_send() {
+            // Written back at a top-level `yield`: answer it before going on.
+            if let Some(outcome) = self.answer_yield(waiting)? {
+                return Ok(outcome);
+            }
+        }
         loop {
             if self.lost.load(Ordering::SeqCst) {
                 return Ok(Outcome::Lost);
@@ -472,7 +488,7 @@ impl Advance<'_> {
             let next = match step {
                 Err(error) => return self.finish(Err(error)),
                 Ok(Step::Done(value)) => return self.finish(Ok(value)),
-                Ok(Step::Paused) => None,
+                Ok(Step::Paused) => self.paused()?,
                 Ok(Step::Yield(value)) => self.at_yield(value)?,
                 Ok(Step::Io(batch)) => self.io_phase(batch)?,
             };
@@ -480,6 +496,23 @@ impl Advance<'_> {
                 return Ok(outcome);
             }
         }
+    }
+
+    /// The run paused: an interrupt (looked at by the loop) or its
+    /// instruction budget for one CPU phase spent, which ends it with a
+    /// `Limit` error.
+    fn paused(&mut self) -> Result<Option<Outcome>> {
+        let Some(budget) = self.run.limits().budget else {
+            return Ok(None);
+        };
+        if self.run.budget_left() > 0 {
+            return Ok(None);
+        }
+        let message = format!(
+            "Limit: the run ran {budget} instructions without waiting for anything \
+             (its `--max-instructions`)"
+        );
+        self.fail_with(message).map(Some)
     }
 
     /// Answers what the run was waiting for from the recorded results, and
@@ -519,13 +552,23 @@ impl Advance<'_> {
     /// A top-level `yield`: delivers the first answer sent and not yet
     /// received, or writes the run back to wait for one.
     fn at_yield(&mut self, value: Value) -> Result<Option<Outcome>> {
+        let waiting = format!("yield {}", shorten(&self.run.display(value)));
+        self.answer_yield(waiting)
+    }
+
+    /// Delivers the first answer sent and not yet received to the pending
+    /// top-level `yield`, or writes the run back waiting on `waiting`.
+    fn answer_yield(&mut self, waiting: String) -> Result<Option<Outcome>> {
+        if self.cancel.load(Ordering::SeqCst) {
+            // Cancelling raises at the `yield`: no answer is needed.
+            return Ok(None);
+        }
         let after: i64 = self
             .run
             .host_note(SIGNAL_NOTE)
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         let Some((signal, json)) = self.store.next_signal(self.lease.run, after)? else {
-            let waiting = format!("yield {}", shorten(&self.run.display(value)));
             return self.write_back(RunStatus::Waiting, None, waiting).map(Some);
         };
         self.run.set_host_note(SIGNAL_NOTE, signal.to_string());
@@ -549,7 +592,8 @@ impl Advance<'_> {
             let now = now_ms();
             for request in batch.iter().filter(|r| &*r.op == SLEEP_OP) {
                 let ms = request.args.first().and_then(Data::as_int).unwrap_or(0);
-                self.run.set_io_deadline(request.id, now.saturating_add(ms.max(0)));
+                self.run
+                    .set_io_deadline(request.id, now.saturating_add(ms.max(0)));
             }
             if !self.checkpoint()? {
                 return Ok(Some(Outcome::Lost));
@@ -558,7 +602,9 @@ impl Advance<'_> {
         }
         if let Some(at) = self.only_far_timers() {
             let waiting = format!("sleep until {}", describe_time(at));
-            return self.write_back(RunStatus::Sleeping, Some(at), waiting).map(Some);
+            return self
+                .write_back(RunStatus::Sleeping, Some(at), waiting)
+                .map(Some);
         }
         loop {
             if self.lost.load(Ordering::SeqCst) {
@@ -628,10 +674,7 @@ impl Advance<'_> {
             state: Some(spool::snapshot_without_program(&mut self.run)),
             status: Some(status),
             lines: std::mem::take(&mut self.lines.0),
-            consumed_signal: self
-                .run
-                .host_note(SIGNAL_NOTE)
-                .and_then(|n| n.parse().ok()),
+            consumed_signal: self.run.host_note(SIGNAL_NOTE).and_then(|n| n.parse().ok()),
             ..Commit::default()
         }
     }
@@ -661,7 +704,11 @@ impl Advance<'_> {
             Ok(value) => (RunStatus::Done, Some(self.run.display(value)), None),
             Err(error) => (RunStatus::Failed, None, Some(self.program.explain(&error))),
         };
-        let status = if cancelled { RunStatus::Cancelled } else { status };
+        let status = if cancelled {
+            RunStatus::Cancelled
+        } else {
+            status
+        };
         let mut commit = self.commit_of(status);
         commit.result = result;
         commit.error = error;
@@ -727,6 +774,9 @@ mod tests {
     fn times_are_shown_in_utc() {
         assert_eq!(describe_time(0), "1970-01-01 00:00:00");
         assert_eq!(describe_time(1_796_256_000_000), "2026-12-03 00:00:00");
-        assert_eq!(describe_time(951_782_400_000 + 3_723_000), "2000-02-29 01:02:03");
+        assert_eq!(
+            describe_time(951_782_400_000 + 3_723_000),
+            "2000-02-29 01:02:03"
+        );
     }
 }
