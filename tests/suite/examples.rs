@@ -21,10 +21,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::cli::profile_dir;
 
 /// The examples this module runs.
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     "embed_basic",
     "async_host",
     "host_fn_bench",
+    "store_worker",
     "batch_sql",
     "durable_runner",
 ];
@@ -109,6 +110,33 @@ fn host_fn_bench_runs_with_a_few_iterations() {
         assert!(line.is_some_and(|l| l.contains("calls/s")), "{text}");
     }
     assert!(text.contains("(a) / (b): "), "{text}");
+}
+
+#[test]
+fn store_worker_submits_parks_answers_and_finishes_runs() {
+    let output = Command::new(example("store_worker"))
+        .output()
+        .expect("store_worker runs");
+    let text = successful_stdout(&output);
+    for expected in [
+        "worker: 3 claimed, 3 parked",
+        "run 1 waits on: yield refund ada?",
+        "worker: 3 claimed, 3 finished",
+        "run 1: done",
+        "run 2: done",
+        "run 3: done",
+        "  linus: kept",
+    ] {
+        assert!(
+            text.lines().any(|l| l == expected),
+            "no `{expected}` in:\n{text}"
+        );
+    }
+    let refunded = text
+        .lines()
+        .filter(|l| l.contains(": refunded, receipt "))
+        .count();
+    assert_eq!(refunded, 2, "{text}");
 }
 
 #[test]
