@@ -1,0 +1,101 @@
+//! The policy a run is submitted with, applied by `spool worker` under
+//! its own flags as the ceiling: the sandbox and its grants, the
+//! instruction limit, and the host key the store's saved runs are signed
+//! with. Through the real binary, on a SQLite store.
+
+use std::path::Path;
+
+use crate::cli::{assert_exit, scratch, spool, stdout};
+
+/// `spool runs --status S` lists run `id`.
+fn has_status(dir: &Path, id: &str, status: &str) -> bool {
+    let listed = stdout(&spool(dir, &["runs", "--status", status]));
+    listed
+        .lines()
+        .skip(1)
+        .any(|line| line.split_whitespace().next() == Some(id))
+}
+
+fn submit(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["submit"];
+    all.extend_from_slice(args);
+    let output = spool(dir, &all);
+    assert_exit(&output, 0);
+    stdout(&output).trim().to_string()
+}
+
+fn work(dir: &Path, flags: &[&str]) {
+    let mut all = vec!["worker", "--until-idle"];
+    all.extend_from_slice(flags);
+    assert_exit(&spool(dir, &all), 0);
+}
+
+fn inspect(dir: &Path, id: &str) -> String {
+    stdout(&spool(dir, &["inspect", id]))
+}
+
+const READER: &str = "print(read_file(\"data/note.txt\"))\n";
+
+#[test]
+fn a_sandboxed_worker_runs_only_runs_it_grants() {
+    let dir = scratch("store-policy-sandbox", &[("reader.spl", READER)]);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/note.txt"), "kept in data").unwrap();
+    let open = submit(&dir, &["reader.spl"]);
+    let granted = submit(
+        &dir,
+        &["reader.spl", "--sandbox", "--allow", "read=data/note.txt"],
+    );
+    let too_much = submit(&dir, &["reader.spl", "--sandbox", "--allow", "exec=sh"]);
+    let denied = submit(&dir, &["reader.spl", "--sandbox"]);
+    work(&dir, &["--sandbox", "--allow", "read=data"]);
+
+    assert!(
+        has_status(&dir, &open, "failed"),
+        "{}",
+        inspect(&dir, &open)
+    );
+    assert!(inspect(&dir, &open).contains("runs only sandboxed runs"));
+    assert!(
+        has_status(&dir, &granted, "done"),
+        "{}",
+        inspect(&dir, &granted)
+    );
+    assert_eq!(stdout(&spool(&dir, &["logs", &granted])), "kept in data\n");
+    assert!(has_status(&dir, &too_much, "failed"));
+    assert!(inspect(&dir, &too_much).contains("does not allow `--allow exec=sh`"));
+    // Allowed to run, but the run's own sandbox denies the read.
+    assert!(has_status(&dir, &denied, "failed"));
+    assert!(inspect(&dir, &denied).contains("denied by --sandbox"));
+}
+
+#[test]
+fn the_instruction_limit_travels_with_the_run() {
+    let looping = "var n = 0\nwhile true { n = n + 1 }\n".replace("var ", "let ");
+    let dir = scratch("store-policy-limit", &[("loop.spl", &looping)]);
+    let id = submit(&dir, &["loop.spl", "--max-instructions", "100000"]);
+    work(&dir, &[]);
+    assert!(has_status(&dir, &id, "failed"), "{}", inspect(&dir, &id));
+    assert!(inspect(&dir, &id).contains("Limit: the run ran 100000 instructions"));
+}
+
+#[test]
+fn signed_saved_runs_need_the_key() {
+    let dir = scratch(
+        "store-policy-key",
+        &[
+            ("ask.spl", "let n: int = yield \"n?\"\nprint(n * 2)\n"),
+            ("key", "0123456789abcdef-secret"),
+        ],
+    );
+    let id = submit(&dir, &["ask.spl", "--state-key", "key"]);
+    work(&dir, &["--state-key", "key"]);
+    assert!(has_status(&dir, &id, "waiting"));
+    // Without the key, the answer cannot even be checked.
+    let refused = spool(&dir, &["send", &id, "21"]);
+    assert_exit(&refused, 1);
+    assert_exit(&spool(&dir, &["send", &id, "21", "--state-key", "key"]), 0);
+    work(&dir, &["--state-key", "key"]);
+    assert!(has_status(&dir, &id, "done"), "{}", inspect(&dir, &id));
+    assert_eq!(stdout(&spool(&dir, &["logs", &id])), "42\n");
+}
