@@ -99,3 +99,45 @@ fn signed_saved_runs_need_the_key() {
     assert!(has_status(&dir, &id, "done"), "{}", inspect(&dir, &id));
     assert_eq!(stdout(&spool(&dir, &["logs", &id])), "42\n");
 }
+
+#[test]
+fn a_worker_stopped_by_sigterm_releases_its_run_for_the_next() {
+    let script = "print(\"before\")\nexec(\"sleep\", [\"30\"])\nprint(\"after\")\n";
+    let dir = scratch("store-policy-sigterm", &[("slow.spl", script)]);
+    let id = submit(&dir, &["slow.spl"]);
+    let mut worker = std::process::Command::new(crate::cli::spool_binary())
+        .args(["worker"])
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the worker starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !has_status(&dir, &id, "running") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let started = std::time::Instant::now();
+    let status = worker.wait().expect("the worker ends");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "the worker did not stop promptly"
+    );
+    // Released, due at once, with the request in flight to be issued again.
+    assert!(has_status(&dir, &id, "pending"), "{}", inspect(&dir, &id));
+    assert!(
+        inspect(&dir, &id).contains("exec(\"sleep\""),
+        "{}",
+        inspect(&dir, &id)
+    );
+    assert_eq!(stdout(&spool(&dir, &["logs", &id])), "before\n");
+}
