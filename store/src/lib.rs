@@ -428,6 +428,17 @@ impl Store {
         let dialect = self.db.dialect();
         let schema = schema(dialect);
         if dialect == Dialect::Postgres {
+            // `CREATE INDEX IF NOT EXISTS` locks its table even when the
+            // index exists, and the schema runs as one transaction: run
+            // while workers commit, it waits for them and deadlocks with
+            // them (one side gets "deadlock detected"). Created in one
+            // transaction, the schema is all there when its last table is.
+            let present = self
+                .db
+                .query("SELECT to_regclass('spool_output') IS NOT NULL", &[])?;
+            if present.first().is_some_and(|row| row[0].int() == 1) {
+                return Ok(());
+            }
             // Workers starting together must not create the tables twice.
             self.db
                 .execute("SELECT pg_advisory_lock(7436541)", &[])
