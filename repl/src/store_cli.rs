@@ -43,8 +43,19 @@ a SQLite file; postgres://USER@HOST/DB for PostgreSQL):
 /// Does `args` (after `inspect`) name a stored run rather than a saved
 /// run's file? A number that is not an existing file does.
 pub fn names_a_run(args: &[String]) -> bool {
-    args.first()
-        .is_some_and(|first| first.parse::<i64>().is_ok() && !std::path::Path::new(first).exists())
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--store" | "--state-key" => {
+                args.next();
+            }
+            flag if flag.starts_with("--store=") || flag.starts_with("--state-key=") => {}
+            first => {
+                return first.parse::<i64>().is_ok() && !std::path::Path::new(first).exists();
+            }
+        }
+    }
+    false
 }
 
 /// Runs one store command (`args[0]` names it) and returns the exit code.
