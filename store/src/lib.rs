@@ -511,10 +511,32 @@ impl Store {
         args: Vec<String>,
         policy: &str,
     ) -> Result<RunId> {
+        let ids = self.submit_many(program, name, source, vec![args], policy)?;
+        Ok(ids.first().copied().unwrap_or(RunId(0)))
+    }
+
+    /// Submits one run of `program` per entry of `args` (its script
+    /// arguments), as [`Store::submit`] does, in one transaction: a
+    /// thousand runs cost one write to disk, not a thousand. Returns their
+    /// ids in order.
+    pub fn submit_many(
+        &mut self,
+        program: &Program,
+        name: &str,
+        source: &str,
+        args: Vec<Vec<String>>,
+        policy: &str,
+    ) -> Result<Vec<RunId>> {
         let fingerprint = fingerprint(program);
-        let mut run = program.start(args.clone());
-        let state = self.seal(spool::snapshot_without_program(&mut run));
-        let args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".to_string());
+        let runs: Vec<(String, Vec<u8>)> = args
+            .into_iter()
+            .map(|args| {
+                let mut run = program.start(args.clone());
+                let state = self.seal(spool::snapshot_without_program(&mut run));
+                let args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".to_string());
+                (args, state)
+            })
+            .collect();
         let now = now_ms();
         self.transaction(|db| {
             db.execute(
@@ -522,20 +544,24 @@ impl Store {
                  VALUES ($1, $2, $3, $4) ON CONFLICT (fingerprint) DO NOTHING",
                 &[fingerprint.clone().into(), name.into(), source.into(), now.into()],
             )?;
-            let rows = db.query(
-                "INSERT INTO spool_runs (program, script, args, policy, status, waiting, due_at, \
-                 lease, worker, attempts, cancel, steps, output_lines, state, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'pending', '', $5, 0, '', 0, 0, 0, 0, $6, $5, $5) RETURNING id",
-                &[
-                    fingerprint.into(),
-                    name.into(),
-                    args.into(),
-                    policy.into(),
-                    now.into(),
-                    state.into(),
-                ],
-            )?;
-            Ok(RunId(rows.first().map_or(0, |row| row[0].int())))
+            let mut ids = Vec::with_capacity(runs.len());
+            for (args, state) in runs {
+                let rows = db.query(
+                    "INSERT INTO spool_runs (program, script, args, policy, status, waiting, due_at, \
+                     lease, worker, attempts, cancel, steps, output_lines, state, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'pending', '', $5, 0, '', 0, 0, 0, 0, $6, $5, $5) RETURNING id",
+                    &[
+                        fingerprint.clone().into(),
+                        name.into(),
+                        args.into(),
+                        policy.into(),
+                        now.into(),
+                        state.into(),
+                    ],
+                )?;
+                ids.push(RunId(rows.first().map_or(0, |row| row[0].int())));
+            }
+            Ok(ids)
         })
     }
 
@@ -557,6 +583,22 @@ impl Store {
     /// `lease` (one statement: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the
     /// write lock on SQLite).
     pub fn claim(&mut self, worker: &str, max: usize, lease: Duration) -> Result<Vec<Claim>> {
+        let (_, claims) = self.commit_and_claim(Vec::new(), worker, max, lease)?;
+        Ok(claims)
+    }
+
+    /// Writes back `commits` (each as [`Store::commit`] would, each fenced
+    /// by its own lease) and claims up to `max` due runs (as
+    /// [`Store::claim`]), in one transaction: a worker hands in the runs it
+    /// is done with and takes the next ones for the price of one write to
+    /// disk. Returns whether each commit was made, and the claims.
+    pub fn commit_and_claim(
+        &mut self,
+        commits: Vec<(Lease, Commit)>,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<(Vec<bool>, Vec<Claim>)> {
         let now = now_ms();
         let token = new_token();
         let skip_locked = match self.db.dialect() {
@@ -571,17 +613,27 @@ impl Store {
              RETURNING id, program, script, state, policy, cancel, output_lines, waiting"
         );
         let expires = now.saturating_add(lease.as_millis() as i64);
-        let rows = self.transaction(|db| {
-            Ok(db.query(
-                &sql,
-                &[
-                    token.into(),
-                    worker.into(),
-                    expires.into(),
-                    now.into(),
-                    (max as i64).into(),
-                ],
-            )?)
+        let commits = self.sealed(commits);
+        let locking = self.locking(COMMIT_LOCKING);
+        let (made, rows, mut recorded) = self.transaction(|db| {
+            let made = apply_writes(db, &locking, commits, &[], now)?;
+            let rows = match max {
+                0 => Vec::new(),
+                // Planned each time: see `Backend::query_fresh`.
+                _ => db.query_fresh(
+                    &sql,
+                    &[
+                        token.into(),
+                        worker.into(),
+                        expires.into(),
+                        now.into(),
+                        (max as i64).into(),
+                    ],
+                )?,
+            };
+            let ids: Vec<RunId> = rows.iter().map(|row| RunId(row[0].int())).collect();
+            let recorded = recorded_io_of(db, &ids)?;
+            Ok((made, rows, recorded))
         })?;
         let mut claims = Vec::with_capacity(rows.len());
         for mut row in rows {
@@ -596,28 +648,16 @@ impl Store {
                 cancel_requested: row[5].int() != 0,
                 output_lines: row[6].int(),
                 waiting: row[7].text(),
-                recorded: self.recorded_io(run)?,
+                recorded: recorded.remove(&run).unwrap_or_default(),
             });
         }
-        Ok(claims)
+        Ok((made, claims))
     }
 
     /// The I/O results recorded for `run`, by request id.
     pub fn recorded_io(&mut self, run: RunId) -> Result<HashMap<IoId, IoResult>> {
-        let rows = self.db.query(
-            "SELECT request_id, result FROM spool_io_results WHERE run_id = $1",
-            &[run.0.into()],
-        )?;
-        let mut recorded = HashMap::new();
-        for mut row in rows {
-            let id = IoId(row[0].int() as u64);
-            let bytes = std::mem::replace(&mut row[1], Cell::Null).blob();
-            let result: IoResult = postcard::from_bytes(&bytes).map_err(|e| {
-                StoreError::Invalid(format!("a recorded result of run {run} is damaged: {e}"))
-            })?;
-            recorded.insert(id, result);
-        }
-        Ok(recorded)
+        let mut recorded = recorded_io_of(self.db.as_mut(), &[run])?;
+        Ok(recorded.remove(&run).unwrap_or_default())
     }
 
     /// Extends `lease` to `lease_for` from now, if it is still held.
@@ -690,88 +730,35 @@ impl Store {
     /// lost. A run committed as waiting at a `yield` that was answered in
     /// the meantime, or asked to cancel, is due again at once.
     pub fn commit(&mut self, lease: Lease, commit: Commit) -> Result<bool> {
+        let made = self.commit_all(vec![(lease, commit)], &[])?;
+        Ok(made.first().copied().unwrap_or(false))
+    }
+
+    /// Writes back several runs at once, in one transaction, each as
+    /// [`Store::commit`] would (each fenced by its own lease), and gives
+    /// back the runs claimed under `release` that their worker has not
+    /// started: due again at once, that claim not counted. Returns whether
+    /// each commit was made.
+    pub fn commit_all(
+        &mut self,
+        commits: Vec<(Lease, Commit)>,
+        release: &[Lease],
+    ) -> Result<Vec<bool>> {
         let now = now_ms();
-        let status = commit.status.unwrap_or(RunStatus::Running);
-        let state = commit.state.map(|state| self.seal(state));
-        let locking = self
-            .locking("SELECT lease, status, output_lines, cancel FROM spool_runs WHERE id = $1");
-        self.transaction(|db| {
-            let rows = db.query(&locking, &[lease.run.0.into()])?;
-            let Some(row) = rows.first() else {
-                return Ok(false);
-            };
-            if row[0].int() != lease.token || row[1].text() != "running" {
-                return Ok(false);
-            }
-            let first_line = row[2].int();
-            let cancel = row[3].int() != 0;
-            let run = lease.run.0;
-            for (n, text) in commit.lines.iter().enumerate() {
-                db.execute(
-                    "INSERT INTO spool_output (run_id, line, text) VALUES ($1, $2, $3) \
-                     ON CONFLICT (run_id, line) DO UPDATE SET text = excluded.text",
-                    &[run.into(), (first_line + n as i64).into(), text.as_str().into()],
-                )?;
-            }
-            if let Some(signal) = commit.consumed_signal {
-                db.execute(
-                    "UPDATE spool_signals SET consumed = 1 WHERE run_id = $1 AND id <= $2 AND consumed = 0",
-                    &[run.into(), signal.into()],
-                )?;
-            }
-            let (status, due_at) = match status {
-                RunStatus::Waiting => {
-                    let after = commit.consumed_signal.unwrap_or(0);
-                    let answered = !db
-                        .query(
-                            "SELECT id FROM spool_signals WHERE run_id = $1 AND consumed = 0 AND id > $2 LIMIT 1",
-                            &[run.into(), after.into()],
-                        )?
-                        .is_empty();
-                    match answered || cancel {
-                        true => (RunStatus::Pending, Some(now)),
-                        false => (RunStatus::Waiting, None),
-                    }
-                }
-                RunStatus::Sleeping if cancel => (RunStatus::Pending, Some(now)),
-                RunStatus::Sleeping | RunStatus::Pending => {
-                    (status, Some(commit.due_at.unwrap_or(now)))
-                }
-                RunStatus::Running => (status, Some(KEEP_DUE)),
-                RunStatus::Done | RunStatus::Failed | RunStatus::Cancelled => {
-                    db.execute("DELETE FROM spool_io_results WHERE run_id = $1", &[run.into()])?;
-                    (status, None)
-                }
-            };
-            let held = if status == RunStatus::Running { lease.token } else { 0 };
-            let (has_state, state) = match &state {
-                Some(state) => (1, state.clone()),
-                None => (0, Vec::new()),
-            };
-            db.execute(
-                "UPDATE spool_runs SET \
-                 updated_at = CASE WHEN status = $2 THEN updated_at ELSE $3 END, \
-                 status = $2, due_at = CASE WHEN $4 = -2 THEN due_at ELSE NULLIF($4, -1) END, lease = $5, waiting = $6, \
-                 state = CASE WHEN $7 = 1 THEN $8 ELSE state END, \
-                 steps = steps + 1, output_lines = output_lines + $9, \
-                 result = NULLIF($10, ''), error = NULLIF($11, '') \
-                 WHERE id = $1",
-                &[
-                    run.into(),
-                    status.as_str().into(),
-                    now.into(),
-                    due_at.unwrap_or(-1).into(),
-                    held.into(),
-                    commit.waiting.as_str().into(),
-                    has_state.into(),
-                    state.into(),
-                    (commit.lines.len() as i64).into(),
-                    commit.result.unwrap_or_default().into(),
-                    commit.error.unwrap_or_default().into(),
-                ],
-            )?;
-            Ok(true)
-        })
+        let commits = self.sealed(commits);
+        let locking = self.locking(COMMIT_LOCKING);
+        self.transaction(|db| apply_writes(db, &locking, commits, release, now))
+    }
+
+    /// `commits` with their states sealed.
+    fn sealed(&self, commits: Vec<(Lease, Commit)>) -> Vec<(Lease, Commit)> {
+        commits
+            .into_iter()
+            .map(|(lease, mut commit)| {
+                commit.state = commit.state.map(|state| self.seal(state));
+                (lease, commit)
+            })
+            .collect()
     }
 
     /// Answers the top-level `yield` run `id` waits at (or will wait at
@@ -832,7 +819,7 @@ impl Store {
     /// How many runs have a `due_at`: pending, running or sleeping, the
     /// runs some worker still has to advance.
     pub fn scheduled(&mut self) -> Result<i64> {
-        let rows = self.db.query(
+        let rows = self.db.query_fresh(
             "SELECT COUNT(*) FROM spool_runs WHERE due_at IS NOT NULL",
             &[],
         )?;
@@ -889,6 +876,172 @@ impl Store {
 /// The `due_at` a commit that keeps holding its run writes: the lease's
 /// expiry stays as the heartbeats set it.
 const KEEP_DUE: i64 = -2;
+
+/// The statement reading a run's row before a commit (locked on
+/// PostgreSQL, see [`Store::locking`]).
+const COMMIT_LOCKING: &str =
+    "SELECT lease, status, output_lines, cancel FROM spool_runs WHERE id = $1";
+
+/// Applies `commits` (their states already sealed) and gives back the
+/// unstarted claims of `release`, inside a transaction, in the order of
+/// their runs' ids: two transactions writing the same runs (a lost lease's
+/// old holder and its new one) lock them in the same order and never
+/// deadlock. Returns whether each commit was made, in the order given.
+fn apply_writes(
+    db: &mut dyn Backend,
+    locking: &str,
+    commits: Vec<(Lease, Commit)>,
+    release: &[Lease],
+    now: i64,
+) -> Result<Vec<bool>> {
+    let mut made = vec![false; commits.len()];
+    let mut writes: Vec<(Lease, Option<(usize, Commit)>)> = commits
+        .into_iter()
+        .enumerate()
+        .map(|(n, (lease, commit))| (lease, Some((n, commit))))
+        .chain(release.iter().map(|lease| (*lease, None)))
+        .collect();
+    writes.sort_by_key(|(lease, _)| lease.run);
+    for (lease, write) in writes {
+        match write {
+            Some((n, commit)) => made[n] = apply_commit(db, locking, lease, commit, now)?,
+            None => {
+                db.execute(
+                    "UPDATE spool_runs SET status = 'pending', due_at = $3, lease = 0, \
+                     attempts = attempts - 1 WHERE id = $1 AND lease = $2 AND status = 'running'",
+                    &[lease.run.0.into(), lease.token.into(), now.into()],
+                )?;
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// Applies one commit (its state already sealed) inside a transaction:
+/// false, changing nothing, when `lease` no longer holds the run.
+fn apply_commit(
+    db: &mut dyn Backend,
+    locking: &str,
+    lease: Lease,
+    commit: Commit,
+    now: i64,
+) -> Result<bool> {
+    let status = commit.status.unwrap_or(RunStatus::Running);
+    let state = commit.state;
+    let rows = db.query(locking, &[lease.run.0.into()])?;
+    let Some(row) = rows.first() else {
+        return Ok(false);
+    };
+    if row[0].int() != lease.token || row[1].text() != "running" {
+        return Ok(false);
+    }
+    let first_line = row[2].int();
+    let cancel = row[3].int() != 0;
+    let run = lease.run.0;
+    for (n, text) in commit.lines.iter().enumerate() {
+        db.execute(
+            "INSERT INTO spool_output (run_id, line, text) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id, line) DO UPDATE SET text = excluded.text",
+            &[
+                run.into(),
+                (first_line + n as i64).into(),
+                text.as_str().into(),
+            ],
+        )?;
+    }
+    if let Some(signal) = commit.consumed_signal {
+        db.execute(
+            "UPDATE spool_signals SET consumed = 1 WHERE run_id = $1 AND id <= $2 AND consumed = 0",
+            &[run.into(), signal.into()],
+        )?;
+    }
+    let (status, due_at) = match status {
+        RunStatus::Waiting => {
+            let after = commit.consumed_signal.unwrap_or(0);
+            let answered = !db
+                .query(
+                    "SELECT id FROM spool_signals WHERE run_id = $1 AND consumed = 0 AND id > $2 LIMIT 1",
+                    &[run.into(), after.into()],
+                )?
+                .is_empty();
+            match answered || cancel {
+                true => (RunStatus::Pending, Some(now)),
+                false => (RunStatus::Waiting, None),
+            }
+        }
+        RunStatus::Sleeping if cancel => (RunStatus::Pending, Some(now)),
+        RunStatus::Sleeping | RunStatus::Pending => (status, Some(commit.due_at.unwrap_or(now))),
+        RunStatus::Running => (status, Some(KEEP_DUE)),
+        RunStatus::Done | RunStatus::Failed | RunStatus::Cancelled => {
+            db.execute(
+                "DELETE FROM spool_io_results WHERE run_id = $1",
+                &[run.into()],
+            )?;
+            (status, None)
+        }
+    };
+    let held = if status == RunStatus::Running {
+        lease.token
+    } else {
+        0
+    };
+    let (has_state, state) = match state {
+        Some(state) => (1, state),
+        None => (0, Vec::new()),
+    };
+    db.execute(
+        "UPDATE spool_runs SET \
+         updated_at = CASE WHEN status = $2 THEN updated_at ELSE $3 END, \
+         status = $2, due_at = CASE WHEN CAST($4 AS BIGINT) = -2 THEN due_at \
+         ELSE NULLIF(CAST($4 AS BIGINT), -1) END, lease = $5, waiting = $6, \
+         state = CASE WHEN CAST($7 AS BIGINT) = 1 THEN $8 ELSE state END, \
+         steps = steps + 1, output_lines = output_lines + $9, \
+         result = NULLIF($10, ''), error = NULLIF($11, '') \
+         WHERE id = $1",
+        &[
+            run.into(),
+            status.as_str().into(),
+            now.into(),
+            due_at.unwrap_or(-1).into(),
+            held.into(),
+            commit.waiting.as_str().into(),
+            has_state.into(),
+            state.into(),
+            (commit.lines.len() as i64).into(),
+            commit.result.unwrap_or_default().into(),
+            commit.error.unwrap_or_default().into(),
+        ],
+    )?;
+    Ok(true)
+}
+
+/// The I/O results recorded for `runs`, by run and request id.
+fn recorded_io_of(
+    db: &mut dyn Backend,
+    runs: &[RunId],
+) -> Result<HashMap<RunId, HashMap<IoId, IoResult>>> {
+    let mut recorded: HashMap<RunId, HashMap<IoId, IoResult>> = HashMap::new();
+    // At most 16 ids a statement, so there are at most 16 statements to
+    // prepare.
+    for chunk in runs.chunks(16) {
+        let places: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT run_id, request_id, result FROM spool_io_results WHERE run_id IN ({})",
+            places.join(", ")
+        );
+        let params: Vec<Cell> = chunk.iter().map(|run| run.0.into()).collect();
+        for mut row in db.query(&sql, &params)? {
+            let run = RunId(row[0].int());
+            let id = IoId(row[1].int() as u64);
+            let bytes = std::mem::replace(&mut row[2], Cell::Null).blob();
+            let result: IoResult = postcard::from_bytes(&bytes).map_err(|e| {
+                StoreError::Invalid(format!("a recorded result of run {run} is damaged: {e}"))
+            })?;
+            recorded.entry(run).or_default().insert(id, result);
+        }
+    }
+    Ok(recorded)
+}
 
 /// Does `lease` still hold its run (locked by `locking`)?
 fn holds_row(db: &mut dyn Backend, locking: &str, lease: Lease) -> Result<bool> {

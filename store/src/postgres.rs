@@ -1,8 +1,9 @@
 //! The PostgreSQL backend, for a fleet of workers on many machines: the
 //! `postgres` client crate over one connection, statements prepared once
-//! per connection. Integers are `BIGINT`, bytes `BYTEA`; rows are locked
-//! with `FOR UPDATE` (the store's writes to a run) and claimed with
-//! `FOR UPDATE SKIP LOCKED`, so workers never wait for each other's runs.
+//! per connection (those of [`Backend::query_fresh`] planned each time).
+//! Integers are `BIGINT`, bytes `BYTEA`; rows are locked with `FOR UPDATE`
+//! (the store's writes to a run) and claimed with `FOR UPDATE SKIP
+//! LOCKED`, so workers never wait for each other's runs.
 
 use std::collections::HashMap;
 
@@ -116,6 +117,28 @@ impl Backend for Postgres {
         let owned = params(cells);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref()).collect();
         self.client.execute(&statement, &refs).map_err(db_error)
+    }
+
+    fn query_fresh(&mut self, sql: &str, cells: &[Cell]) -> Result<Vec<Row>, DbError> {
+        // An unnamed statement, typed here: planned at each execution, in
+        // one round trip.
+        let owned = params(cells);
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = owned
+            .iter()
+            .zip(cells)
+            .map(|(param, cell)| {
+                let ty = match cell {
+                    Cell::Null | Cell::Int(_) => Type::INT8,
+                    Cell::Text(_) => Type::TEXT,
+                    Cell::Blob(_) => Type::BYTEA,
+                };
+                (param.as_ref(), ty)
+            })
+            .collect();
+        let rows = self.client.query_typed(sql, &typed).map_err(db_error)?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|index| cell(row, index)).collect())
+            .collect()
     }
 
     fn query(&mut self, sql: &str, cells: &[Cell]) -> Result<Vec<Row>, DbError> {

@@ -2,8 +2,8 @@
 //! compiled in). The database runs in WAL mode with `synchronous=FULL`, so
 //! a committed transaction survives a crash of the process or the machine;
 //! writers take the lock at `BEGIN IMMEDIATE` and wait for each other up to
-//! [`BUSY_TIMEOUT`]. Statements are written with `$1`-style parameters and
-//! become SQLite's `?1` here.
+//! [`BUSY_TIMEOUT`], in short sleeps. Statements are written with
+//! `$1`-style parameters and become SQLite's `?1` here.
 
 use std::time::Duration;
 
@@ -24,13 +24,28 @@ impl Sqlite {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &str) -> Result<Sqlite, DbError> {
         let conn = Connection::open(path).map_err(db_error)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+        conn.busy_handler(Some(wait_for_writer)).map_err(db_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_error)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db_error)?;
         Ok(Sqlite { conn })
     }
+}
+
+/// Whether to try again for the lock another connection holds, after
+/// `attempt` tries: sleeps a little and says yes until [`BUSY_TIMEOUT`]. A
+/// transaction holds the lock for a millisecond or two (its `fsync`), so
+/// the waits are short and even: SQLite's own busy timeout backs off to
+/// 100 ms sleeps, and a few processes writing together then spend most of
+/// their time asleep while the lock is free.
+fn wait_for_writer(attempt: i32) -> bool {
+    const WAIT: Duration = Duration::from_micros(500);
+    if WAIT * attempt.max(0) as u32 >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(WAIT);
+    true
 }
 
 /// A rusqlite error as the store reports it.

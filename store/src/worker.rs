@@ -26,8 +26,22 @@
 //!    worker took the run) interrupts the run and the worker drops it
 //!    without writing anything. A cancel request interrupts it too, and the
 //!    run's tasks get `Cancelled`.
+//!
+//! Writes to disk are what a store spends its time on (a commit waits for
+//! `fsync`), so a thread claims several due runs with one statement (up to
+//! [`WorkerConfig::claim_batch`], growing while runs are quick) and advances
+//! them one after another. The write-back of a run that parks or ends
+//! follows only CPU work since its last commit, so it may wait: it goes
+//! with the next claim, or with the next commit that cannot wait, in one
+//! transaction. Before a run waits for I/O, the thread commits what it
+//! deferred and gives back the claims it has not started (due again at
+//! once, for other threads), and claims one run at a time until its runs
+//! are quick again. A timer already due when its run is claimed is answered
+//! at once; a batch of I/O made only of timers too far away to wait for is
+//! not committed first (nothing goes out): the run is written back
+//! `sleeping` with its deadlines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,6 +63,10 @@ const SIGNAL_NOTE: &str = "spool.store.signal";
 /// How long a worker waits for I/O before looking at its run's lease and
 /// cancel flag again.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// A run advanced for longer than this makes its thread claim one run at a
+/// time again: the runs claimed with it would wait behind it.
+const SLOW_RUN: Duration = Duration::from_millis(100);
 
 /// What a worker needs from the program it runs in.
 pub trait WorkerHost: Send + Sync {
@@ -84,6 +102,10 @@ pub struct WorkerConfig {
     /// Stop once no run is left to advance: every run has ended or waits
     /// for an answer (for tests and batch jobs).
     pub exit_when_idle: bool,
+    /// The most runs a thread claims with one statement. It starts at one
+    /// and doubles up to this while the runs claimed are quick (none
+    /// waited for I/O or ran long); 1 claims one run at a time.
+    pub claim_batch: usize,
 }
 
 impl Default for WorkerConfig {
@@ -95,6 +117,7 @@ impl Default for WorkerConfig {
             name: format!("worker-{}", std::process::id()),
             hold_timers_below: Duration::from_secs(1),
             exit_when_idle: false,
+            claim_batch: 16,
         }
     }
 }
@@ -112,17 +135,22 @@ pub struct WorkerStats {
     pub lost: u64,
 }
 
-/// A run this process holds, as the heartbeat sees it.
+/// A run this process holds, as the heartbeat sees it: claimed, being
+/// advanced, or written back in a transaction still to come.
 struct Held {
     lease: Lease,
-    interrupt: Interrupt,
+    /// Interrupts the run, once it is being advanced.
+    interrupt: Option<Interrupt>,
     lost: Arc<AtomicBool>,
     cancel: Arc<AtomicBool>,
 }
 
+/// The runs a process holds, by run and lease token.
+type HeldRuns = HashMap<(RunId, i64), Held>;
+
 /// The state shared by a worker's threads.
 struct Shared {
-    held: Mutex<HashMap<RunId, Held>>,
+    held: Mutex<HeldRuns>,
     stop: Arc<AtomicBool>,
     /// Threads busy with a run.
     busy: AtomicU64,
@@ -206,22 +234,30 @@ impl Worker {
         Ok(*self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// One thread's loop: claim a due run, advance it, repeat.
+    /// One thread's loop: claim due runs, advance them, repeat. However
+    /// it ends, what it deferred is committed and what it did not start
+    /// is given back.
     fn claim_loop(&self) -> Result<()> {
         let mut store = self.connect()?;
+        let mut batch = Batch::default();
+        let looped = self.claim_loop_on(&mut store, &mut batch);
+        let settled = self.settle(&mut store, &mut batch, None);
+        looped.and(settled.map(drop))
+    }
+
+    fn claim_loop_on(&self, store: &mut Store, batch: &mut Batch) -> Result<()> {
         let mut programs: HashMap<String, Program> = HashMap::new();
         let mut idle_since: Option<Instant> = None;
         while !self.shared.stop.load(Ordering::SeqCst) {
             self.shared.busy.fetch_add(1, Ordering::SeqCst);
-            let claimed = store.claim(&self.config.name, 1, self.config.lease);
-            let claimed = match claimed {
-                Ok(claimed) => claimed,
+            let claim = match self.next_claim(store, batch) {
+                Ok(claim) => claim,
                 Err(error) => {
                     self.shared.busy.fetch_sub(1, Ordering::SeqCst);
                     return Err(error);
                 }
             };
-            let Some(claim) = claimed.into_iter().next() else {
+            let Some(claim) = claim else {
                 self.shared.busy.fetch_sub(1, Ordering::SeqCst);
                 if self.config.exit_when_idle
                     && self.idle_for(&mut idle_since)
@@ -234,15 +270,104 @@ impl Worker {
             };
             idle_since = None;
             self.count(|stats| stats.claimed += 1);
-            let advanced = self.advance(&mut store, &mut programs, claim);
+            let started = Instant::now();
+            let advanced = self.advance(store, &mut programs, claim, batch);
+            if started.elapsed() > SLOW_RUN {
+                batch.slow = true;
+            }
             self.shared.busy.fetch_sub(1, Ordering::SeqCst);
             match advanced? {
                 Outcome::Finished => self.count(|stats| stats.finished += 1),
                 Outcome::Parked => self.count(|stats| stats.parked += 1),
                 Outcome::Lost => self.count(|stats| stats.lost += 1),
+                Outcome::Deferred => {}
             }
         }
         Ok(())
+    }
+
+    /// The next claimed run to advance: the next of the batch, else the
+    /// first of a new batch, claimed in the transaction that commits the
+    /// write-backs deferred so far.
+    fn next_claim(&self, store: &mut Store, batch: &mut Batch) -> Result<Option<Claim>> {
+        if let Some(claim) = batch.queue.pop_front() {
+            return Ok(Some(claim));
+        }
+        batch.size = match batch.slow {
+            true => 1,
+            false => (batch.size * 2).clamp(1, self.config.claim_batch.max(1)),
+        };
+        batch.slow = false;
+        let (commits, outcomes) = split(std::mem::take(&mut batch.deferred));
+        let leases: Vec<Lease> = commits.iter().map(|(lease, _)| *lease).collect();
+        let (made, claims) =
+            store.commit_and_claim(commits, &self.config.name, batch.size, self.config.lease)?;
+        self.landed(&leases, &outcomes, &made);
+        let mut held = self.shared.held.lock().unwrap_or_else(|e| e.into_inner());
+        for claim in &claims {
+            let lease = claim.lease;
+            held.insert(
+                (lease.run, lease.token),
+                Held {
+                    lease,
+                    interrupt: None,
+                    lost: Arc::new(AtomicBool::new(false)),
+                    cancel: Arc::new(AtomicBool::new(claim.cancel_requested)),
+                },
+            );
+        }
+        drop(held);
+        batch.queue.extend(claims);
+        Ok(batch.queue.pop_front())
+    }
+
+    /// Commits the write-backs `batch` deferred (and `own`, a commit that
+    /// cannot wait) and gives back the claims it has not started, in one
+    /// transaction. Returns whether `own` was made (true without one).
+    fn settle(
+        &self,
+        store: &mut Store,
+        batch: &mut Batch,
+        own: Option<(Lease, Commit)>,
+    ) -> Result<bool> {
+        if batch.deferred.is_empty() && batch.queue.is_empty() && own.is_none() {
+            return Ok(true);
+        }
+        let (mut commits, outcomes) = split(std::mem::take(&mut batch.deferred));
+        let leases: Vec<Lease> = commits.iter().map(|(lease, _)| *lease).collect();
+        let released: Vec<Lease> = batch.queue.drain(..).map(|claim| claim.lease).collect();
+        let has_own = own.is_some();
+        commits.extend(own);
+        let made = store.commit_all(commits, &released)?;
+        self.landed(&leases, &outcomes, &made);
+        self.let_go(&released);
+        Ok(!has_own || made.get(leases.len()).copied().unwrap_or(false))
+    }
+
+    /// Counts the deferred write-backs of `leases` as `outcomes` where
+    /// `made`, as lost where not, and lets go of their runs.
+    fn landed(&self, leases: &[Lease], outcomes: &[Outcome], made: &[bool]) {
+        for (n, outcome) in outcomes.iter().enumerate() {
+            match (made.get(n).copied().unwrap_or(false), outcome) {
+                (true, Outcome::Finished) => self.count(|stats| stats.finished += 1),
+                (true, Outcome::Parked) => self.count(|stats| stats.parked += 1),
+                (true, Outcome::Deferred) => {}
+                (false, _) | (true, Outcome::Lost) => self.count(|stats| stats.lost += 1),
+            }
+        }
+        self.let_go(leases);
+    }
+
+    /// Stops holding the runs of `leases` (the heartbeat no longer extends
+    /// them).
+    fn let_go(&self, leases: &[Lease]) {
+        if leases.is_empty() {
+            return;
+        }
+        let mut held = self.shared.held.lock().unwrap_or_else(|e| e.into_inner());
+        for lease in leases {
+            held.remove(&(lease.run, lease.token));
+        }
     }
 
     /// Has the whole worker been idle (no thread busy) for two polls?
@@ -273,7 +398,7 @@ impl Worker {
                 continue;
             }
             last = Instant::now();
-            let held: Vec<(Lease, Interrupt, Arc<AtomicBool>, Arc<AtomicBool>)> = self
+            let held: Vec<Beating> = self
                 .shared
                 .held
                 .lock()
@@ -292,10 +417,10 @@ impl Worker {
                 match store.heartbeat(lease, self.config.lease) {
                     Ok(beat) if !beat.held => {
                         lost.store(true, Ordering::SeqCst);
-                        interrupt.interrupt();
+                        interrupt.iter().for_each(Interrupt::interrupt);
                     }
                     Ok(beat) if beat.cancel_requested && !cancel.swap(true, Ordering::SeqCst) => {
-                        interrupt.interrupt();
+                        interrupt.iter().for_each(Interrupt::interrupt);
                     }
                     _ => {}
                 }
@@ -333,41 +458,65 @@ impl Worker {
         Ok(Ok(program))
     }
 
-    /// Advances one claimed run until it is written back or lost.
+    /// Advances one claimed run until it is written back (or its
+    /// write-back deferred to `batch`) or lost.
     fn advance(
         &self,
         store: &mut Store,
         programs: &mut HashMap<String, Program>,
         claim: Claim,
+        batch: &mut Batch,
     ) -> Result<Outcome> {
         let lease = claim.lease;
-        let program = match self.program(store, programs, &claim.program)? {
-            Ok(program) => program,
-            Err(message) => return fail_early(store, lease, message),
-        };
-        let mut run = match store.restore_state(&claim.state, &program) {
-            Ok(run) => run,
-            Err(error) => return fail_early(store, lease, error.to_string()),
-        };
-        let dispatcher = match self.host.prepare(&mut run, &claim.policy) {
-            Ok(dispatcher) => dispatcher,
-            Err(message) => return fail_early(store, lease, message),
-        };
-        let lost = Arc::new(AtomicBool::new(false));
-        let cancel = Arc::new(AtomicBool::new(claim.cancel_requested));
-        let held = Held {
-            lease,
-            interrupt: run.interrupt_handle(),
-            lost: Arc::clone(&lost),
-            cancel: Arc::clone(&cancel),
-        };
-        self.shared
+        let key = (lease.run, lease.token);
+        let flags = self
+            .shared
             .held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(lease.run, held);
+            .get(&key)
+            .map(|held| (Arc::clone(&held.lost), Arc::clone(&held.cancel)));
+        let Some((lost, cancel)) = flags else {
+            return Ok(Outcome::Lost);
+        };
+        if lost.load(Ordering::SeqCst) {
+            self.let_go(&[lease]);
+            return Ok(Outcome::Lost);
+        }
+        let prepared = self
+            .program(store, programs, &claim.program)?
+            .and_then(|program| {
+                let mut run = store
+                    .restore_state(&claim.state, &program)
+                    .map_err(|error| error.to_string())?;
+                let dispatcher = self.host.prepare(&mut run, &claim.policy)?;
+                Ok((program, run, dispatcher))
+            });
+        let (program, mut run, dispatcher) = match prepared {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                let commit = Commit {
+                    status: Some(RunStatus::Failed),
+                    error: Some(message),
+                    ..Commit::default()
+                };
+                batch.deferred.push((lease, commit, Outcome::Finished));
+                return Ok(Outcome::Deferred);
+            }
+        };
+        if let Some(held) = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&key)
+        {
+            held.interrupt = Some(run.interrupt_handle());
+        }
         let mut advance = Advance {
+            worker: self,
             store,
+            batch,
             lease,
             program,
             run,
@@ -376,17 +525,40 @@ impl Worker {
             lost,
             cancel,
             cancelled: false,
-            stop: Arc::clone(&self.shared.stop),
-            hold_timers_below: self.config.hold_timers_below,
         };
         let outcome = advance.go(claim.recorded, claim.waiting);
-        self.shared
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&lease.run);
+        if !matches!(outcome, Ok(Outcome::Deferred)) {
+            self.let_go(&[lease]);
+        }
         outcome
     }
+}
+
+/// A held run as the heartbeat sees it: its lease, the interrupt of its
+/// run once started, and its lost and cancel flags.
+type Beating = (Lease, Option<Interrupt>, Arc<AtomicBool>, Arc<AtomicBool>);
+
+/// One thread's runs: claimed together and not started yet, or written
+/// back in a transaction still to come.
+#[derive(Default)]
+struct Batch {
+    /// Claims not started yet, in the order claimed.
+    queue: VecDeque<Claim>,
+    /// Write-backs deferred, each with what it means once made.
+    deferred: Vec<(Lease, Commit, Outcome)>,
+    /// How many runs the thread claimed last time (doubled before the
+    /// first claim: one run).
+    size: usize,
+    /// Did a run of this batch wait for I/O or run long?
+    slow: bool,
+}
+
+/// Deferred write-backs as commits and what each means once made.
+fn split(deferred: Vec<(Lease, Commit, Outcome)>) -> (Vec<(Lease, Commit)>, Vec<Outcome>) {
+    deferred
+        .into_iter()
+        .map(|(lease, commit, outcome)| ((lease, commit), outcome))
+        .unzip()
 }
 
 /// Stops a [`Worker`] from another thread.
@@ -406,7 +578,7 @@ impl StopHandle {
             .unwrap_or_else(|e| e.into_inner())
             .values()
         {
-            held.interrupt.interrupt();
+            held.interrupt.iter().for_each(Interrupt::interrupt);
         }
     }
 
@@ -417,6 +589,7 @@ impl StopHandle {
 }
 
 /// How advancing a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
     /// The run ended and was written back.
     Finished,
@@ -424,19 +597,8 @@ enum Outcome {
     Parked,
     /// The lease was lost; nothing was written.
     Lost,
-}
-
-/// Writes a run that cannot even start back as failed with `message`.
-fn fail_early(store: &mut Store, lease: Lease, message: String) -> Result<Outcome> {
-    let commit = Commit {
-        status: Some(RunStatus::Failed),
-        error: Some(message),
-        ..Commit::default()
-    };
-    Ok(match store.commit(lease, commit)? {
-        true => Outcome::Finished,
-        false => Outcome::Lost,
-    })
+    /// The write-back waits in the thread's batch; it is counted when made.
+    Deferred,
 }
 
 /// What a run printed since its last commit.
@@ -451,7 +613,10 @@ impl Output for Lines {
 
 /// One claimed run being advanced.
 struct Advance<'a> {
+    worker: &'a Worker,
     store: &'a mut Store,
+    /// The thread's other runs.
+    batch: &'a mut Batch,
     lease: Lease,
     program: Program,
     run: Run,
@@ -461,8 +626,6 @@ struct Advance<'a> {
     cancel: Arc<AtomicBool>,
     /// The run's tasks were cancelled.
     cancelled: bool,
-    stop: Arc<AtomicBool>,
-    hold_timers_below: Duration,
 }
 
 impl Advance<'_> {
@@ -481,7 +644,7 @@ impl Advance<'_> {
             if let Some(outcome) = self.cancel_if_asked()? {
                 return Ok(outcome);
             }
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stopping() {
                 return self.write_back(RunStatus::Pending, Some(now_ms()), String::new());
             }
             let step = self.run.resume(&mut self.lines);
@@ -515,8 +678,9 @@ impl Advance<'_> {
         self.fail_with(message).map(Some)
     }
 
-    /// Answers what the run was waiting for from the recorded results, and
-    /// issues the rest again (a timer for what is left of it).
+    /// Answers what the run was waiting for from the recorded results (and
+    /// timers that are due), and issues the rest again (a timer for what
+    /// is left of it).
     fn reissue(&mut self, recorded: HashMap<IoId, IoResult>) {
         let mut again = Vec::new();
         for mut request in self.run.pending_io() {
@@ -526,7 +690,13 @@ impl Advance<'_> {
             }
             if &*request.op == SLEEP_OP {
                 if let Some(deadline) = self.run.io_deadline(request.id) {
-                    request.args = vec![Data::Int((deadline - now_ms()).max(0))];
+                    let left = deadline - now_ms();
+                    if left <= 0 {
+                        // Due already (the run was claimed because it is).
+                        self.run.complete(request.id, Ok(Data::Nil));
+                        continue;
+                    }
+                    request.args = vec![Data::Int(left)];
                 }
             }
             again.push(request);
@@ -595,17 +765,23 @@ impl Advance<'_> {
                 self.run
                     .set_io_deadline(request.id, now.saturating_add(ms.max(0)));
             }
+            if let Some(at) = self.only_far_timers() {
+                // Nothing goes out: the run is written back with its timers
+                // and their deadlines, and whoever claims it when it is due
+                // answers them (`reissue`).
+                return self.sleep_until(at).map(Some);
+            }
             if !self.checkpoint()? {
                 return Ok(Some(Outcome::Lost));
             }
             self.dispatcher.submit(batch);
         }
         if let Some(at) = self.only_far_timers() {
-            let waiting = format!("sleep until {}", describe_time(at));
-            return self
-                .write_back(RunStatus::Sleeping, Some(at), waiting)
-                .map(Some);
+            return self.sleep_until(at).map(Some);
         }
+        // The run waits here: the thread's other runs must not wait with it.
+        self.batch.slow = true;
+        self.worker.settle(self.store, self.batch, None)?;
         loop {
             if self.lost.load(Ordering::SeqCst) {
                 return Ok(Some(Outcome::Lost));
@@ -613,7 +789,7 @@ impl Advance<'_> {
             if self.cancel.load(Ordering::SeqCst) && !self.cancelled {
                 return Ok(None);
             }
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stopping() {
                 return self
                     .write_back(RunStatus::Pending, Some(now_ms()), String::new())
                     .map(Some);
@@ -648,6 +824,17 @@ impl Advance<'_> {
         Ok(None)
     }
 
+    /// Writes the run back `sleeping` until `at`.
+    fn sleep_until(&mut self, at: i64) -> Result<Outcome> {
+        let waiting = format!("sleep until {}", describe_time(at));
+        self.write_back(RunStatus::Sleeping, Some(at), waiting)
+    }
+
+    /// Has the worker been asked to stop?
+    fn stopping(&self) -> bool {
+        self.worker.shared.stop.load(Ordering::SeqCst)
+    }
+
     /// The earliest deadline, when every request in flight is a timer and
     /// none ends within [`WorkerConfig::hold_timers_below`].
     fn only_far_timers(&self) -> Option<i64> {
@@ -656,15 +843,25 @@ impl Advance<'_> {
             return None;
         }
         let at = self.run.next_deadline()?;
-        let far = at - now_ms() >= self.hold_timers_below.as_millis() as i64;
+        let far = at - now_ms() >= self.worker.config.hold_timers_below.as_millis() as i64;
         far.then_some(at)
     }
 
-    /// Commits the run's state and output, keeping hold of it. False when
-    /// the lease was lost.
+    /// Commits the run's state and output, keeping hold of it, with the
+    /// thread's deferred write-backs; gives back its claims not started
+    /// (the run is about to wait for I/O). False when the lease was lost.
     fn checkpoint(&mut self) -> Result<bool> {
         let commit = self.commit_of(RunStatus::Running);
-        self.store.commit(self.lease, commit)
+        self.batch.slow = true;
+        self.worker
+            .settle(self.store, self.batch, Some((self.lease, commit)))
+    }
+
+    /// Defers `commit`, the run's last, to the thread's next transaction;
+    /// `outcome` is what it means once made.
+    fn defer(&mut self, commit: Commit, outcome: Outcome) -> Outcome {
+        self.batch.deferred.push((self.lease, commit, outcome));
+        Outcome::Deferred
     }
 
     /// A commit of the run's state, its new lines and the last signal it
@@ -680,7 +877,7 @@ impl Advance<'_> {
     }
 
     /// Writes the run back with `status`, due at `due_at`, waiting on
-    /// `waiting`, and lets go of it.
+    /// `waiting` (in the thread's next transaction).
     fn write_back(
         &mut self,
         status: RunStatus,
@@ -690,10 +887,7 @@ impl Advance<'_> {
         let mut commit = self.commit_of(status);
         commit.due_at = due_at;
         commit.waiting = waiting;
-        Ok(match self.store.commit(self.lease, commit)? {
-            true => Outcome::Parked,
-            false => Outcome::Lost,
-        })
+        Ok(self.defer(commit, Outcome::Parked))
     }
 
     /// Writes the ended run back: done with its result, or failed (or
@@ -712,20 +906,14 @@ impl Advance<'_> {
         let mut commit = self.commit_of(status);
         commit.result = result;
         commit.error = error;
-        Ok(match self.store.commit(self.lease, commit)? {
-            true => Outcome::Finished,
-            false => Outcome::Lost,
-        })
+        Ok(self.defer(commit, Outcome::Finished))
     }
 
     /// Ends the run with the host's error `message`.
     fn fail_with(&mut self, message: String) -> Result<Outcome> {
         let mut commit = self.commit_of(RunStatus::Failed);
         commit.error = Some(message);
-        Ok(match self.store.commit(self.lease, commit)? {
-            true => Outcome::Finished,
-            false => Outcome::Lost,
-        })
+        Ok(self.defer(commit, Outcome::Finished))
     }
 }
 
