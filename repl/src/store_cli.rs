@@ -93,6 +93,16 @@ impl From<spool_store::StoreError> for Failure {
     }
 }
 
+/// `--flag=value` as the flag and its value; anything else as it is.
+fn split_flag(arg: &str) -> (String, Option<String>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => {
+            (flag.to_string(), Some(value.to_string()))
+        }
+        _ => (arg.to_string(), None),
+    }
+}
+
 /// The options every store command takes, and the rest of its arguments.
 struct Common {
     store: String,
@@ -111,12 +121,7 @@ fn common(args: Vec<String>) -> Result<Common, Failure> {
     let mut rest = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
+        let (flag, inline) = split_flag(&arg);
         let mut value = |name: &str| {
             inline
                 .clone()
@@ -431,12 +436,7 @@ fn worker(common: Common) -> Result<i32, Failure> {
     let mut ceiling_flags = Vec::new();
     let mut args = common.rest.iter().cloned();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
+        let (flag, inline) = split_flag(&arg);
         let mut value = |name: &str| {
             inline
                 .clone()
