@@ -33,13 +33,13 @@
 //! them one after another. The write-back of a run that parks or ends
 //! follows only CPU work since its last commit, so it may wait: it goes
 //! with the next claim, or with the next commit that cannot wait, in one
-//! transaction. Before a run waits for I/O, the thread commits what it
-//! deferred and gives back the claims it has not started (due again at
-//! once, for other threads), and claims one run at a time until its runs
-//! are quick again. A timer already due when its run is claimed is answered
-//! at once; a batch of I/O made only of timers too far away to wait for is
-//! not committed first (nothing goes out): the run is written back
-//! `sleeping` with its deadlines.
+//! transaction. Before a run waits for I/O, and after one ran for long,
+//! the thread commits what it deferred and gives back the claims it has
+//! not started (due again at once, for other threads), and claims one run
+//! at a time until its runs are quick again. A timer already due when its
+//! run is claimed is answered at once; a batch of I/O made only of timers
+//! too far away to wait for is not committed first (nothing goes out): the
+//! run is written back `sleeping` with its deadlines.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,8 +64,9 @@ const SIGNAL_NOTE: &str = "spool.store.signal";
 /// cancel flag again.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
-/// A run advanced for longer than this makes its thread claim one run at a
-/// time again: the runs claimed with it would wait behind it.
+/// A run advanced for longer than this makes its thread give back the runs
+/// claimed with it (they would wait behind the next slow one) and claim one
+/// run at a time again.
 const SLOW_RUN: Duration = Duration::from_millis(100);
 
 /// What a worker needs from the program it runs in.
@@ -271,9 +272,16 @@ impl Worker {
             idle_since = None;
             self.count(|stats| stats.claimed += 1);
             let started = Instant::now();
-            let advanced = self.advance(store, &mut programs, claim, batch);
+            let mut advanced = self.advance(store, &mut programs, claim, batch);
             if started.elapsed() > SLOW_RUN {
                 batch.slow = true;
+                // The runs claimed with it have waited long enough: they
+                // go back for other threads.
+                if advanced.is_ok() && !batch.queue.is_empty() {
+                    if let Err(error) = self.settle(store, batch, None) {
+                        advanced = Err(error);
+                    }
+                }
             }
             self.shared.busy.fetch_sub(1, Ordering::SeqCst);
             match advanced? {

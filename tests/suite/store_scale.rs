@@ -46,6 +46,7 @@ fn on_sqlite(test: &str, stores: usize, scenario: Scenario) {
     // Built (when it must be) before anything is timed.
     spool_binary();
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
     let dir = TempDir::new(test);
     let urls: Vec<String> = (0..stores)
         .map(|n| {
@@ -56,6 +57,8 @@ fn on_sqlite(test: &str, stores: usize, scenario: Scenario) {
         })
         .collect();
     scenario(&urls, &dir.0);
+    drop(dir);
+    eprintln!("{test}: {:.2?} in all", started.elapsed());
 }
 
 /// Runs `scenario` on `stores` new databases of the shared PostgreSQL
@@ -66,11 +69,14 @@ fn on_postgres(test: &str, stores: usize, scenario: Scenario) {
     };
     spool_binary();
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
     let urls: Vec<String> = (0..stores)
         .map(|_| pg_cluster::fresh_database(cluster, test))
         .collect();
     let dir = TempDir::new(test);
     scenario(&urls, &dir.0);
+    drop(dir);
+    eprintln!("{test}: {:.2?} in all", started.elapsed());
 }
 
 /// A directory under the system's temporary directory, removed when
