@@ -325,10 +325,11 @@ fn main() -> Result<(), Failure> {
         options.concurrency,
         options.poll.as_millis()
     );
-    println!(
-        "{:<11} {:>7} {:>8} {:>8}   {:>17}   {:>17} {:>9}",
-        "", "", "", "", "send -> resumed", "burst of answers", ""
+    let over = format!(
+        "{:<11} {:>7} {:>8} {:>8}   {:>17}   {:>17}",
+        "", "", "", "", "send -> resumed", "burst of answers"
     );
+    println!("{}", over.trim_end());
     println!(
         "{:<11} {:>7} {:>8} {:>8}   {:>8} {:>8}   {:>8} {:>8} {:>9}",
         "store", "steps", "seconds", "steps/s", "p50 ms", "p99 ms", "p50 ms", "p99 ms", "all in s"
