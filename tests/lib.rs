@@ -54,14 +54,15 @@ fn collect_files(dir: &Path, extension: &str, exclude: &[&str], found: &mut Vec<
 }
 
 /// The conformance scripts: `tests/scripts/**/*.spl` and `examples/*.spl`
-/// (not `examples/bench`, whose workloads are far too long for a test run).
+/// (not `examples/bench`, whose workloads are far too long for a test run,
+/// nor `examples/store`, workflows that wait for `spool send` in a store).
 pub fn conformance_scripts() -> Vec<PathBuf> {
     let root = workspace_root();
     let mut scripts = find_files(&root.join("tests/scripts"), "spl", &[]);
     scripts.extend(find_files(
         &root.join("examples"),
         "spl",
-        &["examples/bench"],
+        &["examples/bench", "examples/store"],
     ));
     scripts
 }
