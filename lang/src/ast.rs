@@ -300,6 +300,31 @@ pub enum StmtKind {
     /// A nested block `{ ... }` used as a statement (only produced for the
     /// body of `defer { }`).
     Block(Block),
+    /// `while let name = value { }`: loops while the value is not nil.
+    WhileLet {
+        /// The name bound to the non-nil value in each round.
+        name: Ident,
+        /// The optional value, evaluated before each round.
+        value: Expr,
+        /// The loop body.
+        body: Block,
+    },
+    /// `select { case => body ... }` (LANGUAGE.md §10).
+    Select(Vec<SelectArm>),
+}
+
+/// One case of a `select` and what runs when it is taken.
+#[derive(Clone, Debug)]
+pub struct SelectArm {
+    /// `v` in `v = ch.recv()` or `v = await t`.
+    pub binding: Option<Ident>,
+    /// The operation (`ch.recv()`, `ch.send(x)`, `await t`, `after(ms)`);
+    /// `None` for `else`.
+    pub op: Option<Expr>,
+    /// What runs when the case is taken.
+    pub body: Block,
+    /// The whole case.
+    pub span: Span,
 }
 
 /// What a `for` loop iterates.
@@ -397,6 +422,11 @@ pub enum ExprKind {
     /// A block used as an expression (a match arm body `=> { ... }`), typed
     /// `nil`.
     Block(Block),
+    /// `if c { a } else { b }` (or `if let`) in expression position: the
+    /// statement ([`StmtKind::If`] or [`StmtKind::IfLet`]) whose branches
+    /// each hold one expression. At the start of a statement the parser
+    /// unwraps it into the statement itself.
+    If(Box<Stmt>),
 }
 
 /// One argument of a call: positional `x` or named `x: 1.0`.

@@ -150,4 +150,6 @@ pub mod codes {
     pub const GENERIC: &str = "spool::E060";
     /// `spawn` of something that is not a function call.
     pub const SPAWN: &str = "spool::E070";
+    /// A `select` case that is not one of its forms, or a second `else`.
+    pub const SELECT_CASE: &str = "spool::E071";
 }

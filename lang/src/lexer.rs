@@ -122,6 +122,9 @@ pub enum Tok {
     /// `receives`, only meaningful in function types.
     #[token("receives")]
     Receives,
+    /// `select`.
+    #[token("select")]
+    Select,
 
     /// An identifier (including `_`).
     #[regex("[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
@@ -336,6 +339,7 @@ fn symbol(tok: &Tok) -> &'static str {
         Tok::Nil => "nil",
         Tok::Yields => "yields",
         Tok::Receives => "receives",
+        Tok::Select => "select",
         _ => operator_symbol(tok),
     }
 }
@@ -479,6 +483,7 @@ impl<'src> Tokens<'src> {
                 stack: Vec::new(),
                 pending_newline: None,
                 last_ends_statement: false,
+                after_select: false,
             },
             next: Next::Code(0),
             buffer: Vec::new(),
@@ -525,6 +530,9 @@ enum Open {
     Bracket,
     /// `{`: the newline rule applies.
     Brace,
+    /// The `{` of a `select`: as [`Open::Brace`], and a newline before
+    /// `else` ends the case before it (the `else` is a case of its own).
+    Select,
     /// `${` of the string that opened at this offset; newlines are ignored.
     Interp(usize),
 }
@@ -551,6 +559,8 @@ struct Wrapper<'src> {
     pending_newline: Option<(usize, usize)>,
     /// Whether the last token emitted can end a statement.
     last_ends_statement: bool,
+    /// Was the last token `select` (so a `{` now opens its cases)?
+    after_select: bool,
 }
 
 impl<'src> Wrapper<'src> {
@@ -616,6 +626,7 @@ impl<'src> Wrapper<'src> {
                 let open = match tok {
                     Tok::LParen => Open::Paren,
                     Tok::LBracket => Open::Bracket,
+                    _ if self.after_select => Open::Select,
                     _ => Open::Brace,
                 };
                 self.emit(tok, lo, hi);
@@ -666,7 +677,7 @@ impl<'src> Wrapper<'src> {
         }
         if matches!(
             self.stack.last(),
-            Some(Open::Paren | Open::Bracket | Open::Brace)
+            Some(Open::Paren | Open::Bracket | Open::Brace | Open::Select)
         ) {
             self.stack.pop();
         }
@@ -692,7 +703,9 @@ impl<'src> Wrapper<'src> {
     /// token continues the previous statement (`else`, `catch`).
     fn emit(&mut self, tok: Tok, lo: usize, hi: usize) {
         if let Some((nl_lo, nl_hi)) = self.pending_newline.take() {
-            if !matches!(tok, Tok::Else | Tok::Catch) {
+            let continues = matches!(tok, Tok::Else | Tok::Catch)
+                && !(tok == Tok::Else && self.stack.last() == Some(&Open::Select));
+            if !continues {
                 self.push((nl_lo, Tok::Semi, nl_hi));
             }
         }
@@ -702,6 +715,7 @@ impl<'src> Wrapper<'src> {
     /// Appends a token to the output.
     fn push(&mut self, token: Spanned) {
         self.last_ends_statement = token.1.ends_statement();
+        self.after_select = token.1 == Tok::Select;
         self.out.tokens.push(token);
     }
 

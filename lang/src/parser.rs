@@ -345,6 +345,7 @@ impl Ctx {
                 .depth(scrutinee)
                 .max(max(&mut arms.iter().map(|arm| &arm.body))),
             ExprKind::Block(block) => self.block_depth(block),
+            ExprKind::If(stmt) => self.stmt_depth(stmt),
         }
     }
 
@@ -398,6 +399,15 @@ impl Ctx {
                 .max(opt_block(els)),
             StmtKind::Fn(decl) => opt_block(&decl.body),
             StmtKind::Block(block) => self.block_depth(block),
+            StmtKind::WhileLet { value, body, .. } => self.depth(value).max(self.block_depth(body)),
+            StmtKind::Select(arms) => arms
+                .iter()
+                .map(|arm| {
+                    let op = arm.op.as_ref().map_or(0, |op| self.depth(op));
+                    op.max(self.block_depth(&arm.body))
+                })
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -531,6 +541,18 @@ impl Ctx {
     /// Builds a match arm's block body.
     pub(crate) fn block_expr(&self, block: Block, l: usize, r: usize) -> Expr {
         self.mk(ExprKind::Block(block), l, r)
+    }
+
+    /// An expression statement; an `if` expression there is the `if`
+    /// statement itself, whose branches may hold any statements.
+    pub(crate) fn expr_stmt(&self, expr: Expr, l: usize, r: usize) -> Stmt {
+        match expr.kind {
+            ExprKind::If(stmt) => *stmt,
+            kind => Stmt {
+                kind: StmtKind::Expr(Expr { kind, ..expr }),
+                span: Span::new(l, r),
+            },
+        }
     }
 
     /// Builds an `if` statement whose `else if` chain below it is `chain`

@@ -19,7 +19,7 @@ use spool::Session;
 pub const KEYWORDS: &[&str] = &[
     "fn", "let", "if", "else", "while", "for", "in", "break", "continue", "return", "match",
     "struct", "enum", "yield", "spawn", "await", "defer", "try", "catch", "throw", "true", "false",
-    "nil",
+    "nil", "select",
 ];
 
 /// The REPL's commands, with their argument and what they do.

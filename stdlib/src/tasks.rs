@@ -9,7 +9,8 @@
 //! `cancel()` (`sched::check_cancel`). The parts that call back into script
 //! (`m.with`, `g.go`, `singleflight`) are in the prelude.
 
-use spool_vm::sched::{self, block, check_cancel, wake, wake_error};
+use spool_vm::sched::{self, block, check_cancel, wake};
+use spool_vm::select;
 use spool_vm::{
     Blocked, Chan, ErrorKind, Group, Mutex, NativeCtx, ObjRef, Object, TaskError, Value, VmError,
     Wake,
@@ -99,6 +100,16 @@ pub const DEFS: &[NativeDef] = &[
         key: "chan.recv",
         sig: "fn recv<T>(c: Chan<T>) -> T?",
         func: recv,
+    },
+    NativeDef {
+        key: "task.select",
+        sig: "fn __select()",
+        func: select::select_native,
+    },
+    NativeDef {
+        key: "task.await_any",
+        sig: "fn __await_any<T>(tasks: [Task<T>]) -> int",
+        func: select::await_any_native,
     },
     NativeDef {
         key: "chan.close",
@@ -313,10 +324,6 @@ fn chan<'h>(ctx: &'h mut NativeCtx<'_>, args: &[Value]) -> Result<&'h mut Chan, 
         .ok_or_else(|| param::internal("a channel"))
 }
 
-fn closed_send() -> VmError {
-    misuse("send on a closed channel")
-}
-
 /// `c.send(v)`: hands `v` to a waiting receiver, or buffers it, or waits
 /// until a receiver takes it.
 pub fn send(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
@@ -324,22 +331,10 @@ pub fn send(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let me = current(ctx)?;
     let c = obj(args, 0)?;
     let value = param::arg(args, 1)?;
-    let chan = chan(ctx, args)?;
-    if chan.closed {
-        return Err(closed_send());
+    if !select::try_send(ctx.heap, ctx.sched, c, value)? {
+        chan(ctx, args)?.senders.push_back((me, value));
+        block(ctx, Blocked::Chan(c));
     }
-    if let Some(receiver) = chan.receivers.pop_front() {
-        wake(ctx.heap, ctx.sched, receiver, Wake::Value(value));
-        return Ok(Value::Nil);
-    }
-    if chan.buffer.len() < chan.capacity {
-        crate::lists::grow(ctx, crate::lists::ITEM_BYTES)?;
-        let chan = self::chan(ctx, args)?;
-        chan.buffer.push_back(value);
-        return Ok(Value::Nil);
-    }
-    chan.senders.push_back((me, value));
-    block(ctx, Blocked::Chan(c));
     Ok(Value::Nil)
 }
 
@@ -349,42 +344,18 @@ pub fn recv(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     check_cancel(ctx.heap, ctx.sched)?;
     let me = current(ctx)?;
     let c = obj(args, 0)?;
-    let chan = chan(ctx, args)?;
-    if let Some(value) = chan.buffer.pop_front() {
-        // A waiting sender's value takes the freed place.
-        if let Some((sender, sent)) = chan.senders.pop_front() {
-            chan.buffer.push_back(sent);
-            wake(ctx.heap, ctx.sched, sender, Wake::Value(Value::Nil));
-        }
+    if let Some(value) = select::try_recv(ctx.heap, ctx.sched, c)? {
         return Ok(value);
     }
-    if let Some((sender, sent)) = chan.senders.pop_front() {
-        wake(ctx.heap, ctx.sched, sender, Wake::Value(Value::Nil));
-        return Ok(sent);
-    }
-    if chan.closed {
-        return Ok(Value::Nil);
-    }
-    chan.receivers.push_back(me);
+    chan(ctx, args)?.receivers.push_back(me);
     block(ctx, Blocked::Chan(c));
     Ok(Value::Nil)
 }
 
 /// `c.close()`: waiting receivers get nil; waiting senders raise `Type`.
 pub fn close(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let chan = chan(ctx, args)?;
-    if chan.closed {
-        return Err(misuse("close of a closed channel"));
-    }
-    chan.closed = true;
-    let receivers = std::mem::take(&mut chan.receivers);
-    let senders = std::mem::take(&mut chan.senders);
-    for receiver in receivers {
-        wake(ctx.heap, ctx.sched, receiver, Wake::Value(Value::Nil));
-    }
-    for (sender, _) in senders {
-        wake_error(ctx.heap, ctx.sched, sender, &closed_send());
-    }
+    let c = obj(args, 0)?;
+    select::close(ctx.heap, ctx.sched, c)?;
     Ok(Value::Nil)
 }
 

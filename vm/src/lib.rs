@@ -25,7 +25,7 @@ pub use exec::{coro, error, native};
 pub use heap::{format, map, value};
 pub use program::{disasm, op, types};
 pub use saved::{snapshot, upgrade, validate};
-pub use tasks::{io, sched};
+pub use tasks::{io, sched, select};
 
 pub use exec::error::{ErrorKind, RunError, TraceFrame, VmError};
 pub use exec::native::{
@@ -33,7 +33,8 @@ pub use exec::native::{
 };
 pub use exec::unwind::stack_trace;
 pub use heap::objects::{
-    Blocked, Chan, CoroStatus, Coroutine, Group, Mutex, Resumer, Task, TaskError, TaskState, Wake,
+    Blocked, Chan, CoroStatus, Coroutine, Group, Mutex, Resumer, SelectCase, SelectMode, Task,
+    TaskError, TaskState, Wake,
 };
 pub use heap::value::{
     ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,

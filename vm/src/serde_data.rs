@@ -1185,7 +1185,7 @@ const MAX_TRACE_DEPTH: usize = 128;
 const KEYWORDS: &[&str] = &[
     "fn", "let", "if", "else", "while", "for", "in", "break", "continue", "return", "match",
     "struct", "enum", "yield", "spawn", "await", "defer", "try", "catch", "throw", "true", "false",
-    "nil", "yields", "receives",
+    "nil", "yields", "receives", "select",
 ];
 
 /// Type names Spool defines itself, which no struct or enum may take.

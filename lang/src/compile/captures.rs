@@ -134,6 +134,16 @@ impl Walker {
                 els.iter().for_each(|b| self.block(b));
             }
             StmtKind::Block(block) => self.block(block),
+            StmtKind::WhileLet { value, body, .. } => {
+                self.expr(value);
+                self.block(body);
+            }
+            StmtKind::Select(arms) => {
+                for arm in arms {
+                    arm.op.iter().for_each(|op| self.expr(op));
+                    self.block(&arm.body);
+                }
+            }
             StmtKind::Fn(decl) => {
                 self.assigned.insert(decl.name.name.clone());
                 if let Some(body) = &decl.body {
@@ -190,6 +200,7 @@ impl Walker {
             }
             ExprKind::Yield(value) => value.iter().for_each(|v| self.expr(v)),
             ExprKind::Block(block) => self.block(block),
+            ExprKind::If(stmt) => self.stmt(stmt),
         }
     }
 }

@@ -102,6 +102,7 @@ impl Compiler {
             ExprKind::Yield(value) => self.yield_expr(value.as_deref(), dst, span),
             ExprKind::Spawn(call) => self.spawn_expr(call, dst, span),
             ExprKind::Await(task) => self.await_expr(task, dst, span),
+            ExprKind::If(stmt) => self.if_expr(stmt, dst, expected),
         };
         self.free_to(mark);
         ty

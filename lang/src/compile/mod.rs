@@ -17,6 +17,7 @@ mod pattern;
 mod session;
 mod stmt;
 mod tasks;
+mod workflow;
 
 use std::collections::{HashMap, HashSet};
 

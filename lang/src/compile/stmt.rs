@@ -80,6 +80,8 @@ impl Compiler {
                 handler,
             } => self.try_stmt(body, binding, handler, span),
             StmtKind::Block(block) => self.scoped_block(block),
+            StmtKind::WhileLet { name, value, body } => self.while_let(name, value, body, span),
+            StmtKind::Select(arms) => self.select_stmt(arms, span),
         }
         self.free_to(mark);
     }
@@ -369,7 +371,7 @@ impl Compiler {
     /// Emits jumps taken when `cond` is false; returns them for patching.
     /// The operands of a chain `a && b && c` are tested one after the
     /// other, in a loop: a chain may be of any length.
-    fn jumps_if_false(&mut self, cond: &Expr) -> Vec<usize> {
+    pub(super) fn jumps_if_false(&mut self, cond: &Expr) -> Vec<usize> {
         let mut operands = Vec::new();
         let mut node = cond;
         while let ExprKind::Binary(BinOp::And, lhs, rhs) = &node.kind {
@@ -500,7 +502,7 @@ impl Compiler {
         exits.into_iter().for_each(|jump| self.patch(jump, end));
     }
 
-    fn enter_loop(&mut self) {
+    pub(super) fn enter_loop(&mut self) {
         let try_depth = self.b().try_depth;
         self.b().loops.push(LoopCtx {
             try_depth,
@@ -509,7 +511,7 @@ impl Compiler {
     }
 
     /// Closes the innermost loop: `continue` goes to `next`, `break` to `end`.
-    fn exit_loop(&mut self, next: Pc, end: Pc) {
+    pub(super) fn exit_loop(&mut self, next: Pc, end: Pc) {
         let ctx = self.b().loops.pop().expect("a loop is open");
         ctx.continues
             .into_iter()
@@ -544,6 +546,7 @@ impl Compiler {
                 match self.unifier.shallow(&ty) {
                     Type::List(element) => self.for_list(first, second, src, *element, body, span),
                     Type::Coro(yields, _) => self.for_coro(first, second, src, *yields, body, span),
+                    Type::Chan(element) => self.for_chan(first, second, src, *element, body, span),
                     Type::Map(key, value) => {
                         self.for_map(first, second, src, (*key, *value), body, span)
                     }
@@ -554,7 +557,7 @@ impl Compiler {
                             codes::MISMATCH,
                             format!("cannot iterate over a value of type `{shown}`"),
                             expr.span,
-                            "not a list, map or range",
+                            "not a list, map, channel, coroutine or range",
                         ));
                     }
                 }
@@ -1041,6 +1044,7 @@ fn stmt_terminates(stmt: &Stmt) -> bool {
         StmtKind::While { cond, body } => {
             matches!(cond.kind, ExprKind::Bool(true)) && !has_break(body)
         }
+        StmtKind::Select(arms) => arms.iter().all(|arm| block_terminates(&arm.body)),
         StmtKind::Expr(Expr {
             kind: ExprKind::Match(_, arms),
             ..
@@ -1061,6 +1065,7 @@ fn has_break(block: &Block) -> bool {
         }
         StmtKind::Try { body, handler, .. } => has_break(body) || has_break(handler),
         StmtKind::Block(block) => has_break(block),
+        StmtKind::Select(arms) => arms.iter().any(|arm| has_break(&arm.body)),
         StmtKind::Expr(Expr {
             kind: ExprKind::Match(_, arms),
             ..

@@ -215,6 +215,38 @@ pub enum Blocked {
     Group(ObjRef),
     /// A `singleflight` call of this key to finish.
     Flight(String),
+    /// The first of several cases of a `select` (LANGUAGE.md §10), in
+    /// source order; see `tasks/select.rs`.
+    Select {
+        /// The cases it waits on.
+        cases: Vec<SelectCase>,
+        /// What it receives when one of them proceeds.
+        mode: SelectMode,
+    },
+}
+
+/// One case of a `select` a task waits on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum SelectCase {
+    /// `v = ch.recv()`: the task is among the channel's receivers.
+    Recv(ObjRef),
+    /// `ch.send(v)`: the task is among the channel's senders with `v`.
+    Send(ObjRef, Value),
+    /// `v = await t`: the task is among `t`'s waiters.
+    Await(ObjRef),
+    /// `after(ms)`: the host's `sleep` request with this id is in flight.
+    After(IoId),
+}
+
+/// What a task waiting in a `select` receives when a case proceeds.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectMode {
+    /// A two-item list: the case's index and its value; an error of an
+    /// awaited task is raised (the `select` statement).
+    Pair,
+    /// The case's index alone; an awaited task's error is left for a later
+    /// `await` (the library's `race` and `timeout`).
+    Index,
 }
 
 /// What a task receives when it next runs.
@@ -268,6 +300,18 @@ impl Task {
             | Blocked::Chan(obj)
             | Blocked::Mutex(obj)
             | Blocked::Group(obj) => visit(Value::Obj(*obj)),
+            Blocked::Select { cases, .. } => {
+                for case in cases {
+                    match case {
+                        SelectCase::Recv(obj) | SelectCase::Await(obj) => visit(Value::Obj(*obj)),
+                        SelectCase::Send(obj, value) => {
+                            visit(Value::Obj(*obj));
+                            visit(*value);
+                        }
+                        SelectCase::After(_) => {}
+                    }
+                }
+            }
             Blocked::Nothing | Blocked::Io(_) | Blocked::Flight(_) => {}
         }
         match &self.wake {

@@ -17,7 +17,7 @@
 
 use crate::exec::fiber::{Fiber, Frame};
 use crate::heap::objects::CoroStatus;
-use crate::heap::objects::{Blocked, Wake};
+use crate::heap::objects::{Blocked, SelectCase, Wake};
 use crate::heap::value::{EnumIdx, ObjRef, StructIdx, Value};
 use crate::heap::Object;
 use crate::program::op::{Op, Operand};
@@ -311,6 +311,17 @@ fn check_blocked(values: &Values<'_>, blocked: &Blocked) -> Result<(), Invalid> 
         Blocked::Chan(obj) | Blocked::Mutex(obj) | Blocked::Group(obj) => {
             values.check(Value::Obj(*obj), "what a task waits on")
         }
+        Blocked::Select { cases, .. } => cases.iter().try_for_each(|case| match case {
+            SelectCase::Recv(chan) => {
+                values.check(Value::Obj(*chan), "a channel a select waits on")
+            }
+            SelectCase::Send(chan, value) => {
+                values.check(Value::Obj(*chan), "a channel a select waits on")?;
+                values.check(*value, "a value a select sends")
+            }
+            SelectCase::Await(t) => values.task(*t, "a task a select awaits"),
+            SelectCase::After(_) => Ok(()),
+        }),
         Blocked::Nothing | Blocked::Io(_) | Blocked::Flight(_) => Ok(()),
     }
 }

@@ -18,12 +18,13 @@ use serde::{Deserialize, Serialize};
 use crate::exec::error::{ErrorKind, VmError};
 use crate::exec::native::{NativeCtx, Suspend};
 use crate::heap::format;
-use crate::heap::objects::{Blocked, TaskState, Wake};
+use crate::heap::objects::{Blocked, TaskError, TaskState, Wake};
 use crate::heap::value::{EnumIdx, NativeIdx, ObjRef, StructIdx, Value};
 use crate::heap::{Heap, Key, Object, ValueMap};
 use crate::program::Program;
 use crate::run::Run;
-use crate::tasks::sched::{check_cancel, wake, wake_error};
+use crate::tasks::sched::{check_cancel, error_record, Sched};
+use crate::tasks::select::{deliver, Source};
 
 pub use crate::heap::value::IoId;
 
@@ -510,22 +511,42 @@ pub(crate) fn issue_io(
     let Some(current) = run.sched.current else {
         return Err(crate::exec::error::bad_program("I/O outside a task"));
     };
-    let id = IoId(run.sched.next_io);
-    run.sched.next_io = run.sched.next_io.saturating_add(1);
-    let task = run.heap.task(Value::Obj(current)).map_or(0, |t| t.id);
-    let request = IoRequest { id, op, args, task };
-    run.sched.outbox.push(request.clone());
-    let in_flight = InFlight {
-        task: current,
-        native,
-        request,
-    };
-    run.sched.in_flight.insert(id, in_flight);
+    let id = record_request(&mut run.sched, &run.heap, current, native, op, args);
     if let Some(task) = run.heap.task_mut(current) {
         task.state = TaskState::Blocked;
         task.blocked = Blocked::Io(id);
     }
     Ok(())
+}
+
+/// Records a request of `task` for operation `op` (the I/O native
+/// `native`) in the next batch and in the table of requests in flight,
+/// and returns its id. The caller marks the task blocked.
+pub(crate) fn record_request(
+    sched: &mut Sched,
+    heap: &Heap,
+    task: ObjRef,
+    native: NativeIdx,
+    op: Arc<str>,
+    args: Vec<Data>,
+) -> IoId {
+    let id = IoId(sched.next_io);
+    sched.next_io = sched.next_io.saturating_add(1);
+    let task_id = heap.task(Value::Obj(task)).map_or(0, |t| t.id);
+    let request = IoRequest {
+        id,
+        op,
+        args,
+        task: task_id,
+    };
+    sched.outbox.push(request.clone());
+    let in_flight = InFlight {
+        task,
+        native,
+        request,
+    };
+    sched.in_flight.insert(id, in_flight);
+    id
 }
 
 /// The host's answer to request `id`: wakes the task waiting for it with
@@ -573,9 +594,13 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
             )),
         },
     };
-    match outcome {
-        Ok(value) => wake(&mut run.heap, &mut run.sched, task, Wake::Value(value)),
-        Err(error) => wake_error(&mut run.heap, &mut run.sched, task, &error),
-    }
+    let wake = match outcome {
+        Ok(value) => Wake::Value(value),
+        Err(error) => Wake::Raise(TaskError {
+            error: error_record(&mut run.heap, &run.sched, &error),
+            trace: Vec::new(),
+        }),
+    };
+    deliver(&mut run.heap, &mut run.sched, task, Source::Io(id), wake);
     true
 }

@@ -7,3 +7,4 @@ pub mod check;
 pub mod host_values;
 pub mod io;
 pub mod sched;
+pub mod select;

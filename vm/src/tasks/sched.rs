@@ -176,7 +176,7 @@ fn wake_cancelled(heap: &mut Heap, sched: &mut Sched, task: ObjRef) {
 }
 
 /// Removes a blocked task from whatever it waits in.
-fn unregister(heap: &mut Heap, sched: &mut Sched, task: ObjRef, on: &Blocked) {
+pub(crate) fn unregister(heap: &mut Heap, sched: &mut Sched, task: ObjRef, on: &Blocked) {
     match on {
         Blocked::Nothing => {}
         Blocked::Io(id) => {
@@ -209,6 +209,7 @@ fn unregister(heap: &mut Heap, sched: &mut Sched, task: ObjRef, on: &Blocked) {
                 flight.waiters.retain(|&w| w != task);
             }
         }
+        Blocked::Select { cases, .. } => crate::tasks::select::unregister(heap, sched, task, cases),
     }
 }
 
@@ -457,7 +458,8 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
                 Ok(value) => Wake::Value(*value),
                 Err(value) => Wake::Raise(value.clone()),
             };
-            wake(&mut run.heap, &mut run.sched, waiter, wake_with);
+            let from = crate::tasks::select::Source::Task(task);
+            crate::tasks::select::deliver(&mut run.heap, &mut run.sched, waiter, from, wake_with);
         }
         let Some(parent) = parent else {
             return;
@@ -689,6 +691,7 @@ pub fn describe(heap: &Heap, on: &Blocked) -> String {
         Blocked::Mutex(_) => "waits for a mutex".to_string(),
         Blocked::Group(_) => "waits for a group".to_string(),
         Blocked::Flight(key) => format!("waits for singleflight {key:?}"),
+        Blocked::Select { cases, .. } => crate::tasks::select::describe(heap, cases),
     }
 }
 
@@ -705,22 +708,8 @@ pub(crate) enum Awaited {
 /// `await target` by the current task.
 pub(crate) fn await_task(run: &mut Run, target: Value) -> Result<Awaited, VmError> {
     check_cancel(&mut run.heap, &run.sched)?;
-    let Some(obj) = target.as_obj().filter(|_| run.heap.task(target).is_some()) else {
-        return Err(expected("a task"));
-    };
+    let obj = awaitable(&run.heap, &run.sched, target)?;
     let current = run.sched.current;
-    let mut ancestor = current;
-    while let Some(task) = ancestor {
-        if task == obj {
-            let message = if Some(obj) == current {
-                "a task cannot await itself"
-            } else {
-                "a task cannot await a task that spawned it (which waits for its children)"
-            };
-            return Err(VmError::new(ErrorKind::Type, message));
-        }
-        ancestor = run.heap.task(Value::Obj(task)).and_then(|t| t.parent);
-    }
     let Some(t) = run.heap.task_mut(obj) else {
         return Err(expected("a task"));
     };
@@ -742,6 +731,28 @@ pub(crate) fn await_task(run: &mut Run, target: Value) -> Result<Awaited, VmErro
             Ok(Awaited::Blocked)
         }
     }
+}
+
+/// The task `target` names, if the current task may await it: not
+/// itself, nor a task it descends from (which waits for its children).
+pub(crate) fn awaitable(heap: &Heap, sched: &Sched, target: Value) -> Result<ObjRef, VmError> {
+    let Some(obj) = target.as_obj().filter(|_| heap.task(target).is_some()) else {
+        return Err(expected("a task"));
+    };
+    let current = sched.current;
+    let mut ancestor = current;
+    while let Some(task) = ancestor {
+        if task == obj {
+            let message = if Some(obj) == current {
+                "a task cannot await itself"
+            } else {
+                "a task cannot await a task that spawned it (which waits for its children)"
+            };
+            return Err(VmError::new(ErrorKind::Type, message));
+        }
+        ancestor = heap.task(Value::Obj(task)).and_then(|t| t.parent);
+    }
+    Ok(obj)
 }
 
 /// A `yield` outside any coroutine in a spawned task.
