@@ -755,6 +755,7 @@ const EXPRESSION_STARTS: &[&str] = &[
     "\"await\"",
     "\"fn\"",
     "\"match\"",
+    "\"if\"",
     "\"true\"",
     "\"false\"",
     "\"nil\"",
@@ -765,7 +766,6 @@ const EXPRESSION_STARTS: &[&str] = &[
 /// Terminals that start a statement but not an expression.
 const STATEMENT_STARTS: &[&str] = &[
     "\"let\"",
-    "\"if\"",
     "\"while\"",
     "\"for\"",
     "\"return\"",
@@ -774,6 +774,7 @@ const STATEMENT_STARTS: &[&str] = &[
     "\"defer\"",
     "\"throw\"",
     "\"try\"",
+    "\"select\"",
     "\"struct\"",
     "\"enum\"",
 ];

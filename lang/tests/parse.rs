@@ -176,6 +176,13 @@ fn sexp(expr: &Expr) -> String {
         ExprKind::Spawn(call) => format!("(spawn {})", sexp(call)),
         ExprKind::Await(task) => format!("(await {})", sexp(task)),
         ExprKind::Block(block) => format!("{{{} stmts}}", block.stmts.len()),
+        ExprKind::If(stmt) => match &stmt.kind {
+            StmtKind::If { cond, els, .. } => {
+                format!("(if {} else={})", sexp(cond), els.is_some())
+            }
+            StmtKind::IfLet { name, value, .. } => format!("(if-let {} {})", name, sexp(value)),
+            other => format!("(if {other:?})"),
+        },
     }
 }
 
@@ -1407,4 +1414,48 @@ fn mutated_scripts_never_panic() {
             String::from_utf8_lossy(&bytes)
         );
     }
+}
+
+#[test]
+fn if_is_an_expression_in_value_position_and_a_statement_at_the_start() {
+    let all = stmts("let x = if a { 1 } else { 2 }");
+    match &all[0].kind {
+        StmtKind::Let { value, .. } => assert_eq!(sexp(value), "(if a else=true)"),
+        other => panic!("expected a let, found {other:?}"),
+    }
+    // At the start of a statement it is the `if` statement itself.
+    let all = stmts("if a { f() }\nif let v = m.get(1) { g(v) } else { h() }");
+    assert!(matches!(all[0].kind, StmtKind::If { els: None, .. }));
+    assert!(matches!(all[1].kind, StmtKind::IfLet { els: Some(_), .. }));
+    check_expr("f(if a { 1 } else { 2 })", "(call f (if a else=true))");
+}
+
+#[test]
+fn while_let_and_select_parse() {
+    let all = stmts("while let job = q.pop() { run(job) }");
+    assert!(matches!(&all[0].kind, StmtKind::WhileLet { name, .. } if name.name == "job"));
+    let src = "select {\n  v = a.recv() => print(v)\n  b.send(1) => { print(1) }\n  r = await t => return r\n  after(5) => break\n  else => print(0)\n}";
+    let all = stmts(src);
+    let StmtKind::Select(arms) = &all[0].kind else {
+        panic!("expected a select, found {:?}", all[0].kind);
+    };
+    let shape: Vec<(Option<String>, Option<String>)> = arms
+        .iter()
+        .map(|arm| {
+            let binding = arm.binding.as_ref().map(|b| b.name.clone());
+            (binding, arm.op.as_ref().map(sexp))
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (Some("v".into()), Some("(method a recv )".into())),
+            (None, Some("(method b send 1)".into())),
+            (Some("r".into()), Some("(await t)".into())),
+            (None, Some("(call after 5)".into())),
+            (None, None),
+        ]
+    );
+    // `select` is a keyword.
+    check_error("let select = 1", codes::SYNTAX, "expected");
 }

@@ -2,7 +2,8 @@
 //! moment costs, through the real binary: the checkpoint that ends a CPU
 //! phase is written before its I/O starts (write-ahead), so a process
 //! killed during I/O resumes inside the call with the same request and no
-//! script code re-run; a `sleep` keeps its deadline across the crash; an
+//! script code re-run; a `sleep` keeps its deadline across the crash, and
+//! so do a `select` waiting with `after` and a `timeout`; an
 //! uncaught error leaves the last good checkpoint resumable (also on a
 //! fixed script) with the failure recorded beside it; a saved run is never
 //! thrown away by starting over. Also the answers to top-level `yield`s
@@ -115,6 +116,63 @@ fn a_run_killed_during_io_resumes_inside_the_call_and_its_sleep_keeps_its_deadli
     assert!(
         took < Duration::from_millis(2600),
         "the resumed sleep took {took:?}: it started over"
+    );
+}
+
+/// A run waiting in a `select` (a channel nobody sends to, and a
+/// three-second `after`), then in a `timeout` of the same length.
+const SELECT_SCRIPT: &str = "let inbox: Chan<str> = chan(0)
+fn wait_for_mail(c: Chan<str>) -> str {
+  select {
+    msg = c.recv() => return msg ?? \"closed\"
+    after(3000) => return \"nothing for 3 s\"
+  }
+}
+print(\"waiting\")
+print(wait_for_mail(inbox))
+let r = timeout(3000, fn() -> str {
+  defer print(\"child's defer\")
+  sleep(60_000)
+  return \"late\"
+})
+print(r ?? \"timed out\")
+";
+
+#[test]
+fn a_run_killed_while_waiting_in_select_or_timeout_resumes_waiting_with_its_deadline() {
+    let dir = scratch("select_deadline", &[("x.spl", SELECT_SCRIPT)]);
+    let started = Instant::now();
+    let child = start(&dir, &["run", "x.spl", "--state", "x.run"]);
+    let shown = wait_for_checkpoint(&dir, "x.run", "pending I/O: 1");
+    assert!(
+        shown.contains("task 0 (main): waits in a select on a receive, timer (I/O request 1)"),
+        "{shown}"
+    );
+    assert!(shown.contains("at wait_for_mail (x.spl:3:3)"), "{shown}");
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(started.elapsed()));
+    assert_eq!(kill(child), "waiting\n");
+    // Resumed, it waits in the select for what is left of the timer.
+    let resumed = Instant::now();
+    let child = start(&dir, &["resume", "x.run"]);
+    let shown = wait_for_checkpoint(&dir, "x.run", "timeout");
+    let took = resumed.elapsed();
+    assert!(
+        took < Duration::from_millis(2600),
+        "the select's timer took {took:?} after the resume: it started over"
+    );
+    assert!(shown.contains("pending I/O: 2"), "{shown}");
+    // Killed again inside the timeout, and resumed: the timeout's own
+    // timer keeps its deadline too, and the child's defers run.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(kill(child), "nothing for 3 s\n");
+    let resumed = Instant::now();
+    let output = spool(&dir, &["resume", "x.run"]);
+    let took = resumed.elapsed();
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "child's defer\ntimed out\n");
+    assert!(
+        took < Duration::from_millis(2600),
+        "the timeout took {took:?} after the resume: it started over"
     );
 }
 
