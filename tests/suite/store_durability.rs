@@ -1009,6 +1009,15 @@ fn store_commands(dir: &Path, url: &str) {
     assert!(text.contains("  arguments: x y z\n"), "{text}");
     assert!(text.contains("  waiting on: yield who?\n"), "{text}");
     assert!(text.contains("pending I/O: 0\n"), "{text}");
+    // The answer is given with `spool send`, not with a file's `resume`.
+    assert!(
+        text.contains(&format!(
+            "status: waiting for the answer to a top-level yield (it receives `str`; \
+             give it with `spool send {greet} JSON`)\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("spool resume"), "{text}");
 
     // logs --follow keeps printing until the run ends.
     let mut follow = Proc::start_with(
