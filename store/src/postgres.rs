@@ -49,7 +49,8 @@ fn db_error(error: postgres::Error) -> DbError {
     const TRANSIENT: [&str; 7] = ["08", "57P", "53", "40001", "40P01", "55P03", "58030"];
     let Some(db) = error.as_db_error() else {
         let broken = error.is_closed()
-            || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
+            || std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<std::io::Error>());
         return DbError {
             message: error.to_string(),
             transient: broken,

@@ -24,8 +24,15 @@
 //! 5. A heartbeat thread extends the leases of the runs the process holds
 //!    every third of a lease; a lost lease (the process froze, another
 //!    worker took the run) interrupts the run and the worker drops it
-//!    without writing anything. A cancel request interrupts it too, and the
-//!    run's tasks get `Cancelled`.
+//!    without writing anything. A cancel request (looked for every
+//!    [`CANCEL_POLL`]) interrupts it too, and the run's tasks get
+//!    `Cancelled`, the one it was running where it stopped.
+//!
+//! A transient database error (the server restarted, the file was busy)
+//! does not end the worker: the thread that met it drops what it holds in
+//! memory (the leases expire; every write is fenced, so nothing is lost)
+//! and connects again, waiting [`RETRY_FIRST`], doubled after each failure
+//! in a row, up to [`RETRY_MAX`]. Errors that will not go away end it.
 //!
 //! Writes to disk are what a store spends its time on (a commit waits for
 //! `fsync`), so a thread claims several due runs with one statement (up to
@@ -247,8 +254,7 @@ impl Worker {
                 .map(|_| {
                     scope.spawn(|| {
                         // One thread's lasting error ends the others too.
-                        self.claim_loop()
-                            .inspect_err(|_| self.stop_handle().stop())
+                        self.claim_loop().inspect_err(|_| self.stop_handle().stop())
                     })
                 })
                 .collect();
@@ -923,7 +929,11 @@ impl Advance<'_> {
         // Defers and handlers get a bounded time to run: a script that
         // catches `Cancelled` in a loop that never waits still ends.
         let mut limits = self.run.limits();
-        limits.budget = Some(limits.budget.map_or(CANCEL_BUDGET, |b| b.min(CANCEL_BUDGET)));
+        limits.budget = Some(
+            limits
+                .budget
+                .map_or(CANCEL_BUDGET, |b| b.min(CANCEL_BUDGET)),
+        );
         self.run.set_limits(limits);
         match self.run.cancel(&mut self.lines) {
             Ok(()) => Ok(None),
@@ -1173,7 +1183,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::describe_time;
+    use super::{describe_time, Backoff, RETRY_MAX};
+    use std::time::Duration;
+
+    #[test]
+    fn retries_wait_longer_up_to_a_cap_and_start_over_after_a_success() {
+        let mut retry = Backoff::default();
+        let waits: Vec<u128> = (0..9).map(|_| retry.next().as_millis()).collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(retry.next(), RETRY_MAX);
+        retry.reset();
+        assert_eq!(retry.next(), Duration::from_millis(50));
+    }
 
     #[test]
     fn times_are_shown_in_utc() {

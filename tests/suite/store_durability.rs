@@ -5,9 +5,10 @@
 //! lost, no recorded I/O performed again, duplicates only of requests in
 //! flight at a kill), a worker frozen past its lease (its writes change
 //! nothing once it wakes), `send` racing the commit that parks a run at
-//! its `yield`, `cancel` of sleeping and running runs, a durable timer
-//! across a restart of the worker and the database, and the store
-//! commands' output and exit codes.
+//! its `yield`, `cancel` of sleeping and running runs and of loops that
+//! never wait, a durable timer across a restart of the worker and the
+//! database, a worker that keeps working across a restart of the database,
+//! and the store commands' output and exit codes.
 //!
 //! Effects are made observable by `exec("sh", ...)` appending a line to a
 //! log file: the performance's start time (ns) is both written to the
