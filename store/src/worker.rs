@@ -25,14 +25,14 @@
 //!    every third of a lease; a lost lease (the process froze, another
 //!    worker took the run) interrupts the run and the worker drops it
 //!    without writing anything. A cancel request (looked for every
-//!    [`CANCEL_POLL`]) interrupts it too, and the run's tasks get
+//!    `CANCEL_POLL`, 250 ms) interrupts it too, and the run's tasks get
 //!    `Cancelled`, the one it was running where it stopped.
 //!
 //! A transient database error (the server restarted, the file was busy)
 //! does not end the worker: the thread that met it drops what it holds in
 //! memory (the leases expire; every write is fenced, so nothing is lost)
-//! and connects again, waiting [`RETRY_FIRST`], doubled after each failure
-//! in a row, up to [`RETRY_MAX`]. Errors that will not go away end it.
+//! and connects again, waiting 50 ms, doubled after each failure in a row,
+//! up to 5 s. Errors that will not go away end it.
 //!
 //! Writes to disk are what a store spends its time on (a commit waits for
 //! `fsync`), so a thread claims several due runs with one statement (up to
