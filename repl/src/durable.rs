@@ -267,6 +267,14 @@ fn script_of(run: &Run) -> &str {
 
 /// `spool inspect`: the saved run in words.
 pub fn describe(path: &str, run: &Run) -> String {
+    describe_with(path, run, &format!("spool resume {path} --send JSON"))
+}
+
+/// The run saved at `path` (a file, or `run N` in a store) in words, as
+/// `spool inspect` prints it; a run waiting at a top-level `yield` is
+/// answered with the command `send` (a file's `spool resume FILE --send
+/// JSON`, a stored run's `spool send RUN JSON`).
+pub fn describe_with(path: &str, run: &Run, send: &str) -> String {
     let mut out = String::new();
     let program = run.program();
     let _ = writeln!(out, "{path}: a saved run of {}", script_of(run));
@@ -279,7 +287,10 @@ pub fn describe(path: &str, run: &Run) -> String {
     let status = match run.status() {
         Status::Done(_) => "finished".to_string(),
         Status::Failed(error) => {
-            format!("failed\n{}", indent(&crate::cli::format_runtime_error(error)))
+            format!(
+                "failed\n{}",
+                indent(&crate::cli::format_runtime_error(error))
+            )
         }
         Status::Running if run.host_note(FAILURE_NOTE).is_some() => format!(
             "failed; what follows is its last checkpoint, which `spool resume {path}` continues \
@@ -287,7 +298,7 @@ pub fn describe(path: &str, run: &Run) -> String {
             indent(run.host_note(FAILURE_NOTE).unwrap_or_default())
         ),
         Status::Running if run.awaiting_send() => format!(
-            "waiting for the answer to a top-level yield (it receives `{}`; give it with `spool resume {path} --send JSON`)",
+            "waiting for the answer to a top-level yield (it receives `{}`; give it with `{send}`)",
             spool::answer::receive_type(run)
         ),
         Status::Running => "running".to_string(),

@@ -103,6 +103,18 @@ fn split_flag(arg: &str) -> (String, Option<String>) {
     }
 }
 
+/// The value of `flag`: given inline (`--flag=value`), else the next
+/// argument.
+fn flag_value(
+    flag: &str,
+    inline: Option<String>,
+    args: &mut impl Iterator<Item = String>,
+) -> Result<String, Failure> {
+    inline
+        .or_else(|| args.next())
+        .ok_or_else(|| Failure::Usage(format!("`{flag}` needs a value")))
+}
+
 /// The options every store command takes, and the rest of its arguments.
 struct Common {
     store: String,
@@ -122,20 +134,14 @@ fn common(args: Vec<String>) -> Result<Common, Failure> {
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = split_flag(&arg);
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| Failure::Usage(format!("`{name}` needs a value")))
-        };
         match flag.as_str() {
             "--" => {
                 rest.push(arg);
                 rest.extend(args.by_ref());
             }
-            "--store" => store = value("--store")?,
+            "--store" => store = flag_value(&flag, inline, &mut args)?,
             "--state-key" => {
-                let file = value("--state-key")?;
+                let file = flag_value(&flag, inline, &mut args)?;
                 let bytes = std::fs::read(&file)
                     .map_err(|e| Failure::Input(format!("cannot read the key `{file}`: {e}")))?;
                 if bytes.len() < 16 {
@@ -248,17 +254,12 @@ fn no_more(args: &[String]) -> Result<(), Failure> {
 
 fn runs(common: Common) -> Result<i32, Failure> {
     let mut status = None;
-    let mut args = common.rest.iter();
+    let mut args = common.rest.iter().cloned();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (arg.as_str(), None),
-        };
-        match flag {
+        let (flag, inline) = split_flag(&arg);
+        match flag.as_str() {
             "--status" => {
-                let name = inline
-                    .or_else(|| args.next().cloned())
-                    .ok_or_else(|| Failure::Usage("`--status` needs a value".into()))?;
+                let name = flag_value(&flag, inline, &mut args)?;
                 status = Some(RunStatus::parse(&name).ok_or_else(|| {
                     let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
                     Failure::Usage(format!(
@@ -402,7 +403,11 @@ fn inspect(common: Common) -> Result<i32, Failure> {
     print!("{text}");
     if !info.status.is_finished() {
         let run = restore(&mut store, id)?;
-        print!("{}", crate::durable::describe(&format!("run {id}"), &run));
+        let send = format!("spool send {id} JSON");
+        print!(
+            "{}",
+            crate::durable::describe_with(&format!("run {id}"), &run, &send)
+        );
     }
     Ok(EXIT_OK)
 }
@@ -437,15 +442,9 @@ fn worker(common: Common) -> Result<i32, Failure> {
     let mut args = common.rest.iter().cloned();
     while let Some(arg) = args.next() {
         let (flag, inline) = split_flag(&arg);
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| Failure::Usage(format!("`{name}` needs a value")))
-        };
         match flag.as_str() {
             "--concurrency" => {
-                let text = value("--concurrency")?;
+                let text = flag_value(&flag, inline, &mut args)?;
                 config.concurrency = text
                     .parse()
                     .ok()
@@ -457,7 +456,7 @@ fn worker(common: Common) -> Result<i32, Failure> {
                     })?;
             }
             "--lease" => {
-                let text = value("--lease")?;
+                let text = flag_value(&flag, inline, &mut args)?;
                 let seconds: f64 = text
                     .parse()
                     .ok()
@@ -470,7 +469,7 @@ fn worker(common: Common) -> Result<i32, Failure> {
                 config.lease = Duration::from_secs_f64(seconds);
             }
             "--until-idle" if inline.is_none() => config.exit_when_idle = true,
-            "--name" => config.name = value("--name")?,
+            "--name" => config.name = flag_value(&flag, inline, &mut args)?,
             _ => {
                 ceiling_flags.push(arg.clone());
                 if inline.is_none() && arg.starts_with("--") && arg != "--sandbox" {

@@ -101,11 +101,20 @@ pub enum Dialect {
 
 /// A database error, as the database described it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DbError(pub String);
+pub struct DbError {
+    /// What the database (or the connection to it) said.
+    pub message: String,
+    /// The same operation may succeed later on a new connection: the
+    /// connection broke or could not be made, the server is shutting down
+    /// or starting, the database was busy or locked, an I/O failed. Not
+    /// for errors in what was asked (a missing table or column, a
+    /// constraint, a value of the wrong type).
+    pub transient: bool,
+}
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 

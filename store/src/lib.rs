@@ -143,6 +143,10 @@ impl fmt::Display for RunStatus {
 pub enum StoreError {
     /// The database failed or refused.
     Database(String),
+    /// The database could not be reached or could not go on now (the
+    /// connection broke, the server restarts, the file is busy or an I/O
+    /// failed): the same operation may succeed on a new connection later.
+    Unavailable(String),
     /// No run has this id.
     NoSuchRun(RunId),
     /// The run has ended; nothing can be sent to it or cancelled.
@@ -156,6 +160,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Database(message) => write!(f, "the store failed: {message}"),
+            StoreError::Unavailable(message) => write!(f, "the store is unavailable: {message}"),
             StoreError::NoSuchRun(id) => write!(f, "there is no run {id} in the store"),
             StoreError::Finished(id, status) => write!(f, "run {id} has ended ({status})"),
             StoreError::Invalid(message) => f.write_str(message),
@@ -165,9 +170,20 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+impl StoreError {
+    /// May the same operation succeed later on a new connection
+    /// ([`StoreError::Unavailable`])?
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
 impl From<DbError> for StoreError {
     fn from(error: DbError) -> StoreError {
-        StoreError::Database(error.0)
+        match error.transient {
+            true => StoreError::Unavailable(error.message),
+            false => StoreError::Database(error.message),
+        }
     }
 }
 
@@ -799,6 +815,25 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// Which of `runs` have been asked to cancel: one read, no lock (a
+    /// worker asks often for the runs it is advancing).
+    pub fn cancels_requested(&mut self, runs: &[RunId]) -> Result<Vec<RunId>> {
+        let mut asked = Vec::new();
+        // At most 16 ids a statement, so there are at most 16 statements to
+        // prepare.
+        for chunk in runs.chunks(16) {
+            let places: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT id FROM spool_runs WHERE cancel <> 0 AND id IN ({})",
+                places.join(", ")
+            );
+            let params: Vec<Cell> = chunk.iter().map(|run| run.0.into()).collect();
+            let rows = self.db.query(&sql, &params)?;
+            asked.extend(rows.iter().map(|row| RunId(row[0].int())));
+        }
+        Ok(asked)
     }
 
     /// Every run, or those with `status`, oldest first.

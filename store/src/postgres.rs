@@ -41,11 +41,26 @@ impl Postgres {
 }
 
 /// A client error as the store reports it, with the server's message
-/// when there is one.
+/// when there is one. Transient: the connection closed or failed, or the
+/// server said it cannot go on now (a connection exception, shutting down
+/// or starting up, out of resources, a serialization failure or deadlock,
+/// a lock not available, an I/O error).
 fn db_error(error: postgres::Error) -> DbError {
-    match error.as_db_error() {
-        Some(db) => DbError(format!("{}: {}", db.severity(), db.message())),
-        None => DbError(error.to_string()),
+    const TRANSIENT: [&str; 7] = ["08", "57P", "53", "40001", "40P01", "55P03", "58030"];
+    let Some(db) = error.as_db_error() else {
+        let broken = error.is_closed()
+            || std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<std::io::Error>());
+        return DbError {
+            message: error.to_string(),
+            transient: broken,
+        };
+    };
+    DbError {
+        message: format!("{}: {}", db.severity(), db.message()),
+        transient: TRANSIENT
+            .iter()
+            .any(|prefix| db.code().code().starts_with(prefix)),
     }
 }
 

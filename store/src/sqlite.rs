@@ -48,9 +48,25 @@ fn wait_for_writer(attempt: i32) -> bool {
     true
 }
 
-/// A rusqlite error as the store reports it.
+/// A rusqlite error as the store reports it: transient when the file was
+/// busy or locked past the wait, or could not be read, written or opened.
 fn db_error(error: rusqlite::Error) -> DbError {
-    DbError(error.to_string())
+    use rusqlite::ErrorCode;
+    let transient = matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    );
+    DbError {
+        message: error.to_string(),
+        transient,
+    }
 }
 
 /// `$1`-style parameters as SQLite's `?1`.

@@ -24,8 +24,15 @@
 //! 5. A heartbeat thread extends the leases of the runs the process holds
 //!    every third of a lease; a lost lease (the process froze, another
 //!    worker took the run) interrupts the run and the worker drops it
-//!    without writing anything. A cancel request interrupts it too, and the
-//!    run's tasks get `Cancelled`.
+//!    without writing anything. A cancel request (looked for every
+//!    `CANCEL_POLL`, 250 ms) interrupts it too, and the run's tasks get
+//!    `Cancelled`, the one it was running where it stopped.
+//!
+//! A transient database error (the server restarted, the file was busy)
+//! does not end the worker: the thread that met it drops what it holds in
+//! memory (the leases expire; every write is fenced, so nothing is lost)
+//! and connects again, waiting 50 ms, doubled after each failure in a row,
+//! up to 5 s. Errors that will not go away end it.
 //!
 //! Writes to disk are what a store spends its time on (a commit waits for
 //! `fsync`), so a thread claims several due runs with one statement (up to
@@ -68,6 +75,23 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// claimed with it (they would wait behind the next slow one) and claim one
 /// run at a time again.
 const SLOW_RUN: Duration = Duration::from_millis(100);
+
+/// The most instructions a cancelled run may run in one CPU phase (its
+/// defers, a handler that catches `Cancelled` and goes on) before the
+/// worker ends it.
+const CANCEL_BUDGET: u64 = 10_000_000;
+
+/// The first wait before reaching the store again after a transient error;
+/// it doubles with each failure in a row, up to [`RETRY_MAX`], and starts
+/// over after a success.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// The longest wait between two attempts to reach the store.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// How often the heartbeat thread asks whether a run it holds was asked to
+/// cancel (one read), between heartbeats.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
 
 /// What a worker needs from the program it runs in.
 pub trait WorkerHost: Send + Sync {
@@ -132,7 +156,9 @@ pub struct WorkerStats {
     pub finished: u64,
     /// Runs written back to wait (a `yield`, a timer) or released.
     pub parked: u64,
-    /// Runs dropped because their lease was lost.
+    /// Runs dropped because their lease was lost, or because the store
+    /// failed before their write-back was made (their lease expires and
+    /// they are claimed again).
     pub lost: u64,
 }
 
@@ -208,6 +234,15 @@ impl Worker {
     /// [`WorkerConfig::exit_when_idle`], until nothing is left to do).
     /// Each of [`WorkerConfig::concurrency`] threads holds one run at a
     /// time; a heartbeat thread keeps their leases.
+    ///
+    /// Errors: the store does not open at the start (whatever the reason),
+    /// or fails in a way trying again will not mend (not
+    /// [`StoreError::is_transient`]). A transient error later (the
+    /// connection broke, the server restarted, the file was busy) costs
+    /// the thread that met it what it held in memory: it says so on
+    /// stderr, drops those runs (their leases expire; every write is
+    /// fenced, so nothing is lost) and connects again, waiting 50 ms,
+    /// then twice as long after each failure in a row, up to 5 s.
     pub fn run(&self) -> Result<WorkerStats> {
         // Fail here, not in a thread, when the store cannot be opened.
         let store = self.connect()?;
@@ -216,7 +251,12 @@ impl Worker {
         let outcome = std::thread::scope(|scope| {
             let heartbeat = scope.spawn(|| self.heartbeats());
             let loops: Vec<_> = (0..threads)
-                .map(|_| scope.spawn(|| self.claim_loop()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        // One thread's lasting error ends the others too.
+                        self.claim_loop().inspect_err(|_| self.stop_handle().stop())
+                    })
+                })
                 .collect();
             let mut outcome = Ok(());
             for thread in loops {
@@ -235,21 +275,67 @@ impl Worker {
         Ok(*self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// One thread's loop: claim due runs, advance them, repeat. However
-    /// it ends, what it deferred is committed and what it did not start
-    /// is given back.
+    /// One thread's loop: claim due runs, advance them, repeat; after a
+    /// transient error, connect again (waiting longer after each failure
+    /// in a row) and go on.
     fn claim_loop(&self) -> Result<()> {
-        let mut store = self.connect()?;
-        let mut batch = Batch::default();
-        let looped = self.claim_loop_on(&mut store, &mut batch);
-        let settled = self.settle(&mut store, &mut batch, None);
-        looped.and(settled.map(drop))
+        let mut programs: HashMap<String, Program> = HashMap::new();
+        let mut retry = Backoff::default();
+        while !self.stopping() {
+            let error = match self.connect() {
+                Ok(mut store) => match self.connected(&mut store, &mut programs, &mut retry) {
+                    Ok(()) => return Ok(()),
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            if !error.is_transient() {
+                return Err(error);
+            }
+            let wait = retry.next();
+            eprintln!(
+                "{}: {error}; dropped what this thread held, connecting again in {} ms",
+                self.config.name,
+                wait.as_millis()
+            );
+            self.sleep_unless_stopped(wait);
+        }
+        Ok(())
     }
 
-    fn claim_loop_on(&self, store: &mut Store, batch: &mut Batch) -> Result<()> {
-        let mut programs: HashMap<String, Program> = HashMap::new();
+    /// The claim loop on one connection. However it ends, what it
+    /// deferred is committed and what it did not start is given back; when
+    /// that fails too, they are dropped (their leases expire).
+    fn connected(
+        &self,
+        store: &mut Store,
+        programs: &mut HashMap<String, Program>,
+        retry: &mut Backoff,
+    ) -> Result<()> {
+        let mut batch = Batch::default();
+        let settled = match self.claim_loop_on(store, &mut batch, programs, retry) {
+            Ok(()) => self.settle(store, &mut batch, None).map(drop),
+            Err(error) if error.is_transient() => Err(error),
+            Err(error) => {
+                let _ = self.settle(store, &mut batch, None);
+                Err(error)
+            }
+        };
+        if settled.is_err() {
+            self.drop_batch(&mut batch);
+        }
+        settled
+    }
+
+    fn claim_loop_on(
+        &self,
+        store: &mut Store,
+        batch: &mut Batch,
+        programs: &mut HashMap<String, Program>,
+        retry: &mut Backoff,
+    ) -> Result<()> {
         let mut idle_since: Option<Instant> = None;
-        while !self.shared.stop.load(Ordering::SeqCst) {
+        while !self.stopping() {
             self.shared.busy.fetch_add(1, Ordering::SeqCst);
             let claim = match self.next_claim(store, batch) {
                 Ok(claim) => claim,
@@ -258,6 +344,7 @@ impl Worker {
                     return Err(error);
                 }
             };
+            retry.reset();
             let Some(claim) = claim else {
                 self.shared.busy.fetch_sub(1, Ordering::SeqCst);
                 if self.config.exit_when_idle
@@ -272,7 +359,7 @@ impl Worker {
             idle_since = None;
             self.count(|stats| stats.claimed += 1);
             let started = Instant::now();
-            let mut advanced = self.advance(store, &mut programs, claim, batch);
+            let mut advanced = self.advance(store, programs, claim, batch);
             if started.elapsed() > SLOW_RUN {
                 batch.slow = true;
                 // The runs claimed with it have waited long enough: they
@@ -308,8 +395,9 @@ impl Worker {
         batch.slow = false;
         let (commits, outcomes) = split(std::mem::take(&mut batch.deferred));
         let leases: Vec<Lease> = commits.iter().map(|(lease, _)| *lease).collect();
-        let (made, claims) =
-            store.commit_and_claim(commits, &self.config.name, batch.size, self.config.lease)?;
+        let (made, claims) = store
+            .commit_and_claim(commits, &self.config.name, batch.size, self.config.lease)
+            .inspect_err(|_| self.landed(&leases, &outcomes, &[]))?;
         self.landed(&leases, &outcomes, &made);
         let mut held = self.shared.held.lock().unwrap_or_else(|e| e.into_inner());
         for claim in &claims {
@@ -346,10 +434,42 @@ impl Worker {
         let released: Vec<Lease> = batch.queue.drain(..).map(|claim| claim.lease).collect();
         let has_own = own.is_some();
         commits.extend(own);
-        let made = store.commit_all(commits, &released)?;
+        let made = store.commit_all(commits, &released).inspect_err(|_| {
+            self.landed(&leases, &outcomes, &[]);
+            self.let_go(&released);
+        })?;
         self.landed(&leases, &outcomes, &made);
         self.let_go(&released);
         Ok(!has_own || made.get(leases.len()).copied().unwrap_or(false))
+    }
+
+    /// Drops what `batch` holds after the store failed: the write-backs
+    /// it deferred (counted as lost) and the claims it did not start.
+    /// Their leases expire and the runs are claimed again as they were at
+    /// their last commit.
+    fn drop_batch(&self, batch: &mut Batch) {
+        let (commits, outcomes) = split(std::mem::take(&mut batch.deferred));
+        let leases: Vec<Lease> = commits.iter().map(|(lease, _)| *lease).collect();
+        self.landed(&leases, &outcomes, &[]);
+        let queued: Vec<Lease> = batch.queue.drain(..).map(|claim| claim.lease).collect();
+        self.let_go(&queued);
+    }
+
+    /// Sleeps for `wait`, or less when the worker is asked to stop.
+    fn sleep_unless_stopped(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while !self.stopping() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        }
+    }
+
+    /// Has the worker been asked to stop?
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
     }
 
     /// Counts the deferred write-backs of `leases` as `outcomes` where
@@ -393,47 +513,104 @@ impl Worker {
     }
 
     /// Extends the leases of the runs held, every third of a lease, and
-    /// passes on lost leases and cancel requests.
+    /// passes on lost leases and cancel requests; asks for cancel requests
+    /// every [`CANCEL_POLL`] in between. A failing store is reached again
+    /// with a growing wait, as the claim loop does; the thread ends only
+    /// when the worker does.
     fn heartbeats(&self) {
-        let Ok(mut store) = self.connect() else {
-            return;
-        };
         let every = (self.config.lease / 3).max(Duration::from_millis(10));
-        let mut last = Instant::now();
-        while !self.shared.stop.load(Ordering::SeqCst) || self.busy() {
+        let mut store: Option<Store> = None;
+        let mut retry = Backoff::default();
+        let mut retry_at = Instant::now();
+        let (mut last_beat, mut last_poll) = (Instant::now(), Instant::now());
+        while !self.stopping() || self.busy() {
             std::thread::sleep(Duration::from_millis(10).min(every));
-            if last.elapsed() < every {
+            let beat = last_beat.elapsed() >= every;
+            if !beat && last_poll.elapsed() < CANCEL_POLL || Instant::now() < retry_at {
                 continue;
             }
-            last = Instant::now();
-            let held: Vec<Beating> = self
-                .shared
-                .held
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .map(|h| {
-                    (
-                        h.lease,
-                        h.interrupt.clone(),
-                        Arc::clone(&h.lost),
-                        Arc::clone(&h.cancel),
-                    )
-                })
-                .collect();
-            for (lease, interrupt, lost, cancel) in held {
-                match store.heartbeat(lease, self.config.lease) {
-                    Ok(beat) if !beat.held => {
-                        lost.store(true, Ordering::SeqCst);
-                        interrupt.iter().for_each(Interrupt::interrupt);
-                    }
-                    Ok(beat) if beat.cancel_requested && !cancel.swap(true, Ordering::SeqCst) => {
-                        interrupt.iter().for_each(Interrupt::interrupt);
-                    }
-                    _ => {}
-                }
+            // The connection is kept only while it works.
+            let done = store
+                .take()
+                .map_or_else(|| self.connect(), Ok)
+                .and_then(|mut connected| {
+                    match beat {
+                        true => self.beat(&mut connected),
+                        false => self.poll_cancels(&mut connected),
+                    }?;
+                    store = Some(connected);
+                    Ok(())
+                });
+            if let Err(error) = done {
+                let wait = retry.next();
+                retry_at = Instant::now() + wait;
+                eprintln!(
+                    "{}: {error} (heartbeats); connecting again in {} ms",
+                    self.config.name,
+                    wait.as_millis()
+                );
+                continue;
+            }
+            retry.reset();
+            last_poll = Instant::now();
+            if beat {
+                last_beat = last_poll;
             }
         }
+    }
+
+    /// The runs held, as the heartbeat sees them.
+    fn beating(&self) -> Vec<Beating> {
+        self.shared
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|h| {
+                (
+                    h.lease,
+                    h.interrupt.clone(),
+                    Arc::clone(&h.lost),
+                    Arc::clone(&h.cancel),
+                )
+            })
+            .collect()
+    }
+
+    /// Extends the lease of every run held; interrupts those whose lease
+    /// was lost or that were asked to cancel.
+    fn beat(&self, store: &mut Store) -> Result<()> {
+        for (lease, interrupt, lost, cancel) in self.beating() {
+            let beat = store.heartbeat(lease, self.config.lease)?;
+            if !beat.held {
+                lost.store(true, Ordering::SeqCst);
+                interrupt.iter().for_each(Interrupt::interrupt);
+            } else if beat.cancel_requested && !cancel.swap(true, Ordering::SeqCst) {
+                interrupt.iter().for_each(Interrupt::interrupt);
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks which of the runs held and not yet cancelling were asked to
+    /// cancel, and interrupts them.
+    fn poll_cancels(&self, store: &mut Store) -> Result<()> {
+        let held: Vec<Beating> = self
+            .beating()
+            .into_iter()
+            .filter(|(_, _, _, cancel)| !cancel.load(Ordering::SeqCst))
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let runs: Vec<RunId> = held.iter().map(|(lease, ..)| lease.run).collect();
+        let asked = store.cancels_requested(&runs)?;
+        for (lease, interrupt, _, cancel) in held {
+            if asked.contains(&lease.run) && !cancel.swap(true, Ordering::SeqCst) {
+                interrupt.iter().for_each(Interrupt::interrupt);
+            }
+        }
+        Ok(())
     }
 
     fn busy(&self) -> bool {
@@ -545,6 +722,27 @@ impl Worker {
 /// A held run as the heartbeat sees it: its lease, the interrupt of its
 /// run once started, and its lost and cancel flags.
 type Beating = (Lease, Option<Interrupt>, Arc<AtomicBool>, Arc<AtomicBool>);
+
+/// The waits between attempts to reach a failing store: [`RETRY_FIRST`],
+/// doubling up to [`RETRY_MAX`].
+#[derive(Default)]
+struct Backoff {
+    /// The last wait; zero after a success.
+    last: Duration,
+}
+
+impl Backoff {
+    /// The wait before the next attempt.
+    fn next(&mut self) -> Duration {
+        self.last = (self.last * 2).clamp(RETRY_FIRST, RETRY_MAX);
+        self.last
+    }
+
+    /// The store answered: the next failure waits [`RETRY_FIRST`] again.
+    fn reset(&mut self) {
+        self.last = Duration::ZERO;
+    }
+}
 
 /// One thread's runs: claimed together and not started yet, or written
 /// back in a transaction still to come.
@@ -679,6 +877,13 @@ impl Advance<'_> {
         if self.run.budget_left() > 0 {
             return Ok(None);
         }
+        if self.cancelled {
+            let message = format!(
+                "Cancelled: the run went on for {budget} instructions after it was cancelled \
+                 without waiting for anything"
+            );
+            return self.fail_with(message).map(Some);
+        }
         let message = format!(
             "Limit: the run ran {budget} instructions without waiting for anything \
              (its `--max-instructions`)"
@@ -721,6 +926,15 @@ impl Advance<'_> {
             return Ok(None);
         }
         self.cancelled = true;
+        // Defers and handlers get a bounded time to run: a script that
+        // catches `Cancelled` in a loop that never waits still ends.
+        let mut limits = self.run.limits();
+        limits.budget = Some(
+            limits
+                .budget
+                .map_or(CANCEL_BUDGET, |b| b.min(CANCEL_BUDGET)),
+        );
+        self.run.set_limits(limits);
         match self.run.cancel(&mut self.lines) {
             Ok(()) => Ok(None),
             Err(error) => self.finish(Err(error)).map(Some),
@@ -917,9 +1131,14 @@ impl Advance<'_> {
         Ok(self.defer(commit, Outcome::Finished))
     }
 
-    /// Ends the run with the host's error `message`.
+    /// Ends the run with the host's error `message` (cancelled, once it
+    /// was).
     fn fail_with(&mut self, message: String) -> Result<Outcome> {
-        let mut commit = self.commit_of(RunStatus::Failed);
+        let status = match self.cancelled {
+            true => RunStatus::Cancelled,
+            false => RunStatus::Failed,
+        };
+        let mut commit = self.commit_of(status);
         commit.error = Some(message);
         Ok(self.defer(commit, Outcome::Finished))
     }
@@ -964,7 +1183,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::describe_time;
+    use super::{describe_time, Backoff, RETRY_MAX};
+    use std::time::Duration;
+
+    #[test]
+    fn retries_wait_longer_up_to_a_cap_and_start_over_after_a_success() {
+        let mut retry = Backoff::default();
+        let waits: Vec<u128> = (0..9).map(|_| retry.next().as_millis()).collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(retry.next(), RETRY_MAX);
+        retry.reset();
+        assert_eq!(retry.next(), Duration::from_millis(50));
+    }
 
     #[test]
     fn times_are_shown_in_utc() {

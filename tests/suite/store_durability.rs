@@ -5,9 +5,10 @@
 //! lost, no recorded I/O performed again, duplicates only of requests in
 //! flight at a kill), a worker frozen past its lease (its writes change
 //! nothing once it wakes), `send` racing the commit that parks a run at
-//! its `yield`, `cancel` of sleeping and running runs, a durable timer
-//! across a restart of the worker and the database, and the store
-//! commands' output and exit codes.
+//! its `yield`, `cancel` of sleeping and running runs and of loops that
+//! never wait, a durable timer across a restart of the worker and the
+//! database, a worker that keeps working across a restart of the database,
+//! and the store commands' output and exit codes.
 //!
 //! Effects are made observable by `exec("sh", ...)` appending a line to a
 //! log file: the performance's start time (ns) is both written to the
@@ -1009,6 +1010,15 @@ fn store_commands(dir: &Path, url: &str) {
     assert!(text.contains("  arguments: x y z\n"), "{text}");
     assert!(text.contains("  waiting on: yield who?\n"), "{text}");
     assert!(text.contains("pending I/O: 0\n"), "{text}");
+    // The answer is given with `spool send`, not with a file's `resume`.
+    assert!(
+        text.contains(&format!(
+            "status: waiting for the answer to a top-level yield (it receives `str`; \
+             give it with `spool send {greet} JSON`)\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("spool resume"), "{text}");
 
     // logs --follow keeps printing until the run ends.
     let mut follow = Proc::start_with(
@@ -1109,4 +1119,179 @@ fn store_commands_postgres() {
         return;
     };
     store_commands(&dir, &url);
+}
+
+// ---------------------------------------------------------------------
+// 7. A worker across a restart of the database (it is not restarted)
+// ---------------------------------------------------------------------
+
+/// A run doing `exec`s one after another, printing after each: it is in
+/// the middle of its work when the server goes away.
+const STEADY: &str = "for i in 0..6 {\n  exec(\"sleep\", [\"0.3\"])\n  print(\"step ${i}\")\n}\n";
+
+#[test]
+fn worker_survives_database_restart_postgres() {
+    let test = "worker_survives_database_restart_postgres";
+    let Some(cluster) = pg_cluster::start_or_skip(test) else {
+        return;
+    };
+    let url = pg_cluster::fresh_database(&cluster, test);
+    let dir = Scratch::new("store_db_restart_postgres");
+    let url = url.as_str();
+    let mut worker = Proc::worker(
+        &dir,
+        url,
+        "steadfast",
+        &["--concurrency", "2", "--lease", "2"],
+    );
+    let mut store = open(url);
+    let first = submit(&mut store, "first.spl", "print(\"first\")\n", &[]);
+    let nap = submit(&mut store, "nap.spl", &timed_sleep(4000), &[]);
+    let steady = submit(&mut store, "steady.spl", STEADY, &[]);
+    wait_until(
+        20.0,
+        "the first run done, the nap parked and the steady run started",
+        || {
+            info(&mut store, first).status == RunStatus::Done
+                && info(&mut store, nap).status == RunStatus::Sleeping
+                && info(&mut store, steady).output_lines >= 1
+        },
+        || describe_runs(url),
+    );
+    drop(store);
+    // Down long enough for a few failed attempts to reconnect.
+    cluster.stop();
+    std::thread::sleep(ms(1500));
+    assert!(
+        worker.exited().is_none(),
+        "the worker ended while the server was down; stderr:\n{}",
+        worker.errors()
+    );
+    cluster.restart().expect("PostgreSQL restarts");
+    let mut store = open(url);
+    let later: Vec<RunId> = (0..3)
+        .map(|n| {
+            let source = format!("sleep(10)\nprint(\"later {n}\")\n");
+            submit(&mut store, &format!("later{n}.spl"), &source, &[])
+        })
+        .collect();
+    let mut all = vec![nap, steady];
+    all.extend(&later);
+    wait_until(
+        30.0,
+        "every run to be done by the same worker",
+        || {
+            all.iter()
+                .all(|id| info(&mut store, *id).status == RunStatus::Done)
+        },
+        || format!("{}worker stderr:\n{}", describe_runs(url), worker.errors()),
+    );
+    assert!(
+        worker.exited().is_none(),
+        "the worker ended; stderr:\n{}",
+        worker.errors()
+    );
+    // The steady run was dropped at the failure and claimed again from
+    // its last commit: every step printed once.
+    let steps: Vec<String> = (0..6).map(|i| format!("step {i}")).collect();
+    assert_eq!(store.output(steady, 0).expect("output"), steps);
+    for (n, id) in later.iter().enumerate() {
+        assert_eq!(
+            store.output(*id, 0).expect("output"),
+            [format!("later {n}")]
+        );
+    }
+    let errors = worker.errors();
+    assert!(
+        errors.contains("steadfast: the store is unavailable: ")
+            && errors.contains("connecting again in "),
+        "the worker did not say it reconnects:\n{errors}"
+    );
+    eprintln!("{url}: the worker said:\n{errors}");
+    worker.signal("TERM");
+    let status = worker.wait(10);
+    assert!(status.success(), "{}", worker.errors());
+}
+
+// ---------------------------------------------------------------------
+// 8. `cancel` of runs that never wait: a loop without a suspension point
+// ---------------------------------------------------------------------
+
+fn cancel_busy_loops(dir: &Path, url: &str) {
+    let scripts = [
+        ("spin.spl", "print(\"spinning\")\nwhile true {}\n"),
+        (
+            "spin_defer.spl",
+            "defer print(\"cleanup\")\nprint(\"spinning\")\nlet n = 0\nwhile true {\n  n += 1\n}\n",
+        ),
+        // Catches `Cancelled` and goes on spinning: ended by the worker.
+        (
+            "stubborn.spl",
+            "print(\"spinning\")\nwhile true {\n  try {\n    while true {}\n  } catch e {\n    \
+             print(\"caught ${e.kind}\")\n  }\n}\n",
+        ),
+    ];
+    let mut store = open(url);
+    let ids: Vec<RunId> = scripts
+        .iter()
+        .map(|(name, source)| submit(&mut store, name, source, &[]))
+        .collect();
+    // The default lease (30 s) heartbeats every 10 s: a cancel noticed in
+    // a couple of seconds is noticed between heartbeats.
+    let _worker = Proc::worker(dir, url, "spinner", &["--concurrency", "3"]);
+    wait_until(
+        20.0,
+        "every run claimed",
+        || {
+            ids.iter()
+                .all(|id| info(&mut store, *id).status == RunStatus::Running)
+        },
+        || describe_runs(url),
+    );
+    // Each thread's first claim is one run: all three are spinning soon
+    // (what they print is committed when they end).
+    std::thread::sleep(ms(500));
+    let asked = Instant::now();
+    for id in &ids {
+        let out = cli(dir, url, "cancel", &[&id.to_string()]);
+        expect_exit(&out, 0, "spool cancel");
+    }
+    wait_until(
+        3.0,
+        "every run to be cancelled",
+        || {
+            ids.iter()
+                .all(|id| info(&mut store, *id).status == RunStatus::Cancelled)
+        },
+        || describe_runs(url),
+    );
+    eprintln!(
+        "{url}: the loops cancelled {:?} after `spool cancel`",
+        asked.elapsed()
+    );
+    let expected: [&[&str]; 3] = [
+        &["spinning"],
+        &["spinning", "cleanup"],
+        &["spinning", "caught Cancelled"],
+    ];
+    for (id, lines) in ids.iter().zip(expected) {
+        let run = info(&mut store, *id);
+        assert_eq!(store.output(*id, 0).expect("output"), lines, "{run:?}");
+        let error = run.error.unwrap_or_default();
+        assert!(error.contains("Cancelled"), "run {id}: {error}");
+    }
+}
+
+#[test]
+fn cancel_busy_loops_sqlite() {
+    let (dir, url) = sqlite_store("store_cancel_loops_sqlite");
+    cancel_busy_loops(&dir, &url);
+}
+
+#[test]
+fn cancel_busy_loops_postgres() {
+    let Some((dir, url)) = postgres_store("store_cancel_loops_postgres") else {
+        return;
+    };
+    cancel_busy_loops(&dir, &url);
 }

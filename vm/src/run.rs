@@ -344,11 +344,14 @@ impl Run {
     /// Cancels the whole run, as a host that was asked to stop a workflow
     /// does: every task still alive (the main program's and all it
     /// spawned) gets `Cancelled` as `t.cancel()` gives it (a blocked task
-    /// at once, a ready one at its next suspension point), and a main
-    /// program waiting at a top-level `yield` raises `Cancelled` there. Its
-    /// deferred calls run as the error unwinds; a script that catches the
-    /// error may go on. Call [`Run::resume`] afterwards to let it unwind.
-    /// Returns the error the run ended with when nothing caught it at once.
+    /// at once, a ready one at its next suspension point), a main program
+    /// waiting at a top-level `yield` raises `Cancelled` there, and the
+    /// task a pause stopped in the middle of its work ([`Step::Paused`]:
+    /// its budget spent, or an [`Interrupt`]) raises it where it stopped,
+    /// so a loop that never suspends is cancelled too. Its deferred calls
+    /// run as the error unwinds; a script that catches the error may go
+    /// on. Call [`Run::resume`] afterwards to let it unwind. Returns the
+    /// error the run ended with when nothing caught it at once.
     pub fn cancel(&mut self, output: &mut dyn Output) -> Result<(), RunError> {
         if !matches!(self.status, Status::Running) {
             return Ok(());
@@ -367,13 +370,23 @@ impl Run {
         for &task in tasks.iter().rev() {
             crate::tasks::sched::cancel(&mut self.heap, &mut self.sched, task);
         }
-        if !(self.host_yield && self.context.resumers.is_empty()) {
+        let at_yield = self.host_yield && self.context.resumers.is_empty();
+        // Paused between two instructions of the running task (not at a
+        // `yield`, not idle waiting for I/O).
+        let mid_task = !self.host_yield && !self.context.fiber.frames.is_empty();
+        let raise_in = match (at_yield, mid_task) {
+            (true, _) => self.sched.main,
+            (false, true) => self.sched.current,
+            (false, false) => None,
+        };
+        let Some(task) = raise_in.and_then(|t| self.heap.task_mut(t)) else {
+            return Ok(());
+        };
+        if !at_yield && !task.cancel_pending {
             return Ok(());
         }
+        task.cancel_pending = false;
         self.host_yield = false;
-        if let Some(main) = self.sched.main.and_then(|t| self.heap.task_mut(t)) {
-            main.cancel_pending = false;
-        }
         let program = Arc::clone(&self.program);
         let error = crate::tasks::sched::cancelled();
         let record = crate::tasks::sched::error_record(&mut self.heap, &self.sched, &error);
