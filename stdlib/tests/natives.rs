@@ -86,6 +86,7 @@ impl Fixture {
             program: &self.program,
             output: &mut self.output,
             rng: &mut self.rng,
+            exit: &mut None,
             args: &self.args,
             sched: &mut self.sched,
             suspend: None,
