@@ -588,7 +588,10 @@ impl Compiler {
             ));
             return Type::Error;
         }
-        if named == 0 {
+        // `Retry()` of a struct with defaults leaves every field out, as a
+        // named construction; positional construction gives every field.
+        let all_defaults = args.is_empty() && def.defaults.iter().any(Option::is_some);
+        if named == 0 && !all_defaults {
             if !self.positional_fields(args, &field_types, start, span) {
                 return result;
             }
