@@ -5,17 +5,19 @@
 //! The distance is Damerau's (optimal string alignment: insertions,
 //! deletions, substitutions and swaps of two neighbouring chars each cost
 //! one), counted in chars. A candidate is close enough when the distance is
-//! at most a third of the unknown name's length, and at least 1, so `nmae`
-//! finds `name` and `x` finds `y`, but `count` does not find `mount`'s
-//! unrelated neighbours two edits away. Among equally close candidates the
-//! first in alphabetical order wins, so the hint does not depend on the order
-//! of a hash map.
+//! at most a third of the unknown name's length (at least 1) and less than
+//! that length, so `nmae` finds `name` and `ln` finds `len`, but a
+//! one-letter name is never "corrected" into another one-letter name, nor
+//! `count` into a word two edits away. Among equally close candidates the
+//! first in alphabetical order wins, so the hint does not depend on the
+//! order of a hash map.
 
 /// The candidate closest to `name`, if one is close enough; `name` itself
 /// and names starting with `__` (the library's internals) are never
 /// suggested.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let length = name.chars().count();
+    let limit = (length / 3).max(1).min(length.saturating_sub(1));
     candidates
         .into_iter()
         .filter(|candidate| *candidate != name && !candidate.starts_with("__"))
@@ -99,10 +101,11 @@ mod tests {
         assert_eq!(closest("upper", names), None, "never the name itself");
         assert_eq!(closest("__flight_wai", names), None, "never internals");
         assert_eq!(
-            closest("x", ["y", "b", "a"]),
-            Some("a"),
+            closest("ab", ["ac", "aa", "b"]),
+            Some("aa"),
             "ties: alphabetical"
         );
+        assert_eq!(closest("x", ["y", "a"]), None, "one letter for another");
         assert_eq!(
             did_you_mean("lowr", names).as_deref(),
             Some("did you mean `lower`?")
