@@ -55,12 +55,6 @@ pub struct Run {
     pub(crate) host_yield: bool,
     /// The random-number state natives draw from.
     pub(crate) rng: u64,
-    /// The status `exit(code)` asked for: set by the first `exit`, while
-    /// the run unwinds (every task cancelled, defers running) and after it
-    /// ended. Neither the exit nor the cancellations it caused are caught
-    /// by `try` while it is set. Cleared when [`Run::call_main`] starts a
-    /// new main function.
-    pub(crate) exit: Option<i64>,
     /// The tasks' scheduler: the running task, the ready queue, the I/O
     /// requests in flight.
     pub(crate) sched: Sched,
@@ -90,6 +84,12 @@ pub struct Run {
     pub(crate) io_deadlines: std::collections::BTreeMap<IoId, i64>,
     /// Whether the run can continue, and its outcome once it cannot.
     pub(crate) status: Status,
+    /// The status `exit(code)` asked for: set by the first `exit`, while
+    /// the run unwinds (every task cancelled, defers running) and after it
+    /// ended. Neither the exit nor the cancellations it caused are caught
+    /// by `try` while it is set. Cleared when [`Run::call_main`] starts a
+    /// new main function.
+    pub(crate) exit: Option<i64>,
     /// `program.natives[i]` bound to a Rust function. Not serialized: a
     /// deserialized run has none until [`Run::bind_natives`].
     #[serde(skip)]
