@@ -259,8 +259,7 @@ pub fn repeat(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError>
             format!("repeat count must not be negative, got {count}"),
         ));
     };
-    ctx.heap
-        .charge(text.len().checked_mul(count).unwrap_or(usize::MAX))?;
+    ctx.heap.charge(text.len().saturating_mul(count))?;
     let repeated = text.repeat(count);
     Ok(ctx.heap.alloc_str(repeated))
 }
@@ -322,7 +321,7 @@ fn pad(ctx: &mut NativeCtx<'_>, args: &[Value], fill: &str, side: Side) -> Resul
     let length = text.chars().count();
     let missing = usize::try_from(width).map_or(0, |width| width.saturating_sub(length));
     if missing == 0 {
-        return Ok(param::arg(args, 0)?);
+        return param::arg(args, 0);
     }
     let longest_char = fill.chars().map(char::len_utf8).max().unwrap_or(1);
     ctx.heap.charge(
