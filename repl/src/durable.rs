@@ -279,6 +279,13 @@ pub fn describe(path: &str, run: &Run) -> String {
         program.functions.len()
     );
     let status = match run.status() {
+        Status::Done(_) | Status::Failed(_) if run.exit_code().is_some() => {
+            format!("finished with exit({})", run.exit_code().unwrap_or_default())
+        }
+        Status::Running if run.exit_code().is_some() => format!(
+            "exiting with exit({}): its tasks are unwinding",
+            run.exit_code().unwrap_or_default()
+        ),
         Status::Done(_) => "finished".to_string(),
         Status::Failed(error) => {
             format!("failed\n{}", indent(&crate::cli::format_runtime_error(error)))

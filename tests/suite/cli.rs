@@ -384,6 +384,11 @@ fn exit_ends_the_process_with_the_status_after_the_defers() {
     // exits with the same status; a new run may overwrite it.
     let output = spool(&dir, &["run", "exit.spl", "--state", "exit.run"]);
     assert_exit(&output, 3);
+    let inspected = stdout(&spool(&dir, &["inspect", "exit.run"]));
+    assert!(
+        inspected.contains("status: finished with exit(3)"),
+        "{inspected}"
+    );
     let output = spool(&dir, &["resume", "exit.run"]);
     assert_exit(&output, 3);
     assert!(stderr(&output).contains("exit(3)"), "{}", stderr(&output));
