@@ -76,8 +76,8 @@ pub fn selected(name: &str) -> bool {
     }
 }
 
-/// A compile error a script expects: on `line`, with a message containing
-/// `text`.
+/// A compile error a script expects: on `line`, with a message (or hint)
+/// containing `text`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpectedCompileError {
     /// 1-based line of the directive, where the error's primary span must be.

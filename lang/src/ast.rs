@@ -127,6 +127,9 @@ pub struct FieldDecl {
     pub name: Ident,
     /// The field's type.
     pub ty: TypeExpr,
+    /// `= value`: what a named construction that leaves the field out
+    /// gives it (the checker accepts only a literal, `nil`, `[]` or `[:]`).
+    pub default: Option<Expr>,
 }
 
 /// `enum Name<T> { Variants }`.

@@ -134,6 +134,8 @@ pub mod codes {
     pub const NOT_A_PLACE: &str = "spool::E026";
     /// A value called that is not a function.
     pub const NOT_CALLABLE: &str = "spool::E027";
+    /// A struct field's default that is not a literal, `nil`, `[]` or `[:]`.
+    pub const FIELD_DEFAULT: &str = "spool::E028";
     /// A `match` that does not cover every case.
     pub const NON_EXHAUSTIVE: &str = "spool::E030";
     /// A pattern that does not fit the matched type.

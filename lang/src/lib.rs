@@ -11,6 +11,7 @@ pub mod compile;
 pub mod diag;
 pub mod lexer;
 pub mod parser;
+pub mod suggest;
 pub mod types;
 
 pub use compile::{compile, is_builtin_type, Cell, NativeSpec, Session, SourceFile};

@@ -2,7 +2,7 @@
 //! results and errors are shown.
 //!
 //! Exit codes: 0 when the run finished, 1 for a runtime error, 2 for a
-//! usage or compile error.
+//! usage or compile error, and N when the script called `exit(N)`.
 
 use std::io::{IsTerminal, Write};
 
@@ -36,6 +36,8 @@ options of `spool run` and `spool resume`:
   --send JSON      (resume) the answer to the yield the run is waiting at
   --program FILE   (resume) continue on FILE, a changed version of the script,
                    if no function the run is inside changed
+  --seed N         (run) seed random() with N to repeat a run's numbers
+                   (default: from the operating system's entropy)
   --max-io N       run at most N I/O requests at once (default 128)
   --trace PATH     write a Chrome trace-event file of CPU and I/O phases
 
@@ -121,6 +123,8 @@ pub(crate) struct RunOptions {
     pub(crate) max_instructions: Option<u64>,
     /// `--state-key FILE`: sign saved runs and require the signature.
     pub(crate) state_key: Option<String>,
+    /// `--seed N`: the seed of `random()` (from entropy when not given).
+    pub(crate) seed: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -134,6 +138,7 @@ impl Default for RunOptions {
             limits: spool::Limits::default(),
             max_instructions: Some(DEFAULT_MAX_INSTRUCTIONS),
             state_key: None,
+            seed: None,
         }
     }
 }
@@ -329,6 +334,12 @@ pub(crate) fn parse_run(
             }
             "--program" if resume => program = Some(value("--program")?),
             "--state-key" => options.state_key = Some(value("--state-key")?),
+            "--seed" if !resume => {
+                let text = value("--seed")?;
+                options.seed = Some(text.replace('_', "").parse().map_err(|_| {
+                    format!("`--seed` needs a number from 0 to 2^64 - 1, not `{text}`")
+                })?);
+            }
             "--max-heap" => {
                 options.limits.max_heap_bytes =
                     crate::cli_io::parse_size("--max-heap", &value("--max-heap")?)?
@@ -438,6 +449,7 @@ fn run_file(path: &str, args: Vec<String>, options: &RunOptions) -> i32 {
         }
     }
     let mut run = program.start(args);
+    run.seed(options.seed.unwrap_or_else(crate::durable::random_u64));
     if options.step {
         run.set_host_note(STEP_NOTE, "1");
     }
@@ -472,6 +484,11 @@ fn resume_file(
         spool_vm::Status::Done(_) => {
             eprintln!("the run saved in `{path}` has already finished");
             return EXIT_OK;
+        }
+        spool_vm::Status::Failed(_) if run.exit_code().is_some() => {
+            let code = run.exit_code().unwrap_or_default();
+            eprintln!("the run saved in `{path}` has already finished with exit({code})");
+            return code as i32;
         }
         spool_vm::Status::Failed(error) => {
             eprint!("{}", format_runtime_error(error));
@@ -535,7 +552,7 @@ fn drive_run(run: &mut Run, options: &RunOptions, state: Option<String>) -> i32 
         }
     }
     match outcome {
-        Ok(_) => EXIT_OK,
+        Ok(_) => run.exit_code().map_or(EXIT_OK, |code| code as i32),
         Err(message) if driver.hooks.paused_at_limit => {
             eprint!("{message}");
             EXIT_OK
@@ -635,6 +652,10 @@ impl Driver {
             Ok(spool::Driven::Done(value)) => self.hooks.checkpoint(run).map(|()| Some(value)),
             Ok(spool::Driven::AtYield) => Ok(None),
             Err(spool::Stop::Host(message)) => Err(message),
+            // `exit(N)` with N other than 0: the run finished as asked.
+            Err(spool::Stop::Run(_)) if run.exit_code().is_some() => {
+                self.hooks.checkpoint(run).map(|()| None)
+            }
             Err(spool::Stop::Run(error)) => {
                 let text = format_runtime_error(&error);
                 if let Some(path) = &self.hooks.state {

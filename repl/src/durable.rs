@@ -110,7 +110,7 @@ fn create_temporary(target: &Path) -> std::io::Result<(PathBuf, std::fs::File)> 
 /// 64 unpredictable bits: from `/dev/urandom` where there is one,
 /// otherwise from the standard library's randomly keyed hasher mixed with
 /// the time, the process id and a counter.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::io::Read as _;
     let mut bytes = [0u8; 8];
@@ -230,6 +230,8 @@ pub fn check_fresh(path: &str) -> Result<(), String> {
     }
     match load(path) {
         Ok(run) if matches!(run.status(), Status::Done(_)) => Ok(()),
+        // A run that ended with `exit(N)` is finished too, whatever N.
+        Ok(run) if run.exit_code().is_some() && matches!(run.status(), Status::Failed(_)) => Ok(()),
         Ok(run) => Err(format!(
             "`{path}` holds an unfinished run of {}; `spool resume {path}` continues it \
              (to start over, delete `{path}` first)",
@@ -285,6 +287,13 @@ pub fn describe_with(path: &str, run: &Run, send: &str) -> String {
         program.functions.len()
     );
     let status = match run.status() {
+        Status::Done(_) | Status::Failed(_) if run.exit_code().is_some() => {
+            format!("finished with exit({})", run.exit_code().unwrap_or_default())
+        }
+        Status::Running if run.exit_code().is_some() => format!(
+            "exiting with exit({}): its tasks are unwinding",
+            run.exit_code().unwrap_or_default()
+        ),
         Status::Done(_) => "finished".to_string(),
         Status::Failed(error) => {
             format!(

@@ -68,6 +68,7 @@ struct Repl {
 impl Repl {
     fn new(engine: &Engine, terminal: bool) -> Repl {
         let mut session = Session::new(engine);
+        session.run().seed(crate::durable::random_u64());
         limit_slices(&mut session);
         Repl {
             engine: engine.clone(),
@@ -187,6 +188,12 @@ impl Repl {
         INTERRUPTED.store(false, Ordering::SeqCst);
         let outcome = self.driver.run_to_end(session.run(), &host);
         host.flush();
+        if let Some(code) = session.run().exit_code() {
+            // `exit` ends the input (its tasks cancelled), not the session.
+            eprintln!("exit({code})");
+            self.failed |= code != 0;
+            return Flow::Continue;
+        }
         match (outcome, prepared.result) {
             (Ok(Some(value)), Some(ty)) => println!("= {} : {ty}", session.show(value)),
             (Ok(_), _) => {}

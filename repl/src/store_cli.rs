@@ -28,7 +28,8 @@ runs kept in a store (`--store URL` or SPOOL_STORE; default ./spool.db,
 a SQLite file; postgres://USER@HOST/DB for PostgreSQL):
   spool submit FILE [OPTIONS] [-- ARGS...]
                    store a new run of FILE with the policy and limits of
-                   `spool run`'s OPTIONS; prints its id
+                   `spool run`'s OPTIONS (`--seed N` seeds its random(),
+                   else entropy does); prints its id
   spool worker [--concurrency N] [--lease SECONDS] [--until-idle] [OPTIONS]
                    advance due runs until SIGTERM or Ctrl-C (--until-idle:
                    until every run has ended or waits for an answer);
@@ -227,13 +228,14 @@ fn submit(common: Common) -> Result<i32, Failure> {
         }
     }
     let file = file.ok_or_else(|| Failure::Usage("`spool submit` needs a FILE".to_string()))?;
-    run_options(&flags).map_err(Failure::Usage)?;
+    let seed = run_options(&flags).map_err(Failure::Usage)?.seed;
     let source = std::fs::read_to_string(&file)
         .map_err(|e| Failure::Input(format!("cannot read `{file}`: {e}")))?;
     let program = crate::cli::compile_file(&file).map_err(|_| Failure::Input(String::new()))?;
     let policy = serde_json::to_string(&flags).unwrap_or_default();
     let mut store = common.open()?;
-    let id = store.submit(&program, &file, &source, script_args, &policy)?;
+    let ids = store.submit_seeded(&program, &file, &source, vec![script_args], &policy, seed)?;
+    let id = ids.first().copied().unwrap_or(spool_store::RunId(0));
     println!("{id}");
     Ok(EXIT_OK)
 }

@@ -1,5 +1,5 @@
 //! The functions that belong to no one type: `print`, `str`, the numeric
-//! conversions `int` and `float`, `assert`, `random` and `args`.
+//! conversions `int` and `float`, `assert`, `random`, `args` and `exit`.
 
 use spool_vm::{format, ErrorKind, NativeCtx, Value, VmError};
 
@@ -52,6 +52,11 @@ pub const DEFS: &[NativeDef] = &[
         key: "core.args",
         sig: "fn args() -> [str]",
         func: script_args,
+    },
+    NativeDef {
+        key: "core.exit",
+        sig: "fn exit(code: int)",
+        func: exit,
     },
 ];
 
@@ -132,6 +137,29 @@ pub fn script_args(ctx: &mut NativeCtx<'_>, _args: &[Value]) -> Result<Value, Vm
         .map(|arg| ctx.heap.alloc_str(arg.as_str()))
         .collect();
     Ok(ctx.heap.alloc_list(items))
+}
+
+/// `exit(code)`: ends the run with status `code` (0 to 255, else a `Type`
+/// error). Every other task is cancelled as by `t.cancel()`, and the
+/// calling task unwinds with an `Exit` error; while the run exits, `try`
+/// lets `Exit` and `Cancelled` pass, so every task ends and runs its
+/// defers. The first `exit` decides the status; one called by a defer
+/// while the run exits only ends that defer.
+pub fn exit(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    let code = param::int(args, 0)?;
+    if !(0..=255).contains(&code) {
+        return Err(VmError::new(
+            ErrorKind::Type,
+            format!("exit status must be between 0 and 255, got {code}"),
+        ));
+    }
+    if ctx.exit.is_none() {
+        *ctx.exit = Some(code);
+        let current = ctx.sched.current;
+        spool_vm::run::cancel_tasks(ctx.heap, ctx.sched, current);
+    }
+    let code = ctx.exit.unwrap_or(code);
+    Err(VmError::new(ErrorKind::Exit, format!("exit({code})")))
 }
 
 /// Advances SplitMix64 and returns its next output. Chosen because its whole

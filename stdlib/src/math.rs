@@ -1,5 +1,6 @@
 //! Arithmetic helpers: `abs`, `min` and `max` for ints and floats, and
-//! `floor`, `ceil`, `sqrt`, `pow` for floats. Int results that do not fit
+//! `floor`, `ceil`, `sqrt`, `pow`, `round` for floats, and `fixed`, a float
+//! written with a fixed number of decimals. Int results that do not fit
 //! raise `Overflow`, like the VM's own arithmetic; float results follow
 //! IEEE 754 (`sqrt(-1.0)` is NaN).
 
@@ -60,6 +61,16 @@ pub const DEFS: &[NativeDef] = &[
         sig: "fn pow(x: float, y: float) -> float",
         func: pow,
     },
+    NativeDef {
+        key: "float.round",
+        sig: "fn round(x: float) -> float",
+        func: round,
+    },
+    NativeDef {
+        key: "float.fixed",
+        sig: "fn fixed(x: float, digits: int) -> str",
+        func: fixed,
+    },
 ];
 
 /// `abs(x: int)`; `Overflow` for the one int whose negation does not fit.
@@ -113,6 +124,39 @@ pub fn sqrt(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
 /// `pow(x, y)`: `x` to the power `y`.
 pub fn pow(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     float_op2(args, f64::powf)
+}
+
+/// `round(x)`: the nearest whole float, halves away from zero (`round(2.5)`
+/// is `3.0`, `round(-2.5)` is `-3.0`).
+pub fn round(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    float_op(args, f64::round)
+}
+
+/// The most digits `fixed` writes after the point, a bound on the text it
+/// builds (C's `printf` has none, but no float has more than 1 074
+/// significant fraction digits).
+pub const MAX_FIXED_DIGITS: i64 = 1_100;
+
+/// `fixed(x, digits)`: `x` with exactly `digits` digits after the point,
+/// rounded to the nearest (ties to even on the exact binary value, as C's
+/// `%.*f`); `digits == 0` writes no point. NaN and the infinities are written
+/// `NaN`, `inf` and `-inf`, as `str` writes them. `digits` below 0 or above
+/// [`MAX_FIXED_DIGITS`] is a `Type` error.
+pub fn fixed(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    let x = param::float(args, 0)?;
+    let digits = param::int(args, 1)?;
+    if !(0..=MAX_FIXED_DIGITS).contains(&digits) {
+        return Err(VmError::new(
+            ErrorKind::Type,
+            format!("fixed: digits must be between 0 and {MAX_FIXED_DIGITS}, got {digits}"),
+        ));
+    }
+    let text = if x.is_nan() {
+        "NaN".to_string()
+    } else {
+        format!("{x:.0$}", digits as usize)
+    };
+    Ok(ctx.heap.alloc_str(text))
 }
 
 /// Applies `op` to the one float argument.

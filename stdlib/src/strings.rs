@@ -2,7 +2,7 @@
 //! sees counts Unicode scalar values (chars), never bytes, so slicing can
 //! never split a character.
 
-use spool_vm::{NativeCtx, Value, VmError};
+use spool_vm::{ErrorKind, NativeCtx, Value, VmError};
 
 use crate::param;
 use crate::NativeDef;
@@ -78,6 +78,36 @@ pub const DEFS: &[NativeDef] = &[
         key: "str.parse_float",
         sig: "fn parse_float(s: str) -> float?",
         func: parse_float,
+    },
+    NativeDef {
+        key: "str.repeat",
+        sig: "fn repeat(s: str, n: int) -> str",
+        func: repeat,
+    },
+    NativeDef {
+        key: "str.pad_left",
+        sig: "fn pad_left(s: str, width: int) -> str",
+        func: pad_left,
+    },
+    NativeDef {
+        key: "str.pad_left_with",
+        sig: "fn pad_left(s: str, width: int, fill: str) -> str",
+        func: pad_left_with,
+    },
+    NativeDef {
+        key: "str.pad_right",
+        sig: "fn pad_right(s: str, width: int) -> str",
+        func: pad_right,
+    },
+    NativeDef {
+        key: "str.pad_right_with",
+        sig: "fn pad_right(s: str, width: int, fill: str) -> str",
+        func: pad_right_with,
+    },
+    NativeDef {
+        key: "str.lines",
+        sig: "fn lines(s: str) -> [str]",
+        func: lines,
     },
     NativeDef {
         key: "list.join",
@@ -215,6 +245,95 @@ pub fn parse_float(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmE
         Ok(x) if is_numeric => Value::Float(x),
         _ => Value::Nil,
     })
+}
+
+/// `s.repeat(n)`: `n` copies of `s` end to end; `n == 0` gives `""`. A
+/// negative `n` is a `Type` error; the result is charged against the heap
+/// limit before it is built, so a giant one is a `Limit` error.
+pub fn repeat(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    let text = param::str(ctx.heap, args, 0)?;
+    let count = param::int(args, 1)?;
+    let Ok(count) = usize::try_from(count) else {
+        return Err(VmError::new(
+            ErrorKind::Type,
+            format!("repeat count must not be negative, got {count}"),
+        ));
+    };
+    ctx.heap.charge(text.len().saturating_mul(count))?;
+    let repeated = text.repeat(count);
+    Ok(ctx.heap.alloc_str(repeated))
+}
+
+/// `s.pad_left(width)`: spaces before `s` up to `width` chars.
+pub fn pad_left(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    pad(ctx, args, " ", Side::Left)
+}
+
+/// `s.pad_left(width, fill)`: `fill` repeated before `s` up to `width`
+/// chars (a fill of several chars is cut where the width is reached).
+pub fn pad_left_with(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    let fill = param::str(ctx.heap, args, 2)?.to_string();
+    pad(ctx, args, &fill, Side::Left)
+}
+
+/// `s.pad_right(width)`: spaces after `s` up to `width` chars.
+pub fn pad_right(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    pad(ctx, args, " ", Side::Right)
+}
+
+/// `s.pad_right(width, fill)`: `fill` repeated after `s` up to `width`
+/// chars.
+pub fn pad_right_with(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    let fill = param::str(ctx.heap, args, 2)?.to_string();
+    pad(ctx, args, &fill, Side::Right)
+}
+
+/// `s.lines()`: the lines of `s`, split at `\n` or `\r\n`, without the
+/// line ends; a final line end adds no empty line (Rust's `str::lines`).
+pub fn lines(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
+    let text = param::str(ctx.heap, args, 0)?;
+    ctx.heap
+        .charge(pieces_bytes(text.len(), text.lines().count()))?;
+    let pieces = text.lines().map(String::from).collect();
+    Ok(alloc_str_list(ctx, pieces))
+}
+
+/// Which end of a string padding goes to.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// Pads the string argument with `fill` (repeated, cut to fit) to the
+/// width in the second argument, counted in chars. A string already that
+/// wide, and any width below its length (negative included), leave it as it
+/// is; an empty `fill` is a `Type` error.
+fn pad(ctx: &mut NativeCtx<'_>, args: &[Value], fill: &str, side: Side) -> Result<Value, VmError> {
+    let text = param::str(ctx.heap, args, 0)?;
+    let width = param::int(args, 1)?;
+    if fill.is_empty() {
+        return Err(VmError::new(
+            ErrorKind::Type,
+            "the fill string of pad_left and pad_right must not be empty",
+        ));
+    }
+    let length = text.chars().count();
+    let missing = usize::try_from(width).map_or(0, |width| width.saturating_sub(length));
+    if missing == 0 {
+        return param::arg(args, 0);
+    }
+    let longest_char = fill.chars().map(char::len_utf8).max().unwrap_or(1);
+    ctx.heap.charge(
+        text.len()
+            .saturating_add(missing.saturating_mul(longest_char)),
+    )?;
+    let padding: String = fill.chars().cycle().take(missing).collect();
+    let padded = match side {
+        Side::Left => padding + text,
+        Side::Right => format!("{text}{padding}"),
+    };
+    Ok(ctx.heap.alloc_str(padded))
 }
 
 /// `xs.join(sep)`: the strings with `sep` between them, built in one

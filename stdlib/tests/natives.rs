@@ -86,6 +86,7 @@ impl Fixture {
             program: &self.program,
             output: &mut self.output,
             rng: &mut self.rng,
+            exit: &mut None,
             args: &self.args,
             sched: &mut self.sched,
             suspend: None,
@@ -189,6 +190,24 @@ fn name_and_first_param(sig: &str) -> (&str, &str) {
     (&rest[..name_end], first[..end].trim())
 }
 
+/// The number of parameters of a signature: the `:`s outside brackets in
+/// its parameter list.
+fn arity(sig: &str) -> usize {
+    let params = &sig[sig.find('(').map_or(0, |i| i + 1)..];
+    let mut depth = 0;
+    let mut count = 0;
+    for c in params.chars() {
+        match c {
+            '[' | '(' => depth += 1,
+            ')' if depth == 0 => break,
+            ']' | ')' => depth -= 1,
+            ':' if depth == 0 => count += 1,
+            _ => {}
+        }
+    }
+    count
+}
+
 #[test]
 fn keys_and_signatures_are_unique() {
     let defs = natives();
@@ -197,9 +216,9 @@ fn keys_and_signatures_are_unique() {
             assert_ne!(def.key, other.key, "duplicate key");
             assert_ne!(def.sig, other.sig, "duplicate sig");
             assert_ne!(
-                name_and_first_param(def.sig),
-                name_and_first_param(other.sig),
-                "{} and {} cannot be told apart by their first parameter",
+                (name_and_first_param(def.sig), arity(def.sig)),
+                (name_and_first_param(other.sig), arity(other.sig)),
+                "{} and {} cannot be told apart by their first parameter or arity",
                 def.key,
                 other.key
             );

@@ -297,7 +297,8 @@ pub fn now_ms() -> i64 {
         .map_or(0, |since| since.as_millis() as i64)
 }
 
-/// A fresh lease token: positive, and different for every claim.
+/// A fresh lease token: positive, and different for every claim (also the
+/// seed of a submitted run's `random()`).
 fn new_token() -> i64 {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -534,7 +535,7 @@ impl Store {
     /// Submits one run of `program` per entry of `args` (its script
     /// arguments), as [`Store::submit`] does, in one transaction: a
     /// thousand runs cost one write to disk, not a thousand. Returns their
-    /// ids in order.
+    /// ids in order. Each run's `random()` is seeded from entropy.
     pub fn submit_many(
         &mut self,
         program: &Program,
@@ -543,11 +544,26 @@ impl Store {
         args: Vec<Vec<String>>,
         policy: &str,
     ) -> Result<Vec<RunId>> {
+        self.submit_seeded(program, name, source, args, policy, None)
+    }
+
+    /// [`Store::submit_many`], with every run's `random()` seeded with
+    /// `seed` (`spool submit --seed N`), or each from entropy for `None`.
+    pub fn submit_seeded(
+        &mut self,
+        program: &Program,
+        name: &str,
+        source: &str,
+        args: Vec<Vec<String>>,
+        policy: &str,
+        seed: Option<u64>,
+    ) -> Result<Vec<RunId>> {
         let fingerprint = fingerprint(program);
         let runs: Vec<(String, Vec<u8>)> = args
             .into_iter()
             .map(|args| {
                 let mut run = program.start(args.clone());
+                run.seed(seed.unwrap_or_else(|| new_token() as u64));
                 let state = self.seal(spool::snapshot_without_program(&mut run));
                 let args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".to_string());
                 (args, state)

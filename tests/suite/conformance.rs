@@ -210,7 +210,9 @@ fn judge(script: &Script) -> Verdict {
     }
 }
 
-/// Every expected error is reported on its line, and nothing else is.
+/// Every expected error is reported on its line, and nothing else is. The
+/// text an `// expect error:` must be part of is `CODE: MESSAGE (help:
+/// HINT)`.
 fn check_compile_errors(
     directives: &Directives,
     error: Option<spool::CompileError>,
@@ -222,9 +224,15 @@ fn check_compile_errors(
         .diagnostics()
         .iter()
         .map(|diagnostic| {
+            // The hint counts as part of the text, so a script can expect
+            // `did you mean ...`.
+            let help = match &diagnostic.help {
+                Some(help) => format!(" (help: {help})"),
+                None => String::new(),
+            };
             (
                 error.line_of(diagnostic),
-                format!("{}: {}", diagnostic.code, diagnostic.message),
+                format!("{}: {}{help}", diagnostic.code, diagnostic.message),
             )
         })
         .collect();

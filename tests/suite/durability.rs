@@ -613,6 +613,7 @@ type Parts = (
     std::collections::BTreeMap<String, String>,
     std::collections::BTreeMap<spool::IoId, i64>,
     spool::Status,
+    Option<i64>,
 );
 
 /// `run`'s fields, checked to encode back to exactly what `snapshot`

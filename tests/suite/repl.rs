@@ -542,3 +542,21 @@ mod terminal {
         s.exp_eof().expect(":quit did not end the session");
     }
 }
+
+#[test]
+fn exit_ends_the_input_and_the_session_goes_on() {
+    let out = piped(
+        "let x = 1\n\
+         exit(0)\n\
+         x + 1\n\
+         exit(3)\n\
+         x + 2\n",
+    );
+    assert_eq!(out.stdout, "= 2 : int\n= 3 : int\n");
+    assert!(out.stderr.contains("exit(0)"), "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("exit(3)"), "stderr: {}", out.stderr);
+    assert_eq!(out.code, 1, "a non-zero exit counts as a failed input");
+    let clean = piped("print(1)\nexit(0)\nprint(2)\n");
+    assert_eq!(clean.stdout, "1\n2\n");
+    assert_eq!(clean.code, 0);
+}

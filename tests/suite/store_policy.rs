@@ -141,3 +141,40 @@ fn a_worker_stopped_by_sigterm_releases_its_run_for_the_next() {
     );
     assert_eq!(stdout(&spool(&dir, &["logs", &id])), "before\n");
 }
+
+#[test]
+fn exit_statuses_and_seeds_in_the_store() {
+    let dir = scratch(
+        "store-exit-seed",
+        &[
+            ("fail.spl", "defer print(\"bye\")\nexit(3)\n"),
+            ("ok.spl", "exit(0)\nprint(\"never\")\n"),
+            ("dice.spl", "print(random())\n"),
+        ],
+    );
+    let failing = submit(&dir, &["fail.spl"]);
+    let passing = submit(&dir, &["ok.spl"]);
+    let seeded = [
+        submit(&dir, &["dice.spl", "--seed", "7"]),
+        submit(&dir, &["dice.spl", "--seed", "7"]),
+    ];
+    let fresh = [submit(&dir, &["dice.spl"]), submit(&dir, &["dice.spl"])];
+    work(&dir, &[]);
+    // A run that exits with a non-zero status failed, with the status in
+    // its error; exit(0) is done.
+    assert!(
+        has_status(&dir, &failing, "failed"),
+        "{}",
+        inspect(&dir, &failing)
+    );
+    assert!(inspect(&dir, &failing).contains("Exit: exit(3)"));
+    assert_eq!(stdout(&spool(&dir, &["logs", &failing])), "bye\n");
+    assert!(
+        has_status(&dir, &passing, "done"),
+        "{}",
+        inspect(&dir, &passing)
+    );
+    let logs = |id: &String| stdout(&spool(&dir, &["logs", id]));
+    assert_eq!(logs(&seeded[0]), logs(&seeded[1]), "--seed 7 twice");
+    assert_ne!(logs(&fresh[0]), logs(&fresh[1]), "two fresh runs");
+}

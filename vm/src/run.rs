@@ -25,8 +25,8 @@ use crate::program::{Constant, Program};
 use crate::tasks::io::{IoId, IoRequest, IoResult};
 use crate::tasks::sched::Sched;
 
-/// The seed of every run's random-number state; the standard library may
-/// reseed it. A fixed seed keeps runs reproducible.
+/// The seed of every run's random-number state until the host reseeds it
+/// ([`Run::seed`]). A fixed seed keeps runs reproducible.
 const RNG_SEED: u64 = 0x853c_49e6_748f_ea9b;
 
 /// The state of one execution of a program.
@@ -84,6 +84,12 @@ pub struct Run {
     pub(crate) io_deadlines: std::collections::BTreeMap<IoId, i64>,
     /// Whether the run can continue, and its outcome once it cannot.
     pub(crate) status: Status,
+    /// The status `exit(code)` asked for: set by the first `exit`, while
+    /// the run unwinds (every task cancelled, defers running) and after it
+    /// ended. Neither the exit nor the cancellations it caused are caught
+    /// by `try` while it is set. Cleared when [`Run::call_main`] starts a
+    /// new main function.
+    pub(crate) exit: Option<i64>,
     /// `program.natives[i]` bound to a Rust function. Not serialized: a
     /// deserialized run has none until [`Run::bind_natives`].
     #[serde(skip)]
@@ -96,6 +102,45 @@ pub struct Run {
     /// requests; rebuilt when natives are bound.
     #[serde(skip)]
     pub(crate) io_ops: Vec<Option<Arc<str>>>,
+}
+
+/// What a run that called `exit(code)` ends with, once its tasks have
+/// finished: [`Step::Done`] with `nil` for status 0, else a [`RunError`] of
+/// kind `Exit`.
+fn exit_outcome(code: i64) -> Result<Step, RunError> {
+    if code == 0 {
+        return Ok(Step::Done(Value::Nil));
+    }
+    Err(RunError {
+        kind: ErrorKind::Exit.as_str().to_string(),
+        message: format!("exit({code})"),
+        trace: Vec::new(),
+    })
+}
+
+/// Cancels every task of the run, from the main task down its children,
+/// as `t.cancel()` does, except `except` (the task calling `exit`, which
+/// unwinds with its own error). The standard library's `exit` calls it.
+pub fn cancel_tasks(
+    heap: &mut Heap,
+    sched: &mut Sched,
+    except: Option<crate::heap::value::ObjRef>,
+) {
+    let mut tasks: Vec<crate::heap::value::ObjRef> = sched.main.into_iter().collect();
+    let mut seen = 0;
+    while seen < tasks.len() {
+        let children = heap
+            .task(Value::Obj(tasks[seen]))
+            .map(|t| t.children.list.clone())
+            .unwrap_or_default();
+        tasks.extend(children);
+        seen += 1;
+    }
+    for &task in tasks.iter().rev() {
+        if Some(task) != except {
+            crate::tasks::sched::cancel(heap, sched, task);
+        }
+    }
 }
 
 /// The default heap limit: 2 GiB.
@@ -196,6 +241,7 @@ impl Run {
             context: Context::default(),
             host_yield: false,
             rng: RNG_SEED,
+            exit: None,
             sched: Sched::default(),
             args,
             limits: Limits::default(),
@@ -286,12 +332,37 @@ impl Run {
             (None, Some(_)) => crate::exec::interp::execute::<true>(self, output),
             (None, None) => crate::exec::interp::execute::<false>(self, output),
         };
+        let outcome = match (self.exit, outcome) {
+            (Some(code), Ok(Step::Done(_)) | Err(_)) => exit_outcome(code),
+            (_, outcome) => outcome,
+        };
         match &outcome {
             Ok(Step::Done(value)) => self.status = Status::Done(*value),
             Ok(Step::Paused | Step::Yield(_) | Step::Io(_)) => {}
             Err(error) => self.status = Status::Failed(error.clone()),
         }
         outcome
+    }
+
+    /// Reseeds the run's random-number generator (`random()`): two runs of
+    /// a program with the same seed draw the same numbers. A run starts
+    /// with a fixed seed, so an embedder's runs repeat unless it calls
+    /// this; the command line seeds every fresh run from the operating
+    /// system's entropy (or `--seed N`). The state is part of the saved
+    /// run: a restored run continues its sequence.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = seed;
+    }
+
+    /// The status the script asked for with `exit(code)`, once it called
+    /// it: the run is then ending (its tasks cancelled, their defers
+    /// running) or has ended. [`Run::resume`] reports an exit with status
+    /// 0 as [`Step::Done`] with `nil`, any other as a [`RunError`] of kind
+    /// `Exit` with the message `exit(N)` and no trace, so a host that does
+    /// not know `exit` treats it as success or failure the way a shell
+    /// would.
+    pub fn exit_code(&self) -> Option<i64> {
+        self.exit
     }
 
     /// A handle another thread can use to stop this run: once
@@ -356,20 +427,7 @@ impl Run {
         if !matches!(self.status, Status::Running) {
             return Ok(());
         }
-        let mut tasks: Vec<crate::heap::value::ObjRef> = self.sched.main.into_iter().collect();
-        let mut seen = 0;
-        while seen < tasks.len() {
-            let children = self
-                .heap
-                .task(Value::Obj(tasks[seen]))
-                .map(|t| t.children.list.clone())
-                .unwrap_or_default();
-            tasks.extend(children);
-            seen += 1;
-        }
-        for &task in tasks.iter().rev() {
-            crate::tasks::sched::cancel(&mut self.heap, &mut self.sched, task);
-        }
+        cancel_tasks(&mut self.heap, &mut self.sched, None);
         let at_yield = self.host_yield && self.context.resumers.is_empty();
         // Paused between two instructions of the running task (not at a
         // `yield`, not idle waiting for I/O).
@@ -579,6 +637,7 @@ impl Run {
         };
         self.program = program;
         self.status = Status::Running;
+        self.exit = None;
         crate::tasks::sched::init_main(self);
         Ok(())
     }

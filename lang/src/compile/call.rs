@@ -143,12 +143,16 @@ impl Compiler {
         }
         if ty != Type::Error {
             let shown = self.show(&ty);
-            self.error(Diagnostic::new(
+            let mut diag = Diagnostic::new(
                 codes::NO_FIELD,
                 format!("no method `{}` for type `{shown}`", method.name),
                 method.span,
                 "no function of this name takes it as its first argument",
-            ));
+            );
+            if let Some(hint) = self.similar_method(&method.name, &ty) {
+                diag = diag.with_help(hint);
+            }
+            self.error(diag);
         }
         self.args_for_errors(args);
         Type::Error
@@ -497,7 +501,12 @@ impl Compiler {
             .filter_map(|index| self.fns[index].params.first().cloned())
             .map(|ty| format!("`{}`", self.show(&ty)))
             .collect();
-        let help = self.overload_help(name, first, &accepted);
+        let similar = if is_method {
+            self.similar_method(&name.name, first)
+        } else {
+            None
+        };
+        let help = similar.unwrap_or_else(|| self.overload_help(name, first, &accepted));
         self.error(
             Diagnostic::new(
                 codes::NO_OVERLOAD,
@@ -508,6 +517,27 @@ impl Compiler {
             .with_label(first_span, format!("this has type `{shown}`"))
             .with_help(help),
         );
+    }
+
+    /// The hint for an unknown method `name` of a value of type `ty`: the
+    /// closest of the functions whose first parameter accepts it (and, for
+    /// a struct, of its fields).
+    fn similar_method(&mut self, name: &str, ty: &Type) -> Option<String> {
+        let mut names: Vec<String> = Vec::new();
+        for entry in 0..self.fns.len() {
+            if self.fns[entry].name != name && self.first_param_accepts(entry, ty) {
+                names.push(self.fns[entry].name.clone());
+            }
+        }
+        if let Type::Struct(id, _) = self.unifier.resolve(ty) {
+            names.extend(
+                self.structs[id.index()]
+                    .fields
+                    .iter()
+                    .map(|(n, _)| n.clone()),
+            );
+        }
+        crate::suggest::did_you_mean(name, names.iter().map(String::as_str))
     }
 
     /// The hint for a call no overload accepts: an optional that would fit
@@ -558,12 +588,15 @@ impl Compiler {
             ));
             return Type::Error;
         }
-        if named == 0 {
+        // `Retry()` of a struct with defaults leaves every field out, as a
+        // named construction; positional construction gives every field.
+        let all_defaults = args.is_empty() && def.defaults.iter().any(Option::is_some);
+        if named == 0 && !all_defaults {
             if !self.positional_fields(args, &field_types, start, span) {
                 return result;
             }
         } else {
-            self.named_fields(&def.name, &def.fields, &field_types, args, start, span);
+            self.named_fields(&def, &field_types, args, start, span);
         }
         self.emit(
             Op::NewRecord {
@@ -624,15 +657,17 @@ impl Compiler {
         true
     }
 
+    /// Compiles a constructor's labelled arguments into their fields'
+    /// registers from `start`; a field left out takes its default.
     fn named_fields(
         &mut self,
-        struct_name: &str,
-        fields: &[(String, Type)],
+        def: &super::StructDef,
         field_types: &[Type],
         args: &[Arg],
         start: Reg,
         span: Span,
     ) {
+        let (struct_name, fields) = (def.name.as_str(), &def.fields);
         let mut given = vec![false; fields.len()];
         for arg in args {
             let label = arg.name.as_ref().expect("every argument is labelled");
@@ -647,26 +682,37 @@ impl Compiler {
                     label.span,
                     "already given",
                 )),
-                None => self.error(Diagnostic::new(
-                    codes::NO_FIELD,
-                    format!("no field `{}` on type `{struct_name}`", label.name),
-                    label.span,
-                    "unknown field",
-                )),
+                None => {
+                    let mut diag = Diagnostic::new(
+                        codes::NO_FIELD,
+                        format!("no field `{}` on type `{struct_name}`", label.name),
+                        label.span,
+                        "unknown field",
+                    );
+                    let names = fields.iter().map(|(n, _)| n.as_str());
+                    if let Some(hint) = crate::suggest::did_you_mean(&label.name, names) {
+                        diag = diag.with_help(hint);
+                    }
+                    self.error(diag)
+                }
             }
         }
-        let missing: Vec<String> = fields
-            .iter()
-            .zip(&given)
-            .filter(|(_, given)| !**given)
-            .map(|((name, _), _)| format!("`{name}`"))
-            .collect();
+        let mut missing: Vec<String> = Vec::new();
+        for (index, (name, _)) in fields.iter().enumerate() {
+            match def.defaults.get(index) {
+                _ if given[index] => {}
+                Some(Some(default)) => {
+                    self.emit_field_default(default, nth(start, index), &field_types[index], span)
+                }
+                _ => missing.push(format!("`{name}`")),
+            }
+        }
         if !missing.is_empty() {
             self.error(Diagnostic::new(
                 codes::ARITY,
                 format!("missing field {} in `{struct_name}`", missing.join(", ")),
                 span,
-                "every field needs a value",
+                "every field without a default needs a value",
             ));
         }
     }
@@ -695,7 +741,13 @@ impl Compiler {
                     variant.span,
                     "unknown variant",
                 )
-                .with_help(format!("the variants are {}", names.join(", "))),
+                .with_help(
+                    crate::suggest::did_you_mean(
+                        &variant.name,
+                        def.variants.iter().map(|(n, _)| n.as_str()),
+                    )
+                    .unwrap_or_else(|| format!("the variants are {}", names.join(", "))),
+                ),
             );
             self.args_for_errors(args);
             return Type::Error;

@@ -273,26 +273,25 @@ impl Compiler {
             name.span,
             "not found in this scope",
         );
-        if let Some(similar) = self.similar_name(&name.name) {
-            diag = diag.with_help(format!("a name that exists: `{similar}`"));
+        if let Some(hint) = self.similar_name(&name.name) {
+            diag = diag.with_help(hint);
         }
         self.error(diag);
     }
 
-    /// A name in scope that differs from `name` by one edit, for hints.
+    /// The hint for an unknown `name`: the closest of the names in scope
+    /// (locals, globals, functions, structs).
     fn similar_name(&self, name: &str) -> Option<String> {
         let locals = self
             .builders
             .iter()
             .flat_map(|b| b.scopes.iter().flatten().map(|l| l.name.as_str()));
-        let names: Vec<&str> = locals
+        let structs = self.structs.iter().map(|s| s.name.as_str());
+        let names = locals
             .chain(self.global_names.keys().map(String::as_str))
             .chain(self.fn_names.keys().map(String::as_str))
-            .collect();
-        names
-            .into_iter()
-            .find(|candidate| edit_distance(candidate, name) == 1)
-            .map(str::to_string)
+            .chain(structs);
+        crate::suggest::did_you_mean(name, names)
     }
 
     /// A named function used as a value; an overloaded name picks the
@@ -775,12 +774,13 @@ impl Compiler {
             "unknown field",
         );
         if let Type::Struct(id, _) = ty {
-            let names: Vec<String> = self.structs[id.index()]
-                .fields
-                .iter()
-                .map(|(n, _)| format!("`{n}`"))
-                .collect();
-            diag = diag.with_help(format!("the fields are {}", names.join(", ")));
+            let fields = &self.structs[id.index()].fields;
+            let names: Vec<String> = fields.iter().map(|(n, _)| format!("`{n}`")).collect();
+            let closest =
+                crate::suggest::did_you_mean(&field.name, fields.iter().map(|(n, _)| n.as_str()));
+            diag = diag.with_help(
+                closest.unwrap_or_else(|| format!("the fields are {}", names.join(", "))),
+            );
         }
         if let Type::Opt(inner) = ty {
             if let Type::Struct(id, _) = **inner {
@@ -1015,23 +1015,4 @@ fn is_comparison(op: BinOp) -> bool {
         op,
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne
     )
-}
-
-/// Levenshtein distance, for "did you mean" hints on short names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            current.push(
-                (previous[j] + cost)
-                    .min(previous[j + 1] + 1)
-                    .min(current[j] + 1),
-            );
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }

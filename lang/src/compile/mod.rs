@@ -12,6 +12,7 @@
 mod builder;
 mod call;
 mod captures;
+mod defaults;
 mod expr;
 mod pattern;
 mod session;
@@ -91,6 +92,8 @@ struct StructDef {
     name: String,
     generics: Vec<ParamId>,
     fields: Vec<(String, Type)>,
+    /// Each field's checked default (`attempts: int = 3`), if it has one.
+    defaults: Vec<Option<ast::Expr>>,
 }
 
 /// An enum as the checker knows it.
@@ -545,6 +548,7 @@ impl Compiler {
                         name: decl.name.name.clone(),
                         generics,
                         fields: Vec::new(),
+                        defaults: Vec::new(),
                     });
                     (&decl.name, TypeName::Struct(id))
                 }
@@ -598,15 +602,18 @@ impl Compiler {
     fn define_struct(&mut self, decl: &ast::StructDecl, id: StructIdx) {
         let scope = self.generic_scope(&decl.generics, &self.structs[id.index()].generics.clone());
         let mut fields: Vec<(String, Type)> = Vec::new();
+        let mut defaults = Vec::new();
         for field in &decl.fields {
             if fields.iter().any(|(name, _)| *name == field.name.name) {
                 self.error(duplicate(&field.name));
                 continue;
             }
             let ty = self.resolve_type(&field.ty, &scope);
+            defaults.push(self.field_default(field, &ty));
             fields.push((field.name.name.clone(), ty));
         }
         self.structs[id.index()].fields = fields;
+        self.structs[id.index()].defaults = defaults;
     }
 
     fn define_enum(&mut self, decl: &ast::EnumDecl, id: EnumIdx) {
@@ -884,13 +891,44 @@ impl Compiler {
                 })
             }
             None => {
+                let help = self.similar_type(&name.name, generics).unwrap_or_else(|| {
+                    "types are int, float, bool, str, nil, [T], [K: V], T?, fn(...) -> T, and declared structs and enums".to_string()
+                });
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_TYPE, format!("unknown type `{}`", name.name), name.span, "not a type in scope")
-                        .with_help("types are int, float, bool, str, nil, [T], [K: V], T?, fn(...) -> T, and declared structs and enums"),
+                    Diagnostic::new(
+                        codes::UNKNOWN_TYPE,
+                        format!("unknown type `{}`", name.name),
+                        name.span,
+                        "not a type in scope",
+                    )
+                    .with_help(help),
                 );
                 Type::Error
             }
         }
+    }
+
+    /// The hint for an unknown type `name`: the closest of the built-in
+    /// types, the declared ones and the type parameters in scope.
+    fn similar_type(&self, name: &str, generics: &HashMap<String, ParamId>) -> Option<String> {
+        const BUILT_IN: [&str; 11] = [
+            "int",
+            "float",
+            "bool",
+            "str",
+            "nil",
+            "Coro",
+            "Task",
+            "Chan",
+            "Mutex",
+            "WaitGroup",
+            "ErrGroup",
+        ];
+        let names = BUILT_IN
+            .into_iter()
+            .chain(self.type_names.keys().map(String::as_str))
+            .chain(generics.keys().map(String::as_str));
+        crate::suggest::did_you_mean(name, names)
     }
 
     fn check_type_args(

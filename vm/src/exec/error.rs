@@ -37,6 +37,8 @@ pub enum ErrorKind {
     /// Raised by a host function with a kind of its own choosing
     /// ([`VmError::host`]).
     Host,
+    /// `exit(code)` was called: the run is ending. Not caught by `try`.
+    Exit,
 }
 
 impl ErrorKind {
@@ -55,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Limit => "Limit",
             ErrorKind::Type => "Type",
             ErrorKind::Host => "Host",
+            ErrorKind::Exit => "Exit",
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct NativeCtx<'a> {
     pub output: &'a mut dyn Output,
     /// The run's random-number state (part of the saved run).
     pub rng: &'a mut u64,
+    /// The status `exit(code)` asked for (the run's; `None` until a script
+    /// calls `exit`).
+    pub exit: &'a mut Option<i64>,
     /// The script's arguments.
     pub args: &'a [String],
     /// The scheduler: the running task, the ready queue, the I/O requests.

@@ -202,6 +202,10 @@ pub(crate) fn unwind_to_handler(
         if let Some(handler) = run.context.fiber.handlers.last().copied() {
             if handler.frame_depth as usize == depth {
                 run.context.fiber.handlers.pop();
+                if run.exit.is_some() && ends_the_run(run, error) {
+                    // `exit` is on its way: this `try` only lets it pass.
+                    continue;
+                }
                 let frame = &mut run.context.fiber.frames[depth];
                 frame.pc = handler.catch_pc;
                 let slot = frame.base as usize + handler.dst.index();
@@ -236,6 +240,20 @@ pub(crate) fn unwind_to_handler(
         run.context.fiber.frames.pop();
         pop_handlers(&mut run.context.fiber, depth);
     }
+}
+
+/// Is `error` one that `exit` raised, in the task that called it (`Exit`)
+/// or in the tasks it cancelled (`Cancelled`)? While the run exits, `try`
+/// lets such errors pass; defers still run.
+fn ends_the_run(run: &Run, error: Value) -> bool {
+    let Some(Object::Record { fields, .. }) = error.as_obj().and_then(|obj| run.heap.get(obj))
+    else {
+        return false;
+    };
+    fields
+        .first()
+        .and_then(|kind| run.heap.str(*kind))
+        .is_some_and(|kind| kind == "Exit" || kind == "Cancelled")
 }
 
 /// The `RunError` for an error no handler caught. Clears the fiber's

@@ -36,6 +36,9 @@ pub fn validate(run: &Run) -> Result<(), Invalid> {
     if run.globals.len() != program.globals.len() {
         return Err("the globals do not match the program".into());
     }
+    if run.exit.is_some_and(|code| !(0..=255).contains(&code)) {
+        return Err("the exit status is outside 0..=255".into());
+    }
     if run.const_values.len() != program.constants.len() {
         return Err("the constants do not match the program".into());
     }

@@ -418,7 +418,9 @@ pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
         }
     }
     if let Some(t) = run.heap.task(Value::Obj(task)) {
-        if t.error.is_some() {
+        // `exit` cancelled every task once already; again would only cut
+        // short the I/O of their defers.
+        if t.error.is_some() && run.exit.is_none() {
             for child in t.children.list.clone() {
                 cancel(&mut run.heap, &mut run.sched, child);
             }
