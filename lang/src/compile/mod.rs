@@ -13,6 +13,7 @@ mod builder;
 mod call;
 mod captures;
 mod expr;
+mod imports;
 mod pattern;
 mod session;
 mod stmt;
@@ -30,6 +31,7 @@ use crate::ast::{self, Span, TypeExpr, TypeExprKind};
 use crate::diag::{codes, Diagnostic};
 use crate::types::{ParamId, Type, TypeNames, Unifier};
 use builder::FnBuilder;
+pub use imports::import_name;
 pub use session::{Cell, Session};
 
 /// One source file to compile: its name, text and parsed tree.
@@ -63,8 +65,27 @@ pub fn compile(
     script: SourceFile<'_>,
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
+    compile_program(prelude, &[script], natives)
+}
+
+/// Compiles a program of several files (LANGUAGE.md §11) together with the
+/// library: `files[0]` is the main file, whose top-level statements run;
+/// the others are the files its imports name, directly or through other
+/// imports, each once, named as [`import_name`] names them. A diagnostic
+/// about a file other than the main one names it in
+/// [`Diagnostic::file`].
+pub fn compile_program(
+    prelude: SourceFile<'_>,
+    files: &[SourceFile<'_>],
+    natives: &[NativeSpec],
+) -> Result<Program, Vec<Diagnostic>> {
     let mut compiler = Compiler::with_library(prelude, natives);
-    compiler.add_script(script, false);
+    match files {
+        [script] if !imports::has_imports(script.ast) => {
+            compiler.add_script(*script, false);
+        }
+        _ => compiler.add_program(files),
+    }
     compiler.settle_types();
     if !compiler.diags.is_empty() {
         return Err(compiler.diags);
@@ -196,6 +217,15 @@ struct Compiler {
     /// The script's own top-level functions with bodies, as their entry in
     /// `fns` and their parameters' names: the program's signatures.
     script_fns: Vec<(usize, Vec<String>)>,
+    /// The name diagnostics give the file being compiled: `None` for the
+    /// main file (or a session's input), the file's name for an imported
+    /// one.
+    file_label: Option<String>,
+    /// What the file being compiled sees beyond `type_names` and
+    /// `fn_names`: its `as` imports and constants (LANGUAGE.md §11).
+    scope: imports::Extra,
+    /// Each file of a program of several files: what it declares and sees.
+    program_files: Vec<imports::FileScope>,
 }
 
 /// A named type.
@@ -278,6 +308,9 @@ impl Compiler {
             spawn_checks: Vec::new(),
             repl: None,
             script_fns: Vec::new(),
+            file_label: None,
+            scope: imports::Extra::default(),
+            program_files: Vec::new(),
         }
     }
 
@@ -433,7 +466,10 @@ impl Compiler {
 
     // ---- diagnostics ----
 
-    fn error(&mut self, diag: Diagnostic) {
+    fn error(&mut self, mut diag: Diagnostic) {
+        if diag.file.is_none() {
+            diag.file = self.file_label.clone();
+        }
         self.diags.push(diag);
     }
 
@@ -462,19 +498,24 @@ impl Compiler {
     // ---- files ----
 
     fn set_file(&mut self, file: SourceFile<'_>) {
-        self.file = FileIdx(self.files.len() as u32);
         self.files.push(file.name.to_string());
-        self.text = file.text.to_string();
+        self.switch_file(FileIdx(self.files.len() as u32 - 1), file.text);
+    }
+
+    /// Makes `file`, whose text is `text`, the one spans point into.
+    fn switch_file(&mut self, file: FileIdx, text: &str) {
+        self.file = file;
+        self.text = text.to_string();
         self.line_starts = std::iter::once(0)
-            .chain(file.text.match_indices('\n').map(|(at, _)| at as u32 + 1))
+            .chain(text.match_indices('\n').map(|(at, _)| at as u32 + 1))
             .collect();
-        self.chars_before_block = if file.text.is_ascii() {
+        self.chars_before_block = if text.is_ascii() {
             Vec::new()
         } else {
             // One entry per block start, including one at the very end.
             let mut before = 0;
             let mut index = vec![0];
-            for block in file.text.as_bytes().chunks(CHAR_BLOCK) {
+            for block in text.as_bytes().chunks(CHAR_BLOCK) {
                 before += char_starts(block);
                 index.push(before);
             }
@@ -534,6 +575,14 @@ impl Compiler {
     // ---- declarations ----
 
     fn declare_types(&mut self, file: &ast::File) {
+        let declared = self.declare_type_names(file);
+        self.define_types(declared);
+    }
+
+    /// Registers the structs and enums of `file` under their names (their
+    /// fields are defined by [`Compiler::define_types`], once every name a
+    /// field may mention is known).
+    fn declare_type_names<'a>(&mut self, file: &'a ast::File) -> Vec<(&'a ast::Item, TypeName)> {
         let mut declared = Vec::new();
         for item in &file.items {
             let (name, kind) = match item {
@@ -567,6 +616,12 @@ impl Compiler {
             }
             declared.push((item, kind));
         }
+        declared
+    }
+
+    /// Defines the fields and variants of types [`Compiler::declare_type_names`]
+    /// registered.
+    fn define_types(&mut self, declared: Vec<(&ast::Item, TypeName)>) {
         for (item, kind) in declared {
             match (item, kind) {
                 (ast::Item::Struct(decl), TypeName::Struct(id)) => self.define_struct(decl, id),
@@ -869,7 +924,7 @@ impl Compiler {
                 }
             }
         }
-        match self.type_names.get(&name.name).copied() {
+        match self.type_named(&name.name) {
             Some(TypeName::Struct(id)) => {
                 let count = self.structs[id.index()].generics.len();
                 self.check_type_args(span, &name.name, args, count, |a| {
