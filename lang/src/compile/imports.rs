@@ -128,7 +128,11 @@ fn is_constant_literal(value: &ast::Expr) -> bool {
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: u32) -> usize {
     let end = (offset as usize).min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl Compiler {
@@ -173,16 +177,19 @@ impl Compiler {
                     ast::Item::Enum(decl) => &decl.name,
                     _ => continue,
                 };
-                if let Some(&(other, span)) = origins.get(&name.name) {
-                    if other != i {
-                        let message = self.declared_twice(&name.name, (i, name.span), (other, span));
+                match origins.get(&name.name) {
+                    Some(&(other, span)) if other != i => {
+                        let message =
+                            self.declared_twice(&name.name, (i, name.span), (other, span));
                         self.error(message.with_help(
                             "struct and enum names are unique in a program; rename one of them",
                         ));
                     }
-                    continue;
+                    Some(_) => continue,
+                    None => {
+                        origins.insert(name.name.clone(), (i, name.span));
+                    }
                 }
-                origins.insert(name.name.clone(), (i, name.span));
                 self.program_files[i]
                     .own_types
                     .insert(name.name.clone(), *kind);
@@ -374,7 +381,12 @@ impl Compiler {
                 }
             }
             let mut methods: HashMap<String, Vec<usize>> = HashMap::new();
-            let spaces: Vec<usize> = self.program_files[i].extra.spaces.values().copied().collect();
+            let spaces: Vec<usize> = self.program_files[i]
+                .extra
+                .spaces
+                .values()
+                .copied()
+                .collect();
             for j in spaces {
                 for (name, entries) in &self.program_files[j].own_fns {
                     let seen = fns.get(name);
