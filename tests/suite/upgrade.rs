@@ -502,9 +502,10 @@ fn every_script_ends_the_same_when_moved_between_numberings_as_it_runs() {
         if directives.skip.is_some() || directives.expects_compile_error() {
             continue;
         }
+        let padded = format!("{source}{pad}");
         let (Ok(first), Ok(second)) = (
-            plain.compile(&name, &source),
-            shifted.compile(&name, &format!("{source}{pad}")),
+            plain.compile_with(&name, source.as_bytes(), spool::files::beside(&path)),
+            shifted.compile_with(&name, padded.as_bytes(), spool::files::beside(&path)),
         ) else {
             failures.push(format!("{name}: does not compile with the padding"));
             continue;
