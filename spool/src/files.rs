@@ -10,11 +10,10 @@
 //! through [`beside`] and [`Engine::compile_path`], which read regular
 //! files of at most [`MAX_FILE_BYTES`] each.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use spool_lang::{ast, Diagnostic, SourceFile};
+use spool_lang::SourceFile;
 
 use crate::{CompileError, Engine, PRELUDE_NAME};
 
@@ -22,14 +21,7 @@ use crate::{CompileError, Engine, PRELUDE_NAME};
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// The most files one program may have.
-pub const MAX_FILES: usize = 10_000;
-
-/// A file of a program being loaded.
-struct Loaded {
-    name: String,
-    text: String,
-    ast: Option<ast::File>,
-}
+pub const MAX_FILES: usize = spool_lang::compile::MAX_FILES;
 
 /// Follows the imports of the main file `name` (whose text is `source`)
 /// through `load` and compiles the program; runs on the front end's
@@ -40,65 +32,9 @@ pub(crate) fn compile_program(
     source: &[u8],
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
 ) -> Result<(spool_vm::Program, Vec<(String, String)>), CompileError> {
-    let mut files: Vec<Loaded> = Vec::new();
-    let mut diagnostics: Vec<Diagnostic> = Vec::new();
-    let mut next_expr = engine.prelude().expr_count;
-    let main_key = name.rsplit('/').next().unwrap_or(name).to_string();
-    let mut keys: HashMap<String, usize> = HashMap::from([(main_key, 0)]);
-    let mut pending = vec![(name.to_string(), source.to_vec())];
-    while let Some((file_name, bytes)) = pending.pop() {
-        let index = files.len();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let label = (index > 0).then(|| file_name.clone());
-        let ast = match spool_lang::parser::parse_bytes(&bytes, next_expr) {
-            Ok(ast) => {
-                next_expr = ast.expr_count;
-                Some(ast)
-            }
-            Err(errors) => {
-                diagnostics.extend(errors.into_iter().map(|mut d| {
-                    d.file = label.clone();
-                    d
-                }));
-                None
-            }
-        };
-        for import in ast.iter().flat_map(imports_of) {
-            let target = spool_lang::import_name(&file_name, index == 0, &import.path);
-            if keys.contains_key(&target) {
-                continue;
-            }
-            let loaded = if keys.len() >= MAX_FILES {
-                Err(format!("a program has at most {MAX_FILES} files"))
-            } else {
-                load(&target)
-            };
-            match loaded {
-                Ok(bytes) => {
-                    keys.insert(target.clone(), keys.len());
-                    pending.insert(0, (target, bytes));
-                }
-                Err(why) => {
-                    let mut diagnostic = Diagnostic::new(
-                        spool_lang::diag::codes::IMPORT,
-                        format!("cannot import `{}`: {why}", import.path),
-                        import.path_span,
-                        "this file cannot be read",
-                    )
-                    .with_help(format!(
-                        "the path is relative to the importing file's folder (here `{target}`)"
-                    ));
-                    diagnostic.file = label.clone();
-                    diagnostics.push(diagnostic);
-                }
-            }
-        }
-        files.push(Loaded {
-            name: file_name,
-            text,
-            ast,
-        });
-    }
+    let first_expr = engine.prelude().expr_count;
+    let (files, diagnostics, _) =
+        spool_lang::compile::load_program(name, source, first_expr, &Default::default(), load);
     let texts: Vec<(String, String)> = files
         .iter()
         .map(|f| (f.name.clone(), f.text.clone()))
@@ -127,14 +63,6 @@ pub(crate) fn compile_program(
     }
 }
 
-/// The imports of a parsed file.
-fn imports_of(file: &ast::File) -> impl Iterator<Item = &ast::ImportDecl> {
-    file.items.iter().filter_map(|item| match item {
-        ast::Item::Import(import) => Some(import),
-        _ => None,
-    })
-}
-
 /// A loader for [`Engine::compile_with`] that reads imported files from
 /// the file system, relative to the folder of the main file `main`: each a
 /// regular file of at most [`MAX_FILE_BYTES`].
@@ -144,7 +72,7 @@ fn imports_of(file: &ast::File) -> impl Iterator<Item = &ast::ImportDecl> {
 /// let source = std::fs::read("flow.spl").unwrap();
 /// let program = engine.compile_with("flow.spl", &source, spool::files::beside("flow.spl"));
 /// ```
-pub fn beside(main: impl AsRef<Path>) -> impl FnMut(&str) -> Result<Vec<u8>, String> + Send {
+pub fn beside(main: impl AsRef<Path>) -> impl FnMut(&str) -> Result<Vec<u8>, String> + Send + Sync {
     let folder: PathBuf = main
         .as_ref()
         .parent()

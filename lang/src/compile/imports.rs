@@ -106,6 +106,105 @@ pub fn import_name(importer: &str, main: bool, path: &str) -> String {
     }
 }
 
+/// The most files one program may have.
+pub const MAX_FILES: usize = 10_000;
+
+/// A file of a program, as [`load_program`] read it.
+#[derive(Clone, Debug)]
+pub struct LoadedFile {
+    /// Its name in the program.
+    pub name: String,
+    /// Its text (invalid UTF-8 replaced; the parse reported it).
+    pub text: String,
+    /// Its tree; `None` when it does not parse.
+    pub ast: Option<ast::File>,
+}
+
+/// Reads a program's files: the main file `name` with the bytes `source`,
+/// then every file its imports name, directly or through other imports,
+/// each once, asking `load` for it by its name in the program
+/// ([`import_name`]), except those named in `loaded` (files a session
+/// has already read). Expression ids start at `first_expr` and continue
+/// from file to file. Gives the files (the main one first), the
+/// diagnostics of parsing and loading (a file `load` cannot give is a
+/// diagnostic at the import's string), and the next expression id. `lang`
+/// itself never reads a file: `load` is the host's.
+pub fn load_program(
+    name: &str,
+    source: &[u8],
+    first_expr: u32,
+    loaded: &HashSet<String>,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+) -> (Vec<LoadedFile>, Vec<Diagnostic>, u32) {
+    let mut files: Vec<LoadedFile> = Vec::new();
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut next_expr = first_expr;
+    let main_key = name.rsplit('/').next().unwrap_or(name).to_string();
+    let mut known: HashSet<String> = loaded.clone();
+    known.insert(main_key);
+    let mut queue = std::collections::VecDeque::from([(name.to_string(), source.to_vec())]);
+    while let Some((file_name, bytes)) = queue.pop_front() {
+        let main = files.is_empty();
+        let label = (!main).then(|| file_name.clone());
+        let ast = match crate::parser::parse_bytes(&bytes, next_expr) {
+            Ok(ast) => {
+                next_expr = ast.expr_count;
+                Some(ast)
+            }
+            Err(errors) => {
+                diagnostics.extend(errors.into_iter().map(|mut d| {
+                    d.file = label.clone();
+                    d
+                }));
+                None
+            }
+        };
+        let imports = ast
+            .iter()
+            .flat_map(|file| &file.items)
+            .filter_map(|item| match item {
+                ast::Item::Import(import) => Some(import),
+                _ => None,
+            });
+        for import in imports {
+            let target = import_name(&file_name, main, &import.path);
+            if known.contains(&target) {
+                continue;
+            }
+            let loaded = if known.len() >= MAX_FILES {
+                Err(format!("a program has at most {MAX_FILES} files"))
+            } else {
+                load(&target)
+            };
+            match loaded {
+                Ok(bytes) => {
+                    known.insert(target.clone());
+                    queue.push_back((target, bytes));
+                }
+                Err(why) => {
+                    let mut diagnostic = Diagnostic::new(
+                        codes::IMPORT,
+                        format!("cannot import `{}`: {why}", import.path),
+                        import.path_span,
+                        "this file cannot be read",
+                    )
+                    .with_help(format!(
+                        "the path is relative to the importing file's folder (here `{target}`)"
+                    ));
+                    diagnostic.file = label.clone();
+                    diagnostics.push(diagnostic);
+                }
+            }
+        }
+        files.push(LoadedFile {
+            name: file_name,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            ast,
+        });
+    }
+    (files, diagnostics, next_expr)
+}
+
 /// Does `file` import anything?
 pub(super) fn has_imports(file: &ast::File) -> bool {
     file.items
@@ -137,37 +236,48 @@ fn line_of(text: &str, offset: u32) -> usize {
 
 impl Compiler {
     /// Declares and compiles the files of a program; `files[0]` is the
-    /// main file.
-    pub(super) fn add_program(&mut self, files: &[SourceFile<'_>]) {
+    /// main file. With `keep_result`, as [`Compiler::add_script`]. The
+    /// files are added to `program_files` after those of earlier inputs of
+    /// a session, whose `as` names stay in scope.
+    pub(super) fn add_program(
+        &mut self,
+        files: &[SourceFile<'_>],
+        keep_result: bool,
+    ) -> Option<Type> {
         if files.is_empty() {
-            return;
+            return None;
         }
+        let base = self.program_files.len();
+        let earlier_spaces = self.scope.spaces.clone();
         let lib_types = self.type_names.clone();
         let lib_fns = self.fn_names.clone();
         let first = self.files.len();
-        self.program_files = files
-            .iter()
-            .enumerate()
-            .map(|(i, file)| FileScope {
+        self.program_files
+            .extend(files.iter().enumerate().map(|(i, file)| FileScope {
                 name: file.name.to_string(),
                 index: FileIdx((first + i) as u32),
                 text: file.text.to_string(),
                 main: i == 0,
                 ..FileScope::default()
-            })
-            .collect();
+            }));
         self.files.extend(files.iter().map(|f| f.name.to_string()));
         let mut plain: Vec<Vec<(usize, Span)>> = Vec::new();
         for (i, file) in files.iter().enumerate() {
+            let i = base + i;
             self.enter(i);
             plain.push(self.link_imports(i, file.ast));
-            if i > 0 {
+            if i > base {
                 self.program_files[i].extra.constants = self.declarations_only(file.ast);
             }
+        }
+        for (name, file) in earlier_spaces {
+            let spaces = &mut self.program_files[base].extra.spaces;
+            spaces.entry(name).or_insert(file);
         }
         let mut declared = Vec::new();
         let mut origins: HashMap<String, (usize, Span)> = HashMap::new();
         for (i, file) in files.iter().enumerate() {
+            let i = base + i;
             self.enter(i);
             self.type_names = lib_types.clone();
             let names = self.declare_type_names(file.ast);
@@ -196,10 +306,10 @@ impl Compiler {
             }
             declared.push(names);
         }
-        for i in 0..files.len() {
+        for i in base..self.program_files.len() {
             let mut types = lib_types.clone();
             types.extend(self.program_files[i].own_types.clone());
-            for &(j, _) in &plain[i] {
+            for &(j, _) in &plain[i - base] {
                 for (name, kind) in self.program_files[j].own_types.clone() {
                     types.entry(name).or_insert(kind);
                 }
@@ -207,17 +317,18 @@ impl Compiler {
             self.program_files[i].types = types;
         }
         for (i, names) in declared.into_iter().enumerate() {
-            self.install(i);
+            self.install(base + i);
             self.define_types(names);
         }
         let mut pending: Vec<Vec<PendingFn<'_>>> = Vec::new();
         let mut spans: HashMap<usize, (usize, Span)> = HashMap::new();
         for (i, file) in files.iter().enumerate() {
+            let i = base + i;
             self.install(i);
             self.fn_names = lib_fns.clone();
             let signatures = self.script_fns.len();
             let declared = self.declare_functions(file.ast, true);
-            if i > 0 {
+            if i > base {
                 // A host calls the main file's functions (`Program::call`).
                 self.script_fns.truncate(signatures);
             }
@@ -232,20 +343,29 @@ impl Compiler {
             }
             pending.push(declared);
         }
-        self.scope_functions(&lib_fns, &plain, &spans);
+        self.scope_functions(base, &lib_fns, &plain, &spans);
         let mut pending = pending.into_iter();
-        self.install(0);
+        self.install(base);
         self.shared_names = super::captures::names_used_in_functions(files[0].ast);
-        self.compile_top_level(files[0].ast, false);
+        let result = self.compile_top_level(files[0].ast, keep_result);
         self.compile_bodies(pending.next().unwrap_or_default());
         // Imported files see none of the main file's globals.
         let main_globals = std::mem::take(&mut self.global_names);
         for (i, bodies) in pending.enumerate() {
-            self.install(i + 1);
+            self.install(base + i + 1);
             self.compile_bodies(bodies);
         }
         self.global_names = main_globals;
-        self.install(0);
+        self.install(base);
+        self.file_label = None;
+        result
+    }
+
+    /// The names of the imported files compiled so far (by earlier inputs
+    /// of a session).
+    pub(super) fn imported_names(&self) -> HashSet<String> {
+        let files = self.program_files.iter().filter(|f| !f.main);
+        files.map(|f| f.name.clone()).collect()
     }
 
     /// Makes file `i` of the program the one spans and diagnostics belong
@@ -275,8 +395,10 @@ impl Compiler {
             let ast::Item::Import(import) = item else {
                 continue;
             };
-            let name = import_name(&importer, i == 0, &import.path);
-            let Some(target) = self.program_files.iter().position(|f| f.key() == name) else {
+            let name = import_name(&importer, self.program_files[i].main, &import.path);
+            // The newest file of that name: a session's earlier inputs may
+            // have imported it too.
+            let Some(target) = self.program_files.iter().rposition(|f| f.key() == name) else {
                 self.error(missing_import(import, &name));
                 continue;
             };
@@ -336,18 +458,26 @@ impl Compiler {
     /// declare with the same first parameter.
     fn scope_functions(
         &mut self,
+        base: usize,
         lib_fns: &HashMap<String, Vec<usize>>,
         plain: &[Vec<(usize, Span)>],
         spans: &HashMap<usize, (usize, Span)>,
     ) {
         let mut reported: HashSet<(usize, usize)> = HashSet::new();
-        for i in 0..self.program_files.len() {
+        for i in base..self.program_files.len() {
             self.enter(i);
             let mut fns = lib_fns.clone();
             for (name, entries) in self.program_files[i].own_fns.clone() {
-                fns.entry(name).or_default().extend(entries);
+                let list = fns.entry(name).or_default();
+                // At a session's prompt, a function declared again
+                // replaces the earlier one for later inputs.
+                list.retain(|&earlier| {
+                    !self.fns[earlier].user
+                        || !entries.iter().any(|&e| self.same_first_param(earlier, e))
+                });
+                list.extend(entries);
             }
-            for &(j, import_span) in &plain[i] {
+            for &(j, import_span) in &plain[i - base] {
                 for (name, entries) in self.program_files[j].own_fns.clone() {
                     let seen = fns.entry(name).or_default();
                     for entry in entries {

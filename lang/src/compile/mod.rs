@@ -31,7 +31,7 @@ use crate::ast::{self, Span, TypeExpr, TypeExprKind};
 use crate::diag::{codes, Diagnostic};
 use crate::types::{ParamId, Type, TypeNames, Unifier};
 use builder::FnBuilder;
-pub use imports::import_name;
+pub use imports::{import_name, load_program, LoadedFile, MAX_FILES};
 pub use session::{Cell, Session};
 
 /// One source file to compile: its name, text and parsed tree.
@@ -84,7 +84,9 @@ pub fn compile_program(
         [script] if !imports::has_imports(script.ast) => {
             compiler.add_script(*script, false);
         }
-        _ => compiler.add_program(files),
+        _ => {
+            compiler.add_program(files, false);
+        }
     }
     compiler.settle_types();
     if !compiler.diags.is_empty() {
