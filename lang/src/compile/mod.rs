@@ -195,7 +195,8 @@ struct Compiler {
     all_globals: bool,
     /// Variables whose types may still be unresolved, checked when the
     /// outermost function under compilation is done.
-    uninferred: Vec<(ast::Ident, Type)>,
+    /// With the name of the file they are in, for diagnostics.
+    uninferred: Vec<(ast::Ident, Type, Option<String>)>,
     /// Every yield and receive type variable, defaulted to `nil` at the end.
     effect_vars: Vec<Type>,
     /// What the script's top level yields to the host and receives back.
@@ -212,7 +213,8 @@ struct Compiler {
     /// The yield types of spawned functions, with the spawn's place and the
     /// function's name: each must turn out `nil` (checked once every body
     /// has been checked, so the order of bodies does not matter).
-    spawn_checks: Vec<(Type, Option<String>, Span)>,
+    /// (With the name of the file the spawn is in, for diagnostics.)
+    spawn_checks: Vec<(Type, Option<String>, Span, Option<String>)>,
     /// In an interactive session: what earlier inputs declared, which a
     /// later input may replace.
     repl: Option<session::Earlier>,
@@ -1006,14 +1008,18 @@ impl Compiler {
                 self.unifier.unify(&var, &Type::Nil);
             }
         }
-        for (yields, name, span) in std::mem::take(&mut self.spawn_checks) {
+        let label = self.file_label.take();
+        for (yields, name, span, file) in std::mem::take(&mut self.spawn_checks) {
+            self.file_label = file;
             self.check_spawned_yields(&yields, name.as_deref(), span);
         }
-        for (name, ty) in std::mem::take(&mut self.uninferred) {
+        for (name, ty, file) in std::mem::take(&mut self.uninferred) {
             if self.unifier.has_unbound(&ty) {
+                self.file_label = file;
                 self.cannot_infer(&name, &ty);
             }
         }
+        self.file_label = label;
         let receives = self.main_effects.1.clone();
         self.main_receives = self.type_desc(&receives, &[]);
     }
@@ -1168,7 +1174,10 @@ impl Compiler {
         function.code = builder.code.clone();
         function.locs = builder.locs.clone();
         function.locals = builder.local_info.clone();
-        self.uninferred.extend(builder.uninferred.iter().cloned());
+        let file = &self.file_label;
+        let uninferred = builder.uninferred.iter().cloned();
+        self.uninferred
+            .extend(uninferred.map(|(name, ty)| (name, ty, file.clone())));
         builder
     }
 }
