@@ -105,7 +105,8 @@ impl Identities {
                 *slot += 1;
             }
         }
-        let file_of = |function: &crate::program::Function| file_key(program, script, function.file);
+        let file_of =
+            |function: &crate::program::Function| file_key(program, script, function.file);
         let mut declared: HashMap<(String, &str, u16), u32> = HashMap::new();
         let mut orphans: HashMap<(String, &str), u32> = HashMap::new();
         for (index, function) in program.functions.iter().enumerate() {
