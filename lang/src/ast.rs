@@ -78,6 +78,21 @@ pub enum Item {
     Enum(EnumDecl),
     /// A statement at the top level (a top-level `let` declares a global).
     Stmt(Stmt),
+    /// `import "PATH"` or `import "PATH" as NAME` (LANGUAGE.md §11).
+    Import(ImportDecl),
+}
+
+/// `import "PATH"` or `import "PATH" as NAME`.
+#[derive(Clone, Debug)]
+pub struct ImportDecl {
+    /// The path as written, relative to the importing file.
+    pub path: String,
+    /// Where the path's string literal is written.
+    pub path_span: Span,
+    /// The name after `as`: the imported names are reached as `NAME.f`.
+    pub alias: Option<Ident>,
+    /// The whole import.
+    pub span: Span,
 }
 
 /// A named function declaration.

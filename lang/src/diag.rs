@@ -31,6 +31,10 @@ pub struct Diagnostic {
     pub secondary: Vec<Label>,
     /// A hint on how to fix it.
     pub help: Option<String>,
+    /// The file the spans point into, by its name in the program; `None`
+    /// for the file being compiled (a program's main file, a session's
+    /// input). Every span of one diagnostic is in one file.
+    pub file: Option<String>,
 }
 
 impl Diagnostic {
@@ -48,6 +52,7 @@ impl Diagnostic {
             label: label.into(),
             secondary: Vec::new(),
             help: None,
+            file: None,
         }
     }
 
@@ -154,4 +159,6 @@ pub mod codes {
     pub const SPAWN: &str = "spool::E070";
     /// A `select` case that is not one of its forms, or a second `else`.
     pub const SELECT_CASE: &str = "spool::E071";
+    /// An import that cannot be loaded, or a statement in an imported file.
+    pub const IMPORT: &str = "spool::E080";
 }

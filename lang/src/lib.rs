@@ -14,6 +14,8 @@ pub mod parser;
 pub mod suggest;
 pub mod types;
 
-pub use compile::{compile, is_builtin_type, Cell, NativeSpec, Session, SourceFile};
+pub use compile::{
+    compile, compile_program, import_name, is_builtin_type, Cell, NativeSpec, Session, SourceFile,
+};
 pub use diag::{Diagnostic, Label};
 pub use parser::{parse, parse_native_sig};

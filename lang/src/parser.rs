@@ -590,6 +590,44 @@ impl Ctx {
         }
     }
 
+    /// `import "PATH"` with an optional `as NAME`. `import` and `as` are
+    /// contextual keywords: any other word in their place is a syntax error.
+    pub(crate) fn import(
+        &self,
+        keyword: Ident,
+        path: String,
+        path_span: Span,
+        alias: Option<(Ident, Ident)>,
+        span: Span,
+    ) -> ast::ImportDecl {
+        let mut errors = self.errors.borrow_mut();
+        if keyword.name != "import" {
+            errors.push(Diagnostic::new(
+                codes::SYNTAX,
+                "unexpected string literal",
+                path_span,
+                "a name followed by a string",
+            ));
+        }
+        let alias = alias.map(|(word, name)| {
+            if word.name != "as" {
+                errors.push(Diagnostic::new(
+                    codes::SYNTAX,
+                    format!("unexpected `{}` after an import's path", word.name),
+                    word.span,
+                    "expected `as NAME` or the end of the line",
+                ));
+            }
+            name
+        });
+        ast::ImportDecl {
+            path,
+            path_span,
+            alias,
+            span,
+        }
+    }
+
     /// `_` is the wildcard; any other name is left for the checker to
     /// resolve as a binding or a unit variant.
     pub(crate) fn name_pattern(&self, name: Ident, l: usize, r: usize) -> Pattern {

@@ -812,6 +812,34 @@ fn missing_separator_is_an_error() {
 // ---------------------------------------------------------------- declarations
 
 #[test]
+fn imports_and_contextual_keywords() {
+    let src = "import \"steps/billing.spl\"\nimport \"lib/net.spl\" as net\nlet as = 1\nlet import = as\nlet r: net.Response = x";
+    let file = parse_ok(src);
+    assert_eq!(file.items.len(), 5);
+    let Item::Import(plain) = &file.items[0] else {
+        panic!()
+    };
+    assert_eq!(plain.path, "steps/billing.spl");
+    assert_eq!(text(src, plain.path_span), "\"steps/billing.spl\"");
+    assert!(plain.alias.is_none());
+    let Item::Import(named) = &file.items[1] else {
+        panic!()
+    };
+    assert_eq!(named.alias.as_ref().map(|a| a.name.as_str()), Some("net"));
+    assert_eq!(ty("net.Response?"), "opt(net.Response)");
+    check_error(
+        "include \"x.spl\"",
+        codes::SYNTAX,
+        "unexpected string literal",
+    );
+    check_error(
+        "import \"x.spl\" named y",
+        codes::SYNTAX,
+        "unexpected `named`",
+    );
+}
+
+#[test]
 fn declarations() {
     let src = "fn add(a: int, b: int) -> int { return a + b }\nfn first<T,>(xs: [T],) -> T? {\n  return nil\n}\nstruct Point { x: float, y: float }\nstruct Box<T> {\n  value: T\n  other: Box<Box<int>>\n  third: int?,\n}\nenum Shape { Circle(float), Rect(float, float), Empty }\nenum Json {\n  Null\n  Num(float)\n  Arr([Json]),\n}\nlet p = Point(x: 1.0, y: 2.0)";
     let file = parse_ok(src);

@@ -410,8 +410,9 @@ fn reject_flag(arg: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads and compiles a file, printing what went wrong; `Err` holds the
-/// exit code.
+/// Reads and compiles a file and the files it imports (read from beside
+/// it, regular files of bounded size), printing what went wrong; `Err`
+/// holds the exit code.
 pub(crate) fn compile_file(path: &str) -> Result<spool::Program, i32> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -421,7 +422,7 @@ pub(crate) fn compile_file(path: &str) -> Result<spool::Program, i32> {
         }
     };
     crate::engine()
-        .compile_bytes(path, &bytes)
+        .compile_with(path, &bytes, spool::files::beside(path))
         .map_err(|error| {
             print_compile_error(&error);
             EXIT_USAGE

@@ -52,6 +52,12 @@ enum Flow {
     Quit,
 }
 
+/// Reads the files inputs import, relative to the current directory
+/// (regular files of bounded size).
+fn imports_loader() -> spool::session::Loader {
+    Box::new(spool::files::beside("input"))
+}
+
 /// The REPL's state: the session, how runs are driven, and the counters.
 struct Repl {
     engine: Engine,
@@ -70,6 +76,7 @@ impl Repl {
         let mut session = Session::new(engine);
         session.run().seed(crate::durable::random_u64());
         limit_slices(&mut session);
+        session.set_loader(imports_loader());
         Repl {
             engine: engine.clone(),
             session: Rc::new(RefCell::new(session)),
@@ -270,7 +277,7 @@ impl Repl {
             Ok(bytes) => bytes,
             Err(error) => return self.fail(&format!("cannot read `{path}`: {error}")),
         };
-        match Session::load(&self.engine, &bytes) {
+        match Session::load_with(&self.engine, &bytes, Some(imports_loader())) {
             Ok(mut session) => {
                 limit_slices(&mut session);
                 let inputs = session.input_count() - 1;

@@ -1,5 +1,7 @@
-//! Compile errors as users see them: the diagnostics of one file, rendered
-//! with miette against the file's text.
+//! Compile errors as users see them: the diagnostics of a program's files,
+//! each rendered with miette against the text of the file it points into
+//! (a diagnostic's [`Diagnostic::file`] names an imported file; the others
+//! are the main file's).
 //!
 //! Rendering costs time in proportion to what is shown, never to the size
 //! of the file: at most [`MAX_RENDERED`] diagnostics are rendered (a line
@@ -32,24 +34,32 @@ const MAX_LABEL_LINES: usize = 40;
 /// this many of them (more are left out and the snippets shown apart).
 const MAX_GAP_LINES: usize = 8;
 
-/// Every compile error of one file, with the text they point into.
+/// Every compile error of a program, with the texts they point into.
 #[derive(Debug)]
 pub struct CompileError {
+    /// The main file's name.
+    name: String,
+    /// The program's files, the main file first.
+    files: Vec<SourceText>,
+    diagnostics: Vec<Diagnostic>,
+    /// The diagnostics as `miette` shows them, made on first use.
+    shown: Box<std::sync::OnceLock<Vec<Shown>>>,
+}
+
+/// One file's text and where its lines start.
+#[derive(Clone, Debug)]
+struct SourceText {
     name: String,
     source: String,
     /// The byte offset where each line starts (the first is 0).
     line_starts: Vec<usize>,
-    diagnostics: Vec<Diagnostic>,
-    /// The diagnostics as `miette` shows them, made on first use.
-    shown: Box<std::sync::OnceLock<Vec<Shown>>>,
 }
 
 impl Clone for CompileError {
     fn clone(&self) -> CompileError {
         CompileError {
             name: self.name.clone(),
-            source: self.source.clone(),
-            line_starts: self.line_starts.clone(),
+            files: self.files.clone(),
             diagnostics: self.diagnostics.clone(),
             shown: Box::default(),
         }
@@ -57,19 +67,57 @@ impl Clone for CompileError {
 }
 
 impl CompileError {
-    pub(crate) fn new(name: &str, source: &str, mut diagnostics: Vec<Diagnostic>) -> CompileError {
-        diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
-        diagnostics.dedup_by(|a, b| a.span == b.span && a.message == b.message);
-        let line_starts = std::iter::once(0)
-            .chain(source.match_indices('\n').map(|(at, _)| at + 1))
+    pub(crate) fn new(name: &str, source: &str, diagnostics: Vec<Diagnostic>) -> CompileError {
+        CompileError::of_files(vec![(name.to_string(), source.to_string())], diagnostics)
+    }
+
+    /// The errors of a program of several files (`files[0]` the main file,
+    /// each with its text). Diagnostics are sorted by file, main first,
+    /// then by place.
+    pub(crate) fn of_files(
+        files: Vec<(String, String)>,
+        mut diagnostics: Vec<Diagnostic>,
+    ) -> CompileError {
+        let files: Vec<SourceText> = files
+            .into_iter()
+            .map(|(name, source)| SourceText {
+                line_starts: std::iter::once(0)
+                    .chain(source.match_indices('\n').map(|(at, _)| at + 1))
+                    .collect(),
+                name,
+                source,
+            })
             .collect();
+        let order = |d: &Diagnostic| {
+            let file = d
+                .file
+                .as_ref()
+                .and_then(|name| files.iter().position(|f| f.name == *name))
+                .unwrap_or(0);
+            (file, d.span.start, d.span.end)
+        };
+        diagnostics.sort_by_key(order);
+        diagnostics.dedup_by(|a, b| a.span == b.span && a.message == b.message && a.file == b.file);
         CompileError {
-            name: name.to_string(),
-            source: source.to_string(),
-            line_starts,
+            name: files.first().map_or_else(String::new, |f| f.name.clone()),
+            files,
             diagnostics,
             shown: Box::default(),
         }
+    }
+
+    /// The text `diagnostic` points into: its file's, or the main file's.
+    fn text_of(&self, diagnostic: &Diagnostic) -> &SourceText {
+        diagnostic
+            .file
+            .as_ref()
+            .and_then(|name| self.files.iter().find(|f| f.name == *name))
+            .unwrap_or(&self.files[0])
+    }
+
+    /// The name of the file `diagnostic` points into.
+    pub fn file_of(&self, diagnostic: &Diagnostic) -> &str {
+        &self.text_of(diagnostic).name
     }
 
     /// The front end itself failed: reported as a diagnostic, never a crash.
@@ -106,14 +154,16 @@ impl CompileError {
         &self.diagnostics
     }
 
-    /// The file's name.
+    /// The main file's name.
     pub fn file_name(&self) -> &str {
         &self.name
     }
 
-    /// The 1-based line of a diagnostic's primary span.
+    /// The 1-based line of a diagnostic's primary span in its file.
     pub fn line_of(&self, diagnostic: &Diagnostic) -> usize {
-        self.line_index(diagnostic.span.start as usize) + 1
+        self.text_of(diagnostic)
+            .line_index(diagnostic.span.start as usize)
+            + 1
     }
 
     /// All diagnostics rendered as text without colour.
@@ -130,7 +180,7 @@ impl CompileError {
         let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
         let mut out = String::new();
         for diagnostic in self.diagnostics.iter().take(MAX_RENDERED) {
-            let (shown, excerpt) = self.excerpt(diagnostic);
+            let (shown, excerpt) = self.text_of(diagnostic).excerpt(diagnostic);
             let report = miette::Report::new(shown).with_source_code(excerpt);
             if handler.render_report(&mut out, report.as_ref()).is_err() {
                 out.push_str(&format!("error: {}\n", diagnostic.message));
@@ -149,7 +199,9 @@ impl CompileError {
         ));
         out
     }
+}
 
+impl SourceText {
     /// The 0-based line holding byte `offset`.
     fn line_index(&self, offset: usize) -> usize {
         self.line_starts.partition_point(|&start| start <= offset) - 1
@@ -254,7 +306,7 @@ struct ExcerptLine {
 impl Excerpt {
     /// The excerpt of `error`'s file showing `lines` (sorted), with windows
     /// around the ends of `labels` on long lines.
-    fn build(error: &CompileError, lines: &[usize], labels: &[(usize, usize)]) -> Excerpt {
+    fn build(error: &SourceText, lines: &[usize], labels: &[(usize, usize)]) -> Excerpt {
         let mut text = String::new();
         let mut shown = Vec::with_capacity(lines.len());
         for &number in lines {
@@ -340,7 +392,7 @@ impl Excerpt {
 /// short, else windows around the ends of `labels` on it (or its
 /// beginning), merged where they touch.
 fn windows(
-    error: &CompileError,
+    error: &SourceText,
     start: usize,
     end: usize,
     labels: &[(usize, usize)],
@@ -432,7 +484,7 @@ impl std::fmt::Display for CompileError {
         write!(
             f,
             "{}:{}: {}",
-            self.name,
+            self.file_of(first),
             self.line_of(first),
             first.message
         )?;
@@ -487,7 +539,7 @@ impl CompileError {
                 .iter()
                 .take(MAX_RENDERED)
                 .map(|diagnostic| {
-                    let (diagnostic, excerpt) = self.excerpt(diagnostic);
+                    let (diagnostic, excerpt) = self.text_of(diagnostic).excerpt(diagnostic);
                     Shown {
                         diagnostic,
                         excerpt,

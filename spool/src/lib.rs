@@ -149,6 +149,7 @@ mod diagnostics;
 pub mod dispatch;
 pub mod driver;
 mod error;
+pub mod files;
 mod host_fn;
 mod register;
 #[cfg(test)]
@@ -265,9 +266,78 @@ impl Engine {
     }
 
     /// Compiles a script. `name` is the file name shown in diagnostics and
-    /// stack traces.
+    /// stack traces. A script that imports other files (LANGUAGE.md §11)
+    /// needs [`Engine::compile_with`] or [`Engine::compile_path`]: here
+    /// each of its imports is a compile error.
     pub fn compile(&self, name: &str, source: &str) -> Result<Program, CompileError> {
         self.compile_bytes(name, source.as_bytes())
+    }
+
+    /// Compiles a program of several files: the main file `name` with its
+    /// text `source`, and every file its imports name, directly or through
+    /// other imports, each loaded once by `load`. `load` is given a file's
+    /// name in the program: its path relative to the main file's folder
+    /// with `.` and `..` resolved (`steps/billing.spl`), as diagnostics
+    /// and stack traces show it; it answers the file's bytes, or why it
+    /// cannot (shown at the import). [`files::beside`] reads them from
+    /// the file system; a map of texts in memory serves as well:
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// let files = HashMap::from([(
+    ///     "lib/greet.spl".to_string(),
+    ///     "fn greet(name: str) -> str { return \"hello, ${name}\" }".to_string(),
+    /// )]);
+    /// let main = "import \"lib/greet.spl\" as g\nprint(g.greet(\"you\"))";
+    /// let program = spool::Engine::new()
+    ///     .compile_with("main.spl", main.as_bytes(), |name: &str| {
+    ///         files.get(name).map(|text| text.clone().into_bytes()).ok_or("no such file".to_string())
+    ///     })
+    ///     .unwrap();
+    /// let mut output = spool::CaptureOutput::default();
+    /// program.start(vec![]).resume(&mut output).unwrap();
+    /// assert_eq!(output.lines, ["hello, you"]);
+    /// ```
+    pub fn compile_with(
+        &self,
+        name: &str,
+        source: &[u8],
+        mut load: impl FnMut(&str) -> Result<Vec<u8>, String> + Send,
+    ) -> Result<Program, CompileError> {
+        let text = String::from_utf8_lossy(source).into_owned();
+        let work = || files::compile_program(self, name, source, &mut load);
+        match on_front_end_stack(work) {
+            Ok(Ok((program, texts))) => Ok(Program {
+                inner: Arc::new(program),
+                natives: self.natives.clone(),
+                sources: texts.into(),
+            }),
+            Ok(Err(error)) => Err(error),
+            Err(failure) => Err(CompileError::internal(name, &text, failure)),
+        }
+    }
+
+    /// Compiles the program whose main file is at `path`, reading it and
+    /// its imports from the file system ([`files::beside`]): regular files
+    /// of at most [`files::MAX_FILE_BYTES`] each. The main file is named
+    /// `path` as given; a main file that cannot be read is a compile error
+    /// saying why.
+    pub fn compile_path(&self, path: impl AsRef<std::path::Path>) -> Result<Program, CompileError> {
+        let path = path.as_ref();
+        let name = path.to_string_lossy();
+        match files::read_regular(path) {
+            Ok(bytes) => self.compile_with(&name, &bytes, files::beside(path)),
+            Err(why) => Err(CompileError::new(
+                &name,
+                "",
+                vec![spool_lang::Diagnostic::new(
+                    spool_lang::diag::codes::IMPORT,
+                    format!("cannot read `{name}`: {why}"),
+                    spool_lang::ast::Span::default(),
+                    "not read",
+                )],
+            )),
+        }
     }
 
     /// Compiles a script given as bytes; invalid UTF-8 is a diagnostic.
@@ -277,7 +347,7 @@ impl Engine {
             Ok(result) => result.map(|program| Program {
                 inner: Arc::new(program),
                 natives: self.natives.clone(),
-                source: Arc::from(text.as_str()),
+                sources: Arc::from([(name.to_string(), text.clone())]),
             }),
             Err(failure) => Err(CompileError::internal(name, &text, failure)),
         }
@@ -331,8 +401,9 @@ impl Engine {
 pub struct Program {
     inner: Arc<spool_vm::Program>,
     natives: spool_vm::NativeSet,
-    /// The script's text, for showing the lines errors point at.
-    source: Arc<str>,
+    /// The text of each of the program's files by name (the main file
+    /// first), for showing the lines errors point at.
+    sources: Arc<[(String, String)]>,
 }
 
 impl Program {
@@ -351,11 +422,15 @@ impl Program {
     /// ```
     pub fn explain(&self, error: &RunError) -> String {
         let mut text = format!("{error}\n");
-        let script = self.inner.files.iter().find(|f| *f != PRELUDE_NAME);
-        let frame = error.trace.iter().find(|f| Some(&f.file) == script);
+        let source_of = |file: &str| {
+            let found = self.sources.iter().find(|(name, _)| name == file);
+            found.map(|(_, text)| text.as_str())
+        };
+        let frame = error.trace.iter().find(|f| source_of(&f.file).is_some());
         let line = frame.and_then(|f| {
             let number = usize::try_from(f.line).ok()?;
-            Some((f, self.source.lines().nth(number.checked_sub(1)?)?))
+            let text = source_of(&f.file)?;
+            Some((f, text.lines().nth(number.checked_sub(1)?)?))
         });
         if let Some((frame, line)) = line {
             let number = frame.line.to_string();

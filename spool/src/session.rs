@@ -26,7 +26,12 @@ pub struct Session {
     run: Run,
     /// Every input that compiled, with its name, in order.
     inputs: Vec<(String, String)>,
+    /// Reads the files inputs import ([`Session::set_loader`]).
+    loader: Option<Loader>,
 }
+
+/// Gives an imported file's bytes by its name, or why it cannot.
+pub type Loader = Box<dyn FnMut(&str) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// One input, compiled and ready to run: drive [`Session::run`] to its
 /// end.
@@ -56,18 +61,54 @@ impl Session {
             compiler,
             run,
             inputs: vec![("<start>".to_string(), String::new())],
+            loader: None,
+        }
+    }
+
+    /// Lets inputs import files (LANGUAGE.md §11): `loader` reads each by
+    /// its name, the path the input wrote with `.` and `..` resolved
+    /// (`crate::files::beside("input")` reads them relative to the current
+    /// directory). Without a loader an `import` is a compile error.
+    pub fn set_loader(&mut self, loader: Loader) {
+        self.loader = Some(loader);
+    }
+
+    /// Compiles an input with the session's loader, keeping the texts of
+    /// the files it read for diagnostics.
+    fn compile_input(
+        compiler: &mut spool_lang::Session,
+        loader: &mut Option<Loader>,
+        name: &str,
+        text: &str,
+    ) -> Result<spool_lang::Cell, CompileError> {
+        let mut read: Vec<(String, String)> = vec![(name.to_string(), text.to_string())];
+        let compiled = crate::on_front_end_stack(|| {
+            let mut load = |file: &str| {
+                let loaded = match loader.as_mut() {
+                    Some(loader) => loader(file),
+                    None => Err("this session reads no files".to_string()),
+                };
+                if let Ok(bytes) = &loaded {
+                    read.push((
+                        file.to_string(),
+                        String::from_utf8_lossy(bytes).into_owned(),
+                    ));
+                }
+                loaded
+            };
+            compiler.add_with(name, text, &mut load)
+        });
+        match compiled {
+            Ok(Ok(cell)) => Ok(cell),
+            Ok(Err(diagnostics)) => Err(CompileError::of_files(read, diagnostics)),
+            Err(failure) => Err(CompileError::internal(name, text, failure)),
         }
     }
 
     /// Compiles `text` (named `name` in diagnostics and traces) and sets the
     /// run up to execute it. On a compile error nothing changes.
     pub fn prepare(&mut self, name: &str, text: &str) -> Result<Prepared, CompileError> {
-        let compiled = crate::on_front_end_stack(|| self.compiler.add(name, text));
-        let cell = match compiled {
-            Ok(Ok(cell)) => cell,
-            Ok(Err(diagnostics)) => return Err(CompileError::new(name, text, diagnostics)),
-            Err(failure) => return Err(CompileError::internal(name, text, failure)),
-        };
+        let cell = Session::compile_input(&mut self.compiler, &mut self.loader, name, text)?;
         // The fingerprint is computed when the session is saved.
         self.run
             .call_main(Arc::new(cell.program), cell.main)
@@ -147,6 +188,16 @@ impl Session {
     /// A session saved by [`Session::save`], continued with `engine`'s
     /// language (which must be the one it was saved with).
     pub fn load(engine: &Engine, bytes: &[u8]) -> Result<Session, String> {
+        Session::load_with(engine, bytes, None)
+    }
+
+    /// [`Session::load`] with a loader for the files the inputs import,
+    /// read again (see [`Session::set_loader`]).
+    pub fn load_with(
+        engine: &Engine,
+        bytes: &[u8],
+        mut loader: Option<Loader>,
+    ) -> Result<Session, String> {
         let run = snapshot::restore(bytes).map_err(|e| e.to_string())?;
         let note = run
             .host_note(INPUTS_NOTE)
@@ -154,8 +205,8 @@ impl Session {
         let inputs = decode_inputs(note).ok_or("the session's inputs are damaged")?;
         let mut compiler = new_compiler(engine).map_err(|_| "the library does not compile")?;
         for (name, text) in &inputs {
-            let added = crate::on_front_end_stack(|| compiler.add(name, text));
-            if !matches!(added, Ok(Ok(_))) {
+            let added = Session::compile_input(&mut compiler, &mut loader, name, text);
+            if added.is_err() {
                 return Err(format!(
                     "the saved input {name} no longer compiles with this version of Spool"
                 ));
@@ -173,12 +224,16 @@ impl Session {
             compiler,
             run,
             inputs,
+            loader,
         })
     }
 
-    /// Forgets everything: a fresh session of the same language.
+    /// Forgets everything but the loader: a fresh session of the same
+    /// language.
     pub fn reset(&mut self) {
+        let loader = self.loader.take();
         *self = Session::new(&self.engine);
+        self.loader = loader;
     }
 
     /// The number in the name of the last input, when inputs are named

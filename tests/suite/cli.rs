@@ -1,6 +1,7 @@
 //! The `spool` command line: exit codes (0 done, 1 script error, 2 usage or
 //! compile error), the subcommands `run`, `check` and `disasm`, arguments
-//! after `--`, and the format of uncaught runtime errors on stderr.
+//! after `--`, the format of uncaught runtime errors on stderr, and
+//! programs of several files (imports read beside the main file).
 //!
 //! The binary is built once per test run with `cargo build -p spool --bin
 //! spool` into the same target directory as this test binary. Each test
@@ -247,7 +248,11 @@ pub(crate) fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("cannot create a scratch directory");
     for (name, contents) in files {
-        std::fs::write(dir.join(name), contents).expect("cannot write a scratch script");
+        let path = dir.join(name);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).expect("cannot create a scratch folder");
+        }
+        std::fs::write(path, contents).expect("cannot write a scratch script");
     }
     dir
 }
@@ -452,4 +457,67 @@ fn random_is_seeded_from_entropy_or_by_seed_and_saved_with_the_run() {
     assert_eq!(stdout(&resumed), format!("{}\n", lines[2]));
     let bad = spool(&dir, &["run", "random.spl", "--seed", "-1"]);
     assert_exit(&bad, 2);
+}
+
+/// A program of three files: imports are relative to the importing file,
+/// wherever `spool` runs.
+const IMPORT_FILES: [(&str, &str); 3] = [
+    (
+        "app/main.spl",
+        "import \"steps/billing.spl\" as billing\n\
+         let invoice = billing.charge(4)\n\
+         print(invoice.describe())\n\
+         print(billing.fail(invoice))\n",
+    ),
+    (
+        "app/steps/billing.spl",
+        "import \"../lib/money.spl\"\n\
+         struct Invoice { cents: int }\n\
+         fn charge(n: int) -> Invoice { return Invoice(cents: n * 250) }\n\
+         fn describe(i: Invoice) -> str { return \"due ${dollars(i.cents)}\" }\n\
+         fn fail(i: Invoice) -> int {\n\
+         \x20 let parts = [i.cents]\n\
+         \x20 return parts[2]\n\
+         }\n",
+    ),
+    (
+        "app/lib/money.spl",
+        "fn dollars(cents: int) -> str { return \"$${cents / 100}\" }\n",
+    ),
+];
+
+#[test]
+fn run_follows_imports_and_traces_name_the_imported_file() {
+    let dir = scratch("imports_run", &IMPORT_FILES);
+    let output = spool(&dir, &["run", "app/main.spl"]);
+    assert_exit(&output, 1);
+    assert_eq!(stdout(&output), "due $10\n");
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("  at fail (steps/billing.spl:7:10)\n  at main (app/main.spl:4:7)"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_compile_error_in_an_imported_file_shows_that_file() {
+    let mut files = IMPORT_FILES;
+    files[2].1 = "fn dollars(cents: int) -> str { return cents }\n";
+    let dir = scratch("imports_error", &files);
+    let output = spool(&dir, &["check", "app/main.spl"]);
+    assert_exit(&output, 2);
+    let errors = stderr(&output);
+    assert!(errors.contains("mismatched types"), "{errors}");
+    assert!(errors.contains("╭─[lib/money.spl:1:40]"), "{errors}");
+    assert!(errors.contains("1 │ fn dollars(cents: int)"), "{errors}");
+    files[0].1 = "import \"steps/missing.spl\"\nprint(1)\n";
+    let dir = scratch("imports_missing", &files);
+    let output = spool(&dir, &["run", "app/main.spl"]);
+    assert_exit(&output, 2);
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("cannot import `steps/missing.spl`: no such file"),
+        "{errors}"
+    );
+    assert!(errors.contains("╭─[app/main.spl:1:8]"), "{errors}");
 }

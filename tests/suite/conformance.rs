@@ -186,7 +186,11 @@ fn judge(script: &Script) -> Verdict {
         return Verdict::Skipped(reason.clone());
     }
     let engine = spool_cli::engine();
-    let compiled = match catch_panic(|| engine.compile(&script.name, &script.source)) {
+    // Imported files are read from beside the script, named relative to it.
+    let path = spool_tests::workspace_root().join(&script.name);
+    let load = spool::files::beside(path);
+    let compile = || engine.compile_with(&script.name, script.source.as_bytes(), load);
+    let compiled = match catch_panic(compile) {
         Ok(compiled) => compiled,
         Err(panic) => {
             return Verdict::Failed(vec![format!("[compile] the compiler panicked: {panic}")])
@@ -212,7 +216,9 @@ fn judge(script: &Script) -> Verdict {
 
 /// Every expected error is reported on its line, and nothing else is. The
 /// text an `// expect error:` must be part of is `CODE: MESSAGE (help:
-/// HINT)`.
+/// HINT)`. An error in an imported file is expected by a directive naming
+/// its place first, on any line of the script: `// expect error:
+/// lib/x.spl:2: text`.
 fn check_compile_errors(
     directives: &Directives,
     error: Option<spool::CompileError>,
@@ -220,7 +226,9 @@ fn check_compile_errors(
     let Some(error) = error else {
         return vec!["[compile] compiled without errors, but errors were expected".into()];
     };
-    let found: Vec<(usize, String)> = error
+    let main = error.file_name().to_string();
+    // (file, line, text) of each error; the script's own errors have no file.
+    let found: Vec<(Option<String>, usize, String)> = error
         .diagnostics()
         .iter()
         .map(|diagnostic| {
@@ -230,33 +238,47 @@ fn check_compile_errors(
                 Some(help) => format!(" (help: {help})"),
                 None => String::new(),
             };
+            let file = error.file_of(diagnostic);
             (
+                (file != main).then(|| file.to_string()),
                 error.line_of(diagnostic),
                 format!("{}: {}{help}", diagnostic.code, diagnostic.message),
             )
         })
         .collect();
+    let expected: Vec<(Option<String>, usize, &str)> = directives
+        .compile_errors
+        .iter()
+        .map(|expected| match elsewhere(&expected.text) {
+            Some((file, line, text)) => (Some(file.to_string()), line, text),
+            None => (None, expected.line, expected.text.as_str()),
+        })
+        .collect();
     let mut problems = Vec::new();
-    for expected in &directives.compile_errors {
+    for (file, line, text) in &expected {
         let present = found
             .iter()
-            .any(|(line, text)| *line == expected.line && text.contains(&expected.text));
+            .any(|(f, l, found)| f == file && l == line && found.contains(text));
         if !present {
+            let place = file.as_ref().map_or(String::new(), |f| format!("{f} "));
             problems.push(format!(
-                "missing error on line {} containing {:?}",
-                expected.line, expected.text
+                "missing error on {place}line {line} containing {text:?}"
             ));
         }
     }
-    for (line, text) in &found {
-        if !directives
-            .compile_errors
-            .iter()
-            .any(|expected| expected.line == *line)
-        {
-            problems.push(format!("unexpected error on line {line}: {text}"));
+    for (file, line, text) in &found {
+        if !expected.iter().any(|(f, l, _)| f == file && l == line) {
+            let place = file.as_ref().map_or(String::new(), |f| format!("{f} "));
+            problems.push(format!("unexpected error on {place}line {line}: {text}"));
         }
     }
+    let found: Vec<(usize, String)> = found
+        .into_iter()
+        .map(|(file, line, text)| match file {
+            Some(file) => (line, format!("{file}: {text}")),
+            None => (line, text),
+        })
+        .collect();
     if problems.is_empty() {
         return problems;
     }
@@ -269,6 +291,17 @@ fn check_compile_errors(
         indent(&problems.join("\n")),
         indent(&indent(&reported.join("\n")))
     )]
+}
+
+/// `FILE:LINE: text` of a directive expecting an error in an imported file.
+fn elsewhere(text: &str) -> Option<(&str, usize, &str)> {
+    let end = text.find(".spl:")? + ".spl".len();
+    let (file, rest) = (&text[..end], &text[end + 1..]);
+    if file.contains(' ') {
+        return None;
+    }
+    let (line, text) = rest.split_once(':')?;
+    Some((file, line.trim().parse().ok()?, text.trim()))
 }
 
 /// Runs the program in every mode; modes that went wrong the same way are

@@ -2,8 +2,8 @@
 //! registered with an `Engine`, values crossing through serde both ways,
 //! answers checked against the script's types and refused with the place
 //! that does not fit, registrations checked when made, runs restored into
-//! an engine with their functions bound again by name, and an interrupt
-//! from another thread.
+//! an engine with their functions bound again by name, an interrupt
+//! from another thread, and programs of several files from memory.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -353,4 +353,73 @@ fn a_compile_error_reports_through_miette() {
     assert!(rendered.contains("bad.spl:1:"), "{rendered}");
     assert!(rendered.contains("let y: str = 1"), "{rendered}");
     let _ = Data::Nil;
+}
+
+/// A program of several files given from memory: the loader is asked for
+/// each imported file by its name relative to the main file's folder, the
+/// trace names the imported file, and a compile error in an imported file
+/// is shown against that file's text.
+#[test]
+fn programs_of_several_files_load_through_the_host() {
+    let mut files = HashMap::from([
+        (
+            "steps/work.spl".to_string(),
+            "import \"../lib/util.spl\"\nfn work(n: int) -> int { return twice(n) / (n - 2) }\n"
+                .to_string(),
+        ),
+        (
+            "lib/util.spl".to_string(),
+            "fn twice(n: int) -> int { return n * 2 }\n".to_string(),
+        ),
+    ]);
+    let main = "import \"steps/work.spl\" as steps\nprint(steps.work(3))\nprint(steps.work(2))\n";
+    let asked = std::sync::Mutex::new(Vec::new());
+    let loader = |files: &HashMap<String, String>, name: &str| {
+        asked.lock().unwrap().push(name.to_string());
+        files
+            .get(name)
+            .map(|text| text.clone().into_bytes())
+            .ok_or_else(|| "no such file".to_string())
+    };
+    let program = Engine::new()
+        .compile_with("app/main.spl", main.as_bytes(), |name: &str| {
+            loader(&files, name)
+        })
+        .expect("compiles");
+    assert_eq!(*asked.lock().unwrap(), ["steps/work.spl", "lib/util.spl"]);
+    let error = run_to_end(&program).unwrap_err();
+    assert!(error.contains("DivByZero"), "{error}");
+    let mut output = CaptureOutput::default();
+    let failure = program.start(vec![]).resume(&mut output).unwrap_err();
+    assert_eq!(output.lines, ["6"]);
+    let frames: Vec<String> = failure
+        .trace
+        .iter()
+        .map(|frame| format!("{}:{}", frame.file, frame.line))
+        .collect();
+    assert_eq!(frames, ["steps/work.spl:2", "app/main.spl:3"]);
+    assert!(program.explain(&failure).contains("2 | fn work(n: int)"));
+
+    files.insert(
+        "lib/util.spl".to_string(),
+        "fn twice(n: int) -> int { return true }\n".to_string(),
+    );
+    let error = Engine::new()
+        .compile_with("app/main.spl", main.as_bytes(), |name: &str| {
+            loader(&files, name)
+        })
+        .unwrap_err();
+    assert_eq!(error.file_of(&error.diagnostics()[0]), "lib/util.spl");
+    assert!(
+        error
+            .to_string()
+            .starts_with("lib/util.spl:1: mismatched types"),
+        "{error}"
+    );
+    let rendered = error.render();
+    assert!(rendered.contains("[lib/util.spl:1:34]"), "{rendered}");
+    assert!(
+        rendered.contains("fn twice(n: int) -> int { return true }"),
+        "{rendered}"
+    );
 }

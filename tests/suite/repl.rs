@@ -560,3 +560,51 @@ fn exit_ends_the_input_and_the_session_goes_on() {
     assert_eq!(clean.stdout, "1\n2\n");
     assert_eq!(clean.code, 0);
 }
+
+/// `import` at the prompt reads files relative to the current directory;
+/// the imported names, and `as` names, stay in scope for later inputs.
+#[test]
+fn imports_at_the_prompt_are_relative_to_the_current_directory() {
+    let dir = std::env::temp_dir().join(format!("spool-repl-imports-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).expect("cannot make a scratch directory");
+    std::fs::write(
+        dir.join("lib/shapes.spl"),
+        "struct Square { side: int }\n\
+         enum Kind { Small, Big(int) }\n\
+         fn area(s: Square) -> int { return s.side * s.side }\n\
+         fn kind(s: Square) -> Kind { if s.side > 2 { return Kind.Big(s.side) }; return Kind.Small }\n",
+    )
+    .expect("cannot write");
+    let mut child = Command::new(spool_binary())
+        .env("SPOOL_HISTORY", scratch("unused-history"))
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start spool");
+    let input = "import \"lib/shapes.spl\" as shapes\n\
+                 let s = shapes.Square(side: 3)\n\
+                 s.area()\n\
+                 shapes.kind(s)\n\
+                 import \"./lib/../lib/shapes.spl\"\n\
+                 area(Square(side: 2))\n\
+                 import \"lib/missing.spl\"\n\
+                 area(s)\n";
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(input.as_bytes()).expect("cannot write");
+    drop(stdin);
+    let output = child.wait_with_output().expect("spool did not finish");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["= 9 : int", "= Big(3) : Kind", "= 4 : int", "= 9 : int"],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot import `lib/missing.spl`: no such file"),
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+}

@@ -502,9 +502,10 @@ fn every_script_ends_the_same_when_moved_between_numberings_as_it_runs() {
         if directives.skip.is_some() || directives.expects_compile_error() {
             continue;
         }
+        let padded = format!("{source}{pad}");
         let (Ok(first), Ok(second)) = (
-            plain.compile(&name, &source),
-            shifted.compile(&name, &format!("{source}{pad}")),
+            plain.compile_with(&name, source.as_bytes(), spool::files::beside(&path)),
+            shifted.compile_with(&name, padded.as_bytes(), spool::files::beside(&path)),
         ) else {
             failures.push(format!("{name}: does not compile with the padding"));
             continue;
@@ -530,4 +531,62 @@ fn every_script_ends_the_same_when_moved_between_numberings_as_it_runs() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(total_moves > 10_000, "only {total_moves} moves");
+}
+
+/// The files of a program whose run waits in an imported function.
+fn imported_program(ask: &str) -> [(&'static str, String); 2] {
+    [
+        (
+            "flow.spl",
+            "import \"steps/work.spl\"\n\
+             let total = step(1)\n\
+             let answer = ask(\"go on?\")\n\
+             print(\"${answer} ${total + step(2)}\")\n"
+                .to_string(),
+        ),
+        (
+            "steps/work.spl",
+            format!(
+                "fn step(n: int) -> int {{ return n * 10 }}\n\
+                 fn ask(question: str) -> str {{\n\
+                 \x20 let got: str = yield question\n\
+                 \x20 return {ask}\n\
+                 }}\n"
+            ),
+        ),
+    ]
+}
+
+/// `flow.spl` of [`imported_program`] saved at its yield in `test`'s
+/// scratch folder, then its imported file replaced by `changed`.
+fn suspended_in_import(test: &str, changed: &str, ask: &str) -> PathBuf {
+    let files = imported_program("got");
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    let dir = scratch(test, &borrowed);
+    let output = spool(&dir, &["run", "flow.spl", "--state", "state.run", "--step"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "go on?\n");
+    let [_, (name, text)] = imported_program(ask);
+    std::fs::write(dir.join(name), text.replace("n * 10", changed)).expect("writes");
+    dir
+}
+
+#[test]
+fn a_function_of_an_imported_file_the_run_is_not_inside_may_change() {
+    let dir = suspended_in_import("upgrade_import_edit", "n * 100", "got");
+    let output = resume_on(&dir, "flow.spl");
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "yes 210\n");
+}
+
+#[test]
+fn a_changed_live_function_of_an_imported_file_is_refused_naming_file_and_function() {
+    let dir = suspended_in_import("upgrade_import_live", "n * 10", "got + \"!\"");
+    let output = resume_on(&dir, "flow.spl");
+    assert_exit(&output, 2);
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("`ask` (suspended at steps/work.spl:3:18) changed"),
+        "{errors}"
+    );
 }

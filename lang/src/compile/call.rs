@@ -80,6 +80,45 @@ impl Compiler {
         self.call_value(reg, &ty, (callee.span, callee_name), args, dst, span)
     }
 
+    /// `NAME.f(args)` or `NAME.Type(args)` for a file imported `as NAME`.
+    fn qualified_call(
+        &mut self,
+        file: usize,
+        name: &Ident,
+        args: &[Arg],
+        dst: Reg,
+        expected: Option<&Type>,
+        span: Span,
+    ) -> Type {
+        match self.declared_in(file, &name.name) {
+            (Some(TypeName::Struct(id)), _) => {
+                let spawning = std::mem::take(&mut self.spawning);
+                self.not_spawnable(spawning, span);
+                self.construct_struct(id, args, dst, expected, span)
+            }
+            (_, entries) if !entries.is_empty() => {
+                let call_args = CallArgs {
+                    receiver: None,
+                    args,
+                };
+                self.with_fns(&name.name, entries, |c| {
+                    c.call_named(name, call_args, dst, span, false)
+                })
+            }
+            _ => {
+                let file = self.file_name(file).to_string();
+                self.error(Diagnostic::new(
+                    codes::UNKNOWN_NAME,
+                    format!("`{file}` declares no function or struct `{}`", name.name),
+                    name.span,
+                    "not declared in the imported file",
+                ));
+                self.args_for_errors(args);
+                Type::Error
+            }
+        }
+    }
+
     /// Compiles arguments only to report the errors inside them.
     fn args_for_errors(&mut self, args: &[Arg]) {
         for arg in args {
@@ -104,13 +143,22 @@ impl Compiler {
             self.not_spawnable(spawning, span);
             return self.construct_variant(enum_id, method, args, dst, expected, span);
         }
-        if self.fn_names.contains_key(&method.name) {
+        if let Some(file) = self.space_named_by(receiver) {
+            self.spawning = spawning;
+            return self.qualified_call(file, method, args, dst, expected, span);
+        }
+        let imported = self.scope.methods.get(&method.name).cloned();
+        if self.fn_names.contains_key(&method.name) || imported.is_some() {
             let call_args = CallArgs {
                 receiver: Some(receiver),
                 args,
             };
             self.spawning = spawning;
-            return self.call_named(method, call_args, dst, span, true);
+            let mut entries = self.fn_names.get(&method.name).cloned().unwrap_or_default();
+            entries.extend(imported.unwrap_or_default());
+            return self.with_fns(&method.name, entries, |c| {
+                c.call_named(method, call_args, dst, span, true)
+            });
         }
         let (ty, obj) = self.expr(receiver, None);
         let ty = self.unifier.shallow(&ty);

@@ -241,6 +241,9 @@ impl Compiler {
             self.load_var(&var, dst, name.span);
             return var.ty().clone();
         }
+        if let Some(ty) = self.file_constant(&name.name, dst, expected) {
+            return ty;
+        }
         if self.fn_names.contains_key(&name.name) {
             return self.function_value(name, dst, expected);
         }
@@ -719,6 +722,9 @@ impl Compiler {
         if let Some(enum_id) = self.enum_named_by(object) {
             return self.construct_variant(enum_id, field, &[], dst, None, span);
         }
+        if let Some(file) = self.space_named_by(object) {
+            return self.qualified_value(file, field, dst);
+        }
         let (ty, obj) = self.expr(object, None);
         let ty = self.unifier.shallow(&ty);
         match self.struct_field(&ty, field) {
@@ -737,9 +743,32 @@ impl Compiler {
         }
     }
 
+    /// `NAME.f` for a file imported `as NAME`: its function as a value.
+    fn qualified_value(&mut self, file: usize, name: &Ident, dst: Reg) -> Type {
+        let (_, entries) = self.declared_in(file, &name.name);
+        if entries.is_empty() {
+            let file = self.file_name(file).to_string();
+            self.error(Diagnostic::new(
+                codes::UNKNOWN_NAME,
+                format!("`{file}` declares no function `{}`", name.name),
+                name.span,
+                "not a function of the imported file",
+            ));
+            return Type::Error;
+        }
+        self.with_fns(&name.name, entries, |c| c.function_value(name, dst, None))
+    }
+
     /// The enum an expression names, when it is an enum's name and not a
     /// variable.
     pub(super) fn enum_named_by(&mut self, expr: &Expr) -> Option<EnumIdx> {
+        if let ExprKind::Field(space, name) = &expr.kind {
+            let file = self.space_named_by(space)?;
+            let (Some(TypeName::Enum(id)), _) = self.declared_in(file, &name.name) else {
+                return None;
+            };
+            return Some(id);
+        }
         let ExprKind::Name(name) = &expr.kind else {
             return None;
         };

@@ -14,6 +14,7 @@ mod call;
 mod captures;
 mod defaults;
 mod expr;
+mod imports;
 mod pattern;
 mod session;
 mod stmt;
@@ -32,6 +33,7 @@ use crate::ast::{self, Span, TypeExpr, TypeExprKind};
 use crate::diag::{codes, Diagnostic};
 use crate::types::{ParamId, Type, TypeNames, Unifier};
 use builder::FnBuilder;
+pub use imports::{import_name, load_program, LoadedFile, MAX_FILES};
 pub use session::{Cell, Session};
 
 /// One source file to compile: its name, text and parsed tree.
@@ -65,8 +67,29 @@ pub fn compile(
     script: SourceFile<'_>,
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
+    compile_program(prelude, &[script], natives)
+}
+
+/// Compiles a program of several files (LANGUAGE.md §11) together with the
+/// library: `files[0]` is the main file, whose top-level statements run;
+/// the others are the files its imports name, directly or through other
+/// imports, each once, named as [`import_name`] names them. A diagnostic
+/// about a file other than the main one names it in
+/// [`Diagnostic::file`].
+pub fn compile_program(
+    prelude: SourceFile<'_>,
+    files: &[SourceFile<'_>],
+    natives: &[NativeSpec],
+) -> Result<Program, Vec<Diagnostic>> {
     let mut compiler = Compiler::with_library(prelude, natives);
-    compiler.add_script(script, false);
+    match files {
+        [script] if !imports::has_imports(script.ast) => {
+            compiler.add_script(*script, false);
+        }
+        _ => {
+            compiler.add_program(files, false);
+        }
+    }
     compiler.settle_types();
     if !compiler.diags.is_empty() {
         return Err(compiler.diags);
@@ -176,7 +199,8 @@ struct Compiler {
     all_globals: bool,
     /// Variables whose types may still be unresolved, checked when the
     /// outermost function under compilation is done.
-    uninferred: Vec<(ast::Ident, Type)>,
+    /// With the name of the file they are in, for diagnostics.
+    uninferred: Vec<(ast::Ident, Type, Option<String>)>,
     /// Every yield and receive type variable, defaulted to `nil` at the end.
     effect_vars: Vec<Type>,
     /// What the script's top level yields to the host and receives back.
@@ -193,13 +217,23 @@ struct Compiler {
     /// The yield types of spawned functions, with the spawn's place and the
     /// function's name: each must turn out `nil` (checked once every body
     /// has been checked, so the order of bodies does not matter).
-    spawn_checks: Vec<(Type, Option<String>, Span)>,
+    /// (With the name of the file the spawn is in, for diagnostics.)
+    spawn_checks: Vec<(Type, Option<String>, Span, Option<String>)>,
     /// In an interactive session: what earlier inputs declared, which a
     /// later input may replace.
     repl: Option<session::Earlier>,
     /// The script's own top-level functions with bodies, as their entry in
     /// `fns` and their parameters' names: the program's signatures.
     script_fns: Vec<(usize, Vec<String>)>,
+    /// The name diagnostics give the file being compiled: `None` for the
+    /// main file (or a session's input), the file's name for an imported
+    /// one.
+    file_label: Option<String>,
+    /// What the file being compiled sees beyond `type_names` and
+    /// `fn_names`: its `as` imports and constants (LANGUAGE.md §11).
+    scope: imports::Extra,
+    /// Each file of a program of several files: what it declares and sees.
+    program_files: Vec<imports::FileScope>,
 }
 
 /// A named type.
@@ -282,6 +316,9 @@ impl Compiler {
             spawn_checks: Vec::new(),
             repl: None,
             script_fns: Vec::new(),
+            file_label: None,
+            scope: imports::Extra::default(),
+            program_files: Vec::new(),
         }
     }
 
@@ -437,7 +474,10 @@ impl Compiler {
 
     // ---- diagnostics ----
 
-    fn error(&mut self, diag: Diagnostic) {
+    fn error(&mut self, mut diag: Diagnostic) {
+        if diag.file.is_none() {
+            diag.file = self.file_label.clone();
+        }
         self.diags.push(diag);
     }
 
@@ -466,19 +506,24 @@ impl Compiler {
     // ---- files ----
 
     fn set_file(&mut self, file: SourceFile<'_>) {
-        self.file = FileIdx(self.files.len() as u32);
         self.files.push(file.name.to_string());
-        self.text = file.text.to_string();
+        self.switch_file(FileIdx(self.files.len() as u32 - 1), file.text);
+    }
+
+    /// Makes `file`, whose text is `text`, the one spans point into.
+    fn switch_file(&mut self, file: FileIdx, text: &str) {
+        self.file = file;
+        self.text = text.to_string();
         self.line_starts = std::iter::once(0)
-            .chain(file.text.match_indices('\n').map(|(at, _)| at as u32 + 1))
+            .chain(text.match_indices('\n').map(|(at, _)| at as u32 + 1))
             .collect();
-        self.chars_before_block = if file.text.is_ascii() {
+        self.chars_before_block = if text.is_ascii() {
             Vec::new()
         } else {
             // One entry per block start, including one at the very end.
             let mut before = 0;
             let mut index = vec![0];
-            for block in file.text.as_bytes().chunks(CHAR_BLOCK) {
+            for block in text.as_bytes().chunks(CHAR_BLOCK) {
                 before += char_starts(block);
                 index.push(before);
             }
@@ -538,6 +583,14 @@ impl Compiler {
     // ---- declarations ----
 
     fn declare_types(&mut self, file: &ast::File) {
+        let declared = self.declare_type_names(file);
+        self.define_types(declared);
+    }
+
+    /// Registers the structs and enums of `file` under their names (their
+    /// fields are defined by [`Compiler::define_types`], once every name a
+    /// field may mention is known).
+    fn declare_type_names<'a>(&mut self, file: &'a ast::File) -> Vec<(&'a ast::Item, TypeName)> {
         let mut declared = Vec::new();
         for item in &file.items {
             let (name, kind) = match item {
@@ -572,6 +625,12 @@ impl Compiler {
             }
             declared.push((item, kind));
         }
+        declared
+    }
+
+    /// Defines the fields and variants of types [`Compiler::declare_type_names`]
+    /// registered.
+    fn define_types(&mut self, declared: Vec<(&ast::Item, TypeName)>) {
         for (item, kind) in declared {
             match (item, kind) {
                 (ast::Item::Struct(decl), TypeName::Struct(id)) => self.define_struct(decl, id),
@@ -877,7 +936,7 @@ impl Compiler {
                 }
             }
         }
-        match self.type_names.get(&name.name).copied() {
+        match self.type_named(&name.name) {
             Some(TypeName::Struct(id)) => {
                 let count = self.structs[id.index()].generics.len();
                 self.check_type_args(span, &name.name, args, count, |a| {
@@ -988,14 +1047,18 @@ impl Compiler {
                 self.unifier.unify(&var, &Type::Nil);
             }
         }
-        for (yields, name, span) in std::mem::take(&mut self.spawn_checks) {
+        let label = self.file_label.take();
+        for (yields, name, span, file) in std::mem::take(&mut self.spawn_checks) {
+            self.file_label = file;
             self.check_spawned_yields(&yields, name.as_deref(), span);
         }
-        for (name, ty) in std::mem::take(&mut self.uninferred) {
+        for (name, ty, file) in std::mem::take(&mut self.uninferred) {
             if self.unifier.has_unbound(&ty) {
+                self.file_label = file;
                 self.cannot_infer(&name, &ty);
             }
         }
+        self.file_label = label;
         let receives = self.main_effects.1.clone();
         self.main_receives = self.type_desc(&receives, &[]);
     }
@@ -1150,7 +1213,10 @@ impl Compiler {
         function.code = builder.code.clone();
         function.locs = builder.locs.clone();
         function.locals = builder.local_info.clone();
-        self.uninferred.extend(builder.uninferred.iter().cloned());
+        let file = &self.file_label;
+        let uninferred = builder.uninferred.iter().cloned();
+        self.uninferred
+            .extend(uninferred.map(|(name, ty)| (name, ty, file.clone())));
         builder
     }
 }

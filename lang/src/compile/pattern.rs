@@ -170,7 +170,8 @@ impl Compiler {
             } => {
                 let enum_ty = strip_optional(ty);
                 if let (Some(enum_name), Type::Enum(id, _)) = (enum_name, &enum_ty) {
-                    if self.enums[id.index()].name != enum_name.name {
+                    let written = enum_name.name.rsplit('.').next().unwrap_or_default();
+                    if self.enums[id.index()].name != written {
                         self.bad_pattern(enum_name.span, "this pattern names another enum", ty);
                     }
                 }

@@ -68,15 +68,45 @@ impl Session {
     }
 
     /// Compiles one input named `name` (shown in traces). On error the
-    /// session is unchanged.
+    /// session is unchanged. An `import` in it is an error: see
+    /// [`Session::add_with`].
     pub fn add(&mut self, name: &str, text: &str) -> Result<Cell, Vec<Diagnostic>> {
-        let ast = crate::parser::parse(text, self.next_expr)?;
+        self.add_with(name, text, &mut |_| {
+            Err("this session does not read files".to_string())
+        })
+    }
+
+    /// Compiles one input that may import files (LANGUAGE.md §11): `load`
+    /// gives a file's bytes by its name ([`super::import_name`], relative
+    /// to the input, which has no folder: the host decides what that is
+    /// relative to). The imported declarations stay in scope for later
+    /// inputs, `as` names too. On error the session is unchanged.
+    pub fn add_with(
+        &mut self,
+        name: &str,
+        text: &str,
+        load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+    ) -> Result<Cell, Vec<Diagnostic>> {
+        // A file earlier inputs imported is not read again: imports of it
+        // name the declarations compiled then.
+        let loaded = self.compiler.imported_names();
+        let (files, diagnostics, next_expr) =
+            super::load_program(name, text.as_bytes(), self.next_expr, &loaded, load);
+        if !diagnostics.is_empty() {
+            return Err(diagnostics);
+        }
+        let sources: Vec<SourceFile<'_>> = files
+            .iter()
+            .filter_map(|file| {
+                Some(SourceFile {
+                    name: &file.name,
+                    text: &file.text,
+                    ast: file.ast.as_ref()?,
+                })
+            })
+            .collect();
         let mut compiler = self.compiler.clone();
-        let result = compiler.add_cell(SourceFile {
-            name,
-            text,
-            ast: &ast,
-        });
+        let result = compiler.add_cell_files(&sources);
         if !compiler.diags.is_empty() {
             return Err(compiler.diags);
         }
@@ -89,7 +119,7 @@ impl Session {
             result,
         };
         self.compiler = compiler;
-        self.next_expr = ast.expr_count;
+        self.next_expr = next_expr;
         Ok(cell)
     }
 
@@ -174,13 +204,23 @@ impl Compiler {
     /// Declares and compiles one input of a session; returns the type of
     /// its final expression.
     fn add_cell(&mut self, file: SourceFile<'_>) -> Option<Type> {
+        self.add_cell_files(&[file])
+    }
+
+    /// Declares and compiles an input and the files it imports
+    /// (`files[0]` the input); returns the type of its final expression.
+    fn add_cell_files(&mut self, files: &[SourceFile<'_>]) -> Option<Type> {
         let first_fn = self.fns.len();
         if let Some(earlier) = &mut self.repl {
             earlier.first_fn = first_fn;
         }
-        let result = self.add_script(file, true);
+        let result = match files {
+            [file] if !super::imports::has_imports(file.ast) => self.add_script(*file, true),
+            _ => self.add_program(files, true),
+        };
         self.settle_types();
-        let declared = file.ast.items.iter().filter_map(|item| match item {
+        let items = files.iter().flat_map(|file| &file.ast.items);
+        let declared = items.filter_map(|item| match item {
             ast::Item::Struct(decl) => Some(decl.name.name.clone()),
             ast::Item::Enum(decl) => Some(decl.name.name.clone()),
             _ => None,

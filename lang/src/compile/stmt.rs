@@ -325,7 +325,10 @@ impl Compiler {
         if let Some(var) = self.lookup_var(&name.name) {
             return Some(var);
         }
-        if self.fn_names.contains_key(&name.name) || self.type_names.contains_key(&name.name) {
+        if self.fn_names.contains_key(&name.name)
+            || self.type_names.contains_key(&name.name)
+            || self.scope.constants.contains_key(&name.name)
+        {
             self.error(Diagnostic::new(
                 codes::NOT_A_PLACE,
                 format!("cannot assign to `{}`: it is not a variable", name.name),

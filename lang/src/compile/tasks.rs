@@ -79,7 +79,8 @@ impl Compiler {
         effects: &(Type, Type),
         span: Span,
     ) {
-        let check = (effects.0.clone(), name.map(str::to_string), span);
+        let file = self.file_label.clone();
+        let check = (effects.0.clone(), name.map(str::to_string), span, file);
         self.spawn_checks.push(check);
     }
 

@@ -4,6 +4,7 @@
 //! and its rank there; the rest by name), so two programs can be matched.
 
 use super::*;
+use crate::FileIdx;
 
 /// The identity of a function, independent of numbering. Nested
 /// functions name their parent by its interned identity.
@@ -11,12 +12,12 @@ use super::*;
 pub(super) enum Shape {
     /// The script's top level.
     Main,
-    /// A declared function: file, name, arity, rank.
-    Declared(u32, String, u16, u32),
+    /// A declared function: file (see [`file_key`]), name, arity, rank.
+    Declared(String, String, u16, u32),
     /// A function created by another: parent, name, rank.
     Nested(u32, String, u32),
     /// A nested function no other function creates: file, name, rank.
-    Orphan(u32, String, u32),
+    Orphan(String, String, u32),
 }
 
 /// Interns identities shared by two programs: equal identities get equal
@@ -66,9 +67,10 @@ impl Identities {
                 let function = &program.functions[index];
                 if index == main {
                     false
-                } else if Some(function.file) == script {
-                    // The script's declared functions are numbered before
-                    // its top level, everything its bodies create after.
+                } else if script.is_some_and(|script| function.file.0 >= script.0) {
+                    // The declared functions of the script and of the files
+                    // it imports (listed after it) are numbered before its
+                    // top level, everything their bodies create after.
                     index > main
                 } else {
                     matches!(function.name.as_str(), "lambda" | "defer") || made_as_closure[index]
@@ -103,20 +105,22 @@ impl Identities {
                 *slot += 1;
             }
         }
-        let mut declared: HashMap<(u32, &str, u16), u32> = HashMap::new();
-        let mut orphans: HashMap<(u32, &str), u32> = HashMap::new();
+        let file_of =
+            |function: &crate::program::Function| file_key(program, script, function.file);
+        let mut declared: HashMap<(String, &str, u16), u32> = HashMap::new();
+        let mut orphans: HashMap<(String, &str), u32> = HashMap::new();
         for (index, function) in program.functions.iter().enumerate() {
             if index == main {
                 continue;
             }
             if !nested[index] {
-                let key = (function.file.0, function.name.as_str(), function.arity);
+                let key = (file_of(function), function.name.as_str(), function.arity);
                 let slot = declared.entry(key).or_default();
                 rank[index] = *slot;
                 *slot += 1;
             } else if parent[index].is_none() {
                 let slot = orphans
-                    .entry((function.file.0, function.name.as_str()))
+                    .entry((file_of(function), function.name.as_str()))
                     .or_default();
                 rank[index] = *slot;
                 *slot += 1;
@@ -128,18 +132,18 @@ impl Identities {
             let shape = if index == main {
                 Shape::Main
             } else if !nested[index] {
-                Shape::Declared(function.file.0, name, function.arity, rank[index])
+                Shape::Declared(file_of(function), name, function.arity, rank[index])
             } else if let Some(parent) = parent[index] {
                 Shape::Nested(functions[parent], name, rank[index])
             } else {
-                Shape::Orphan(function.file.0, name, rank[index])
+                Shape::Orphan(file_of(function), name, rank[index])
             };
             functions.push(interner.id(shape));
         }
         let unique = (0..count)
             .map(|index| {
                 let function = &program.functions[index];
-                let key = (function.file.0, function.name.as_str(), function.arity);
+                let key = (file_of(function), function.name.as_str(), function.arity);
                 index != main && !nested[index] && declared.get(&key) == Some(&1)
             })
             .collect();
@@ -159,6 +163,21 @@ impl Identities {
             unique,
             globals,
         }
+    }
+}
+
+/// How identities name a function's file: the main script (whatever its
+/// name: `--program` may give a changed script another path) is `""`;
+/// the library and imported files go by their names, which are relative
+/// to the main script's folder and so the same in both programs. A file
+/// outside the list (a hand-built program) goes by its index.
+fn file_key(program: &Program, script: Option<FileIdx>, file: FileIdx) -> String {
+    if Some(file) == script {
+        return String::new();
+    }
+    match program.files.get(file.index()) {
+        Some(name) => name.clone(),
+        None => format!("#{}", file.0),
     }
 }
 

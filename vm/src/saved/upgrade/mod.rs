@@ -9,7 +9,8 @@
 //! identity* that does not depend on numbering, and every index the run
 //! holds is translated from the old program to the new one by identity:
 //!
-//! - a declared function: its file (prelude or script), name, number of
+//! - a declared function: its file (the main script, or the library or an
+//!   imported file by name), name, number of
 //!   parameters, and its rank among functions of that file, name and arity
 //!   (overloads that take as many parameters are told apart by declaration
 //!   order); the script's top level: itself;
