@@ -53,23 +53,25 @@ fn collect_files(dir: &Path, extension: &str, exclude: &[&str], found: &mut Vec<
     }
 }
 
-/// The conformance scripts: `tests/scripts/**/*.spl` and `examples/*.spl`
+/// The conformance scripts: `tests/scripts/**/*.spl` and `examples/**/*.spl`
 /// (not `examples/bench`, whose workloads are far too long for a test run,
 /// nor `examples/store`, workflows that wait for `spool send` in a store).
-/// A folder named `lib` under `tests/scripts` holds files that scripts
-/// import (declarations only), not scripts.
+/// A folder named `lib` holds files that the scripts beside it import
+/// (declarations only), not scripts.
 pub fn conformance_scripts() -> Vec<PathBuf> {
     let root = workspace_root();
     let mut scripts = find_files(&root.join("tests/scripts"), "spl", &[]);
-    scripts.retain(|path| {
-        let folders = path.parent().into_iter().flat_map(Path::components);
-        !folders.into_iter().any(|part| part.as_os_str() == "lib")
-    });
     scripts.extend(find_files(
         &root.join("examples"),
         "spl",
         &["examples/bench", "examples/store"],
     ));
+    // Files in a `lib` folder are imported by the scripts beside it.
+    scripts.retain(|path| {
+        let name = relative_name(path);
+        let folders: Vec<&str> = name.split('/').collect();
+        !folders[..folders.len().saturating_sub(1)].contains(&"lib")
+    });
     scripts
 }
 

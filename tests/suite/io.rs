@@ -5,7 +5,9 @@
 //! except time: `sleep` advances a virtual clock instead of waiting, and
 //! `now` reads that clock. Results come back in a fixed order: each `wait`
 //! returns everything but sleeps first, in request order, then the sleeps
-//! that end earliest. A script's output thus depends only on the script,
+//! that end earliest. `input` answers with the script's `// stdin:` lines,
+//! in order (the prompt is not part of the output), and fails with `Io`
+//! once they are used up. A script's output thus depends only on the script,
 //! never on how fast this machine is, and a test that sleeps a minute
 //! takes no time.
 
@@ -25,6 +27,8 @@ pub struct TestDispatcher {
     sleeps: BTreeMap<(i64, u64), spool::IoId>,
     /// The virtual clock, ms since the epoch.
     now: i64,
+    /// The lines `input` answers with, in order.
+    pub stdin: std::collections::VecDeque<String>,
     /// Every batch submitted, as the ops it held (for tests of batching).
     pub batches: Vec<Vec<String>>,
 }
@@ -52,6 +56,11 @@ impl Dispatcher for TestDispatcher {
                 }
                 ("sleep", _) => Err("sleep: the duration must not be negative".to_string()),
                 ("now", _) => Ok(Data::Int(self.now)),
+                ("input", _) => self
+                    .stdin
+                    .pop_front()
+                    .map(Data::Str)
+                    .ok_or_else(|| "end of input".to_string()),
                 _ => spool_cli::cli_io::handle(&request),
             };
             self.ready.push(Completion {

@@ -120,8 +120,9 @@ pub struct Outcome {
 /// single instructions is far beyond any conformance script.
 const MAX_PAUSES: u64 = 1_000_000_000;
 
-/// Runs `program` with `args` in `mode`.
-pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
+/// Runs `program` with `args` in `mode`; `input` answers with the lines
+/// of `stdin`, in order.
+pub fn run(program: &spool::Program, args: &[String], stdin: &[String], mode: Mode) -> Outcome {
     let mut run = program.start(args.to_vec());
     set_budget(&mut run, mode, mode == Mode::Snapshot);
     let mut host = spool::CaptureOutput::default();
@@ -132,6 +133,7 @@ pub fn run(program: &spool::Program, args: &[String], mode: Mode) -> Outcome {
     let mut per_instruction = mode == Mode::Snapshot;
     let mut per_instruction_bytes: u64 = 0;
     let mut io = TestDispatcher::new();
+    io.stdin = stdin.iter().cloned().collect();
     let end = loop {
         let step = run.resume(&mut host);
         // An I/O phase and a top-level yield are suspension points:
@@ -339,9 +341,9 @@ mod tests {
         let program = spool_cli::engine()
             .compile("pauses.spl", source)
             .expect("compiles");
-        let direct = run(&program, &[], Mode::Direct);
-        let tiny = run(&program, &[], Mode::TinySlices);
-        let snapshot = run(&program, &[], Mode::Snapshot);
+        let direct = run(&program, &[], &[], Mode::Direct);
+        let tiny = run(&program, &[], &[], Mode::TinySlices);
+        let snapshot = run(&program, &[], &[], Mode::Snapshot);
         assert_eq!(
             (direct.end.clone(), direct.lines.clone()),
             (End::Done, vec!["4498500".to_string()])
