@@ -288,7 +288,10 @@ pub fn describe_with(path: &str, run: &Run, send: &str) -> String {
     );
     let status = match run.status() {
         Status::Done(_) | Status::Failed(_) if run.exit_code().is_some() => {
-            format!("finished with exit({})", run.exit_code().unwrap_or_default())
+            format!(
+                "finished with exit({})",
+                run.exit_code().unwrap_or_default()
+            )
         }
         Status::Running if run.exit_code().is_some() => format!(
             "exiting with exit({}): its tasks are unwinding",

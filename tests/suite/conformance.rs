@@ -310,7 +310,8 @@ fn check_runs(name: &str, directives: &Directives, program: &spool::Program) -> 
     let mut failures: Vec<(Vec<Mode>, String)> = Vec::new();
     for mode in Mode::ALL {
         let started = Instant::now();
-        let outcome = catch_panic(|| runner::run(program, &directives.args, &directives.stdin, mode));
+        let outcome =
+            catch_panic(|| runner::run(program, &directives.args, &directives.stdin, mode));
         if std::env::var_os("SPOOL_TEST_TIMES").is_some() {
             let counts = match &outcome {
                 Ok(outcome) => format!(
