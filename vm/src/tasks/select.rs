@@ -419,7 +419,7 @@ fn register(
             SelectCase::Await(target)
         }
         Case::After(ms) => {
-            let native = sleep.ok_or_else(|| no_sleep())?;
+            let native = sleep.ok_or_else(no_sleep)?;
             let args = vec![Data::Int(ms)];
             let op = Arc::from("sleep");
             SelectCase::After(record_request(ctx.sched, ctx.heap, me, native, op, args))
