@@ -523,8 +523,23 @@ struct CliHost {
 
 impl WorkerHost for CliHost {
     fn compile(&self, name: &str, source: &str) -> Result<Program, String> {
+        self.compile_program(name, source, &[])
+    }
+
+    fn compile_program(
+        &self,
+        name: &str,
+        source: &str,
+        imports: &[(String, String)],
+    ) -> Result<Program, String> {
+        let load = |path: &str| {
+            let found = imports.iter().find(|(name, _)| name == path);
+            found
+                .map(|(_, text)| text.clone().into_bytes())
+                .ok_or_else(|| "not stored with the program".to_string())
+        };
         crate::engine()
-            .compile(name, source)
+            .compile_with(name, source.as_bytes(), load)
             .map_err(|error| error.render())
     }
 

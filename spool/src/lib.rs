@@ -407,6 +407,13 @@ pub struct Program {
 }
 
 impl Program {
+    /// The text of each of the program's files by name, the main file
+    /// first, then the files it imports (named relative to the main file's
+    /// folder), as they were compiled.
+    pub fn sources(&self) -> &[(String, String)] {
+        &self.sources
+    }
+
     /// A run's error as the command line shows it — kind, message and
     /// trace with `file:line:column` — followed by the script's line the
     /// innermost script frame points at, with a caret under the column.

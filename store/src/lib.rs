@@ -10,6 +10,7 @@
 //! # The tables
 //!
 //! - `spool_programs`: each program once, by fingerprint, with its source
+//!   (its main file's; `spool_program_files` holds the files it imports)
 //!   (a worker compiles it again and checks the fingerprint).
 //! - `spool_runs`: one row per run: its status, what it waits on, its
 //!   saved state (without the program; signed when the store has a host
@@ -364,6 +365,12 @@ fn schema(dialect: Dialect) -> String {
             line BIGINT NOT NULL,
             text TEXT NOT NULL,
             PRIMARY KEY (run_id, line)
+        );
+        CREATE TABLE IF NOT EXISTS spool_program_files (
+            fingerprint TEXT NOT NULL,
+            path TEXT NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (fingerprint, path)
         );"
     )
 }
@@ -452,7 +459,7 @@ impl Store {
             // transaction, the schema is all there when its last table is.
             let present = self
                 .db
-                .query("SELECT to_regclass('spool_output') IS NOT NULL", &[])?;
+                .query("SELECT to_regclass('spool_program_files') IS NOT NULL", &[])?;
             if present.first().is_some_and(|row| row[0].int() == 1) {
                 return Ok(());
             }
@@ -570,12 +577,24 @@ impl Store {
             })
             .collect();
         let now = now_ms();
+        let imports: Vec<&(String, String)> = program
+            .sources()
+            .iter()
+            .filter(|(path, _)| path != name)
+            .collect();
         self.transaction(|db| {
             db.execute(
                 "INSERT INTO spool_programs (fingerprint, name, source, created_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (fingerprint) DO NOTHING",
                 &[fingerprint.clone().into(), name.into(), source.into(), now.into()],
             )?;
+            for (path, text) in &imports {
+                db.execute(
+                    "INSERT INTO spool_program_files (fingerprint, path, source) \
+                     VALUES ($1, $2, $3) ON CONFLICT (fingerprint, path) DO NOTHING",
+                    &[fingerprint.clone().into(), path.as_str().into(), text.as_str().into()],
+                )?;
+            }
             let mut ids = Vec::with_capacity(runs.len());
             for (args, state) in runs {
                 let rows = db.query(
@@ -609,6 +628,20 @@ impl Store {
                 "the store has no program with fingerprint {fingerprint}"
             ))),
         }
+    }
+
+    /// The files the program with `fingerprint` imports (LANGUAGE.md §11),
+    /// as `(path, source)` with paths relative to its main file's folder;
+    /// empty for a program of one file.
+    pub fn program_files(&mut self, fingerprint: &str) -> Result<Vec<(String, String)>> {
+        let rows = self.db.query(
+            "SELECT path, source FROM spool_program_files WHERE fingerprint = $1 ORDER BY path",
+            &[fingerprint.into()],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row[0].text(), row[1].text()))
+            .collect())
     }
 
     /// Claims up to `max` due runs for `worker`, each under a new lease of

@@ -99,6 +99,27 @@ pub trait WorkerHost: Send + Sync {
     /// engine the runs were submitted with.
     fn compile(&self, name: &str, source: &str) -> std::result::Result<Program, String>;
 
+    /// Compiles a stored program of several files: the main file `name`
+    /// with its `source`, and the files it imports as `(path, source)`,
+    /// paths relative to the main file's folder (give them to
+    /// `Engine::compile_with` through a loader that looks them up). The
+    /// default compiles a program of one file with [`WorkerHost::compile`]
+    /// and refuses one that imports files.
+    fn compile_program(
+        &self,
+        name: &str,
+        source: &str,
+        imports: &[(String, String)],
+    ) -> std::result::Result<Program, String> {
+        if imports.is_empty() {
+            return self.compile(name, source);
+        }
+        Err(format!(
+            "`{name}` imports {} file(s), and this worker's host compiles programs of one file only",
+            imports.len()
+        ))
+    }
+
     /// Gets a claimed run ready under `policy`, what it was submitted
     /// with (set its limits; refuse what the host does not allow), and
     /// gives the dispatcher that performs its I/O. An error fails the run
@@ -628,7 +649,8 @@ impl Worker {
             return Ok(Ok(program.clone()));
         }
         let (name, source) = store.program_source(fingerprint)?;
-        let program = match self.host.compile(&name, &source) {
+        let imports = store.program_files(fingerprint)?;
+        let program = match self.host.compile_program(&name, &source, &imports) {
             Ok(program) => program,
             Err(message) => return Ok(Err(format!("`{name}` does not compile here: {message}"))),
         };

@@ -8,7 +8,8 @@
 //! its `yield`, `cancel` of sleeping and running runs and of loops that
 //! never wait, a durable timer across a restart of the worker and the
 //! database, a worker that keeps working across a restart of the database,
-//! and the store commands' output and exit codes.
+//! the store commands' output and exit codes, and a program of several
+//! files run as it was submitted.
 //!
 //! Effects are made observable by `exec("sh", ...)` appending a line to a
 //! log file: the performance's start time (ns) is both written to the
@@ -1294,4 +1295,47 @@ fn cancel_busy_loops_postgres() {
         return;
     };
     cancel_busy_loops(&dir, &url);
+}
+
+// ---------------------------------------------------------------------
+// 9. A program of several files
+// ---------------------------------------------------------------------
+
+/// A program whose main file imports another, submitted, then run by a
+/// worker after the imported file changed on disk: the store keeps every
+/// file of the program as submitted.
+fn program_of_several_files(dir: &Path, url: &str) {
+    std::fs::create_dir_all(dir.join("app/lib")).expect("mkdir");
+    let main = "import \"lib/greet.spl\" as g\nprint(g.hello(\"store\"))\nselect {\n  after(10) => print(\"timer\")\n}\n";
+    std::fs::write(dir.join("app/main.spl"), main).expect("write");
+    let greet = "fn hello(who: str) -> str { return \"hello, ${who}\" }\n";
+    std::fs::write(dir.join("app/lib/greet.spl"), greet).expect("write");
+    let submitted = cli(dir, url, "submit", &["app/main.spl"]);
+    expect_exit(&submitted, 0, "submit");
+    let id = stdout(&submitted).trim().to_string();
+    std::fs::write(
+        dir.join("app/lib/greet.spl"),
+        "fn hello(who: str) -> str { return \"changed\" }\n",
+    )
+    .expect("write");
+    expect_exit(&cli(dir, url, "worker", &["--until-idle"]), 0, "worker");
+    let logs = cli(dir, url, "logs", &[&id]);
+    expect_exit(&logs, 0, "logs");
+    assert_eq!(stdout(&logs), "hello, store\ntimer\n");
+    let shown = stdout(&cli(dir, url, "inspect", &[&id]));
+    assert!(shown.contains("done"), "{shown}");
+}
+
+#[test]
+fn program_of_several_files_sqlite() {
+    let (dir, url) = sqlite_store("several_files_sqlite");
+    program_of_several_files(&dir, &url);
+}
+
+#[test]
+fn program_of_several_files_postgres() {
+    let Some((dir, url)) = postgres_store("several_files_postgres") else {
+        return;
+    };
+    program_of_several_files(&dir, &url);
 }
