@@ -42,16 +42,7 @@ pub(crate) fn compile_program(
     if !diagnostics.is_empty() {
         return Err(CompileError::of_files(texts, diagnostics));
     }
-    let sources: Vec<SourceFile<'_>> = files
-        .iter()
-        .filter_map(|file| {
-            Some(SourceFile {
-                name: &file.name,
-                text: &file.text,
-                ast: file.ast.as_ref()?,
-            })
-        })
-        .collect();
+    let sources = spool_lang::compile::LoadedFile::sources(&files);
     let prelude = SourceFile {
         name: PRELUDE_NAME,
         text: engine.prelude_text(),

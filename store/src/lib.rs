@@ -869,20 +869,9 @@ impl Store {
     /// Which of `runs` have been asked to cancel: one read, no lock (a
     /// worker asks often for the runs it is advancing).
     pub fn cancels_requested(&mut self, runs: &[RunId]) -> Result<Vec<RunId>> {
-        let mut asked = Vec::new();
-        // At most 16 ids a statement, so there are at most 16 statements to
-        // prepare.
-        for chunk in runs.chunks(16) {
-            let places: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-            let sql = format!(
-                "SELECT id FROM spool_runs WHERE cancel <> 0 AND id IN ({})",
-                places.join(", ")
-            );
-            let params: Vec<Cell> = chunk.iter().map(|run| run.0.into()).collect();
-            let rows = self.db.query(&sql, &params)?;
-            asked.extend(rows.iter().map(|row| RunId(row[0].int())));
-        }
-        Ok(asked)
+        let sql = "SELECT id FROM spool_runs WHERE cancel <> 0 AND id IN";
+        let rows = query_runs(&mut *self.db, sql, runs)?;
+        Ok(rows.iter().map(|row| RunId(row[0].int())).collect())
     }
 
     /// Every run, or those with `status`, oldest first.
@@ -1105,26 +1094,31 @@ fn recorded_io_of(
     runs: &[RunId],
 ) -> Result<HashMap<RunId, HashMap<IoId, IoResult>>> {
     let mut recorded: HashMap<RunId, HashMap<IoId, IoResult>> = HashMap::new();
-    // At most 16 ids a statement, so there are at most 16 statements to
-    // prepare.
-    for chunk in runs.chunks(16) {
-        let places: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT run_id, request_id, result FROM spool_io_results WHERE run_id IN ({})",
-            places.join(", ")
-        );
-        let params: Vec<Cell> = chunk.iter().map(|run| run.0.into()).collect();
-        for mut row in db.query(&sql, &params)? {
-            let run = RunId(row[0].int());
-            let id = IoId(row[1].int() as u64);
-            let bytes = std::mem::replace(&mut row[2], Cell::Null).blob();
-            let result: IoResult = postcard::from_bytes(&bytes).map_err(|e| {
-                StoreError::Invalid(format!("a recorded result of run {run} is damaged: {e}"))
-            })?;
-            recorded.entry(run).or_default().insert(id, result);
-        }
+    let sql = "SELECT run_id, request_id, result FROM spool_io_results WHERE run_id IN";
+    for mut row in query_runs(db, sql, runs)? {
+        let run = RunId(row[0].int());
+        let id = IoId(row[1].int() as u64);
+        let bytes = std::mem::replace(&mut row[2], Cell::Null).blob();
+        let result: IoResult = postcard::from_bytes(&bytes).map_err(|e| {
+            StoreError::Invalid(format!("a recorded result of run {run} is damaged: {e}"))
+        })?;
+        recorded.entry(run).or_default().insert(id, result);
     }
     Ok(recorded)
+}
+
+/// The rows of `sql` (a statement ending in `IN`) for the ids of `runs`,
+/// at most 16 ids a statement, so there are at most 16 statements to
+/// prepare.
+fn query_runs(db: &mut dyn Backend, sql: &str, runs: &[RunId]) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for chunk in runs.chunks(16) {
+        let places: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!("{sql} ({})", places.join(", "));
+        let params: Vec<Cell> = chunk.iter().map(|run| run.0.into()).collect();
+        rows.extend(db.query(&sql, &params)?);
+    }
+    Ok(rows)
 }
 
 /// Does `lease` still hold its run (locked by `locking`)?

@@ -120,6 +120,22 @@ pub struct LoadedFile {
     pub ast: Option<ast::File>,
 }
 
+impl LoadedFile {
+    /// The files of `files` that parsed, as the compiler takes them.
+    pub fn sources(files: &[LoadedFile]) -> Vec<super::SourceFile<'_>> {
+        files
+            .iter()
+            .filter_map(|file| {
+                Some(super::SourceFile {
+                    name: &file.name,
+                    text: &file.text,
+                    ast: file.ast.as_ref()?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Reads a program's files: the main file `name` with the bytes `source`,
 /// then every file its imports name, directly or through other imports,
 /// each once, asking `load` for it by its name in the program

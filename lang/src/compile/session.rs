@@ -95,16 +95,7 @@ impl Session {
         if !diagnostics.is_empty() {
             return Err(diagnostics);
         }
-        let sources: Vec<SourceFile<'_>> = files
-            .iter()
-            .filter_map(|file| {
-                Some(SourceFile {
-                    name: &file.name,
-                    text: &file.text,
-                    ast: file.ast.as_ref()?,
-                })
-            })
-            .collect();
+        let sources = super::imports::LoadedFile::sources(&files);
         let mut compiler = self.compiler.clone();
         let result = compiler.add_cell_files(&sources);
         if !compiler.diags.is_empty() {

@@ -165,18 +165,33 @@ impl Compiler {
         let (ty, src) = self.expr(value, None);
         let inner = self.optional_inner(&ty, "`while let`", value.span, "never nil");
         let exit = self.emit(Op::JumpIfNil { src, target: Pc(0) }, value.span);
+        self.loop_round(name, src, inner, body, (start, exit), span);
+        self.free_to(mark);
+    }
+
+    /// The rest of a loop whose round starts at `start` and has just put
+    /// its value in `src` (a nil one jumped out at `exit`): binds `name`
+    /// to a fresh register for the round, runs `body`, and goes round.
+    fn loop_round(
+        &mut self,
+        name: &Ident,
+        src: Reg,
+        ty: Type,
+        body: &Block,
+        (start, exit): (Pc, usize),
+        span: Span,
+    ) {
         self.enter_loop();
         self.push_scope();
         let reg = self.alloc();
         self.emit(Op::Move { dst: reg, src }, name.span);
-        self.bind_local(name, reg, inner);
+        self.bind_local(name, reg, ty);
         self.block_stmts(body);
         self.pop_scope();
         self.emit(Op::Jump { target: start }, span);
         let end = self.here();
         self.exit_loop(start, end);
         self.patch(exit, end);
-        self.free_to(mark);
     }
 
     /// `for v in ch`: receives until the channel is closed and drained.
@@ -230,23 +245,7 @@ impl Compiler {
             },
             span,
         );
-        self.enter_loop();
-        self.push_scope();
-        let var = self.alloc();
-        self.emit(
-            Op::Move {
-                dst: var,
-                src: value,
-            },
-            first.span,
-        );
-        self.bind_local(first, var, element);
-        self.block_stmts(body);
-        self.pop_scope();
-        self.emit(Op::Jump { target: start }, span);
-        let end = self.here();
-        self.exit_loop(start, end);
-        self.patch(exit, end);
+        self.loop_round(first, value, element, body, (start, exit), span);
     }
 
     /// `select { case => body ... }`.
