@@ -154,6 +154,13 @@ impl Mapper<'_> {
                         error.error = self.value(error.error)
                     }
                 }
+                if let crate::heap::objects::Blocked::Select { cases, .. } = &mut task.blocked {
+                    for case in cases {
+                        if let crate::heap::objects::SelectCase::Send(_, value) = case {
+                            *value = self.value(*value);
+                        }
+                    }
+                }
                 task.result = self.value(task.result);
                 if let Some(error) = &mut task.error {
                     error.error = self.value(error.error);
