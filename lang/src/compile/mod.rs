@@ -970,21 +970,10 @@ impl Compiler {
     /// The hint for an unknown type `name`: the closest of the built-in
     /// types, the declared ones and the type parameters in scope.
     fn similar_type(&self, name: &str, generics: &HashMap<String, ParamId>) -> Option<String> {
-        const BUILT_IN: [&str; 11] = [
-            "int",
-            "float",
-            "bool",
-            "str",
-            "nil",
-            "Coro",
-            "Task",
-            "Chan",
-            "Mutex",
-            "WaitGroup",
-            "ErrGroup",
-        ];
-        let names = BUILT_IN
-            .into_iter()
+        let names = BUILTIN_TYPES
+            .iter()
+            .copied()
+            .filter(|ty| *ty != "any")
             .chain(self.type_names.keys().map(String::as_str))
             .chain(generics.keys().map(String::as_str));
         crate::suggest::did_you_mean(name, names)
@@ -1232,22 +1221,24 @@ fn duplicate(name: &ast::Ident) -> Diagnostic {
 
 /// Whether `name` is a type the language itself provides (`int`, `Chan`, ...).
 pub fn is_builtin_type(name: &str) -> bool {
-    matches!(
-        name,
-        "int"
-            | "float"
-            | "bool"
-            | "str"
-            | "nil"
-            | "any"
-            | "Coro"
-            | "Task"
-            | "Chan"
-            | "Mutex"
-            | "WaitGroup"
-            | "ErrGroup"
-    )
+    BUILTIN_TYPES.contains(&name)
 }
+
+/// The type names the language defines itself.
+const BUILTIN_TYPES: [&str; 12] = [
+    "int",
+    "float",
+    "bool",
+    "str",
+    "nil",
+    "any",
+    "Coro",
+    "Task",
+    "Chan",
+    "Mutex",
+    "WaitGroup",
+    "ErrGroup",
+];
 
 /// Do two first-parameter types select the same calls? Generic parameters
 /// count as alike.
