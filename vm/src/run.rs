@@ -102,6 +102,13 @@ pub struct Run {
     /// requests; rebuilt when natives are bound.
     #[serde(skip)]
     pub(crate) io_ops: Vec<Option<Arc<str>>>,
+    /// Has `program` passed [`crate::saved::validate::check_program`]? The
+    /// interpreter reads registers without bounds checks on the strength
+    /// of it (`exec::interp`), so it checks once before the first
+    /// instruction of every program it is given. Not saved; cleared
+    /// whenever `program` is replaced.
+    #[serde(skip)]
+    pub(crate) program_checked: bool,
 }
 
 /// What a run that called `exit(code)` ends with, once its tasks have
@@ -253,6 +260,7 @@ impl Run {
             natives: Vec::new(),
             native_set: NativeSet::new(),
             io_ops: Vec::new(),
+            program_checked: false,
         };
         let main = program.main;
         run.bind_natives_of(&program, natives)?;
@@ -540,6 +548,7 @@ impl Run {
     /// checks it is the right one, by fingerprint).
     pub fn attach_program(&mut self, program: Arc<Program>) {
         self.program = program;
+        self.program_checked = false;
     }
 
     /// The host's note `key`, if set.
@@ -636,6 +645,7 @@ impl Run {
             ..Fiber::default()
         };
         self.program = program;
+        self.program_checked = false;
         self.status = Status::Running;
         self.exit = None;
         crate::tasks::sched::init_main(self);
@@ -744,6 +754,7 @@ impl Run {
             .collect();
         next.sched.error_struct = program.builtins.error;
         next.program = program;
+        next.program_checked = false;
         crate::saved::validate::validate(&next)
             .map_err(|e| format!("internal error: the moved run is inconsistent: {e}"))?;
         *self = next;

@@ -423,6 +423,22 @@ impl Compiler {
                     coro: base,
                 }
             }
+            // Library functions with an instruction of their own.
+            Callee::Native(native) if self.natives[native.index()].key == "float.sqrt" => {
+                Op::SqrtFloat {
+                    dst: base,
+                    src: base,
+                }
+            }
+            Callee::Native(native) if self.natives[native.index()].key == "list.push" => {
+                Op::ListPush { base }
+            }
+            Callee::Native(native) if self.natives[native.index()].key == "list.len" => {
+                Op::ListLen {
+                    dst: base,
+                    list: base,
+                }
+            }
             Callee::Script(func) => Op::Call {
                 func,
                 base,

@@ -41,6 +41,14 @@ pub(crate) fn execute<const BUDGETED: bool>(
     let program_handle = Arc::clone(&run.program);
     let program: &Program = &program_handle;
     let mut remaining = run.limits.budget.unwrap_or(u64::MAX).max(1);
+    if !run.program_checked {
+        if let Err(problem) = crate::saved::validate::check_program(program) {
+            return Err(crate::run::internal_error(&format!(
+                "the program is inconsistent: {problem}"
+            )));
+        }
+        run.program_checked = true;
+    }
 
     if run.context.fiber.frames.is_empty() {
         if let Some(step) = sched::switch(run, program, output)? {
@@ -48,19 +56,21 @@ pub(crate) fn execute<const BUDGETED: bool>(
             return Ok(step);
         }
     }
-    let Some((mut code, base, mut pc)) = top_state(&run.context.fiber, program) else {
+    let Some((mut code, base, mut pc, mut width)) = top_state(&run.context.fiber, program) else {
         return Err(crate::run::internal_error("no frame to run"));
     };
-    // The running frame's register window, `R[0]` first. Held as a local
-    // slice so the hot path indexes it without going through `run`;
-    // re-derived after anything that can move or resize the register file
-    // or change the frame.
-    let mut regs: &mut [Value] = &mut run.context.fiber.registers[base..];
+    // The running frame's register window, `R[0]` first, exactly `width`
+    // registers (the running function's register count, at least one).
+    // Held as a local slice so the hot path indexes it without going
+    // through `run`; re-derived (always with `window`) after anything that
+    // can move or resize the register file or change the frame. `code`
+    // and `width` always belong to the same function.
+    let mut regs: &mut [Value] = window(&mut run.context.fiber.registers, base, width);
 
-    // R[x] of the running frame.
+    // R[x] of the running frame (see `slot`).
     macro_rules! r {
         ($reg:expr) => {
-            regs[$reg.index()]
+            *slot(regs, $reg)
         };
     }
     // Writes the local pc back to the running frame.
@@ -83,10 +93,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
             }
             match top_state(&run.context.fiber, program) {
-                Some((new_code, new_base, new_pc)) => {
+                Some((new_code, new_base, new_pc, new_width)) => {
                     code = new_code;
                     pc = new_pc;
-                    regs = &mut run.context.fiber.registers[new_base..];
+                    width = new_width;
+                    regs = window(&mut run.context.fiber.registers, new_base, width);
                 }
                 None => return Err(crate::run::internal_error("no frame to run")),
             }
@@ -103,7 +114,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     throw!(error)
                 }
                 let frame_base = current_base(&run.context.fiber);
-                regs = &mut run.context.fiber.registers[frame_base..];
+                regs = window(&mut run.context.fiber.registers, frame_base, width);
             }
         };
     }
@@ -115,7 +126,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             if run.heap.charge($bytes).is_err() {
                 let _ = collect_garbage(run, program);
                 let frame_base = current_base(&run.context.fiber);
-                regs = &mut run.context.fiber.registers[frame_base..];
+                regs = window(&mut run.context.fiber.registers, frame_base, width);
                 if let Err(error) = run.heap.charge($bytes) {
                     throw!(error)
                 }
@@ -161,7 +172,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
             });
             code = &callee.code;
             pc = 0;
-            regs = &mut run.context.fiber.registers[new_base..];
+            width = window_width(callee);
+            regs = window(&mut run.context.fiber.registers, new_base, width);
         }};
     }
     // Calls a native with R[$call_base .. $call_base + $argc] and stores its
@@ -396,6 +408,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::DivFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) / float!(rhs)),
                 Op::RemFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) % float!(rhs)),
                 Op::NegFloat { dst, src } => r!(dst) = Value::Float(-float!(src)),
+                Op::SqrtFloat { dst, src } => r!(dst) = Value::Float(float!(src).sqrt()),
 
                 // ---- strings ----
                 Op::Concat { dst, lhs, rhs } => {
@@ -561,9 +574,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
                                     _ => r!(Reg(0)) = Value::Nil,
                                 }
                                 run.context.fiber.frames.pop();
-                                code = function_code(program, caller.func);
+                                (code, width) = function_view(program, caller.func);
                                 pc = caller.pc as usize;
-                                regs = &mut run.context.fiber.registers[caller.base as usize..];
+                                regs = window(
+                                    &mut run.context.fiber.registers,
+                                    caller.base as usize,
+                                    width,
+                                );
                                 continue;
                             }
                         }
@@ -614,11 +631,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         reload!();
                         continue;
                     }
-                    code = function_code(program, caller.func);
+                    (code, width) = function_view(program, caller.func);
                     pc = caller.pc as usize;
                     let caller_base = caller.base as usize;
                     run.context.fiber.registers[frame.ret as usize] = value;
-                    regs = &mut run.context.fiber.registers[caller_base..];
+                    regs = window(&mut run.context.fiber.registers, caller_base, width);
                 }
 
                 // ---- lists and maps ----
@@ -656,6 +673,17 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         Some(slot) => *slot = value,
                         None => throw!(index_error(index, "list", length)),
                     }
+                }
+                Op::ListPush { base: list } => {
+                    let value = r!(Reg(list.0 + 1));
+                    charge!(crate::heap::ITEM_BYTES);
+                    match run.heap.list_mut(r!(list)) {
+                        Some(items) => items.push(value),
+                        None => throw!(expected("a list")),
+                    }
+                    run.heap.grew(crate::heap::ITEM_BYTES);
+                    r!(list) = Value::Nil;
+                    gc_point!();
                 }
                 Op::ListLen { dst, list } => match run.heap.list(r!(list)) {
                     Some(items) => r!(dst) = Value::Int(items.len() as i64),
@@ -860,7 +888,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     match sched::spawn(run, func, args) {
                         Ok(task) => {
                             let frame_base = current_base(&run.context.fiber);
-                            regs = &mut run.context.fiber.registers[frame_base..];
+                            regs = window(&mut run.context.fiber.registers, frame_base, width);
                             r!(dst) = task;
                         }
                         Err(error) => throw!(error),
@@ -873,7 +901,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     match sched::await_task(run, target) {
                         Ok(Awaited::Value(value)) => {
                             let frame_base = current_base(&run.context.fiber);
-                            regs = &mut run.context.fiber.registers[frame_base..];
+                            regs = window(&mut run.context.fiber.registers, frame_base, width);
                             r!(dst) = value;
                         }
                         Ok(Awaited::Raise(error)) => {
@@ -908,15 +936,77 @@ pub(crate) fn execute<const BUDGETED: bool>(
     }
 }
 
-/// The code, base and pc of the top frame, if there is one.
+/// The code, base, pc and window width of the top frame, if there is one.
 #[inline]
-fn top_state<'p>(fiber: &Fiber, program: &'p Program) -> Option<(&'p [Op], usize, usize)> {
+fn top_state<'p>(fiber: &Fiber, program: &'p Program) -> Option<(&'p [Op], usize, usize, usize)> {
     let frame = fiber.frames.last()?;
-    Some((
-        function_code(program, frame.func),
-        frame.base as usize,
-        frame.pc as usize,
-    ))
+    let (code, width) = function_view(program, frame.func);
+    Some((code, frame.base as usize, frame.pc as usize, width))
+}
+
+/// The code of `func` and the width of its register window (see
+/// [`window_width`]); empty code (so execution raises cleanly) when
+/// missing.
+#[inline]
+fn function_view(program: &Program, func: FuncIdx) -> (&[Op], usize) {
+    program
+        .functions
+        .get(func.index())
+        .map_or((&[], 1), |function| {
+            (&function.code, window_width(function))
+        })
+}
+
+/// How many registers a frame of `function` sees: its register count,
+/// and at least one (a call's result goes to `R[0]`).
+#[inline(always)]
+fn window_width(function: &crate::program::Function) -> usize {
+    usize::from(function.register_count).max(1)
+}
+
+/// The register window of the frame at `base`: exactly `width`
+/// registers. Frames are pushed with room for their window (`enter!`,
+/// `grow_registers`, and the validation of a saved run), so the register
+/// file is long enough; if it were not, it grows here (never reached)
+/// rather than leave a window shorter than `width`, which [`slot`]
+/// relies on.
+#[inline(always)]
+fn window(registers: &mut Vec<Value>, base: usize, width: usize) -> &mut [Value] {
+    let end = base + width;
+    if registers.len() < end {
+        grow_cold(registers, end);
+    }
+    &mut registers[base..end]
+}
+
+/// Grows a register file that is shorter than a window needs.
+#[cold]
+#[inline(never)]
+fn grow_cold(registers: &mut Vec<Value>, end: usize) {
+    registers.resize(end, Value::Nil);
+}
+
+/// Register `reg` of the running frame's window `regs`, without a bounds
+/// check: every register the interpreter reads or writes this way is a
+/// register operand of an instruction of the running function.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn slot(regs: &mut [Value], reg: Reg) -> &mut Value {
+    debug_assert!(
+        reg.index() < regs.len(),
+        "register {reg:?} outside the window"
+    );
+    // SAFETY: `regs` is the running function's window, `window_width`
+    // registers long (`window` returns exactly that many, and `code` and
+    // `width` are always set together from one function). Every register
+    // operand of every instruction is below its function's
+    // `register_count` (each `Operand::registers` range ends at or before
+    // it): `execute` runs `check_program` on a program before its first
+    // instruction (`Run::program_checked`, cleared whenever the program
+    // is replaced), and a saved run's program is checked by `validate`
+    // when it is restored. The conformance tests run in a build with
+    // debug assertions, where the assertion above checks every access.
+    unsafe { regs.get_unchecked_mut(reg.index()) }
 }
 
 /// The registers `R[counter] ..= R[counter + 2]` of a counted loop, with one
@@ -931,15 +1021,6 @@ fn range_window(regs: &mut [Value], counter: Reg) -> Option<&mut [Value; 3]> {
 #[inline]
 fn current_base(fiber: &Fiber) -> usize {
     fiber.frames.last().map_or(0, |frame| frame.base as usize)
-}
-
-/// The code of `func`; empty (so execution raises cleanly) when missing.
-#[inline]
-fn function_code(program: &Program, func: FuncIdx) -> &[Op] {
-    program
-        .functions
-        .get(func.index())
-        .map_or(&[], |function| &function.code)
 }
 
 /// Capture `index` of the running frame's closure.

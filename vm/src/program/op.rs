@@ -408,6 +408,13 @@ pub enum Op {
     /// R[dst] := the result of the task R[src] once it has finished
     /// (suspending the current task until then); its error is raised here.
     Await { dst: Reg, src: Reg } => [Write(dst), Read(src)],
+
+    // ---- library functions the compiler turns into instructions ----
+    /// R[dst] := the square root of R[src] (float; `sqrt`, NaN below zero)
+    SqrtFloat { dst: Reg, src: Reg } => [Write(dst), Read(src)],
+    /// Push R[base+1] onto the list R[base]; R[base] := nil (`xs.push(x)`,
+    /// with the window and result of a call)
+    ListPush { base: Reg } => [CallWindow { base, argc: 2 }],
 }
 }
 

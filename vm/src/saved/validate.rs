@@ -69,7 +69,10 @@ pub fn validate(run: &Run) -> Result<(), Invalid> {
 }
 
 /// The function and the program are consistent with each other.
-fn check_program(program: &Program) -> Result<(), Invalid> {
+/// Checks the program alone: every instruction's operands in range for
+/// its function (registers inside the frame's window, jumps inside the
+/// code, indices naming something) and every type description well formed.
+pub(crate) fn check_program(program: &Program) -> Result<(), Invalid> {
     if program.main.index() >= program.functions.len() {
         return Err("the main function is missing".into());
     }
