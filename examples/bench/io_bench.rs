@@ -11,7 +11,8 @@
 //! the cost of spawning and awaiting the tasks themselves.
 //!
 //! Run with `cargo run --release -p spool-examples --example io_bench
-//! [TASKS]`.
+//! [TASKS]`. The last line repeats the figures as `bench: key=value ...`
+//! for `run.sh`.
 
 use std::time::Instant;
 
@@ -110,5 +111,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (best - base).max(0.0) * 1e9 / requests as f64
     );
     println!("memory per suspended task: {per_task:.0} bytes (target <= 1024)");
+    // One line for scripts (`run.sh`): the figures above as key=value.
+    println!(
+        "bench: io_ns_per_request={:.0} io_share_ns_per_request={:.0} bytes_per_suspended_task={per_task:.0}",
+        best * 1e9 / requests as f64,
+        (best - base).max(0.0) * 1e9 / requests as f64
+    );
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! a REPL session's. Reports bytes per task and MB/s each way.
 //!
 //! Run with `cargo run --release -p spool-examples --example snapshot_bench`.
+//! After each run's figures a `bench: key=value ...` line repeats them for
+//! `run.sh`.
 
 use std::time::Instant;
 
@@ -46,7 +48,8 @@ fn best(rounds: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
-fn report(name: &str, run: &spool::Run, units: Option<(u64, &str)>) {
+/// Prints the figures for `run`; `key` names them on the `bench:` line.
+fn report(name: &str, key: &str, run: &spool::Run, units: Option<(u64, &str)>) {
     let bytes = spool::snapshot(run);
     let save = best(5, || {
         std::hint::black_box(spool::snapshot(run));
@@ -69,6 +72,16 @@ fn report(name: &str, run: &spool::Run, units: Option<(u64, &str)>) {
         load * 1e3,
         mb / load
     );
+    // One line for scripts (`run.sh`): the figures above as key=value.
+    let per_unit = units.map_or(String::new(), |(count, _)| {
+        format!(" {key}_bytes_per_task={}", bytes.len() as u64 / count)
+    });
+    println!(
+        "bench: {key}_bytes={} {key}_snapshot_mb_s={:.0} {key}_restore_mb_s={:.0}{per_unit}",
+        bytes.len(),
+        mb / save,
+        mb / load
+    );
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -83,6 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     report(
         "10 000 tasks suspended 20 frames deep",
+        "deep",
         &run,
         Some((10_000, "task")),
     );
@@ -90,6 +104,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let program = engine.compile("small.spl", SMALL)?;
     let mut run = program.start(Vec::new());
     assert!(matches!(run.resume(&mut host)?, Step::Yield(_)));
-    report("a small run paused at a yield", &run, None);
+    report("a small run paused at a yield", "small", &run, None);
     Ok(())
 }

@@ -2,7 +2,7 @@
 local function main()
   local parts = {}
   for i = 0, 300000 - 1 do
-    parts[#parts + 1] = "k" .. tostring(i)
+    parts[i + 1] = "k" .. i
   end
   local joined = table.concat(parts, ",")
   print(#joined)

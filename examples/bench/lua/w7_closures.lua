@@ -22,7 +22,7 @@ end
 
 local function main()
   local xs = {}
-  for i = 0, 1000000 - 1 do xs[#xs + 1] = i end
+  for i = 0, 1000000 - 1 do xs[i + 1] = i end
   local total = fold(filter(map(xs, function(x) return x * 3 end),
     function(x) return x % 2 == 0 end), 0, function(acc, x) return acc + x end)
   print(total)

@@ -1,0 +1,1 @@
+-- W0 (BENCHMARKS.md): an empty script, to measure start-up. Prints nothing.
