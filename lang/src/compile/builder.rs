@@ -189,7 +189,8 @@ impl Compiler {
             | Op::JumpIfNotVariant { target: t, .. }
             | Op::TryBegin { handler: t, .. }
             | Op::ForRangePrep { exit: t, .. }
-            | Op::ForRangeLoop { body: t, .. } => *t = target,
+            | Op::ForRangeLoop { body: t, .. }
+            | Op::ForListNext { body: t, .. } => *t = target,
             _ => unreachable!("patching an instruction that does not jump"),
         }
     }

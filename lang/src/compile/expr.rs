@@ -410,18 +410,23 @@ impl Compiler {
             (UnaryOp::Not, Type::Bool) => self.emit(Op::Not { dst, src }, span),
             (_, Type::Error) => return Type::Error,
             _ => {
-                let symbol = if op == UnaryOp::Neg { "-" } else { "!" };
-                let shown = self.show(&ty);
-                self.error(Diagnostic::new(
-                    codes::OPERATOR,
-                    format!("operator `{symbol}` cannot be applied to `{shown}`"),
-                    span,
-                    format!("`{shown}` has no `{symbol}`"),
-                ));
+                self.unary_mismatch(op, &ty, span);
                 return Type::Error;
             }
         };
         ty
+    }
+
+    /// Reports that the prefix operator `op` does not apply to `ty`.
+    pub(super) fn unary_mismatch(&mut self, op: UnaryOp, ty: &Type, span: Span) {
+        let symbol = if op == UnaryOp::Neg { "-" } else { "!" };
+        let shown = self.show(ty);
+        self.error(Diagnostic::new(
+            codes::OPERATOR,
+            format!("operator `{symbol}` cannot be applied to `{shown}`"),
+            span,
+            format!("`{shown}` has no `{symbol}`"),
+        ));
     }
 
     /// A binary operator (not `??`) with the chain of operators on its left,

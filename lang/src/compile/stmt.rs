@@ -7,7 +7,7 @@ use super::builder::{FnBuilder, LoopCtx, VarRef};
 use super::{captures, Compiler, TypeName};
 use crate::ast::{
     BinOp, Block, Expr, ExprKind, FnDecl, ForIter, Ident, Lambda, LambdaBody, Span, Stmt, StmtKind,
-    TypeExpr,
+    TypeExpr, UnaryOp,
 };
 use crate::diag::{codes, Diagnostic};
 use crate::types::Type;
@@ -437,6 +437,24 @@ impl Compiler {
                 };
                 vec![self.emit(op, cond.span)]
             }
+            // `!b`: one jump taken when `b` is true.
+            ExprKind::Unary(UnaryOp::Not, operand) => {
+                let (ty, src) = self.expr(operand, None);
+                match self.unifier.shallow(&ty) {
+                    Type::Bool => vec![self.emit(
+                        Op::JumpIfTrue {
+                            cond: src,
+                            target: Pc(0),
+                        },
+                        cond.span,
+                    )],
+                    Type::Error => Vec::new(),
+                    other => {
+                        self.unary_mismatch(UnaryOp::Not, &other, cond.span);
+                        Vec::new()
+                    }
+                }
+            }
             _ => {
                 let reg = self.check(cond, &Type::Bool);
                 vec![self.emit(
@@ -630,7 +648,10 @@ impl Compiler {
         self.patch(prep, exit);
     }
 
-    /// `for x in xs` and `for i, x in xs`.
+    /// `for x in xs` and `for i, x in xs`: one instruction a time round,
+    /// `ForListNext` at the bottom, which reads the list's length each
+    /// time (so a body that shrinks the list ends the loop early instead
+    /// of failing).
     fn for_list(
         &mut self,
         first: &Ident,
@@ -640,34 +661,61 @@ impl Compiler {
         body: &Block,
         span: Span,
     ) {
-        let length = |dst, list| Op::ListLen { dst, list };
-        self.indexed_loop(list, length, body, span, |this, list, index| {
-            let (index_name, value_name) = match second {
-                Some(second) => (Some(first), second),
-                None => (None, first),
-            };
-            if let Some(index_name) = index_name {
-                let reg = this.alloc();
-                this.emit(
-                    Op::Move {
-                        dst: reg,
-                        src: index,
-                    },
-                    index_name.span,
-                );
-                this.bind_local(index_name, reg, Type::Int);
-            }
-            let reg = this.alloc();
-            this.emit(
-                Op::ListGet {
+        let regs = self.alloc_n(3);
+        let (held, index, item) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
+        self.emit(
+            Op::Move {
+                dst: held,
+                src: list,
+            },
+            span,
+        );
+        self.emit(
+            Op::LoadInt {
+                dst: index,
+                value: 0,
+            },
+            span,
+        );
+        let to_test = self.emit(Op::Jump { target: Pc(0) }, span);
+        let body_start = self.here();
+        self.enter_loop();
+        self.push_scope();
+        let (index_name, value_name) = match second {
+            Some(second) => (Some(first), second),
+            None => (None, first),
+        };
+        if let Some(index_name) = index_name {
+            // The index was advanced past this element already.
+            let reg = self.alloc();
+            self.emit(
+                Op::AddIntImm {
                     dst: reg,
-                    list,
-                    index,
+                    lhs: index,
+                    imm: -1,
                 },
-                value_name.span,
+                index_name.span,
             );
-            this.bind_local(value_name, reg, element);
-        });
+            self.bind_local(index_name, reg, Type::Int);
+        }
+        // The variable lives in `item`, written afresh each time round
+        // (a captured variable is boxed in place, a new cell each time).
+        self.bind_local(value_name, item, element);
+        self.block_stmts(body);
+        self.pop_scope();
+        let next = self.here();
+        self.patch(to_test, next);
+        self.emit(
+            Op::ForListNext {
+                index,
+                list: held,
+                item,
+                body: body_start,
+            },
+            span,
+        );
+        let end = self.here();
+        self.exit_loop(next, end);
     }
 
     /// `for k in m` and `for k, v in m`, in insertion order.

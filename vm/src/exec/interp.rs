@@ -56,15 +56,15 @@ pub(crate) fn execute<const BUDGETED: bool>(
             return Ok(step);
         }
     }
-    let Some((mut code, base, mut pc, mut width)) = top_state(&run.context.fiber, program) else {
+    let Some((mut code, base, mut pc, width)) = top_state(&run.context.fiber, program) else {
         return Err(crate::run::internal_error("no frame to run"));
     };
-    // The running frame's register window, `R[0]` first, exactly `width`
-    // registers (the running function's register count, at least one).
-    // Held as a local slice so the hot path indexes it without going
-    // through `run`; re-derived (always with `window`) after anything that
-    // can move or resize the register file or change the frame. `code`
-    // and `width` always belong to the same function.
+    // The running frame's register window, `R[0]` first, exactly as many
+    // registers as the running function has (at least one). Held as a
+    // local slice so the hot path indexes it without going through `run`;
+    // re-derived (always with `window`, from the function whose `code`
+    // runs) after anything that can move or resize the register file or
+    // change the frame.
     let mut regs: &mut [Value] = window(&mut run.context.fiber.registers, base, width);
 
     // R[x] of the running frame (see `slot`).
@@ -93,10 +93,9 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
             }
             match top_state(&run.context.fiber, program) {
-                Some((new_code, new_base, new_pc, new_width)) => {
+                Some((new_code, new_base, new_pc, width)) => {
                     code = new_code;
                     pc = new_pc;
-                    width = new_width;
                     regs = window(&mut run.context.fiber.registers, new_base, width);
                 }
                 None => return Err(crate::run::internal_error("no frame to run")),
@@ -113,8 +112,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 if let Err(error) = collect_garbage(run, program) {
                     throw!(error)
                 }
-                let frame_base = current_base(&run.context.fiber);
-                regs = window(&mut run.context.fiber.registers, frame_base, width);
+                regs = top_window(
+                    &mut run.context.fiber.registers,
+                    &run.context.fiber.frames,
+                    program,
+                );
             }
         };
     }
@@ -125,8 +127,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
         ($bytes:expr) => {
             if run.heap.charge($bytes).is_err() {
                 let _ = collect_garbage(run, program);
-                let frame_base = current_base(&run.context.fiber);
-                regs = window(&mut run.context.fiber.registers, frame_base, width);
+                regs = top_window(
+                    &mut run.context.fiber.registers,
+                    &run.context.fiber.frames,
+                    program,
+                );
                 if let Err(error) = run.heap.charge($bytes) {
                     throw!(error)
                 }
@@ -172,8 +177,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
             });
             code = &callee.code;
             pc = 0;
-            width = window_width(callee);
-            regs = window(&mut run.context.fiber.registers, new_base, width);
+            regs = window(
+                &mut run.context.fiber.registers,
+                new_base,
+                window_width(callee),
+            );
         }};
     }
     // Calls a native with R[$call_base .. $call_base + $argc] and stores its
@@ -574,6 +582,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                                     _ => r!(Reg(0)) = Value::Nil,
                                 }
                                 run.context.fiber.frames.pop();
+                                let width;
                                 (code, width) = function_view(program, caller.func);
                                 pc = caller.pc as usize;
                                 regs = window(
@@ -631,6 +640,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         reload!();
                         continue;
                     }
+                    let width;
                     (code, width) = function_view(program, caller.func);
                     pc = caller.pc as usize;
                     let caller_base = caller.base as usize;
@@ -684,6 +694,24 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     run.heap.grew(crate::heap::ITEM_BYTES);
                     r!(list) = Value::Nil;
                     gc_point!();
+                }
+                Op::ForListNext {
+                    index,
+                    list,
+                    item,
+                    body,
+                } => {
+                    let position = int!(index);
+                    let Some(items) = run.heap.list(r!(list)) else {
+                        throw!(expected("a list"))
+                    };
+                    if let Some(&value) = usize::try_from(position).ok().and_then(|i| items.get(i))
+                    {
+                        r!(item) = value;
+                        // Below the list's length, so adding one cannot overflow.
+                        r!(index) = Value::Int(position.wrapping_add(1));
+                        pc = body.index();
+                    }
                 }
                 Op::ListLen { dst, list } => match run.heap.list(r!(list)) {
                     Some(items) => r!(dst) = Value::Int(items.len() as i64),
@@ -887,8 +915,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     let args = regs[from + 1..from + 1 + argc as usize].to_vec();
                     match sched::spawn(run, func, args) {
                         Ok(task) => {
-                            let frame_base = current_base(&run.context.fiber);
-                            regs = window(&mut run.context.fiber.registers, frame_base, width);
+                            regs = top_window(
+                                &mut run.context.fiber.registers,
+                                &run.context.fiber.frames,
+                                program,
+                            );
                             r!(dst) = task;
                         }
                         Err(error) => throw!(error),
@@ -900,8 +931,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     save_pc!();
                     match sched::await_task(run, target) {
                         Ok(Awaited::Value(value)) => {
-                            let frame_base = current_base(&run.context.fiber);
-                            regs = window(&mut run.context.fiber.registers, frame_base, width);
+                            regs = top_window(
+                                &mut run.context.fiber.registers,
+                                &run.context.fiber.frames,
+                                program,
+                            );
                             r!(dst) = value;
                         }
                         Ok(Awaited::Raise(error)) => {
@@ -942,6 +976,20 @@ fn top_state<'p>(fiber: &Fiber, program: &'p Program) -> Option<(&'p [Op], usize
     let frame = fiber.frames.last()?;
     let (code, width) = function_view(program, frame.func);
     Some((code, frame.base as usize, frame.pc as usize, width))
+}
+
+/// The running (top) frame's register window, as [`window`] gives it.
+#[inline]
+fn top_window<'f>(
+    registers: &'f mut Vec<Value>,
+    frames: &[Frame],
+    program: &Program,
+) -> &'f mut [Value] {
+    let (base, func) = frames.last().map_or((0, FuncIdx(u32::MAX)), |frame| {
+        (frame.base as usize, frame.func)
+    });
+    let (_, width) = function_view(program, func);
+    window(registers, base, width)
 }
 
 /// The code of `func` and the width of its register window (see
@@ -997,8 +1045,10 @@ fn slot(regs: &mut [Value], reg: Reg) -> &mut Value {
         "register {reg:?} outside the window"
     );
     // SAFETY: `regs` is the running function's window, `window_width`
-    // registers long (`window` returns exactly that many, and `code` and
-    // `width` are always set together from one function). Every register
+    // registers long (`window` returns exactly that many, and the window
+    // is always derived from the function whose code runs: with it in
+    // `enter!`, `reload!` and returns, or from the top frame, whose code
+    // it is, in `top_window`). Every register
     // operand of every instruction is below its function's
     // `register_count` (each `Operand::registers` range ends at or before
     // it): `execute` runs `check_program` on a program before its first

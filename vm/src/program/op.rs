@@ -415,6 +415,18 @@ pub enum Op {
     /// Push R[base+1] onto the list R[base]; R[base] := nil (`xs.push(x)`,
     /// with the window and result of a call)
     ListPush { base: Reg } => [CallWindow { base, argc: 2 }],
+
+    // ---- loops over lists ----
+    /// The test at the bottom of `for x in xs`: if R[index] < the length of
+    /// the list R[list] { R[item] := R[list][R[index]]; R[index] += 1;
+    /// pc := body } (the length is read each time round; `index` is both
+    /// read and written, described as read)
+    ForListNext {
+        index: Reg,
+        list: Reg,
+        item: Reg,
+        body: Pc,
+    } => [MaybeWrite(item), Read(list), Read(index), Jump(body)],
 }
 }
 
