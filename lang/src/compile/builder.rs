@@ -190,7 +190,11 @@ impl Compiler {
             | Op::TryBegin { handler: t, .. }
             | Op::ForRangePrep { exit: t, .. }
             | Op::ForRangeLoop { body: t, .. }
-            | Op::ForListNext { body: t, .. } => *t = target,
+            | Op::ForListNext { body: t, .. }
+            | Op::JumpIfLtInt { target: t, .. }
+            | Op::JumpIfLeInt { target: t, .. }
+            | Op::JumpIfLtIntImm { target: t, .. }
+            | Op::JumpIfGtIntImm { target: t, .. } => *t = target,
             _ => unreachable!("patching an instruction that does not jump"),
         }
     }

@@ -512,15 +512,85 @@ impl Compiler {
         }
     }
 
+    /// `while cond { body }`, with the test at the bottom: a jump to it
+    /// on entry, then one conditional jump back to the body a time round.
     fn while_stmt(&mut self, cond: &Expr, body: &Block, span: Span) {
-        let start = self.here();
-        let exits = self.jumps_if_false(cond);
+        let to_test = self.jump_forward(span);
+        let body_start = self.here();
         self.enter_loop();
         self.scoped_block(body);
-        self.emit(Op::Jump { target: start }, span);
+        let test = self.here();
+        self.patch(to_test, test);
+        self.jump_if_true(cond, body_start);
         let end = self.here();
-        self.exit_loop(start, end);
-        exits.into_iter().for_each(|jump| self.patch(jump, end));
+        self.exit_loop(test, end);
+    }
+
+    /// Emits a jump to `target` taken when `cond` is true: one fused
+    /// compare and branch for a comparison of ints, `Jump` for `true`,
+    /// else the condition's value and `JumpIfTrue`.
+    fn jump_if_true(&mut self, cond: &Expr, target: Pc) {
+        let mark = self.mark();
+        match &cond.kind {
+            ExprKind::Bool(true) => {
+                self.emit(Op::Jump { target }, cond.span);
+            }
+            ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
+                let (lt, l) = self.expr(lhs, None);
+                let lhs_int = self.unifier.shallow(&lt) == Type::Int;
+                if let (true, Some(imm)) = (lhs_int, immediate_bound(*op, rhs)) {
+                    let op = match imm {
+                        Bound::Below(imm) => Op::JumpIfLtIntImm {
+                            lhs: l,
+                            imm,
+                            target,
+                        },
+                        Bound::Above(imm) => Op::JumpIfGtIntImm {
+                            lhs: l,
+                            imm,
+                            target,
+                        },
+                    };
+                    self.emit(op, cond.span);
+                } else {
+                    let (rt, r) = self.expr(rhs, Some(&lt));
+                    let both_int = lhs_int && self.unifier.shallow(&rt) == Type::Int;
+                    let op = match (both_int, op) {
+                        (true, BinOp::Lt) => Op::JumpIfLtInt {
+                            lhs: l,
+                            rhs: r,
+                            target,
+                        },
+                        (true, BinOp::Le) => Op::JumpIfLeInt {
+                            lhs: l,
+                            rhs: r,
+                            target,
+                        },
+                        (true, BinOp::Gt) => Op::JumpIfLtInt {
+                            lhs: r,
+                            rhs: l,
+                            target,
+                        },
+                        (true, _) => Op::JumpIfLeInt {
+                            lhs: r,
+                            rhs: l,
+                            target,
+                        },
+                        (false, _) => {
+                            let dst = self.alloc();
+                            self.binary_op(*op, (lt, l), (rt, r), dst, cond.span);
+                            Op::JumpIfTrue { cond: dst, target }
+                        }
+                    };
+                    self.emit(op, cond.span);
+                }
+            }
+            _ => {
+                let reg = self.check(cond, &Type::Bool);
+                self.emit(Op::JumpIfTrue { cond: reg, target }, cond.span);
+            }
+        }
+        self.free_to(mark);
     }
 
     pub(super) fn enter_loop(&mut self) {
@@ -1133,22 +1203,34 @@ fn has_break(block: &Block) -> bool {
 /// is false (`<=` and `>=` become `<` and `>` against `k + 1` and `k - 1`).
 /// `None` when `k` is not a literal or does not fit an `i32`.
 fn compare_immediate(op: BinOp, rhs: &Expr) -> Option<impl Fn(Reg) -> Op> {
+    let bound = immediate_bound(op, rhs)?;
+    let target = Pc(0);
+    Some(move |lhs| match bound {
+        Bound::Below(imm) => Op::JumpIfNotLtIntImm { lhs, imm, target },
+        Bound::Above(imm) => Op::JumpIfNotGtIntImm { lhs, imm, target },
+    })
+}
+
+/// A comparison of an int with a constant, as one strict bound.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// `x < imm`.
+    Below(i32),
+    /// `x > imm`.
+    Above(i32),
+}
+
+/// `x op rhs` as a strict bound on `x`, when `rhs` is an int literal
+/// that fits an immediate.
+fn immediate_bound(op: BinOp, rhs: &Expr) -> Option<Bound> {
     let ExprKind::Int(Some(value)) = rhs.kind else {
         return None;
     };
-    let (less, bound) = match op {
-        BinOp::Lt => (true, value),
-        BinOp::Le => (true, value.checked_add(1)?),
-        BinOp::Gt => (false, value),
-        _ => (false, value.checked_sub(1)?),
+    let bound = match op {
+        BinOp::Lt => Bound::Below(i32::try_from(value).ok()?),
+        BinOp::Le => Bound::Below(i32::try_from(value.checked_add(1)?).ok()?),
+        BinOp::Gt => Bound::Above(i32::try_from(value).ok()?),
+        _ => Bound::Above(i32::try_from(value.checked_sub(1)?).ok()?),
     };
-    let imm = i32::try_from(bound).ok()?;
-    let target = Pc(0);
-    Some(move |lhs| {
-        if less {
-            Op::JumpIfNotLtIntImm { lhs, imm, target }
-        } else {
-            Op::JumpIfNotGtIntImm { lhs, imm, target }
-        }
-    })
+    Some(bound)
 }

@@ -508,6 +508,26 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         pc = target.index();
                     }
                 }
+                Op::JumpIfLtInt { lhs, rhs, target } => {
+                    if int!(lhs) < int!(rhs) {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfLeInt { lhs, rhs, target } => {
+                    if int!(lhs) <= int!(rhs) {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfLtIntImm { lhs, imm, target } => {
+                    if int!(lhs) < imm as i64 {
+                        pc = target.index();
+                    }
+                }
+                Op::JumpIfGtIntImm { lhs, imm, target } => {
+                    if int!(lhs) > imm as i64 {
+                        pc = target.index();
+                    }
+                }
                 Op::ForRangePrep { counter, exit } => {
                     let Some([start, end, var]) = range_window(regs, counter) else {
                         throw!(expected("a range counter"))
@@ -722,11 +742,15 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     let Some(entries) = run.heap.map(r!(map)) else {
                         throw!(expected("a map"))
                     };
-                    let Some(key) = run.heap.key(key_value) else {
-                        throw!(expected("a map key"))
+                    let found = match key_value {
+                        Value::Int(n) => entries.get_int(n),
+                        _ => match run.heap.key(key_value) {
+                            Some(key) => entries.get(&key).copied(),
+                            None => throw!(expected("a map key")),
+                        },
                     };
-                    match entries.get(&key) {
-                        Some(&value) => r!(dst) = value,
+                    match found {
+                        Some(value) => r!(dst) = value,
                         None => throw!(key_error(key_value, &run.heap, program)),
                     }
                 }

@@ -427,6 +427,16 @@ pub enum Op {
         item: Reg,
         body: Pc,
     } => [MaybeWrite(item), Read(list), Read(index), Jump(body)],
+
+    // ---- fused compare and branch, taken when true (a loop's test at its bottom) ----
+    /// if R[lhs] < R[rhs] { pc := target } (int)
+    JumpIfLtInt { lhs: Reg, rhs: Reg, target: Pc } => [Read(lhs), Read(rhs), Jump(target)],
+    /// if R[lhs] <= R[rhs] { pc := target } (int)
+    JumpIfLeInt { lhs: Reg, rhs: Reg, target: Pc } => [Read(lhs), Read(rhs), Jump(target)],
+    /// if R[lhs] < imm { pc := target } (int)
+    JumpIfLtIntImm { lhs: Reg, imm: i32, target: Pc } => [Read(lhs), Int(imm), Jump(target)],
+    /// if R[lhs] > imm { pc := target } (int)
+    JumpIfGtIntImm { lhs: Reg, imm: i32, target: Pc } => [Read(lhs), Int(imm), Jump(target)],
 }
 }
 
