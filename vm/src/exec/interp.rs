@@ -56,9 +56,14 @@ pub(crate) fn execute<const BUDGETED: bool>(
             return Ok(step);
         }
     }
-    let Some((mut code, base, mut pc, width)) = top_state(&run.context.fiber, program) else {
+    let Some((mut code, base, pc, width)) = top_state(&run.context.fiber, program) else {
         return Err(crate::run::internal_error("no frame to run"));
     };
+    // The instructions from the next one to the end of the running
+    // function: the dispatch loop takes the next from the front (one
+    // comparison and one increment), a jump starts it again from its
+    // target, and the frame's pc is how many of `code` are behind it.
+    let mut ip = from(code, pc);
     // The running frame's register window, `R[0]` first, exactly as many
     // registers as the running function has (at least one). Held as a
     // local slice so the hot path indexes it without going through `run`;
@@ -73,11 +78,23 @@ pub(crate) fn execute<const BUDGETED: bool>(
             *slot(regs, $reg)
         };
     }
+    // The index of the next instruction of the running function.
+    macro_rules! pc {
+        () => {
+            code.len() - ip.as_slice().len()
+        };
+    }
+    // Continues at instruction `$target` of the running function.
+    macro_rules! jump {
+        ($target:expr) => {
+            ip = from(code, $target.index())
+        };
+    }
     // Writes the local pc back to the running frame.
     macro_rules! save_pc {
         () => {
             if let Some(frame) = run.context.fiber.frames.last_mut() {
-                frame.pc = pc as u32;
+                frame.pc = pc!() as u32;
             }
         };
     }
@@ -95,7 +112,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             match top_state(&run.context.fiber, program) {
                 Some((new_code, new_base, new_pc, width)) => {
                     code = new_code;
-                    pc = new_pc;
+                    ip = from(code, new_pc);
                     regs = window(&mut run.context.fiber.registers, new_base, width);
                 }
                 None => return Err(crate::run::internal_error("no frame to run")),
@@ -155,7 +172,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             // Save the caller's pc and find its base with one frame lookup.
             let new_base = match run.context.fiber.frames.last_mut() {
                 Some(caller) => {
-                    caller.pc = pc as u32;
+                    caller.pc = pc!() as u32;
                     caller.base as usize + $call_base.index()
                 }
                 None => $call_base.index(),
@@ -176,7 +193,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 ret,
             });
             code = &callee.code;
-            pc = 0;
+            ip = code.iter();
             regs = window(
                 &mut run.context.fiber.registers,
                 new_base,
@@ -301,10 +318,9 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
                 remaining -= 1;
             }
-            let Some(op) = code.get(pc) else {
+            let Some(op) = ip.next() else {
                 throw!(bad_program("execution ran past the end of a function"))
             };
-            pc += 1;
             match *op {
                 // ---- moves and constants ----
                 Op::Move { dst, src } => r!(dst) = r!(src),
@@ -467,65 +483,65 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::Not { dst, src } => r!(dst) = Value::Bool(!boolean!(src)),
 
                 // ---- control flow ----
-                Op::Jump { target } => pc = target.index(),
+                Op::Jump { target } => jump!(target),
                 Op::JumpIfTrue { cond, target } => {
                     if boolean!(cond) {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfFalse { cond, target } => {
                     if !boolean!(cond) {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfNil { src, target } => {
                     if r!(src).is_nil() {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfNotNil { src, target } => {
                     if !r!(src).is_nil() {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfNotLtInt { lhs, rhs, target } => {
                     if int!(lhs) >= int!(rhs) {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfNotLeInt { lhs, rhs, target } => {
                     if int!(lhs) > int!(rhs) {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfNotLtIntImm { lhs, imm, target } => {
                     if int!(lhs) >= imm as i64 {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfNotGtIntImm { lhs, imm, target } => {
                     if int!(lhs) <= imm as i64 {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfLtInt { lhs, rhs, target } => {
                     if int!(lhs) < int!(rhs) {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfLeInt { lhs, rhs, target } => {
                     if int!(lhs) <= int!(rhs) {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfLtIntImm { lhs, imm, target } => {
                     if int!(lhs) < imm as i64 {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::JumpIfGtIntImm { lhs, imm, target } => {
                     if int!(lhs) > imm as i64 {
-                        pc = target.index();
+                        jump!(target);
                     }
                 }
                 Op::ForRangePrep { counter, exit } => {
@@ -536,7 +552,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         throw!(expected("int"))
                     };
                     if start >= end {
-                        pc = exit.index();
+                        jump!(exit);
                     } else {
                         *var = Value::Int(start);
                     }
@@ -553,7 +569,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     *current = Value::Int(next);
                     if next < end {
                         *var = Value::Int(next);
-                        pc = body.index();
+                        jump!(body);
                     }
                 }
 
@@ -604,7 +620,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                                 run.context.fiber.frames.pop();
                                 let width;
                                 (code, width) = function_view(program, caller.func);
-                                pc = caller.pc as usize;
+                                ip = from(code, caller.pc as usize);
                                 regs = window(
                                     &mut run.context.fiber.registers,
                                     caller.base as usize,
@@ -634,7 +650,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     if let Some(entry) = pending {
                         // Leave pc on this `Return`: it re-executes once the
                         // defer has returned, and finds the next defer or none.
-                        run.context.fiber.frames[depth].pc = (pc - 1) as u32;
+                        run.context.fiber.frames[depth].pc = (pc!() - 1) as u32;
                         if let Err(error) = start_defer(run, program, output, entry.func) {
                             throw!(error)
                         }
@@ -662,7 +678,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     }
                     let width;
                     (code, width) = function_view(program, caller.func);
-                    pc = caller.pc as usize;
+                    ip = from(code, caller.pc as usize);
                     let caller_base = caller.base as usize;
                     run.context.fiber.registers[frame.ret as usize] = value;
                     regs = window(&mut run.context.fiber.registers, caller_base, width);
@@ -730,7 +746,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         r!(item) = value;
                         // Below the list's length, so adding one cannot overflow.
                         r!(index) = Value::Int(position.wrapping_add(1));
-                        pc = body.index();
+                        jump!(body);
                     }
                 }
                 Op::ListLen { dst, list } => match run.heap.list(r!(list)) {
@@ -745,12 +761,12 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     let found = match key_value {
                         Value::Int(n) => entries.get_int(n),
                         _ => match run.heap.key(key_value) {
-                            Some(key) => entries.get(&key).copied(),
+                            Some(key) => entries.get(&key),
                             None => throw!(expected("a map key")),
                         },
                     };
                     match found {
-                        Some(value) => r!(dst) = value,
+                        Some(&value) => r!(dst) = value,
                         None => throw!(key_error(key_value, &run.heap, program)),
                     }
                 }
@@ -858,7 +874,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         variant: actual, ..
                     }) => {
                         if *actual != variant {
-                            pc = target.index();
+                            jump!(target);
                         }
                     }
                     _ => throw!(expected("an enum value")),
@@ -992,6 +1008,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
         raise(run, program, output, error)?;
         reload!();
     }
+}
+
+/// The instructions of `code` from `pc` on (none past the end, so that
+/// fetching the next raises cleanly).
+#[inline(always)]
+fn from(code: &[Op], pc: usize) -> std::slice::Iter<'_, Op> {
+    code.get(pc..).unwrap_or(&[]).iter()
 }
 
 /// The code, base, pc and window width of the top frame, if there is one.

@@ -76,13 +76,10 @@ impl ValueMap {
     /// The value of the int key `key`: [`ValueMap::get`] without building
     /// a [`Key`].
     #[inline]
-    pub fn get_int(&self, key: i64) -> Option<Value> {
+    pub fn get_int(&self, key: i64) -> Option<&Value> {
         match &self.repr {
-            Repr::Dense(values) => usize::try_from(key)
-                .ok()
-                .and_then(|i| values.get(i))
-                .copied(),
-            Repr::Hashed(map) => map.get(&Key::Int(key)).copied(),
+            Repr::Dense(values) => usize::try_from(key).ok().and_then(|i| values.get(i)),
+            Repr::Hashed(map) => map.get(&Key::Int(key)),
         }
     }
 
