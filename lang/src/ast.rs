@@ -7,8 +7,10 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A half-open range of byte offsets `start..end` in one source file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Span {
     /// First byte of the node.
     pub start: u32,
@@ -40,7 +42,7 @@ impl Span {
 }
 
 /// An identifier with its span.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ident {
     /// The identifier's text.
     pub name: String,
@@ -55,11 +57,11 @@ impl fmt::Display for Ident {
 }
 
 /// Identity of one expression node within a file, dense from 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ExprId(pub u32);
 
 /// A whole source file: items and statements in source order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct File {
     /// Top-level items and statements, in order.
     pub items: Vec<Item>,
@@ -68,7 +70,7 @@ pub struct File {
 }
 
 /// A top-level item, or a statement run as part of the script's main body.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Item {
     /// `fn name<T>(params) -> R { body }`.
     Fn(FnDecl),
@@ -83,7 +85,7 @@ pub enum Item {
 }
 
 /// `import "PATH"` or `import "PATH" as NAME`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ImportDecl {
     /// The path as written, relative to the importing file.
     pub path: String,
@@ -96,7 +98,7 @@ pub struct ImportDecl {
 }
 
 /// A named function declaration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FnDecl {
     /// The function's name.
     pub name: Ident,
@@ -114,7 +116,7 @@ pub struct FnDecl {
 }
 
 /// One parameter of a function or lambda.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Param {
     /// The parameter's name.
     pub name: Ident,
@@ -123,7 +125,7 @@ pub struct Param {
 }
 
 /// `struct Name<T> { fields }`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StructDecl {
     /// The struct's name.
     pub name: Ident,
@@ -136,7 +138,7 @@ pub struct StructDecl {
 }
 
 /// One field of a struct declaration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FieldDecl {
     /// The field's name.
     pub name: Ident,
@@ -148,7 +150,7 @@ pub struct FieldDecl {
 }
 
 /// `enum Name<T> { Variants }`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EnumDecl {
     /// The enum's name.
     pub name: Ident,
@@ -161,7 +163,7 @@ pub struct EnumDecl {
 }
 
 /// One variant: `Circle(float)` or `Empty`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VariantDecl {
     /// The variant's name.
     pub name: Ident,
@@ -170,7 +172,7 @@ pub struct VariantDecl {
 }
 
 /// A type as written in source.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TypeExpr {
     /// What kind of type.
     pub kind: TypeExprKind,
@@ -179,7 +181,7 @@ pub struct TypeExpr {
 }
 
 /// The shapes a written type can take.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TypeExprKind {
     /// A name with optional arguments: `int`, `str`, `Point`, `Box<int>`,
     /// `Coro<int, str>`, `Task<T>`, `T`.
@@ -206,7 +208,7 @@ pub enum TypeExprKind {
 }
 
 /// A `{ ... }` block of statements.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Block {
     /// The statements in order.
     pub stmts: Vec<Stmt>,
@@ -215,7 +217,7 @@ pub struct Block {
 }
 
 /// A statement.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Stmt {
     /// What kind of statement.
     pub kind: StmtKind,
@@ -224,7 +226,7 @@ pub struct Stmt {
 }
 
 /// The statements of LANGUAGE.md §3.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum StmtKind {
     /// `let name: T = value`.
     Let {
@@ -332,7 +334,7 @@ pub enum StmtKind {
 }
 
 /// One case of a `select` and what runs when it is taken.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SelectArm {
     /// `v` in `v = ch.recv()` or `v = await t`.
     pub binding: Option<Ident>,
@@ -346,7 +348,7 @@ pub struct SelectArm {
 }
 
 /// What a `for` loop iterates.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ForIter {
     /// `lo..hi` or `lo..=hi` (ranges exist only here).
     Range {
@@ -362,7 +364,7 @@ pub enum ForIter {
 }
 
 /// An expression.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Expr {
     /// This node's identity, for side tables.
     pub id: ExprId,
@@ -373,7 +375,7 @@ pub struct Expr {
 }
 
 /// One piece of an interpolated string.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum StrPart {
     /// Literal text, escapes already decoded.
     Lit(String),
@@ -382,7 +384,7 @@ pub enum StrPart {
 }
 
 /// The expressions of LANGUAGE.md §3.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ExprKind {
     /// An integer literal; `None` for one that does not fit in 64 bits. The
     /// parser keeps such a literal in the tree so the checker reports it
@@ -448,7 +450,7 @@ pub enum ExprKind {
 }
 
 /// One argument of a call: positional `x` or named `x: 1.0`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Arg {
     /// The label for named arguments (struct construction).
     pub name: Option<Ident>,
@@ -457,7 +459,7 @@ pub struct Arg {
 }
 
 /// A lambda expression.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Lambda {
     /// Parameters; types may be left out.
     pub params: Vec<Param>,
@@ -470,7 +472,7 @@ pub struct Lambda {
 }
 
 /// A lambda's body.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum LambdaBody {
     /// `=> expr`: the value of `expr` is returned.
     Expr(Expr),
@@ -479,7 +481,7 @@ pub enum LambdaBody {
 }
 
 /// One arm of a `match`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MatchArm {
     /// Alternatives separated by `|`; at least one.
     pub patterns: Vec<Pattern>,
@@ -490,7 +492,7 @@ pub struct MatchArm {
 }
 
 /// A pattern.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pattern {
     /// What kind of pattern.
     pub kind: PatternKind,
@@ -499,7 +501,7 @@ pub struct Pattern {
 }
 
 /// The patterns of LANGUAGE.md §3.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PatternKind {
     /// `_`.
     Wildcard,
@@ -523,7 +525,7 @@ pub enum PatternKind {
 }
 
 /// A literal in a pattern.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LitPattern {
     /// An integer (negative literals allowed).
     Int(i64),
@@ -536,7 +538,7 @@ pub enum LitPattern {
 }
 
 /// Unary operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UnaryOp {
     /// `-x`.
     Neg,
@@ -545,7 +547,7 @@ pub enum UnaryOp {
 }
 
 /// Binary operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BinOp {
     /// `+`.
     Add,

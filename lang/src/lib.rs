@@ -15,7 +15,8 @@ pub mod suggest;
 pub mod types;
 
 pub use compile::{
-    compile, compile_program, import_name, is_builtin_type, Cell, NativeSpec, Session, SourceFile,
+    compile, compile_program, compile_program_with, import_name, is_builtin_type, Cell, Library,
+    NativeSpec, Session, SourceFile,
 };
 pub use diag::{Diagnostic, Label};
 pub use parser::{parse, parse_native_sig};

@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use spool_vm::{EnumIdx, StructIdx};
 
 /// Identity of a generic parameter: unique in the whole program, so a
 /// [`Type::Param`] names one declaration's parameter wherever it appears.
 /// The VM has no counterpart (programs carry no types).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ParamId(pub u32);
 
 impl ParamId {
@@ -23,7 +24,7 @@ impl ParamId {
 }
 
 /// A type.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Type {
     /// `int`.
     Int,
@@ -70,7 +71,7 @@ pub enum Type {
 }
 
 /// The synchronization types of LANGUAGE.md §5 without type arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Handle {
     /// `Mutex`.
     Mutex,
@@ -102,7 +103,7 @@ impl Handle {
 }
 
 /// A function's type: parameters, result, and what it yields and receives.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FnType {
     /// Parameter types.
     pub params: Vec<Type>,
@@ -262,7 +263,7 @@ impl fmt::Display for Display<'_> {
 }
 
 /// The inference variables of one compilation and their bindings.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Unifier {
     bindings: Vec<Option<Type>>,
 }

@@ -13,9 +13,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use spool_lang::SourceFile;
-
-use crate::{CompileError, Engine, PRELUDE_NAME};
+use crate::{CompileError, Engine};
 
 /// The largest file [`Engine::compile_path`] reads.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -32,7 +30,7 @@ pub(crate) fn compile_program(
     source: &[u8],
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
 ) -> Result<(spool_vm::Program, Vec<(String, String)>), CompileError> {
-    let first_expr = engine.prelude().expr_count;
+    let first_expr = engine.first_expr();
     let (files, diagnostics, _) =
         spool_lang::compile::load_program(name, source, first_expr, &Default::default(), load);
     let texts: Vec<(String, String)> = files
@@ -43,12 +41,7 @@ pub(crate) fn compile_program(
         return Err(CompileError::of_files(texts, diagnostics));
     }
     let sources = spool_lang::compile::LoadedFile::sources(&files);
-    let prelude = SourceFile {
-        name: PRELUDE_NAME,
-        text: engine.prelude_text(),
-        ast: engine.prelude(),
-    };
-    match spool_lang::compile_program(prelude, &sources, engine.specs()) {
+    match engine.library_in().compile(&sources) {
         Ok(program) => Ok((program, texts)),
         Err(diagnostics) => Err(CompileError::of_files(texts, diagnostics)),
     }

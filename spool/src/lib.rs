@@ -151,6 +151,8 @@ pub mod driver;
 mod error;
 pub mod files;
 mod host_fn;
+#[cfg(test)]
+mod library_tests;
 mod register;
 #[cfg(test)]
 mod serde_data_tests;
@@ -158,7 +160,7 @@ pub mod session;
 pub mod snapshot;
 pub mod upgrade;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use spool_lang::{ast, NativeSpec, SourceFile};
 
@@ -223,18 +225,30 @@ pub(crate) fn on_front_end_stack<T: Send>(
 /// registered: Rust functions ([`Engine::register_fn`]), Rust types
 /// ([`Engine::register_type`]) and I/O operations
 /// ([`Engine::register_io`]).
+///
+/// The standard library comes compiled (at build time, [`library`]); an
+/// engine whose host replaced none of its functions and declared no types
+/// compiles a script without parsing or checking the library again.
 #[derive(Clone)]
 pub struct Engine {
     natives: spool_vm::NativeSet,
-    specs: Vec<NativeSpec>,
-    /// The standard library's Spool part followed by the declarations of
-    /// the host's types.
-    prelude_text: Arc<str>,
-    prelude: Arc<ast::File>,
+    /// The natives and I/O operations the host added, in order.
+    host_specs: Vec<NativeSpec>,
+    /// The keys of the library's natives that a host function of the same
+    /// name replaced.
+    replaced: Vec<String>,
+    /// With host types: the standard library's Spool part followed by the
+    /// declarations of the host's types, and its parse. `None`: the
+    /// standard library's alone ([`library_prelude`]).
+    prelude: Option<(Arc<str>, Arc<ast::File>)>,
     /// The host's type declarations, by name.
     host_types: Vec<(String, String)>,
     /// The key saved runs are signed with and checked against.
     state_key: Option<Arc<[u8]>>,
+    /// Compile the library from source even when the compiled one would
+    /// do (tests compare the two).
+    #[cfg(test)]
+    from_source: bool,
 }
 
 impl Default for Engine {
@@ -243,25 +257,61 @@ impl Default for Engine {
     }
 }
 
-impl Engine {
-    /// An engine with the standard library.
-    pub fn new() -> Engine {
-        let specs = spool_stdlib::natives()
+/// The standard library compiled when this crate was built (`build.rs`);
+/// decoded once per process.
+pub(crate) fn library() -> &'static spool_lang::Library {
+    static LIBRARY: OnceLock<spool_lang::Library> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let bytes = include_bytes!(concat!(env!("OUT_DIR"), "/library.bin"));
+        spool_lang::Library::from_bytes(bytes, spool_stdlib::PRELUDE)
+            .expect("the library compiled at build time decodes")
+    })
+}
+
+/// The standard library's natives with their parsed signatures, parsed
+/// once per process, when an engine compiles the whole library.
+fn library_specs() -> &'static [NativeSpec] {
+    static SPECS: OnceLock<Vec<NativeSpec>> = OnceLock::new();
+    SPECS.get_or_init(|| {
+        spool_stdlib::natives()
             .iter()
             .map(|native| NativeSpec {
                 key: native.key.to_string(),
                 decl: spool_lang::parse_native_sig(native.sig).expect("library signatures parse"),
                 io: false,
             })
-            .collect();
-        let prelude = spool_lang::parse(spool_stdlib::PRELUDE, 0).expect("the prelude parses");
+            .collect()
+    })
+}
+
+/// The standard library's prelude, parsed once per process when needed.
+fn library_prelude() -> &'static ast::File {
+    static PRELUDE: OnceLock<ast::File> = OnceLock::new();
+    PRELUDE.get_or_init(|| spool_lang::parse(spool_stdlib::PRELUDE, 0).expect("the prelude parses"))
+}
+
+/// The library's Spool part and the natives, to compile a program or start
+/// a session from.
+pub(crate) enum LibraryIn<'a> {
+    /// The library compiled at build time, and the host's natives.
+    Compiled(&'static spool_lang::Library, &'a [NativeSpec]),
+    /// The prelude to compile and every native (the host replaced a
+    /// library function or declared types).
+    Source(SourceFile<'a>, Vec<NativeSpec>),
+}
+
+impl Engine {
+    /// An engine with the standard library.
+    pub fn new() -> Engine {
         Engine {
             natives: spool_stdlib::native_set(),
-            specs,
-            prelude_text: Arc::from(spool_stdlib::PRELUDE),
-            prelude: Arc::new(prelude),
+            host_specs: Vec::new(),
+            replaced: Vec::new(),
+            prelude: None,
             host_types: Vec::new(),
             state_key: None,
+            #[cfg(test)]
+            from_source: false,
         }
     }
 
@@ -353,19 +403,62 @@ impl Engine {
         }
     }
 
-    /// The parsed prelude.
-    pub(crate) fn prelude(&self) -> &ast::File {
-        &self.prelude
-    }
-
     /// The prelude's text: the library's and the host's declarations.
     pub(crate) fn prelude_text(&self) -> &str {
-        &self.prelude_text
+        match &self.prelude {
+            Some((text, _)) => text,
+            None => spool_stdlib::PRELUDE,
+        }
     }
 
-    /// The natives and I/O operations scripts may call.
-    pub(crate) fn specs(&self) -> &[NativeSpec] {
-        &self.specs
+    /// The parsed prelude (the library's and the host's declarations).
+    pub(crate) fn prelude(&self) -> &ast::File {
+        match &self.prelude {
+            Some((_, file)) => file,
+            None => library_prelude(),
+        }
+    }
+
+    /// The number of the prelude's expressions: a script's first
+    /// expression id.
+    pub(crate) fn first_expr(&self) -> u32 {
+        match &self.prelude {
+            Some((_, file)) => file.expr_count,
+            None => library().expr_count(),
+        }
+    }
+
+    /// The natives and I/O operations scripts may call: the library's
+    /// the host did not replace, then the host's.
+    pub(crate) fn specs(&self) -> Vec<NativeSpec> {
+        let library = library_specs().iter();
+        let kept = library.filter(|spec| !self.replaced.contains(&spec.key));
+        kept.chain(&self.host_specs).cloned().collect()
+    }
+
+    /// What to compile against: the library compiled at build time when
+    /// the host changed nothing in it (no types of its own, no library
+    /// function replaced, no function named as one of the library's), or
+    /// else the whole library from source.
+    pub(crate) fn library_in(&self) -> LibraryIn<'_> {
+        let library = library();
+        let unchanged = self.prelude.is_none()
+            && self.replaced.is_empty()
+            && !self
+                .host_specs
+                .iter()
+                .any(|spec| library.has_function(&spec.decl.name.name));
+        #[cfg(test)]
+        let unchanged = unchanged && !self.from_source;
+        if unchanged {
+            return LibraryIn::Compiled(library, &self.host_specs);
+        }
+        let prelude = SourceFile {
+            name: PRELUDE_NAME,
+            text: self.prelude_text(),
+            ast: self.prelude(),
+        };
+        LibraryIn::Source(prelude, self.specs())
     }
 
     fn compile_on_this_thread(
@@ -375,24 +468,35 @@ impl Engine {
         text: &str,
     ) -> Result<spool_vm::Program, CompileError> {
         let fail = |diagnostics| CompileError::new(name, text, diagnostics);
-        let file =
-            spool_lang::parser::parse_bytes(source, self.prelude.expr_count).map_err(fail)?;
-        let prelude = SourceFile {
-            name: PRELUDE_NAME,
-            text: &self.prelude_text,
-            ast: &self.prelude,
-        };
+        let file = spool_lang::parser::parse_bytes(source, self.first_expr()).map_err(fail)?;
         let script = SourceFile {
             name,
             text,
             ast: &file,
         };
-        spool_lang::compile(prelude, script, &self.specs).map_err(fail)
+        self.library_in().compile(&[script]).map_err(fail)
     }
 
     /// The native functions runs of this engine's programs bind.
     pub fn natives(&self) -> &spool_vm::NativeSet {
         &self.natives
+    }
+}
+
+impl LibraryIn<'_> {
+    /// Compiles the program of `files` (the main file first).
+    pub(crate) fn compile(
+        &self,
+        files: &[SourceFile<'_>],
+    ) -> Result<spool_vm::Program, Vec<spool_lang::Diagnostic>> {
+        match self {
+            LibraryIn::Compiled(library, natives) => {
+                spool_lang::compile_program_with(library, files, natives)
+            }
+            LibraryIn::Source(prelude, natives) => {
+                spool_lang::compile_program(*prelude, files, natives)
+            }
+        }
     }
 }
 

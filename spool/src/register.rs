@@ -180,28 +180,36 @@ impl Engine {
     }
 
     /// Refuses a signature or declaration naming a type that is neither
-    /// built in nor declared, and a type declared twice.
+    /// built in nor declared, and a type declared twice. The library's own
+    /// signatures and declarations are known to be right (they compiled
+    /// when this crate was built); the host's are checked.
     fn check_names(&self) -> Result<(), Error> {
         let mut declared: Vec<&str> = Vec::new();
-        for item in &self.prelude.items {
-            let name = match item {
-                ast::Item::Struct(decl) => &decl.name.name,
-                ast::Item::Enum(decl) => &decl.name.name,
-                _ => continue,
-            };
-            if declared.contains(&name.as_str()) || spool_lang::is_builtin_type(name) {
-                return Err(Error::Register(format!(
-                    "a type named `{name}` is already declared"
-                )));
+        match &self.prelude {
+            None => declared.extend(crate::library().type_names()),
+            Some((_, prelude)) => {
+                for item in &prelude.items {
+                    let name = match item {
+                        ast::Item::Struct(decl) => &decl.name.name,
+                        ast::Item::Enum(decl) => &decl.name.name,
+                        _ => continue,
+                    };
+                    if declared.contains(&name.as_str()) || spool_lang::is_builtin_type(name) {
+                        return Err(Error::Register(format!(
+                            "a type named `{name}` is already declared"
+                        )));
+                    }
+                    declared.push(name);
+                }
             }
-            declared.push(name);
         }
         let known = |name: &str, generics: &[ast::Ident]| {
             spool_lang::is_builtin_type(name)
                 || declared.contains(&name)
                 || generics.iter().any(|g| g.name == name)
         };
-        for item in &self.prelude.items {
+        let items = self.prelude.iter().flat_map(|(_, prelude)| &prelude.items);
+        for item in items {
             let (name, generics, types): (&str, &[ast::Ident], Vec<&ast::TypeExpr>) = match item {
                 ast::Item::Struct(decl) => (
                     &decl.name.name,
@@ -223,7 +231,7 @@ impl Engine {
                 }
             }
         }
-        for spec in &self.specs {
+        for spec in &self.host_specs {
             let decl = &spec.decl;
             let types = decl
                 .params
@@ -243,12 +251,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Adds (or replaces) the function or operation `spec` declares.
+    /// Adds (or replaces) the function or operation `spec` declares: it
+    /// replaces any of the same key or name, the library's included.
     fn add_spec(&mut self, spec: NativeSpec) {
         let name = spec.decl.name.name.clone();
-        self.specs
+        self.host_specs
             .retain(|old| old.key != spec.key && old.decl.name.name != name);
-        self.specs.push(spec);
+        for (key, library_name) in crate::library().natives() {
+            let same = key == spec.key || library_name == name;
+            if same && !self.replaced.iter().any(|k| k == key) {
+                self.replaced.push(key.to_string());
+            }
+        }
+        self.host_specs.push(spec);
     }
 
     /// Adds the struct and enum declarations not declared yet; one declared
@@ -283,8 +298,7 @@ impl Engine {
                     first.unwrap_or_default()
                 ))
             })?;
-            self.prelude_text = Arc::from(text);
-            self.prelude = Arc::new(parsed);
+            self.prelude = Some((Arc::from(text), Arc::new(parsed)));
         }
         Ok(())
     }

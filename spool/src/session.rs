@@ -10,10 +10,9 @@
 
 use std::sync::Arc;
 
-use spool_lang::SourceFile;
 use spool_vm::Program;
 
-use crate::{snapshot, CompileError, Engine, Run, RunError, Value};
+use crate::{snapshot, CompileError, Engine, LibraryIn, Run, RunError, Value};
 
 /// The host note that holds a saved session's inputs.
 pub const INPUTS_NOTE: &str = "spool.repl.inputs";
@@ -256,13 +255,14 @@ pub fn describe_error(error: &RunError) -> String {
 }
 
 fn new_compiler(engine: &Engine) -> Result<spool_lang::Session, Vec<spool_lang::Diagnostic>> {
-    let prelude = SourceFile {
-        name: crate::PRELUDE_NAME,
-        text: engine.prelude_text(),
-        ast: engine.prelude(),
-    };
-    crate::on_front_end_stack(|| spool_lang::Session::new(prelude, engine.specs()))
-        .unwrap_or_else(|_| Err(Vec::new()))
+    let library = engine.library_in();
+    crate::on_front_end_stack(|| match &library {
+        LibraryIn::Compiled(library, natives) => {
+            spool_lang::Session::with_library(library, natives)
+        }
+        LibraryIn::Source(prelude, natives) => spool_lang::Session::new(*prelude, natives),
+    })
+    .unwrap_or_else(|_| Err(Vec::new()))
 }
 
 /// Inputs as one string: for each, the name's and the text's lengths in

@@ -24,8 +24,9 @@ use std::sync::OnceLock;
 
 use spool_vm::{NativeFn, NativeSet};
 
-/// The part of the standard library written in Spool: compiled with every
-/// script, before it.
+/// The part of the standard library written in Spool: compiled before every
+/// script (the `spool` crate does that once, when it is built, and starts
+/// each compile from the result).
 pub const PRELUDE: &str = include_str!("prelude.spl");
 
 /// One native function of the standard library.

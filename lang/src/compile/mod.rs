@@ -15,6 +15,7 @@ mod captures;
 mod defaults;
 mod expr;
 mod imports;
+mod library;
 mod pattern;
 mod session;
 mod stmt;
@@ -22,6 +23,8 @@ mod tasks;
 mod workflow;
 
 use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
 
 use spool_vm::program::FnSignature;
 use spool_vm::{
@@ -34,6 +37,7 @@ use crate::diag::{codes, Diagnostic};
 use crate::types::{ParamId, Type, TypeNames, Unifier};
 use builder::FnBuilder;
 pub use imports::{import_name, load_program, LoadedFile, MAX_FILES};
+pub use library::{compile_program_with, Library};
 pub use session::{Cell, Session};
 
 /// One source file to compile: its name, text and parsed tree.
@@ -81,7 +85,15 @@ pub fn compile_program(
     files: &[SourceFile<'_>],
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
-    let mut compiler = Compiler::with_library(prelude, natives);
+    compile_files(Compiler::with_library(prelude, natives), files)
+}
+
+/// Compiles `files` (as [`compile_program`] does) with `compiler`, which
+/// has the library in scope.
+fn compile_files(
+    mut compiler: Compiler,
+    files: &[SourceFile<'_>],
+) -> Result<Program, Vec<Diagnostic>> {
     match files {
         [script] if !imports::has_imports(script.ast) => {
             compiler.add_script(*script, false);
@@ -110,7 +122,7 @@ fn char_starts(bytes: &[u8]) -> u32 {
 }
 
 /// A struct as the checker knows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct StructDef {
     name: String,
     generics: Vec<ParamId>,
@@ -120,7 +132,7 @@ struct StructDef {
 }
 
 /// An enum as the checker knows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct EnumDef {
     name: String,
     generics: Vec<ParamId>,
@@ -128,14 +140,14 @@ struct EnumDef {
 }
 
 /// What a call to a named function compiles to.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 enum Callee {
     Script(FuncIdx),
     Native(NativeIdx),
 }
 
 /// A named function (script, prelude or native) and its signature.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct FnEntry {
     name: String,
     generics: Vec<ParamId>,
@@ -151,7 +163,7 @@ struct FnEntry {
 }
 
 /// A top-level variable.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct GlobalInfo {
     ty: Type,
 }
@@ -165,7 +177,7 @@ struct PendingFn<'a> {
 }
 
 /// The whole compilation's state.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Compiler {
     functions: Vec<Function>,
     constants: Vec<Constant>,
@@ -182,14 +194,19 @@ struct Compiler {
     files: Vec<String>,
     param_names: Vec<String>,
     unifier: Unifier,
+    #[serde(skip)]
     diags: Vec<Diagnostic>,
+    #[serde(skip)]
     builders: Vec<FnBuilder>,
     file: FileIdx,
+    #[serde(skip)]
     line_starts: Vec<u32>,
+    #[serde(skip)]
     text: String,
     /// For a text that is not all ASCII, the number of chars before each
     /// [`CHAR_BLOCK`]-byte block of it, so a column costs at most one
     /// block's scan (empty for ASCII, where a column is a byte count).
+    #[serde(skip)]
     chars_before_block: Vec<u32>,
     /// Top-level `let`s that some function reads, so they must be globals.
     shared_names: HashSet<String>,
@@ -221,6 +238,7 @@ struct Compiler {
     spawn_checks: Vec<(Type, Option<String>, Span, Option<String>)>,
     /// In an interactive session: what earlier inputs declared, which a
     /// later input may replace.
+    #[serde(skip)]
     repl: Option<session::Earlier>,
     /// The script's own top-level functions with bodies, as their entry in
     /// `fns` and their parameters' names: the program's signatures.
@@ -231,20 +249,22 @@ struct Compiler {
     file_label: Option<String>,
     /// What the file being compiled sees beyond `type_names` and
     /// `fn_names`: its `as` imports and constants (LANGUAGE.md §11).
+    #[serde(skip)]
     scope: imports::Extra,
     /// Each file of a program of several files: what it declares and sees.
+    #[serde(skip)]
     program_files: Vec<imports::FileScope>,
 }
 
 /// A named type.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 enum TypeName {
     Struct(StructIdx),
     Enum(EnumIdx),
 }
 
 /// Constants are deduplicated by value (floats by bits).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum ConstKey {
     Int(i64),
     Float(u64),

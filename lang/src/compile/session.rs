@@ -54,7 +54,24 @@ impl Session {
         prelude: SourceFile<'_>,
         natives: &[NativeSpec],
     ) -> Result<Session, Vec<Diagnostic>> {
-        let mut compiler = Compiler::with_library(prelude, natives);
+        Session::start(
+            Compiler::with_library(prelude, natives),
+            prelude.ast.expr_count,
+        )
+    }
+
+    /// A session with a compiled library and the host's `natives` in scope
+    /// (none of them named as a library function is).
+    pub fn with_library(
+        library: &super::Library,
+        natives: &[NativeSpec],
+    ) -> Result<Session, Vec<Diagnostic>> {
+        Session::start(library.compiler(natives), library.expr_count())
+    }
+
+    /// A session whose first input comes after what `compiler` has
+    /// compiled, the library, whose expressions end at `next_expr`.
+    fn start(mut compiler: Compiler, next_expr: u32) -> Result<Session, Vec<Diagnostic>> {
         compiler.settle_types();
         if !compiler.diags.is_empty() {
             return Err(compiler.diags);
@@ -63,7 +80,7 @@ impl Session {
         compiler.repl = Some(Earlier::default());
         Ok(Session {
             compiler,
-            next_expr: prelude.ast.expr_count,
+            next_expr,
         })
     }
 

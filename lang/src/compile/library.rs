@@ -1,0 +1,120 @@
+//! The standard library compiled once: the checker's state right after the
+//! prelude's types, the library's natives and the prelude's functions are
+//! declared and the prelude's bodies compiled. Every compile used to redo
+//! that work; a [`Library`] is made once (the `spool` crate makes it at
+//! build time and embeds its bytes) and each compile starts from a copy.
+//!
+//! A compile from a library first declares the host's natives, after the
+//! prelude's functions instead of before them: they get the same native
+//! indices as in [`super::compile_program`], and a host native whose name
+//! no library function has is found by calls exactly as it would be there.
+//! Hosts that replace a library function or declare types of their own
+//! compile the whole library every time (the `spool` crate decides).
+
+use serde::{Deserialize, Serialize};
+use spool_vm::{FileIdx, Program};
+
+use super::{Compiler, NativeSpec, SourceFile};
+use crate::diag::Diagnostic;
+
+/// The library's checked and compiled state, ready to compile scripts
+/// against.
+#[derive(Clone)]
+pub struct Library {
+    compiler: Compiler,
+    /// The prelude's [`crate::ast::File::expr_count`]: scripts number
+    /// their expressions from there.
+    expr_count: u32,
+}
+
+/// What [`Library::to_bytes`] writes.
+#[derive(Serialize, Deserialize)]
+struct Image {
+    compiler: Compiler,
+    expr_count: u32,
+}
+
+impl Library {
+    /// Checks and compiles the library: the prelude and the natives' signatures.
+    /// Fails with the prelude's mistakes.
+    pub fn new(
+        prelude: SourceFile<'_>,
+        natives: &[NativeSpec],
+    ) -> Result<Library, Vec<Diagnostic>> {
+        let compiler = Compiler::with_library(prelude, natives);
+        if !compiler.diags.is_empty() {
+            return Err(compiler.diags);
+        }
+        Ok(Library {
+            compiler,
+            expr_count: prelude.ast.expr_count,
+        })
+    }
+
+    /// The library as bytes (postcard), for [`Library::from_bytes`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        debug_assert!(self.compiler.builders.is_empty() && self.compiler.repl.is_none());
+        let image = Image {
+            compiler: self.compiler.clone(),
+            expr_count: self.expr_count,
+        };
+        postcard::to_allocvec(&image).expect("a library serializes")
+    }
+
+    /// The library [`Library::to_bytes`] wrote, whose prelude has the text
+    /// `prelude_text`. The bytes must come from the same build of this
+    /// crate: they are trusted, not validated.
+    pub fn from_bytes(bytes: &[u8], prelude_text: &str) -> Result<Library, postcard::Error> {
+        let Image {
+            mut compiler,
+            expr_count,
+        } = postcard::from_bytes(bytes)?;
+        compiler.line_starts = vec![0];
+        compiler.switch_file(FileIdx(0), prelude_text);
+        Ok(Library {
+            compiler,
+            expr_count,
+        })
+    }
+
+    /// The number of expressions of the prelude: a script's first
+    /// expression id.
+    pub fn expr_count(&self) -> u32 {
+        self.expr_count
+    }
+
+    /// The names of the structs and enums the library declares.
+    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+        let structs = self.compiler.structs.iter().map(|s| s.name.as_str());
+        structs.chain(self.compiler.enums.iter().map(|e| e.name.as_str()))
+    }
+
+    /// The library's natives, as `(key, name)`.
+    pub fn natives(&self) -> impl Iterator<Item = (&str, &str)> {
+        let natives = self.compiler.natives.iter();
+        natives.map(|native| (native.key.as_str(), native.name.as_str()))
+    }
+
+    /// Does the library have a function (native or written in Spool)
+    /// called `name`?
+    pub fn has_function(&self, name: &str) -> bool {
+        self.compiler.fn_names.contains_key(name)
+    }
+
+    /// A compiler with the library and the host's `natives` in scope.
+    pub(super) fn compiler(&self, natives: &[NativeSpec]) -> Compiler {
+        let mut compiler = self.compiler.clone();
+        compiler.declare_natives(natives);
+        compiler
+    }
+}
+
+/// [`super::compile_program`] from a compiled library, with the host's
+/// `natives` (none of them named as a library function is).
+pub fn compile_program_with(
+    library: &Library,
+    files: &[SourceFile<'_>],
+    natives: &[NativeSpec],
+) -> Result<Program, Vec<Diagnostic>> {
+    super::compile_files(library.compiler(natives), files)
+}
