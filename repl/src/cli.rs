@@ -732,7 +732,9 @@ impl spool::Hooks for CliHooks {
         for request in pending {
             if let Some(deadline) = run.io_deadline(request.id) {
                 if &*request.op == "sleep" {
-                    request.args = std::sync::Arc::new([spool::Data::Int(deadline.saturating_sub(now).max(0))]);
+                    request.args = std::sync::Arc::new([spool::Data::Int(
+                        deadline.saturating_sub(now).max(0),
+                    )]);
                 }
             }
         }

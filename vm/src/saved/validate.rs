@@ -244,7 +244,6 @@ impl Values<'_> {
             _ => Err(format!("{what} is not a task")),
         }
     }
-
 }
 
 /// The message for a value that refers to nothing.
@@ -406,10 +405,18 @@ fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
             return Err("a handler out of its function".into());
         }
     }
-    if fiber.defers.last().is_some_and(|d| d.frame_depth as usize >= depth) {
+    if fiber
+        .defers
+        .last()
+        .is_some_and(|d| d.frame_depth as usize >= depth)
+    {
         return Err("a defer of a missing frame".into());
     }
-    if fiber.unwinds.last().is_some_and(|u| u.frame_depth as usize >= depth) {
+    if fiber
+        .unwinds
+        .last()
+        .is_some_and(|u| u.frame_depth as usize >= depth)
+    {
         return Err("an unwind of a missing frame".into());
     }
     Ok(())

@@ -36,10 +36,12 @@ pub struct IoRequest {
     pub id: IoId,
     /// The operation's name, as scripts call it (`read_file`); shared by
     /// every request of the operation.
+    #[serde(deserialize_with = "shared_op")]
     pub op: Arc<str>,
     /// The arguments, in order; shared between the batch handed to the
     /// host and the run's table of requests in flight (which a saved run
     /// carries), so issuing a request copies them once.
+    #[serde(deserialize_with = "shared_args")]
     pub args: Arc<[Data]>,
     /// The number of the task that issued it (`<task 3>`; 0 is the main
     /// program), for traces and inspection.
@@ -56,6 +58,66 @@ impl IoRequest {
             task: 0,
         }
     }
+}
+
+/// Deserializes a request's operation name, sharing one string among the
+/// requests of an operation when they come one after another (as a saved
+/// run's table of requests in flight has them), instead of two
+/// allocations per request.
+fn shared_op<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+    thread_local! {
+        /// The name decoded last on this thread.
+        static LAST: std::cell::Cell<Option<Arc<str>>> = const { std::cell::Cell::new(None) };
+    }
+    struct Name;
+    impl serde::de::Visitor<'_> for Name {
+        type Value = Arc<str>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an operation's name")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Arc<str>, E> {
+            let op = match LAST.take() {
+                Some(last) if *last == *name => last,
+                _ => Arc::from(name),
+            };
+            LAST.set(Some(Arc::clone(&op)));
+            Ok(op)
+        }
+    }
+    deserializer.deserialize_str(Name)
+}
+
+/// Deserializes a request's arguments into one allocation when there are
+/// one or two of them (the usual case), growing a vector otherwise.
+fn shared_args<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<[Data]>, D::Error> {
+    struct Args;
+    impl<'de> serde::de::Visitor<'de> for Args {
+        type Value = Arc<[Data]>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a request's arguments")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let Some(first) = seq.next_element()? else {
+                return Ok(Arc::new([]));
+            };
+            let Some(second) = seq.next_element()? else {
+                return Ok(Arc::new([first]));
+            };
+            let mut items = vec![first, second];
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items.into())
+        }
+    }
+    deserializer.deserialize_seq(Args)
 }
 
 /// What the host answers a request with: the result, or the message of an
