@@ -259,7 +259,7 @@ fn group_by_op(batch: Vec<IoRequest>) -> BTreeMap<String, Vec<IoRequest>> {
 
 /// The id a request looks up: its one `int` argument.
 fn key_of(request: &IoRequest) -> Result<i64, String> {
-    match request.args.as_slice() {
+    match &request.args[..] {
         [Data::Int(id)] => Ok(*id),
         _ => Err(format!("{}: expected one int argument", request.op)),
     }

@@ -394,7 +394,7 @@ impl Hooks for Checkpoints<'_> {
                     "run {}: request {}: sleep continues, {left} ms left",
                     self.run_id, request.id.0
                 );
-                request.args = vec![Data::Int(left)];
+                request.args = std::sync::Arc::new([Data::Int(left)]);
             }
         }
     }
@@ -456,7 +456,7 @@ impl<'db> StepDispatcher<'db> {
 
     /// Starts one request: a timer for `sleep`, the answer for the rest.
     fn start(&mut self, request: &IoRequest) {
-        match (&*request.op, request.args.as_slice()) {
+        match (&*request.op, &request.args[..]) {
             ("sleep", [Data::Int(ms)]) => {
                 let duration = Duration::from_millis((*ms).max(0) as u64);
                 self.timers.push((Instant::now() + duration, request.id));

@@ -53,7 +53,7 @@ impl WorkerHost for Payments {
         let receipts = Arc::clone(&self.receipts);
         Ok(Box::new(FnDispatcher::new(
             move |request: &IoRequest| -> IoResult {
-                match (&*request.op, request.args.as_slice()) {
+                match (&*request.op, &request.args[..]) {
                     ("charge", [Data::Str(_customer), Data::Int(_cents)]) => {
                         Ok(Data::Int(receipts.fetch_add(1, Ordering::SeqCst)))
                     }

@@ -732,7 +732,9 @@ impl spool::Hooks for CliHooks {
         for request in pending {
             if let Some(deadline) = run.io_deadline(request.id) {
                 if &*request.op == "sleep" {
-                    request.args = vec![spool::Data::Int(deadline.saturating_sub(now).max(0))];
+                    request.args = std::sync::Arc::new([spool::Data::Int(
+                        deadline.saturating_sub(now).max(0),
+                    )]);
                 }
             }
         }
@@ -819,7 +821,7 @@ fn unix_ms() -> i64 {
 fn stamp_deadlines(run: &mut Run, batch: &[spool::IoRequest]) {
     let now = unix_ms();
     for request in batch {
-        if let ("sleep", [spool::Data::Int(ms)]) = (&*request.op, request.args.as_slice()) {
+        if let ("sleep", [spool::Data::Int(ms)]) = (&*request.op, &request.args[..]) {
             if *ms >= 0 {
                 run.set_io_deadline(request.id, now.saturating_add(*ms));
             }

@@ -316,7 +316,7 @@ impl Io {
     /// Answers one request of an operation in [`SIGNATURES`], blocking
     /// until it is done.
     pub fn handle(&self, request: &IoRequest) -> IoResult {
-        let args = request.args.as_slice();
+        let args = &request.args[..];
         match &*request.op {
             "read_file" => self.read_file(str_arg("read_file", args)?),
             "write_file" => self.write_file(args),

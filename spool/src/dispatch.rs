@@ -145,7 +145,7 @@ pub fn sleep_route(request: &IoRequest) -> Route {
     if &*request.op != "sleep" {
         return Route::Worker;
     }
-    match request.args.as_slice() {
+    match &request.args[..] {
         [Data::Int(ms)] => match sleep_duration(*ms) {
             Ok(duration) => Route::Timer(duration),
             Err(message) => Route::Done(Err(message)),

@@ -931,7 +931,7 @@ impl Advance<'_> {
                         self.run.complete(request.id, Ok(Data::Nil));
                         continue;
                     }
-                    request.args = vec![Data::Int(left)];
+                    request.args = std::sync::Arc::new([Data::Int(left)]);
                 }
             }
             again.push(request);

@@ -756,7 +756,7 @@ fn deeply_nested_request_data_is_refused() {
     let nested = |depth: usize, claimed: u32| {
         let mut parts = take_apart(&run);
         let marker = 0x0123_4567_89ab_cdef;
-        parts.8.outbox[0].args = vec![Data::Int(marker)];
+        parts.8.outbox[0].args = vec![Data::Int(marker)].into();
         let bytes = seal_parts(&parts);
         let encoded = postcard::to_allocvec(&Data::Int(marker)).expect("encodes");
         let at = bytes

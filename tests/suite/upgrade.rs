@@ -295,7 +295,7 @@ fn finish(run: &mut Run) -> Vec<String> {
     let mut pending = run.pending_io();
     loop {
         for request in std::mem::take(&mut pending) {
-            let answer = match (&*request.op, request.args.as_slice()) {
+            let answer = match (&*request.op, &request.args[..]) {
                 ("fetch", [Data::Int(n)]) => Data::str(format!("body{n}")),
                 ("stamp", []) => Data::str("noon"),
                 other => panic!("unexpected request {other:?}"),

@@ -56,8 +56,11 @@ pub fn validate(run: &Run) -> Result<(), Invalid> {
         }
     }
     check_fiber(&values, &run.context.fiber).map_err(|e| format!("the active fiber: {e}"))?;
+    check_fiber_values(&values, &run.context.fiber)
+        .map_err(|e| format!("the active fiber: {e}"))?;
     for resumer in &run.context.resumers {
         check_fiber(&values, &resumer.fiber).map_err(|e| format!("a resumer: {e}"))?;
+        check_fiber_values(&values, &resumer.fiber).map_err(|e| format!("a resumer: {e}"))?;
         check_running_coro(run, resumer.coro)?;
     }
     check_sched(&values)?;
@@ -219,17 +222,22 @@ struct Values<'r> {
 }
 
 impl Values<'_> {
-    fn check(&self, value: Value, what: &str) -> Result<(), Invalid> {
-        let ok = match value {
+    /// Does `value` refer only to things that exist?
+    #[inline(always)]
+    fn ok(&self, value: Value) -> bool {
+        match value {
             Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) => true,
             Value::Obj(obj) => self.run.heap.get(obj).is_some(),
             Value::Func(f) => f.index() < self.run.program.functions.len(),
             Value::Native(n) => n.index() < self.run.program.natives.len(),
-        };
-        if ok {
+        }
+    }
+
+    fn check(&self, value: Value, what: &str) -> Result<(), Invalid> {
+        if self.ok(value) {
             Ok(())
         } else {
-            Err(format!("{what} refers to something that does not exist"))
+            Err(dangling(what))
         }
     }
 
@@ -239,12 +247,12 @@ impl Values<'_> {
             _ => Err(format!("{what} is not a task")),
         }
     }
+}
 
-    fn all(&self, values: impl IntoIterator<Item = Value>, what: &str) -> Result<(), Invalid> {
-        values
-            .into_iter()
-            .try_for_each(|value| self.check(value, what))
-    }
+/// The message for a value that refers to nothing.
+#[cold]
+fn dangling(what: &str) -> Invalid {
+    format!("{what} refers to something that does not exist")
 }
 
 fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
@@ -262,6 +270,7 @@ fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
                 return Err("closure of an unknown function".into());
             }
         }
+        // A fiber's values are among the object's, checked below.
         Object::Coro(coro) => {
             check_fiber(values, &coro.fiber)?;
             if let Some(ty) = &coro.yield_type {
@@ -302,13 +311,15 @@ fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
                 .try_for_each(|t| values.task(t, "a group's task"))?;
         }
     }
-    let mut result = Ok(());
-    object.for_each_value(|value| {
-        if result.is_ok() {
-            result = values.check(value, "a field");
-        }
-    });
-    result
+    // One pass over every value (a task's registers are most of a saved
+    // run), the verdict taken at the end.
+    let mut all_ok = true;
+    object.for_each_value(|value| all_ok &= values.ok(value));
+    if all_ok {
+        Ok(())
+    } else {
+        Err(dangling("a field"))
+    }
 }
 
 fn check_blocked(values: &Values<'_>, blocked: &Blocked) -> Result<(), Invalid> {
@@ -348,12 +359,14 @@ fn check_running_coro(run: &Run, coro: ObjRef) -> Result<(), Invalid> {
 }
 
 /// Every frame's window fits the register file, and the bookkeeping of
-/// `try`, `defer` and unwinding refers to existing frames.
+/// `try`, `defer` and unwinding refers to existing frames. The values the
+/// fiber holds are checked by [`check_fiber_values`], or, for the fiber
+/// of a heap object, with the object's other values.
 fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
     let program = &values.run.program;
     let mut caller_end = None;
     for frame in &fiber.frames {
-        check_frame(program, fiber, frame)?;
+        let end = check_frame(program, fiber, frame)?;
         // A frame returns into its caller's window (the registers above
         // every window may be dropped while the run is suspended).
         if let Some(end) = caller_end {
@@ -361,7 +374,7 @@ fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
                 return Err("a frame returns outside its caller's registers".into());
             }
         }
-        caller_end = Some(window_end(program, frame));
+        caller_end = Some(end);
         if let Some(closure) = frame.closure {
             match values.run.heap.get(closure) {
                 Some(Object::Closure { .. }) => {}
@@ -395,26 +408,38 @@ fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
             return Err("a handler out of its function".into());
         }
     }
+    if fiber
+        .defers
+        .last()
+        .is_some_and(|d| d.frame_depth as usize >= depth)
+    {
+        return Err("a defer of a missing frame".into());
+    }
+    if fiber
+        .unwinds
+        .last()
+        .is_some_and(|u| u.frame_depth as usize >= depth)
+    {
+        return Err("an unwind of a missing frame".into());
+    }
+    Ok(())
+}
+
+/// The values a fiber outside the heap holds (the run's active fiber and
+/// its resumers) refer to things that exist; registers may be unset.
+fn check_fiber_values(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
     for entry in &fiber.defers {
-        if entry.frame_depth as usize >= depth {
-            return Err("a defer of a missing frame".into());
-        }
         values.check(entry.func, "a deferred function")?;
     }
     for unwind in &fiber.unwinds {
-        if unwind.frame_depth as usize >= depth {
-            return Err("an unwind of a missing frame".into());
-        }
         values.check(unwind.error, "an error being unwound")?;
     }
-    values.all(
-        fiber
-            .registers
-            .iter()
-            .copied()
-            .filter(|&v| v != Value::UNSET),
-        "a register",
-    )
+    let registers = fiber.registers.iter();
+    if registers.fold(true, |ok, &v| ok & (v == Value::UNSET || values.ok(v))) {
+        Ok(())
+    } else {
+        Err(dangling("a register"))
+    }
 }
 
 /// Is the sequence non-decreasing?
@@ -423,16 +448,9 @@ fn ordered(mut depths: impl Iterator<Item = u32>) -> bool {
     depths.all(|depth| std::mem::replace(&mut last, depth) <= depth)
 }
 
-/// The end of `frame`'s register window (its function exists).
-fn window_end(program: &Program, frame: &Frame) -> usize {
-    let count = program
-        .functions
-        .get(frame.func.index())
-        .map_or(0, |f| usize::from(f.register_count));
-    frame.base as usize + count
-}
-
-fn check_frame(program: &Program, fiber: &Fiber, frame: &Frame) -> Result<(), Invalid> {
+/// `frame` runs an existing function inside the fiber's registers; gives
+/// the end of its register window.
+fn check_frame(program: &Program, fiber: &Fiber, frame: &Frame) -> Result<usize, Invalid> {
     let function = program
         .functions
         .get(frame.func.index())
@@ -447,7 +465,7 @@ fn check_frame(program: &Program, fiber: &Fiber, frame: &Frame) -> Result<(), In
     if frame.ret != Frame::DISCARD && frame.ret as usize >= fiber.registers.len().max(1) {
         return Err("a frame returns to a missing register".into());
     }
-    Ok(())
+    Ok(end)
 }
 
 fn check_sched(values: &Values<'_>) -> Result<(), Invalid> {

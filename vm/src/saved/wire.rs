@@ -29,8 +29,10 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::exec::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
-use crate::heap::value::compact::{decode_one, encode_into, encode_one, get_number, put_number};
-use crate::heap::value::{FuncIdx, ObjRef, Reg};
+use crate::heap::value::compact::{
+    decode_one, decode_slice, encode_into, encode_one, get_number, put_number,
+};
+use crate::heap::value::{FuncIdx, ObjRef, Reg, Value};
 
 /// Appends the byte string of `fiber` (everything but its unwinds).
 pub(crate) fn encode(fiber: &Fiber, out: &mut Vec<u8>) {
@@ -73,28 +75,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Fiber> {
     let mut at = 0;
     let at = &mut at;
     let count = count(bytes, at, 1)?;
-    let mut registers = Vec::with_capacity(count);
-    for _ in 0..count {
-        registers.push(decode_one(bytes, at)?);
-    }
+    let mut registers = vec![Value::Nil; count];
+    decode_slice(bytes, at, &mut registers)?;
     let count = self::count(bytes, at, 5)?;
     let mut frames = Vec::with_capacity(count);
     for _ in 0..count {
-        let func = FuncIdx(u32_at(bytes, at)?);
-        let pc = u32_at(bytes, at)?;
-        let base = u32_at(bytes, at)?;
-        let closure = match u32_at(bytes, at)? {
-            0 => None,
-            n => Some(ObjRef(n - 1)),
-        };
-        let ret = u32_at(bytes, at)?.wrapping_sub(1);
-        frames.push(Frame {
-            func,
-            pc,
-            base,
-            closure,
-            ret,
-        });
+        frames.push(frame(bytes, at)?);
     }
     let count = self::count(bytes, at, 3)?;
     let mut handlers = Vec::with_capacity(count);
@@ -124,6 +110,39 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Fiber> {
     })
 }
 
+/// One frame: `func`, `pc`, `base`, the closure + 1 and `ret` + 1.
+#[inline(always)]
+fn frame(bytes: &[u8], at: &mut usize) -> Option<Frame> {
+    // Usually every number of a frame takes one byte: read the five at once.
+    if let Some(&[func, pc, base, closure, ret]) = bytes.get(*at..at.wrapping_add(5)) {
+        if (func | pc | base | closure | ret) < 0x80 {
+            *at += 5;
+            return Some(Frame {
+                func: FuncIdx(u32::from(func)),
+                pc: u32::from(pc),
+                base: u32::from(base),
+                closure: closure.checked_sub(1).map(|n| ObjRef(u32::from(n))),
+                ret: u32::from(ret).wrapping_sub(1),
+            });
+        }
+    }
+    let func = FuncIdx(u32_at(bytes, at)?);
+    let pc = u32_at(bytes, at)?;
+    let base = u32_at(bytes, at)?;
+    let closure = match u32_at(bytes, at)? {
+        0 => None,
+        n => Some(ObjRef(n - 1)),
+    };
+    let ret = u32_at(bytes, at)?.wrapping_sub(1);
+    Some(Frame {
+        func,
+        pc,
+        base,
+        closure,
+        ret,
+    })
+}
+
 /// A count of items taking at least `min_bytes` each: refused when the
 /// bytes left cannot hold that many.
 fn count(bytes: &[u8], at: &mut usize, min_bytes: usize) -> Option<usize> {
@@ -132,6 +151,7 @@ fn count(bytes: &[u8], at: &mut usize, min_bytes: usize) -> Option<usize> {
     (n <= left / min_bytes).then_some(n)
 }
 
+#[inline(always)]
 fn u32_at(bytes: &[u8], at: &mut usize) -> Option<u32> {
     u32::try_from(get_number(bytes, at)?).ok()
 }

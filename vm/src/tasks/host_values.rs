@@ -110,7 +110,7 @@ impl IoRequest {
     /// All the arguments as one Rust value: a tuple with one element per
     /// argument (`let (id, name): (i64, String) = request.args()?`).
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
-        from_data(Data::List(self.args.clone()))
+        from_data(Data::List(self.args.to_vec()))
             .map_err(|why| ValueError::new(format!("the arguments of `{}`: {why}", self.op)))
     }
 

@@ -21,6 +21,7 @@ use crate::heap::format;
 use crate::heap::objects::{Blocked, TaskError, TaskState, Wake};
 use crate::heap::value::{EnumIdx, NativeIdx, ObjRef, StructIdx, Value};
 use crate::heap::{Heap, Key, Object, ValueMap};
+use crate::program::types::{TypeDesc, TypeNode};
 use crate::program::Program;
 use crate::run::Run;
 use crate::tasks::sched::{check_cancel, error_record, Sched};
@@ -35,9 +36,13 @@ pub struct IoRequest {
     pub id: IoId,
     /// The operation's name, as scripts call it (`read_file`); shared by
     /// every request of the operation.
+    #[serde(deserialize_with = "shared_op")]
     pub op: Arc<str>,
-    /// The arguments, in order.
-    pub args: Vec<Data>,
+    /// The arguments, in order; shared between the batch handed to the
+    /// host and the run's table of requests in flight (which a saved run
+    /// carries), so issuing a request copies them once.
+    #[serde(deserialize_with = "shared_args")]
+    pub args: Arc<[Data]>,
     /// The number of the task that issued it (`<task 3>`; 0 is the main
     /// program), for traces and inspection.
     pub task: u64,
@@ -45,14 +50,74 @@ pub struct IoRequest {
 
 impl IoRequest {
     /// A request `id` of operation `op` with `args`, by the main program.
-    pub fn new(id: IoId, op: impl Into<Arc<str>>, args: Vec<Data>) -> IoRequest {
+    pub fn new(id: IoId, op: impl Into<Arc<str>>, args: impl Into<Arc<[Data]>>) -> IoRequest {
         IoRequest {
             id,
             op: op.into(),
-            args,
+            args: args.into(),
             task: 0,
         }
     }
+}
+
+/// Deserializes a request's operation name, sharing one string among the
+/// requests of an operation when they come one after another (as a saved
+/// run's table of requests in flight has them), instead of two
+/// allocations per request.
+fn shared_op<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+    thread_local! {
+        /// The name decoded last on this thread.
+        static LAST: std::cell::Cell<Option<Arc<str>>> = const { std::cell::Cell::new(None) };
+    }
+    struct Name;
+    impl serde::de::Visitor<'_> for Name {
+        type Value = Arc<str>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an operation's name")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Arc<str>, E> {
+            let op = match LAST.take() {
+                Some(last) if *last == *name => last,
+                _ => Arc::from(name),
+            };
+            LAST.set(Some(Arc::clone(&op)));
+            Ok(op)
+        }
+    }
+    deserializer.deserialize_str(Name)
+}
+
+/// Deserializes a request's arguments into one allocation when there are
+/// one or two of them (the usual case), growing a vector otherwise.
+fn shared_args<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<[Data]>, D::Error> {
+    struct Args;
+    impl<'de> serde::de::Visitor<'de> for Args {
+        type Value = Arc<[Data]>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a request's arguments")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let Some(first) = seq.next_element()? else {
+                return Ok(Arc::new([]));
+            };
+            let Some(second) = seq.next_element()? else {
+                return Ok(Arc::new([first]));
+            };
+            let mut items = vec![first, second];
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items.into())
+        }
+    }
+    deserializer.deserialize_seq(Args)
 }
 
 /// What the host answers a request with: the result, or the message of an
@@ -500,14 +565,8 @@ pub(crate) fn issue_io(
             ))
         }
     };
-    let mut data = Vec::with_capacity(args.len());
-    for &arg in args {
-        match Data::from_value(arg, &run.heap, program) {
-            Ok(item) => data.push(item),
-            Err(message) => return Err(VmError::new(ErrorKind::Type, format!("{op}: {message}"))),
-        }
-    }
-    let args = data;
+    let args = args_data(args, &run.heap, program)
+        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
     let Some(current) = run.sched.current else {
         return Err(crate::exec::error::bad_program("I/O outside a task"));
     };
@@ -519,6 +578,19 @@ pub(crate) fn issue_io(
     Ok(())
 }
 
+/// The arguments of a request, copied out of the heap into one
+/// allocation (the usual few directly, without a vector in between).
+fn args_data(args: &[Value], heap: &Heap, program: &Program) -> Result<Arc<[Data]>, String> {
+    let data = |value: &Value| Data::from_value(*value, heap, program);
+    Ok(match args {
+        [] => Arc::new([]),
+        [first] => Arc::new([data(first)?]),
+        [first, second] => Arc::new([data(first)?, data(second)?]),
+        [first, second, third] => Arc::new([data(first)?, data(second)?, data(third)?]),
+        _ => args.iter().map(data).collect::<Result<Vec<_>, _>>()?.into(),
+    })
+}
+
 /// Records a request of `task` for operation `op` (the I/O native
 /// `native`) in the next batch and in the table of requests in flight,
 /// and returns its id. The caller marks the task blocked.
@@ -528,7 +600,7 @@ pub(crate) fn record_request(
     task: ObjRef,
     native: NativeIdx,
     op: Arc<str>,
-    args: Vec<Data>,
+    args: Arc<[Data]>,
 ) -> IoId {
     let id = IoId(sched.next_io);
     sched.next_io = sched.next_io.saturating_add(1);
@@ -563,35 +635,17 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
         return false;
     };
     let program = std::sync::Arc::clone(&run.program);
+    let unknown = TypeDesc::default();
     let returns = program
         .natives
         .get(native.index())
-        .and_then(|decl| decl.io.clone())
-        .unwrap_or_default();
+        .and_then(|decl| decl.io.as_ref())
+        .unwrap_or(&unknown);
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
-        Ok(mut data) => match crate::tasks::check::check(&mut data, &returns, &program)
-            .map_err(|why| format!("its type `{returns}`: {why}"))
-            .and_then(|()| {
-                data.into_value(&mut run.heap, &program)
-                    .map_err(|why| format!("the program: {why}"))
-            }) {
-            Ok(value) if returns.fits(value, &run.heap, &program) => Ok(value),
-            Ok(value) => Err(VmError::new(
-                ErrorKind::Type,
-                format!(
-                    "the host answered `{}` with a value of type {}; it returns `{returns}`",
-                    request.op,
-                    crate::heap::format::kind_of(value, &run.heap, &program)
-                ),
-            )),
-            Err(message) => Err(VmError::new(
-                ErrorKind::Type,
-                format!(
-                    "the host's answer to `{}` does not fit {message}",
-                    request.op
-                ),
-            )),
+        Ok(data) => match scalar(&data, returns) {
+            Some(value) => Ok(value),
+            None => answer_value(run, &program, returns, data, &request.op),
         },
     };
     let wake = match outcome {
@@ -603,4 +657,50 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     };
     deliver(&mut run.heap, &mut run.sched, task, Source::Io(id), wake);
     true
+}
+
+/// The value of a scalar answer that its operation's declared type takes
+/// as it is (an `int` for an `int`, `nil` for an optional): the common
+/// case, decided without the general check and conversion, with the same
+/// outcome.
+fn scalar(data: &Data, returns: &TypeDesc) -> Option<Value> {
+    match (returns.root()?, data) {
+        (TypeNode::Int, Data::Int(n)) => Some(Value::Int(*n)),
+        (TypeNode::Float, Data::Float(x)) => Some(Value::Float(*x)),
+        (TypeNode::Bool, Data::Bool(b)) => Some(Value::Bool(*b)),
+        (TypeNode::Nil | TypeNode::Optional(_), Data::Nil) => Some(Value::Nil),
+        _ => None,
+    }
+}
+
+/// The host's answer `data` to a request of operation `op` as a heap
+/// value: checked against the declared type `returns` (the place that does
+/// not fit named), converted, and the value checked to fit.
+fn answer_value(
+    run: &mut Run,
+    program: &Program,
+    returns: &TypeDesc,
+    mut data: Data,
+    op: &str,
+) -> Result<Value, VmError> {
+    let converted = crate::tasks::check::check(&mut data, returns, program)
+        .map_err(|why| format!("its type `{returns}`: {why}"))
+        .and_then(|()| {
+            data.into_value(&mut run.heap, program)
+                .map_err(|why| format!("the program: {why}"))
+        });
+    match converted {
+        Ok(value) if returns.fits(value, &run.heap, program) => Ok(value),
+        Ok(value) => Err(VmError::new(
+            ErrorKind::Type,
+            format!(
+                "the host answered `{op}` with a value of type {}; it returns `{returns}`",
+                crate::heap::format::kind_of(value, &run.heap, program)
+            ),
+        )),
+        Err(message) => Err(VmError::new(
+            ErrorKind::Type,
+            format!("the host's answer to `{op}` does not fit {message}"),
+        )),
+    }
 }

@@ -420,7 +420,7 @@ fn register(
         }
         Case::After(ms) => {
             let native = sleep.ok_or_else(no_sleep)?;
-            let args = vec![Data::Int(ms)];
+            let args = Arc::new([Data::Int(ms)]);
             let op = Arc::from("sleep");
             SelectCase::After(record_request(ctx.sched, ctx.heap, me, native, op, args))
         }
