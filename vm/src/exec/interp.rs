@@ -6,9 +6,11 @@
 //! for a script call. `Call`, `CallValue` and deferred calls push a [`Frame`]
 //! inside the same loop and `Return` pops it, so a pause can happen between
 //! any two instructions at any depth and the whole state stays in the
-//! [`Run`]. `pc`, `base` and the current function's code live in locals
-//! while the loop runs and are written back to the top frame whenever
-//! anything else may look at it (a call, an error, a pause).
+//! [`Run`]. The current function's code, the instructions still ahead in
+//! it (a slice iterator: the pc is how many are behind) and the frame's
+//! register window live in locals while the loop runs; the pc is written
+//! back to the top frame whenever anything else may look at it (a call, an
+//! error, a pause).
 
 use std::sync::Arc;
 
