@@ -396,46 +396,7 @@ impl Compiler {
         let jumps = match &cond.kind {
             ExprKind::Binary(BinOp::And, ..) => self.jumps_if_false(cond),
             ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
-                let (lt, l) = self.expr(lhs, None);
-                if let Some(make) = compare_immediate(*op, rhs) {
-                    if self.unifier.shallow(&lt) == Type::Int {
-                        let jump = self.emit(make(l), cond.span);
-                        self.free_to(mark);
-                        return vec![jump];
-                    }
-                }
-                let (rt, r) = self.expr(rhs, Some(&lt));
-                let both_int = self.unifier.shallow(&lt) == Type::Int
-                    && self.unifier.shallow(&rt) == Type::Int;
-                let target = Pc(0);
-                let op = match (both_int, op) {
-                    (true, BinOp::Lt) => Op::JumpIfNotLtInt {
-                        lhs: l,
-                        rhs: r,
-                        target,
-                    },
-                    (true, BinOp::Le) => Op::JumpIfNotLeInt {
-                        lhs: l,
-                        rhs: r,
-                        target,
-                    },
-                    (true, BinOp::Gt) => Op::JumpIfNotLtInt {
-                        lhs: r,
-                        rhs: l,
-                        target,
-                    },
-                    (true, _) => Op::JumpIfNotLeInt {
-                        lhs: r,
-                        rhs: l,
-                        target,
-                    },
-                    (false, _) => {
-                        let dst = self.alloc();
-                        self.binary_op(*op, (lt, l), (rt, r), dst, cond.span);
-                        Op::JumpIfFalse { cond: dst, target }
-                    }
-                };
-                vec![self.emit(op, cond.span)]
+                vec![self.compare_jump(*op, (lhs, rhs), cond.span, false, Pc(0))]
             }
             // `!b`: one jump taken when `b` is true.
             ExprKind::Unary(UnaryOp::Not, operand) => {
@@ -512,6 +473,72 @@ impl Compiler {
         }
     }
 
+    /// Emits one jump to `target` taken when the comparison `lhs op rhs`
+    /// (`<`, `<=`, `>`, `>=`) is `when`: a fused compare and branch for
+    /// ints (with an immediate for a small literal on the right), else the
+    /// comparison's value and `JumpIfTrue`/`JumpIfFalse`. Returns the
+    /// jump's index.
+    fn compare_jump(
+        &mut self,
+        op: BinOp,
+        (lhs, rhs): (&Expr, &Expr),
+        span: Span,
+        when: bool,
+        target: Pc,
+    ) -> usize {
+        let (lt, l) = self.expr(lhs, None);
+        let lhs_int = self.unifier.shallow(&lt) == Type::Int;
+        if let (true, Some(bound)) = (lhs_int, immediate_bound(op, rhs)) {
+            let jump = match (bound, when) {
+                (Bound::Below(imm), false) => Op::JumpIfNotLtIntImm {
+                    lhs: l,
+                    imm,
+                    target,
+                },
+                (Bound::Above(imm), false) => Op::JumpIfNotGtIntImm {
+                    lhs: l,
+                    imm,
+                    target,
+                },
+                (Bound::Below(imm), true) => Op::JumpIfLtIntImm {
+                    lhs: l,
+                    imm,
+                    target,
+                },
+                (Bound::Above(imm), true) => Op::JumpIfGtIntImm {
+                    lhs: l,
+                    imm,
+                    target,
+                },
+            };
+            return self.emit(jump, span);
+        }
+        let (rt, r) = self.expr(rhs, Some(&lt));
+        if !(lhs_int && self.unifier.shallow(&rt) == Type::Int) {
+            let cond = self.alloc();
+            self.binary_op(op, (lt, l), (rt, r), cond, span);
+            let jump = match when {
+                true => Op::JumpIfTrue { cond, target },
+                false => Op::JumpIfFalse { cond, target },
+            };
+            return self.emit(jump, span);
+        }
+        // `a > b` is `b < a`, and `a >= b` is `b <= a`.
+        let (lhs, rhs, strict) = match op {
+            BinOp::Lt => (l, r, true),
+            BinOp::Le => (l, r, false),
+            BinOp::Gt => (r, l, true),
+            _ => (r, l, false),
+        };
+        let jump = match (strict, when) {
+            (true, false) => Op::JumpIfNotLtInt { lhs, rhs, target },
+            (false, false) => Op::JumpIfNotLeInt { lhs, rhs, target },
+            (true, true) => Op::JumpIfLtInt { lhs, rhs, target },
+            (false, true) => Op::JumpIfLeInt { lhs, rhs, target },
+        };
+        self.emit(jump, span)
+    }
+
     /// `while cond { body }`, with the test at the bottom: a jump to it
     /// on entry, then one conditional jump back to the body a time round.
     fn while_stmt(&mut self, cond: &Expr, body: &Block, span: Span) {
@@ -536,54 +563,7 @@ impl Compiler {
                 self.emit(Op::Jump { target }, cond.span);
             }
             ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
-                let (lt, l) = self.expr(lhs, None);
-                let lhs_int = self.unifier.shallow(&lt) == Type::Int;
-                if let (true, Some(imm)) = (lhs_int, immediate_bound(*op, rhs)) {
-                    let op = match imm {
-                        Bound::Below(imm) => Op::JumpIfLtIntImm {
-                            lhs: l,
-                            imm,
-                            target,
-                        },
-                        Bound::Above(imm) => Op::JumpIfGtIntImm {
-                            lhs: l,
-                            imm,
-                            target,
-                        },
-                    };
-                    self.emit(op, cond.span);
-                } else {
-                    let (rt, r) = self.expr(rhs, Some(&lt));
-                    let both_int = lhs_int && self.unifier.shallow(&rt) == Type::Int;
-                    let op = match (both_int, op) {
-                        (true, BinOp::Lt) => Op::JumpIfLtInt {
-                            lhs: l,
-                            rhs: r,
-                            target,
-                        },
-                        (true, BinOp::Le) => Op::JumpIfLeInt {
-                            lhs: l,
-                            rhs: r,
-                            target,
-                        },
-                        (true, BinOp::Gt) => Op::JumpIfLtInt {
-                            lhs: r,
-                            rhs: l,
-                            target,
-                        },
-                        (true, _) => Op::JumpIfLeInt {
-                            lhs: r,
-                            rhs: l,
-                            target,
-                        },
-                        (false, _) => {
-                            let dst = self.alloc();
-                            self.binary_op(*op, (lt, l), (rt, r), dst, cond.span);
-                            Op::JumpIfTrue { cond: dst, target }
-                        }
-                    };
-                    self.emit(op, cond.span);
-                }
+                self.compare_jump(*op, (lhs, rhs), cond.span, true, target);
             }
             _ => {
                 let reg = self.check(cond, &Type::Bool);
@@ -1195,19 +1175,6 @@ fn has_break(block: &Block) -> bool {
             _ => false,
         }),
         _ => false,
-    })
-}
-
-/// For `x < k`, `x <= k`, `x > k` and `x >= k` with an int literal `k`: the
-/// fused compare-and-branch with an immediate that jumps when the comparison
-/// is false (`<=` and `>=` become `<` and `>` against `k + 1` and `k - 1`).
-/// `None` when `k` is not a literal or does not fit an `i32`.
-fn compare_immediate(op: BinOp, rhs: &Expr) -> Option<impl Fn(Reg) -> Op> {
-    let bound = immediate_bound(op, rhs)?;
-    let target = Pc(0);
-    Some(move |lhs| match bound {
-        Bound::Below(imm) => Op::JumpIfNotLtIntImm { lhs, imm, target },
-        Bound::Above(imm) => Op::JumpIfNotGtIntImm { lhs, imm, target },
     })
 }
 
