@@ -257,6 +257,25 @@ pub(crate) fn execute<const BUDGETED: bool>(
             gc_point!();
         }};
     }
+    // Write an int, float or bool result to a register whole (`store`).
+    macro_rules! set_int {
+        ($reg:expr, $value:expr) => {{
+            let n: i64 = $value;
+            store(slot(regs, $reg), TAG_INT, n as u64)
+        }};
+    }
+    macro_rules! set_float {
+        ($reg:expr, $value:expr) => {{
+            let x: f64 = $value;
+            store(slot(regs, $reg), TAG_FLOAT, x.to_bits())
+        }};
+    }
+    macro_rules! set_bool {
+        ($reg:expr, $value:expr) => {{
+            let b: bool = $value;
+            store(slot(regs, $reg), TAG_BOOL, u64::from(b))
+        }};
+    }
     // Reads an int operand, raising `Type` on any other variant.
     macro_rules! int {
         ($reg:expr) => {
@@ -286,7 +305,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
     macro_rules! checked_int {
         ($dst:expr, $result:expr, $error:expr) => {
             match $result {
-                Some(n) => r!($dst) = Value::Int(n),
+                Some(n) => set_int!($dst, n),
                 None => throw!($error),
             }
         };
@@ -326,9 +345,16 @@ pub(crate) fn execute<const BUDGETED: bool>(
             match *op {
                 // ---- moves and constants ----
                 Op::Move { dst, src } => r!(dst) = r!(src),
-                Op::LoadNil { dst } => r!(dst) = Value::Nil,
-                Op::LoadBool { dst, value } => r!(dst) = Value::Bool(value),
-                Op::LoadInt { dst, value } => r!(dst) = Value::Int(value as i64),
+                // Copied whole from constants: a 16-byte store, so that an
+                // instruction copying the register next reads it at once
+                // (a tag byte stored alone would stall that read).
+                // (`black_box` keeps the compiler from folding the copy
+                // back into separate stores of the tag and the payload.)
+                Op::LoadNil { dst } => r!(dst) = *std::hint::black_box(&NIL),
+                Op::LoadBool { dst, value } => {
+                    r!(dst) = std::hint::black_box(&BOOLS)[usize::from(value)]
+                }
+                Op::LoadInt { dst, value } => set_int!(dst, value as i64),
                 Op::LoadConst { dst, idx } => match run.const_values.get(idx.index()) {
                     Some(&value) => r!(dst) = value,
                     None => throw!(bad_program("missing constant")),
@@ -428,13 +454,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::NegInt { dst, src } => checked_int!(dst, int!(src).checked_neg(), overflow()),
 
                 // ---- float arithmetic ----
-                Op::AddFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) + float!(rhs)),
-                Op::SubFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) - float!(rhs)),
-                Op::MulFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) * float!(rhs)),
-                Op::DivFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) / float!(rhs)),
-                Op::RemFloat { dst, lhs, rhs } => r!(dst) = Value::Float(float!(lhs) % float!(rhs)),
-                Op::NegFloat { dst, src } => r!(dst) = Value::Float(-float!(src)),
-                Op::SqrtFloat { dst, src } => r!(dst) = Value::Float(float!(src).sqrt()),
+                Op::AddFloat { dst, lhs, rhs } => set_float!(dst, float!(lhs) + float!(rhs)),
+                Op::SubFloat { dst, lhs, rhs } => set_float!(dst, float!(lhs) - float!(rhs)),
+                Op::MulFloat { dst, lhs, rhs } => set_float!(dst, float!(lhs) * float!(rhs)),
+                Op::DivFloat { dst, lhs, rhs } => set_float!(dst, float!(lhs) / float!(rhs)),
+                Op::RemFloat { dst, lhs, rhs } => set_float!(dst, float!(lhs) % float!(rhs)),
+                Op::NegFloat { dst, src } => set_float!(dst, -float!(src)),
+                Op::SqrtFloat { dst, src } => set_float!(dst, float!(src).sqrt()),
 
                 // ---- strings ----
                 Op::Concat { dst, lhs, rhs } => {
@@ -465,24 +491,24 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
 
                 // ---- comparisons ----
-                Op::EqInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) == int!(rhs)),
-                Op::LtInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) < int!(rhs)),
-                Op::LeInt { dst, lhs, rhs } => r!(dst) = Value::Bool(int!(lhs) <= int!(rhs)),
-                Op::EqFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) == float!(rhs)),
-                Op::LtFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) < float!(rhs)),
-                Op::LeFloat { dst, lhs, rhs } => r!(dst) = Value::Bool(float!(lhs) <= float!(rhs)),
+                Op::EqInt { dst, lhs, rhs } => set_bool!(dst, int!(lhs) == int!(rhs)),
+                Op::LtInt { dst, lhs, rhs } => set_bool!(dst, int!(lhs) < int!(rhs)),
+                Op::LeInt { dst, lhs, rhs } => set_bool!(dst, int!(lhs) <= int!(rhs)),
+                Op::EqFloat { dst, lhs, rhs } => set_bool!(dst, float!(lhs) == float!(rhs)),
+                Op::LtFloat { dst, lhs, rhs } => set_bool!(dst, float!(lhs) < float!(rhs)),
+                Op::LeFloat { dst, lhs, rhs } => set_bool!(dst, float!(lhs) <= float!(rhs)),
                 Op::LtStr { dst, lhs, rhs } => {
                     let less = string!(lhs) < string!(rhs);
-                    r!(dst) = Value::Bool(less)
+                    set_bool!(dst, less)
                 }
                 Op::LeStr { dst, lhs, rhs } => {
                     let less_or_equal = string!(lhs) <= string!(rhs);
-                    r!(dst) = Value::Bool(less_or_equal)
+                    set_bool!(dst, less_or_equal)
                 }
                 Op::Eq { dst, lhs, rhs } => {
-                    r!(dst) = Value::Bool(format::values_equal(r!(lhs), r!(rhs), &run.heap))
+                    set_bool!(dst, format::values_equal(r!(lhs), r!(rhs), &run.heap))
                 }
-                Op::Not { dst, src } => r!(dst) = Value::Bool(!boolean!(src)),
+                Op::Not { dst, src } => set_bool!(dst, !boolean!(src)),
 
                 // ---- control flow ----
                 Op::Jump { target } => jump!(target),
@@ -556,7 +582,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     if start >= end {
                         jump!(exit);
                     } else {
-                        *var = Value::Int(start);
+                        store(var, TAG_INT, start as u64);
                     }
                 }
                 Op::ForRangeLoop { counter, body } => {
@@ -568,9 +594,9 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     };
                     // The counter is below the end, so adding one cannot overflow.
                     let next = now.wrapping_add(1);
-                    *current = Value::Int(next);
+                    store(current, TAG_INT, next as u64);
                     if next < end {
-                        *var = Value::Int(next);
+                        store(var, TAG_INT, next as u64);
                         jump!(body);
                     }
                 }
@@ -747,12 +773,12 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     {
                         r!(item) = value;
                         // Below the list's length, so adding one cannot overflow.
-                        r!(index) = Value::Int(position.wrapping_add(1));
+                        set_int!(index, position.wrapping_add(1));
                         jump!(body);
                     }
                 }
                 Op::ListLen { dst, list } => match run.heap.list(r!(list)) {
-                    Some(items) => r!(dst) = Value::Int(items.len() as i64),
+                    Some(items) => set_int!(dst, items.len() as i64),
                     None => throw!(expected("a list")),
                 },
                 Op::MapGet { dst, map, key } => {
@@ -789,7 +815,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     gc_point!();
                 }
                 Op::MapLen { dst, map } => match run.heap.map(r!(map)) {
-                    Some(entries) => r!(dst) = Value::Int(entries.len() as i64),
+                    Some(entries) => set_int!(dst, entries.len() as i64),
                     None => throw!(expected("a map")),
                 },
                 Op::MapKeyAt { dst, map, index } => {
@@ -1011,6 +1037,56 @@ pub(crate) fn execute<const BUDGETED: bool>(
         reload!();
     }
 }
+
+/// The tags of [`Value`]'s variants under its `repr(C, u8)` layout, for
+/// [`store`] (test `stores_make_the_values_they_name`).
+const TAG_BOOL: u8 = 1;
+const TAG_INT: u8 = 2;
+const TAG_FLOAT: u8 = 3;
+
+/// Writes the value of variant `tag` with `payload` (an int's or a
+/// float's bits, or 0 or 1 for a bool) to `slot` with one 16-byte store.
+/// Written field by field, a register takes a one-byte store of its tag
+/// and an eight-byte one of its payload, and the next instruction that
+/// copies the register whole (a move, a call's argument, a field or list
+/// store) cannot take the value from those stores and stalls.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn store(slot: &mut Value, tag: u8, payload: u64) {
+    debug_assert!(matches!(tag, TAG_INT | TAG_FLOAT) || payload <= 1);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_set_epi64x, _mm_storeu_si128};
+        // SAFETY: `slot` is a valid, exclusive 16-byte `Value`. `Value`
+        // is `repr(C, u8)`: byte 0 is the tag and every variant's payload
+        // starts at byte 8, so tag `TAG_INT` or `TAG_FLOAT` with any 64
+        // bits, or `TAG_BOOL` with 0 or 1 (callers pass `u64::from(bool)`),
+        // is a valid value of that variant; bytes 1 to 7 are padding,
+        // which may hold anything. The test `stores_make_the_values_they_name`
+        // checks the tags and the layout. SSE2 is part of every x86_64
+        // target.
+        unsafe {
+            _mm_storeu_si128(
+                (slot as *mut Value).cast::<__m128i>(),
+                _mm_set_epi64x(payload as i64, i64::from(tag)),
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        *slot = match tag {
+            TAG_BOOL => Value::Bool(payload != 0),
+            TAG_INT => Value::Int(payload as i64),
+            _ => Value::Float(f64::from_bits(payload)),
+        };
+    }
+}
+
+/// `nil`, as a constant the interpreter copies whole.
+static NIL: Value = Value::Nil;
+
+/// `false` and `true`, as constants the interpreter copies whole.
+static BOOLS: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
 
 /// The instructions of `code` from `pc` on (none past the end, so that
 /// fetching the next raises cleanly).
@@ -1242,4 +1318,28 @@ pub(crate) fn grow_registers(run: &mut Run, needed: usize) -> Result<(), VmError
     }
     run.context.fiber.registers.resize(needed, Value::Nil);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{store, Value, TAG_BOOL, TAG_FLOAT, TAG_INT};
+
+    #[test]
+    fn stores_make_the_values_they_name() {
+        for n in [0, 1, -1, 42, i64::MIN, i64::MAX] {
+            let mut slot = Value::Obj(crate::heap::value::ObjRef(7));
+            store(&mut slot, TAG_INT, n as u64);
+            assert_eq!(slot, Value::Int(n));
+        }
+        for x in [0.0, -0.0, 1.5, f64::INFINITY, f64::NAN, f64::MIN_POSITIVE] {
+            let mut slot = Value::Nil;
+            store(&mut slot, TAG_FLOAT, x.to_bits());
+            assert!(matches!(slot, Value::Float(y) if y.to_bits() == x.to_bits()));
+        }
+        for b in [false, true] {
+            let mut slot = Value::Int(-1);
+            store(&mut slot, TAG_BOOL, u64::from(b));
+            assert_eq!(slot, Value::Bool(b));
+        }
+    }
 }

@@ -75,7 +75,14 @@ pub struct IoId(pub u64);
 /// The compiler has proved every value's type, so typed instructions read the
 /// payload they expect; a different variant there is an internal error that
 /// becomes a clean `Type` runtime error, never undefined behaviour.
+///
+/// Laid out as a tag byte followed, at byte 8, by the payload
+/// (`repr(C, u8)`), so that the interpreter can write a whole register
+/// with one 16-byte store (`exec/interp.rs`, `store`): a register written
+/// as a tag byte and a payload apart and then copied whole stalls the
+/// copy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[repr(C, u8)]
 pub enum Value {
     /// `nil`, also the absent case of every `T?`.
     #[default]
