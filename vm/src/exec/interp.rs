@@ -301,6 +301,19 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         };
     }
+    // A sum's, difference's, quotient's or remainder's result, written as a
+    // tag and a payload apart: such results mostly feed more arithmetic
+    // (counters, accumulators, `s = (s + x) % m`), which reads them the
+    // same way, and building the one 16-byte store would lengthen that
+    // chain of dependent operations.
+    macro_rules! int_apart {
+        ($dst:expr, $result:expr, $error:expr) => {
+            match $result {
+                Some(n) => r!($dst) = Value::Int(n),
+                None => throw!($error),
+            }
+        };
+    }
     // An int operation that traps with `$error` when it yields `None`.
     macro_rules! checked_int {
         ($dst:expr, $result:expr, $error:expr) => {
@@ -425,31 +438,31 @@ pub(crate) fn execute<const BUDGETED: bool>(
 
                 // ---- int arithmetic ----
                 Op::AddInt { dst, lhs, rhs } => {
-                    checked_int!(dst, int!(lhs).checked_add(int!(rhs)), overflow())
+                    int_apart!(dst, int!(lhs).checked_add(int!(rhs)), overflow())
                 }
                 Op::SubInt { dst, lhs, rhs } => {
-                    checked_int!(dst, int!(lhs).checked_sub(int!(rhs)), overflow())
+                    int_apart!(dst, int!(lhs).checked_sub(int!(rhs)), overflow())
                 }
                 Op::MulInt { dst, lhs, rhs } => {
                     checked_int!(dst, int!(lhs).checked_mul(int!(rhs)), overflow())
                 }
                 Op::DivInt { dst, lhs, rhs } => {
                     let (dividend, divisor) = (int!(lhs), int!(rhs));
-                    checked_int!(dst, dividend.checked_div(divisor), division_error(divisor))
+                    int_apart!(dst, dividend.checked_div(divisor), division_error(divisor))
                 }
                 Op::RemInt { dst, lhs, rhs } => {
                     let (dividend, divisor) = (int!(lhs), int!(rhs));
-                    checked_int!(dst, dividend.checked_rem(divisor), division_error(divisor))
+                    int_apart!(dst, dividend.checked_rem(divisor), division_error(divisor))
                 }
                 Op::AddIntImm { dst, lhs, imm } => {
-                    checked_int!(dst, int!(lhs).checked_add(imm as i64), overflow())
+                    int_apart!(dst, int!(lhs).checked_add(imm as i64), overflow())
                 }
                 Op::MulIntImm { dst, lhs, imm } => {
                     checked_int!(dst, int!(lhs).checked_mul(imm as i64), overflow())
                 }
                 Op::RemIntImm { dst, lhs, imm } => {
                     let divisor = imm as i64;
-                    checked_int!(dst, int!(lhs).checked_rem(divisor), division_error(divisor))
+                    int_apart!(dst, int!(lhs).checked_rem(divisor), division_error(divisor))
                 }
                 Op::NegInt { dst, src } => checked_int!(dst, int!(src).checked_neg(), overflow()),
 
@@ -594,7 +607,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     };
                     // The counter is below the end, so adding one cannot overflow.
                     let next = now.wrapping_add(1);
-                    store(current, TAG_INT, next as u64);
+                    // (The counter is only read as an int: written apart.)
+                    *current = Value::Int(next);
                     if next < end {
                         store(var, TAG_INT, next as u64);
                         jump!(body);
@@ -773,7 +787,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     {
                         r!(item) = value;
                         // Below the list's length, so adding one cannot overflow.
-                        set_int!(index, position.wrapping_add(1));
+                        // (Only read as an int: written apart.)
+                        r!(index) = Value::Int(position.wrapping_add(1));
                         jump!(body);
                     }
                 }
