@@ -711,22 +711,7 @@ impl Compiler {
         body: &Block,
         span: Span,
     ) {
-        let regs = self.alloc_n(3);
-        let (held, index, item) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
-        self.emit(
-            Op::Move {
-                dst: held,
-                src: list,
-            },
-            span,
-        );
-        self.emit(
-            Op::LoadInt {
-                dst: index,
-                value: 0,
-            },
-            span,
-        );
+        let (held, index, item) = self.container_loop_regs(list, span);
         let to_test = self.emit(Op::Jump { target: Pc(0) }, span);
         let body_start = self.here();
         self.enter_loop();
@@ -766,6 +751,29 @@ impl Compiler {
         );
         let end = self.here();
         self.exit_loop(next, end);
+    }
+
+    /// The three registers of a loop over a list or a map: the container
+    /// (copied, so that assigning the variable it came from does not change
+    /// the loop), its index from 0, and a third for the loop's own use.
+    fn container_loop_regs(&mut self, container: Reg, span: Span) -> (Reg, Reg, Reg) {
+        let regs = self.alloc_n(3);
+        let (held, index, third) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
+        self.emit(
+            Op::Move {
+                dst: held,
+                src: container,
+            },
+            span,
+        );
+        self.emit(
+            Op::LoadInt {
+                dst: index,
+                value: 0,
+            },
+            span,
+        );
+        (held, index, third)
     }
 
     /// `for k in m` and `for k, v in m`, in insertion order.
@@ -818,22 +826,7 @@ impl Compiler {
         span: Span,
         bind: impl FnOnce(&mut Self, Reg, Reg),
     ) {
-        let regs = self.alloc_n(3);
-        let (held, index, len) = (regs, Reg(regs.0 + 1), Reg(regs.0 + 2));
-        self.emit(
-            Op::Move {
-                dst: held,
-                src: container,
-            },
-            span,
-        );
-        self.emit(
-            Op::LoadInt {
-                dst: index,
-                value: 0,
-            },
-            span,
-        );
+        let (held, index, len) = self.container_loop_regs(container, span);
         let start = self.here();
         self.emit(length(len, held), span);
         let exit = self.emit(
