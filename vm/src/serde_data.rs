@@ -1188,8 +1188,9 @@ const KEYWORDS: &[&str] = &[
     "nil", "yields", "receives", "select",
 ];
 
-/// Type names Spool defines itself, which no struct or enum may take.
-const BUILTIN_TYPES: &[&str] = &[
+/// Type names Spool defines itself, which no struct or enum may take
+/// (the compiler's list too).
+pub const BUILTIN_TYPES: &[&str] = &[
     "int",
     "float",
     "bool",

@@ -27,6 +27,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use spool_vm::program::FnSignature;
+use spool_vm::serde_data::BUILTIN_TYPES;
 use spool_vm::{
     Builtins, ConstIdx, Constant, EnumIdx, EnumLayout, FileIdx, FuncIdx, Function, GlobalIdx,
     NativeDecl, NativeIdx, Program, StructIdx, StructLayout, TypeDesc, TypeNode, VariantLayout,
@@ -1243,22 +1244,6 @@ fn duplicate(name: &ast::Ident) -> Diagnostic {
 pub fn is_builtin_type(name: &str) -> bool {
     BUILTIN_TYPES.contains(&name)
 }
-
-/// The type names the language defines itself.
-const BUILTIN_TYPES: [&str; 12] = [
-    "int",
-    "float",
-    "bool",
-    "str",
-    "nil",
-    "any",
-    "Coro",
-    "Task",
-    "Chan",
-    "Mutex",
-    "WaitGroup",
-    "ErrGroup",
-];
 
 /// Do two first-parameter types select the same calls? Generic parameters
 /// count as alike.
