@@ -109,6 +109,11 @@ pub struct Run {
     /// whenever `program` is replaced.
     #[serde(skip)]
     pub(crate) program_checked: bool,
+    /// Each of `program.constants` prepared as a divisor, for `DivIntConst`
+    /// and `RemIntConst` (`exec::divisor`). Not saved; rebuilt with the
+    /// check of `program_checked`.
+    #[serde(skip)]
+    pub(crate) divisors: Vec<crate::exec::divisor::Divisor>,
 }
 
 /// What a run that called `exit(code)` ends with, once its tasks have
@@ -261,6 +266,7 @@ impl Run {
             native_set: NativeSet::new(),
             io_ops: Vec::new(),
             program_checked: false,
+            divisors: Vec::new(),
         };
         let main = program.main;
         run.bind_natives_of(&program, natives)?;

@@ -490,8 +490,9 @@ impl Compiler {
     }
 
     /// An arithmetic or comparison operator whose left operand is already
-    /// in a register. `x + 1`, `x - 1`, `x * 3` and `x % 7` on ints use the
-    /// immediate forms.
+    /// in a register. `x + 1`, `x - 1`, `x * 3` and `x % -1` on ints use
+    /// the immediate forms; `x / 10` and `x % 7` (a literal divisor of at
+    /// least 2) divide by a prepared constant.
     fn arithmetic(
         &mut self,
         op: BinOp,
@@ -500,6 +501,17 @@ impl Compiler {
         dst: Reg,
         span: Span,
     ) -> Type {
+        if let Some(value) = constant_divisor(op, rhs) {
+            if self.unifier.shallow(&left.0) == Type::Int {
+                let (lhs, divisor) = (left.1, self.constant(ConstKey::Int(value)));
+                let instruction = match op {
+                    BinOp::Div => Op::DivIntConst { dst, lhs, divisor },
+                    _ => Op::RemIntConst { dst, lhs, divisor },
+                };
+                self.emit(instruction, span);
+                return Type::Int;
+            }
+        }
         if let Some(imm) = immediate(op, rhs) {
             if self.unifier.shallow(&left.0) == Type::Int {
                 let lhs = left.1;
@@ -1036,6 +1048,16 @@ fn immediate(op: BinOp, rhs: &Expr) -> Option<i32> {
     match op {
         BinOp::Add | BinOp::Mul | BinOp::Rem => i32::try_from(value).ok(),
         BinOp::Sub => i32::try_from(value).ok()?.checked_neg(),
+        _ => None,
+    }
+}
+
+/// The divisor of `x / k` or `x % k` when `k` is an int literal of at
+/// least 2 (smaller ones keep the operators' general forms, whose errors
+/// and overflow they need).
+fn constant_divisor(op: BinOp, rhs: &Expr) -> Option<i64> {
+    match (op, &rhs.kind) {
+        (BinOp::Div | BinOp::Rem, ExprKind::Int(Some(value))) if *value >= 2 => Some(*value),
         _ => None,
     }
 }

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use crate::exec::coro::{self, Next, Yielded};
+use crate::exec::divisor::Divisor;
 use crate::exec::error::{
     arity_error, bad_program, depth_error, division_error, expected, global_unset, index_error,
     key_error, overflow, ErrorKind, RunError, VmError,
@@ -50,6 +51,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             )));
         }
         run.program_checked = true;
+        run.divisors = program.constants.iter().map(Divisor::of_constant).collect();
     }
 
     if run.context.fiber.frames.is_empty() {
@@ -314,6 +316,15 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         };
     }
+    // The prepared divisor of an int constant (`DivIntConst`, `RemIntConst`).
+    macro_rules! divisor {
+        ($idx:expr) => {
+            match run.divisors.get($idx.index()) {
+                Some(&divisor) => divisor,
+                None => throw!(bad_program("missing constant")),
+            }
+        };
+    }
     // An int operation that traps with `$error` when it yields `None`.
     macro_rules! checked_int {
         ($dst:expr, $result:expr, $error:expr) => {
@@ -465,6 +476,14 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     int_apart!(dst, int!(lhs).checked_rem(divisor), division_error(divisor))
                 }
                 Op::NegInt { dst, src } => checked_int!(dst, int!(src).checked_neg(), overflow()),
+                Op::DivIntConst { dst, lhs, divisor } => {
+                    let divisor = divisor!(divisor);
+                    int_apart!(dst, divisor.div(int!(lhs)), division_error(divisor.value()))
+                }
+                Op::RemIntConst { dst, lhs, divisor } => {
+                    let divisor = divisor!(divisor);
+                    int_apart!(dst, divisor.rem(int!(lhs)), division_error(divisor.value()))
+                }
 
                 // ---- float arithmetic ----
                 Op::AddFloat { dst, lhs, rhs } => set_float!(dst, float!(lhs) + float!(rhs)),

@@ -4,6 +4,7 @@
 //! and native functions with the output a run prints through.
 
 pub mod coro;
+pub(crate) mod divisor;
 pub mod error;
 pub mod fiber;
 pub(crate) mod interp;

@@ -82,7 +82,7 @@ impl Names<'_> {
             Operand::ReadRange { start, count } => range(start, count),
             Operand::CallWindow { base, argc } => range(base, u32::from(argc)),
             Operand::Jump(target) => format!("-> {:04}", target.0),
-            Operand::Const(idx) => self.constant(idx),
+            Operand::Const(idx) | Operand::IntConst(idx) => self.constant(idx),
             Operand::Func(func) => self.func(func),
             Operand::Native(native) => self.native(native),
             Operand::Global(global) => self.global(global),

@@ -55,6 +55,9 @@ pub enum Operand {
     Jump(Pc),
     /// A constant of the program.
     Const(ConstIdx),
+    /// An int constant of the program (a divisor the interpreter prepares
+    /// when it first meets the program, see `exec::divisor`).
+    IntConst(ConstIdx),
     /// A function of the program.
     Func(FuncIdx),
     /// A native function or I/O operation of the program.
@@ -115,6 +118,7 @@ impl Operand {
         matches!(
             self,
             Operand::Const(_)
+                | Operand::IntConst(_)
                 | Operand::Func(_)
                 | Operand::Native(_)
                 | Operand::Global(_)
@@ -437,6 +441,12 @@ pub enum Op {
     JumpIfLtIntImm { lhs: Reg, imm: i32, target: Pc } => [Read(lhs), Int(imm), Jump(target)],
     /// if R[lhs] > imm { pc := target } (int)
     JumpIfGtIntImm { lhs: Reg, imm: i32, target: Pc } => [Read(lhs), Int(imm), Jump(target)],
+
+    // ---- int division by a constant (a literal of at least 2) ----
+    /// R[dst] := R[lhs] / K[divisor] (int, truncated; K[divisor] is an int)
+    DivIntConst { dst: Reg, lhs: Reg, divisor: ConstIdx } => [Write(dst), Read(lhs), IntConst(divisor)],
+    /// R[dst] := R[lhs] % K[divisor] (int, sign of lhs; K[divisor] is an int)
+    RemIntConst { dst: Reg, lhs: Reg, divisor: ConstIdx } => [Write(dst), Read(lhs), IntConst(divisor)],
 }
 }
 

@@ -168,6 +168,10 @@ fn check_operand(program: &Program, function: &Function, operand: Operand) -> Re
             }
         }
         Operand::Const(idx) => known(idx.index(), program.constants.len(), "constant"),
+        Operand::IntConst(idx) => match program.constants.get(idx.index()) {
+            Some(crate::program::Constant::Int(_)) => Ok(()),
+            _ => Err("unknown int constant".into()),
+        },
         Operand::Func(func) => known(func.index(), program.functions.len(), "function"),
         Operand::Native(native) => known(native.index(), program.natives.len(), "native"),
         Operand::Global(global) => known(global.index(), program.globals.len(), "global"),

@@ -48,7 +48,8 @@ impl Compare<'_> {
     pub(super) fn same_operand(&self, p: Operand, q: Operand) -> bool {
         let (old, new) = (self.old, self.new);
         match (p, q) {
-            (Operand::Const(p), Operand::Const(q)) => {
+            (Operand::Const(p), Operand::Const(q))
+            | (Operand::IntConst(p), Operand::IntConst(q)) => {
                 match (old.constants.get(p.index()), new.constants.get(q.index())) {
                     (Some(Constant::Int(a)), Some(Constant::Int(b))) => a == b,
                     (Some(Constant::Float(a)), Some(Constant::Float(b))) => {

@@ -85,6 +85,8 @@ pub(super) fn kind_written(
         | NegInt { .. }
         | MulIntImm { .. }
         | RemIntImm { .. }
+        | DivIntConst { .. }
+        | RemIntConst { .. }
         | ListLen { .. }
         | MapLen { .. } => Kind::Int,
         AddFloat { .. }
