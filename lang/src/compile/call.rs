@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use spool_vm::{EnumIdx, Op, Reg, StructIdx};
 
-use super::builder::nth;
+use super::builder::{nth, VarRef};
 use super::{Callee, Compiler, TypeName};
-use crate::ast::{Arg, Expr, ExprKind, Ident, Span};
+use crate::ast::{Arg, Expr, ExprKind, Ident, Span, StrPart};
 use crate::diag::{codes, Diagnostic};
 use crate::types::{ParamId, Type};
 
@@ -455,6 +455,51 @@ impl Compiler {
         ret
     }
 
+    /// `xs.push(x)` as a statement, where `xs` is a local list (not a
+    /// captured one) and `push` is the library's: one `ListPushValue` on
+    /// the local's register and the value's, without a call window.
+    /// Returns false, having emitted nothing, for any other statement.
+    /// The value must not contain a statement (a block, `if` or `match`),
+    /// which could assign `xs` before the push reads it.
+    pub(super) fn list_push_statement(
+        &mut self,
+        receiver: &Expr,
+        method: &Ident,
+        args: &[Arg],
+        span: Span,
+    ) -> bool {
+        let ([arg], ExprKind::Name(name)) = (args, &receiver.kind) else {
+            return false;
+        };
+        if method.name != "push" || arg.name.is_some() || !without_statements(&arg.value) {
+            return false;
+        }
+        if self.scope.methods.contains_key("push") || self.spawning {
+            return false;
+        }
+        let library_push = match self.fn_names.get("push").map(Vec::as_slice) {
+            Some(&[only]) => matches!(self.fns[only].callee,
+                Callee::Native(native) if self.natives[native.index()].key == "list.push"),
+            _ => false,
+        };
+        let Some(VarRef::Local {
+            reg: list,
+            cell: false,
+            ty,
+        }) = library_push.then(|| self.lookup_var(&name.name)).flatten()
+        else {
+            return false;
+        };
+        let Type::List(item) = self.unifier.shallow(&ty) else {
+            return false;
+        };
+        let mark = self.mark();
+        let value = self.check(&arg.value, &item);
+        self.emit(Op::ListPushValue { list, value }, span);
+        self.free_to(mark);
+        true
+    }
+
     /// Loads the chosen function into `callee_reg` and spawns it with the
     /// arguments after it.
     fn emit_spawn(&mut self, chosen: usize, callee_reg: Reg, argc: usize, dst: Reg, span: Span) {
@@ -840,5 +885,45 @@ impl Compiler {
             span,
         );
         result
+    }
+}
+
+/// Does `expr` contain no statement (no block, `if`, `match` or lambda
+/// body), so that evaluating it cannot assign a local of the function?
+fn without_statements(expr: &Expr) -> bool {
+    let all = |exprs: &[Expr]| exprs.iter().all(without_statements);
+    match &expr.kind {
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Nil
+        | ExprKind::Name(_) => true,
+        ExprKind::Str(parts) => parts.iter().all(|part| match part {
+            StrPart::Lit(_) => true,
+            StrPart::Expr(inner) => without_statements(inner),
+        }),
+        ExprKind::List(items) => all(items),
+        ExprKind::Map(entries) => entries
+            .iter()
+            .all(|(key, value)| without_statements(key) && without_statements(value)),
+        ExprKind::Unary(_, inner)
+        | ExprKind::Unwrap(inner)
+        | ExprKind::Field(inner, _)
+        | ExprKind::Await(inner) => without_statements(inner),
+        ExprKind::Binary(_, left, right) | ExprKind::Index(left, right) => {
+            without_statements(left) && without_statements(right)
+        }
+        ExprKind::Call(callee, args) => {
+            without_statements(callee) && args.iter().all(|arg| without_statements(&arg.value))
+        }
+        ExprKind::MethodCall { receiver, args, .. } => {
+            without_statements(receiver) && args.iter().all(|arg| without_statements(&arg.value))
+        }
+        ExprKind::Yield(value) => value.as_deref().is_none_or(without_statements),
+        ExprKind::Lambda(_)
+        | ExprKind::Match(..)
+        | ExprKind::Spawn(_)
+        | ExprKind::Block(_)
+        | ExprKind::If(_) => false,
     }
 }

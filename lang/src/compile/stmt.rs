@@ -99,6 +99,16 @@ impl Compiler {
             self.match_expr(scrutinee, arms, None, None, expr.span);
             return;
         }
+        if let ExprKind::MethodCall {
+            receiver,
+            method,
+            args,
+        } = &expr.kind
+        {
+            if self.list_push_statement(receiver, method, args, expr.span) {
+                return;
+            }
+        }
         let dst = self.alloc();
         self.expr_into(expr, dst, None);
     }

@@ -316,6 +316,18 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         };
     }
+    // Pushes R[$value] onto the list R[$list] (`ListPush`, `ListPushValue`).
+    macro_rules! push {
+        ($list:expr, $value:expr) => {{
+            let value = r!($value);
+            charge!(crate::heap::ITEM_BYTES);
+            match run.heap.list_mut(r!($list)) {
+                Some(items) => items.push(value),
+                None => throw!(expected("a list")),
+            }
+            run.heap.grew(crate::heap::ITEM_BYTES);
+        }};
+    }
     // The prepared divisor of an int constant (`DivIntConst`, `RemIntConst`).
     macro_rules! divisor {
         ($idx:expr) => {
@@ -782,14 +794,12 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     }
                 }
                 Op::ListPush { base: list } => {
-                    let value = r!(Reg(list.0 + 1));
-                    charge!(crate::heap::ITEM_BYTES);
-                    match run.heap.list_mut(r!(list)) {
-                        Some(items) => items.push(value),
-                        None => throw!(expected("a list")),
-                    }
-                    run.heap.grew(crate::heap::ITEM_BYTES);
+                    push!(list, Reg(list.0 + 1));
                     r!(list) = Value::Nil;
+                    gc_point!();
+                }
+                Op::ListPushValue { list, value } => {
+                    push!(list, value);
                     gc_point!();
                 }
                 Op::ForListNext {
@@ -834,17 +844,24 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
                 Op::MapSet { map, key, src } => {
                     let value = r!(src);
-                    let Some(key) = run.heap.key(r!(key)) else {
-                        throw!(expected("a map key"))
+                    let key = match r!(key) {
+                        // An int key (the `Err` side) needs no `Key` built and dropped.
+                        Value::Int(key) => Err(key),
+                        other => match run.heap.key(other) {
+                            Some(key) => Ok(key),
+                            None => throw!(expected("a map key")),
+                        },
                     };
                     charge!(crate::heap::MAP_ENTRY_BYTES);
-                    match run.heap.map_mut(r!(map)) {
-                        Some(entries) => {
-                            if entries.insert(key, value).is_none() {
-                                run.heap.grew(crate::heap::MAP_ENTRY_BYTES);
-                            }
-                        }
-                        None => throw!(expected("a map")),
+                    let Some(entries) = run.heap.map_mut(r!(map)) else {
+                        throw!(expected("a map"))
+                    };
+                    let added = match key {
+                        Err(key) => entries.insert_int(key, value),
+                        Ok(key) => entries.insert(key, value).is_none(),
+                    };
+                    if added {
+                        run.heap.grew(crate::heap::MAP_ENTRY_BYTES);
                     }
                     gc_point!();
                 }

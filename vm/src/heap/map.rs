@@ -105,6 +105,26 @@ impl ValueMap {
         self.hashed().insert(key, value)
     }
 
+    /// Sets the value of int key `key`, as [`ValueMap::insert`] does
+    /// with `Key::Int(key)`; returns whether the key is new.
+    #[inline]
+    pub fn insert_int(&mut self, key: i64, value: Value) -> bool {
+        if let Repr::Dense(values) = &mut self.repr {
+            match usize::try_from(key) {
+                Ok(i) if i < values.len() => {
+                    values[i] = value;
+                    return false;
+                }
+                Ok(i) if i == values.len() => {
+                    values.push(value);
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        self.hashed().insert(Key::Int(key), value).is_none()
+    }
+
     /// Removes `key`, keeping the order of the other entries.
     pub fn shift_remove(&mut self, key: &Key) -> Option<Value> {
         if let (Repr::Dense(values), Key::Int(index)) = (&mut self.repr, key) {

@@ -447,6 +447,11 @@ pub enum Op {
     DivIntConst { dst: Reg, lhs: Reg, divisor: ConstIdx } => [Write(dst), Read(lhs), IntConst(divisor)],
     /// R[dst] := R[lhs] % K[divisor] (int, sign of lhs; K[divisor] is an int)
     RemIntConst { dst: Reg, lhs: Reg, divisor: ConstIdx } => [Write(dst), Read(lhs), IntConst(divisor)],
+
+    // ---- library functions as statements ----
+    /// Push R[value] onto the list R[list] (`xs.push(x)` as a statement,
+    /// `xs` a local: no call window, no result)
+    ListPushValue { list: Reg, value: Reg } => [Read(list), Read(value)],
 }
 }
 
