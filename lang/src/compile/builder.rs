@@ -103,6 +103,9 @@ pub(super) struct FnBuilder {
     pub first_return: Option<Span>,
     /// The function needed more registers than an operand can name.
     pub too_many_registers: bool,
+    /// Literals the loops being compiled loaded before they began, and
+    /// their registers (`hoist.rs`).
+    pub hoisted: Vec<(super::hoist::Literal, Reg)>,
 }
 
 impl FnBuilder {
@@ -129,6 +132,7 @@ impl FnBuilder {
             first_yield: None,
             first_return: None,
             too_many_registers: false,
+            hoisted: Vec::new(),
         }
     }
 

@@ -16,8 +16,8 @@ use crate::types::{FnType, Type};
 
 impl Compiler {
     /// Compiles `expr` into some register: a local's own register when the
-    /// expression is a plain local (the caller must not write to it), else a
-    /// fresh temporary.
+    /// expression is a plain local, or a literal's a loop hoisted (the
+    /// caller must not write to either), else a fresh temporary.
     pub(super) fn expr(&mut self, expr: &Expr, expected: Option<&Type>) -> (Type, Reg) {
         if let ExprKind::Name(name) = &expr.kind {
             if let Some(VarRef::Local {
@@ -28,6 +28,9 @@ impl Compiler {
             {
                 return (ty, reg);
             }
+        }
+        if let Some(hoisted) = self.hoisted(expr) {
+            return hoisted;
         }
         let dst = self.alloc();
         let ty = self.expr_into(expr, dst, expected);

@@ -14,6 +14,7 @@ mod call;
 mod captures;
 mod defaults;
 mod expr;
+mod hoist;
 mod imports;
 mod library;
 mod pattern;

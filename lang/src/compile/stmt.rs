@@ -58,13 +58,21 @@ impl Compiler {
                 then,
                 els,
             } => self.if_let(name, value, then, els.as_ref(), span),
-            StmtKind::While { cond, body } => self.while_stmt(cond, body, span),
+            StmtKind::While { cond, body } => {
+                let hoisted = self.hoist(Some(cond), body, span);
+                self.while_stmt(cond, body, span);
+                self.unhoist(hoisted);
+            }
             StmtKind::For {
                 first,
                 second,
                 iter,
                 body,
-            } => self.for_stmt(first, second.as_ref(), iter, body, span),
+            } => {
+                let hoisted = self.hoist(None, body, span);
+                self.for_stmt(first, second.as_ref(), iter, body, span);
+                self.unhoist(hoisted);
+            }
             StmtKind::Break => self.break_stmt(span),
             StmtKind::Continue => self.continue_stmt(span),
             StmtKind::Return(value) => self.return_stmt(value.as_ref(), span),
