@@ -616,32 +616,24 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         jump!(target);
                     }
                 }
+                // A loop counter's three registers are one operand
+                // (`LoopCounter`), checked as a whole like any other.
                 Op::ForRangePrep { counter, exit } => {
-                    let Some([start, end, var]) = range_window(regs, counter) else {
-                        throw!(expected("a range counter"))
-                    };
-                    let (Value::Int(start), Value::Int(end)) = (*start, *end) else {
-                        throw!(expected("int"))
-                    };
+                    let (start, end) = (int!(counter), int!(Reg(counter.0 + 1)));
                     if start >= end {
                         jump!(exit);
                     } else {
-                        store(var, TAG_INT, start as u64);
+                        store(slot(regs, Reg(counter.0 + 2)), TAG_INT, start as u64);
                     }
                 }
                 Op::ForRangeLoop { counter, body } => {
-                    let Some([current, end, var]) = range_window(regs, counter) else {
-                        throw!(expected("a range counter"))
-                    };
-                    let (Value::Int(now), Value::Int(end)) = (*current, *end) else {
-                        throw!(expected("int"))
-                    };
+                    let (now, end) = (int!(counter), int!(Reg(counter.0 + 1)));
                     // The counter is below the end, so adding one cannot overflow.
                     let next = now.wrapping_add(1);
                     // (The counter is only read as an int: written apart.)
-                    *current = Value::Int(next);
+                    r!(counter) = Value::Int(next);
                     if next < end {
-                        store(var, TAG_INT, next as u64);
+                        store(slot(regs, Reg(counter.0 + 2)), TAG_INT, next as u64);
                         jump!(body);
                     }
                 }
@@ -1233,14 +1225,6 @@ fn slot(regs: &mut [Value], reg: Reg) -> &mut Value {
     // when it is restored. The conformance tests run in a build with
     // debug assertions, where the assertion above checks every access.
     unsafe { regs.get_unchecked_mut(reg.index()) }
-}
-
-/// The registers `R[counter] ..= R[counter + 2]` of a counted loop, with one
-/// bounds check.
-#[inline(always)]
-fn range_window(regs: &mut [Value], counter: Reg) -> Option<&mut [Value; 3]> {
-    let from = counter.index();
-    regs.get_mut(from..from + 3)?.try_into().ok()
 }
 
 /// The absolute register index of the running frame's `R[0]`.
