@@ -325,38 +325,63 @@ pub mod compact {
         })
     }
 
-    /// Decodes `out.len()` values of [`encode_one`]'s from `*at` on into
-    /// `out`, moving `*at` past them; `None` for malformed or missing
-    /// bytes. The same as [`decode_one`] per slot, in one tight loop: a
-    /// register file is most of a saved task.
-    pub fn decode_slice(bytes: &[u8], at: &mut usize, out: &mut [Value]) -> Option<()> {
+    /// Decodes `count` values of [`encode_one`]'s from `*at` on, moving
+    /// `*at` past them; `None` for malformed or missing bytes. The same as
+    /// [`decode_one`] per value, in one tight loop: a register file is most
+    /// of a saved task. The caller bounds `count` by the bytes left (every
+    /// value takes at least one byte), so the vector is reserved once.
+    ///
+    /// Most registers are nil or an int of one or two payload bytes
+    /// (-8192..=8191): those are read from a window of four bytes, with
+    /// one bounds check; anything else, and the last values of the input,
+    /// through [`decode_one`].
+    pub fn decode_values(bytes: &[u8], at: &mut usize, count: usize) -> Option<Vec<Value>> {
+        let mut values = vec![Value::Nil; count];
         let mut pos = *at;
-        for slot in out.iter_mut() {
-            let tag = *bytes.get(pos)?;
-            pos += 1;
-            *slot = match tag {
-                NIL => Value::Nil,
-                FALSE => Value::Bool(false),
-                TRUE => Value::Bool(true),
-                FLOAT => {
-                    let raw = bytes.get(pos..pos.checked_add(8)?)?;
-                    pos += 8;
-                    Value::Float(f64::from_bits(u64::from_le_bytes(raw.try_into().ok()?)))
+        // The last position a window starts at (none when the input is
+        // shorter than one).
+        let last_window = bytes.len().wrapping_sub(4);
+        let zigzag = |z: u32| {
+            let z = i64::from(z);
+            Value::Int((z >> 1) ^ -(z & 1))
+        };
+        for slot in values.iter_mut() {
+            if bytes.len() >= 4 && pos <= last_window {
+                let word = u32::from_le_bytes([
+                    bytes[pos],
+                    bytes[pos + 1],
+                    bytes[pos + 2],
+                    bytes[pos + 3],
+                ]);
+                let tag = word as u8;
+                if tag == NIL {
+                    // The slot is nil already.
+                    pos += 1;
+                    continue;
                 }
-                INT..=NATIVE => {
-                    let n = get(bytes, &mut pos)?;
-                    match tag {
-                        INT => Value::Int(((n >> 1) as i64) ^ -((n & 1) as i64)),
-                        OBJ => Value::Obj(ObjRef(u32::try_from(n).ok()?)),
-                        FUNC => Value::Func(FuncIdx(u32::try_from(n).ok()?)),
-                        _ => Value::Native(NativeIdx(u32::try_from(n).ok()?)),
-                    }
+                if tag == INT && word & 0x8000 == 0 {
+                    *slot = zigzag((word >> 8) & 0x7f);
+                    pos += 2;
+                    continue;
                 }
-                _ => return None,
-            };
+                if tag == INT && word & 0x80_0000 == 0 {
+                    *slot = zigzag(((word >> 8) & 0x7f) | ((word >> 9) & 0x3f80));
+                    pos += 3;
+                    continue;
+                }
+            }
+            let mut rare = pos;
+            *slot = decode_rare(bytes, &mut rare)?;
+            pos = rare;
         }
         *at = pos;
-        Some(())
+        Some(values)
+    }
+
+    /// [`decode_one`], kept out of [`decode_values`]'s loop.
+    #[inline(never)]
+    fn decode_rare(bytes: &[u8], pos: &mut usize) -> Option<Value> {
+        decode_one(bytes, pos)
     }
 
     /// A LEB128 number at `*at` (the encoding of every payload), moving
