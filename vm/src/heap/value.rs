@@ -474,4 +474,52 @@ mod tests {
         );
         assert_eq!(decode(&[]), Some(Vec::new()));
     }
+
+    /// A small deterministic generator of test bytes (xorshift).
+    fn noise(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    /// The fast paths of `decode_values` agree with `decode_one` value by
+    /// value on any input: valid or not, near the end or not.
+    #[test]
+    fn decoding_many_values_matches_decoding_one_at_a_time() {
+        use super::compact::{decode_one, decode_values};
+        let mut next = noise(0x9e37_79b9_7f4a_7c15);
+        for round in 0..20_000 {
+            let len = (next() % 24) as usize;
+            // Mostly the bytes of nil and ints, sometimes anything.
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match next() % 8 {
+                    0..=2 => 0,
+                    3 | 4 => 3,
+                    5 => (next() % 0x80) as u8,
+                    6 => 0x80 | (next() % 0x80) as u8,
+                    _ => next() as u8,
+                })
+                .collect();
+            let start = if len == 0 { 0 } else { round % (len + 1) };
+            let count = (next() % 12) as usize;
+            let mut at = start;
+            let many = decode_values(&bytes, &mut at, count);
+            let mut one_at = start;
+            let one: Option<Vec<Value>> = (0..count)
+                .map(|_| decode_one(&bytes, &mut one_at))
+                .collect();
+            assert_eq!(
+                format!("{many:?}"),
+                format!("{one:?}"),
+                "{bytes:?} from {start}, {count} values"
+            );
+            if many.is_some() {
+                assert_eq!(at, one_at, "{bytes:?} from {start}");
+            }
+        }
+    }
 }

@@ -336,4 +336,37 @@ mod tests {
             "a frame needs 5 bytes"
         );
     }
+
+    /// The five-byte fast path of `frames` agrees with `frame` frame by
+    /// frame on any input, numbers of one byte or more, near the end or not.
+    #[test]
+    fn decoding_many_frames_matches_decoding_one_at_a_time() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let len = (next() % 32) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match next() % 4 {
+                    0 | 1 => (next() % 0x80) as u8,
+                    2 => 0x80 | (next() % 0x80) as u8,
+                    _ => next() as u8,
+                })
+                .collect();
+            let start = if len == 0 { 0 } else { round % (len + 1) };
+            let count = (next() % 6) as usize;
+            let mut at = start;
+            let many = frames(&bytes, &mut at, count);
+            let mut one_at = start;
+            let one: Option<Vec<Frame>> = (0..count).map(|_| frame(&bytes, &mut one_at)).collect();
+            assert_eq!(many, one, "{bytes:?} from {start}, {count} frames");
+            if many.is_some() {
+                assert_eq!(at, one_at, "{bytes:?} from {start}");
+            }
+        }
+    }
 }
