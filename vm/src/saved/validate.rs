@@ -18,7 +18,7 @@
 use crate::exec::fiber::{Fiber, Frame};
 use crate::heap::objects::CoroStatus;
 use crate::heap::objects::{Blocked, SelectCase, Wake};
-use crate::heap::value::{EnumIdx, ObjRef, StructIdx, Value};
+use crate::heap::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
 use crate::heap::Object;
 use crate::program::op::{Op, Operand};
 use crate::program::{Function, Program};
@@ -226,9 +226,20 @@ struct Values<'r> {
 }
 
 impl Values<'_> {
-    /// Does `value` refer only to things that exist?
+    /// Does `value` refer only to things that exist? Plain values (most
+    /// of a register file) are decided by their tag alone, before any
+    /// lookup.
     #[inline(always)]
     fn ok(&self, value: Value) -> bool {
+        match value {
+            Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) => true,
+            _ => self.reference_ok(value),
+        }
+    }
+
+    /// Does `value`, a reference, name something that exists?
+    #[inline(never)]
+    fn reference_ok(&self, value: Value) -> bool {
         match value {
             Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) => true,
             Value::Obj(obj) => self.run.heap.get(obj).is_some(),
@@ -368,17 +379,24 @@ fn check_running_coro(run: &Run, coro: ObjRef) -> Result<(), Invalid> {
 /// of a heap object, with the object's other values.
 fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
     let program = &values.run.program;
-    let mut caller_end = None;
+    let registers = fiber.registers.len();
+    // Where the next frame's `ret` must lie below: inside the register
+    // file for the first frame, inside its caller's window for the others
+    // (the registers above every window may be dropped while the run is
+    // suspended). A caller's window ends inside the file, so one bound
+    // holds both.
+    let mut ret_bound = registers.max(1);
+    // Deep stacks repeat one function: its bounds are looked up once.
+    let mut bounds = FrameBounds::default();
     for frame in &fiber.frames {
-        let end = check_frame(program, fiber, frame)?;
-        // A frame returns into its caller's window (the registers above
-        // every window may be dropped while the run is suspended).
-        if let Some(end) = caller_end {
-            if frame.ret != Frame::DISCARD && frame.ret as usize >= end {
-                return Err("a frame returns outside its caller's registers".into());
-            }
+        let (code_len, register_count) = bounds.of(program, frame)?;
+        let end = frame.base as usize + register_count;
+        let ret = frame.ret as usize;
+        let ret_ok = frame.ret == Frame::DISCARD || ret < ret_bound;
+        if frame.pc as usize > code_len || end > registers || !ret_ok {
+            return Err(frame_error(frame, code_len, end, registers));
         }
-        caller_end = Some(end);
+        ret_bound = end.min(registers.max(1));
         if let Some(closure) = frame.closure {
             match values.run.heap.get(closure) {
                 Some(Object::Closure { .. }) => {}
@@ -452,24 +470,50 @@ fn ordered(mut depths: impl Iterator<Item = u32>) -> bool {
     depths.all(|depth| std::mem::replace(&mut last, depth) <= depth)
 }
 
-/// `frame` runs an existing function inside the fiber's registers; gives
-/// the end of its register window.
-fn check_frame(program: &Program, fiber: &Fiber, frame: &Frame) -> Result<usize, Invalid> {
-    let function = program
-        .functions
-        .get(frame.func.index())
-        .ok_or("a frame of an unknown function")?;
-    if frame.pc as usize > function.code.len() {
-        return Err("a frame's position is past its function's end".into());
+/// The function of the last frame [`check_fiber`] looked up, with its
+/// code length and register count.
+#[derive(Default)]
+struct FrameBounds {
+    last: Option<(FuncIdx, usize, usize)>,
+}
+
+impl FrameBounds {
+    /// The code length and register count of the function `frame` runs,
+    /// which must exist.
+    #[inline(always)]
+    fn of(&mut self, program: &Program, frame: &Frame) -> Result<(usize, usize), Invalid> {
+        match self.last {
+            Some((func, code_len, register_count)) if func == frame.func => {
+                Ok((code_len, register_count))
+            }
+            _ => {
+                let function = program
+                    .functions
+                    .get(frame.func.index())
+                    .ok_or("a frame of an unknown function")?;
+                let bounds = (function.code.len(), usize::from(function.register_count));
+                self.last = Some((frame.func, bounds.0, bounds.1));
+                Ok(bounds)
+            }
+        }
     }
-    let end = frame.base as usize + usize::from(function.register_count);
-    if end > fiber.registers.len() {
-        return Err("a frame's registers are missing".into());
+}
+
+/// What is wrong with a frame [`check_fiber`] refused: its position past
+/// its function's `code_len`, its window (ending at `end`) past the
+/// fiber's `registers`, its `ret` outside the register file, or else
+/// outside its caller's window.
+#[cold]
+fn frame_error(frame: &Frame, code_len: usize, end: usize, registers: usize) -> Invalid {
+    if frame.pc as usize > code_len {
+        "a frame's position is past its function's end".into()
+    } else if end > registers {
+        "a frame's registers are missing".into()
+    } else if frame.ret as usize >= registers.max(1) {
+        "a frame returns to a missing register".into()
+    } else {
+        "a frame returns outside its caller's registers".into()
     }
-    if frame.ret != Frame::DISCARD && frame.ret as usize >= fiber.registers.len().max(1) {
-        return Err("a frame returns to a missing register".into());
-    }
-    Ok(end)
 }
 
 fn check_sched(values: &Values<'_>) -> Result<(), Invalid> {
