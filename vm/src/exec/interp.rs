@@ -243,9 +243,14 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     save_pc!();
                     let abs = current_base(&run.context.fiber) + start;
                     if suspend == Suspend::Io {
-                        let args = run.context.fiber.registers[abs..abs + $argc as usize].to_vec();
-                        if let Err(error) = crate::tasks::io::issue_io(run, program, $native, &args)
-                        {
+                        let issued = crate::tasks::io::issue_io_from_registers(
+                            run,
+                            program,
+                            $native,
+                            abs,
+                            $argc as usize,
+                        );
+                        if let Err(error) = issued {
                             throw!(error)
                         }
                     }

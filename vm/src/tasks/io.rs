@@ -557,24 +557,62 @@ pub(crate) fn issue_io(
     native: NativeIdx,
     args: &[Value],
 ) -> Result<(), VmError> {
-    let op = match run.io_ops.get(native.index()) {
-        Some(Some(op)) => std::sync::Arc::clone(op),
-        _ => {
-            return Err(crate::exec::error::bad_program(
-                "I/O through a native that is not an operation",
-            ))
-        }
-    };
-    let args = args_data(args, &run.heap, program)
+    let op = io_op(run, native)?;
+    let data = args_data(args, &run.heap, program)
         .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    block_on_request(run, native, op, data)
+}
+
+/// [`issue_io`] for a call whose `count` arguments are the active fiber's
+/// registers from the absolute index `start` on: the interpreter's case,
+/// converting them where they are instead of copying them out first.
+pub(crate) fn issue_io_from_registers(
+    run: &mut Run,
+    program: &Program,
+    native: NativeIdx,
+    start: usize,
+    count: usize,
+) -> Result<(), VmError> {
+    let op = io_op(run, native)?;
+    let registers = &run.context.fiber.registers;
+    let args = registers.get(start..start + count).unwrap_or_default();
+    let data = args_data(args, &run.heap, program)
+        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    block_on_request(run, native, op, data)
+}
+
+/// The name of the I/O operation `native`, shared by its requests.
+fn io_op(run: &Run, native: NativeIdx) -> Result<Arc<str>, VmError> {
+    match run.io_ops.get(native.index()) {
+        Some(Some(op)) => Ok(Arc::clone(op)),
+        _ => Err(crate::exec::error::bad_program(
+            "I/O through a native that is not an operation",
+        )),
+    }
+}
+
+/// Records a request of the current task for `op` (the I/O native
+/// `native`) with `args` and marks the task blocked on it.
+fn block_on_request(
+    run: &mut Run,
+    native: NativeIdx,
+    op: Arc<str>,
+    args: Arc<[Data]>,
+) -> Result<(), VmError> {
     let Some(current) = run.sched.current else {
         return Err(crate::exec::error::bad_program("I/O outside a task"));
     };
-    let id = record_request(&mut run.sched, &run.heap, current, native, op, args);
-    if let Some(task) = run.heap.task_mut(current) {
-        task.state = TaskState::Blocked;
-        task.blocked = Blocked::Io(id);
-    }
+    let id = IoId(run.sched.next_io);
+    // One look at the task: its number for the request, and its state.
+    let task_id = match run.heap.task_mut(current) {
+        Some(task) => {
+            task.state = TaskState::Blocked;
+            task.blocked = Blocked::Io(id);
+            task.id
+        }
+        None => 0,
+    };
+    record(&mut run.sched, current, native, op, args, task_id);
     Ok(())
 }
 
@@ -602,9 +640,21 @@ pub(crate) fn record_request(
     op: Arc<str>,
     args: Arc<[Data]>,
 ) -> IoId {
+    let task_id = heap.task(Value::Obj(task)).map_or(0, |t| t.id);
+    record(sched, task, native, op, args, task_id)
+}
+
+/// [`record_request`] for a task whose number the caller has looked up.
+fn record(
+    sched: &mut Sched,
+    task: ObjRef,
+    native: NativeIdx,
+    op: Arc<str>,
+    args: Arc<[Data]>,
+    task_id: u64,
+) -> IoId {
     let id = IoId(sched.next_io);
     sched.next_io = sched.next_io.saturating_add(1);
-    let task_id = heap.task(Value::Obj(task)).map_or(0, |t| t.id);
     let request = IoRequest {
         id,
         op,
@@ -634,19 +684,9 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     else {
         return false;
     };
-    let program = std::sync::Arc::clone(&run.program);
-    let unknown = TypeDesc::default();
-    let returns = program
-        .natives
-        .get(native.index())
-        .and_then(|decl| decl.io.as_ref())
-        .unwrap_or(&unknown);
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
-        Ok(data) => match scalar(&data, returns) {
-            Some(value) => Ok(value),
-            None => answer_value(run, &program, returns, data, &request.op),
-        },
+        Ok(data) => answer(run, native, data, &request.op),
     };
     let wake = match outcome {
         Ok(value) => Wake::Value(value),
@@ -657,6 +697,22 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     };
     deliver(&mut run.heap, &mut run.sched, task, Source::Io(id), wake);
     true
+}
+
+/// The host's answer `data` to a request of operation `op` (the I/O native
+/// `native`) as a value of the operation's declared result type.
+fn answer(run: &mut Run, native: NativeIdx, data: Data, op: &str) -> Result<Value, VmError> {
+    let unknown = TypeDesc::default();
+    let program = &run.program;
+    let returns = program
+        .natives
+        .get(native.index())
+        .and_then(|decl| decl.io.as_ref())
+        .unwrap_or(&unknown);
+    match scalar(&data, returns) {
+        Some(value) => Ok(value),
+        None => answer_value(&mut run.heap, program, returns, data, op),
+    }
 }
 
 /// The value of a scalar answer that its operation's declared type takes
@@ -677,7 +733,7 @@ fn scalar(data: &Data, returns: &TypeDesc) -> Option<Value> {
 /// value: checked against the declared type `returns` (the place that does
 /// not fit named), converted, and the value checked to fit.
 fn answer_value(
-    run: &mut Run,
+    heap: &mut Heap,
     program: &Program,
     returns: &TypeDesc,
     mut data: Data,
@@ -686,16 +742,16 @@ fn answer_value(
     let converted = crate::tasks::check::check(&mut data, returns, program)
         .map_err(|why| format!("its type `{returns}`: {why}"))
         .and_then(|()| {
-            data.into_value(&mut run.heap, program)
+            data.into_value(heap, program)
                 .map_err(|why| format!("the program: {why}"))
         });
     match converted {
-        Ok(value) if returns.fits(value, &run.heap, program) => Ok(value),
+        Ok(value) if returns.fits(value, heap, program) => Ok(value),
         Ok(value) => Err(VmError::new(
             ErrorKind::Type,
             format!(
                 "the host answered `{op}` with a value of type {}; it returns `{returns}`",
-                crate::heap::format::kind_of(value, &run.heap, program)
+                crate::heap::format::kind_of(value, heap, program)
             ),
         )),
         Err(message) => Err(VmError::new(

@@ -116,6 +116,11 @@ pub fn wake(heap: &mut Heap, sched: &mut Sched, task: ObjRef, wake: Wake) {
     if t.state != TaskState::Blocked {
         return;
     }
+    make_ready(t, sched, task, wake);
+}
+
+/// Wakes `t`, the blocked task `task`, with `wake` and queues it.
+pub(crate) fn make_ready(t: &mut Task, sched: &mut Sched, task: ObjRef, wake: Wake) {
     t.state = TaskState::Ready;
     t.blocked = Blocked::Nothing;
     t.wake = wake;
