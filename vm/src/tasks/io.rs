@@ -24,7 +24,7 @@ use crate::heap::{Heap, Key, Object, ValueMap};
 use crate::program::types::{TypeDesc, TypeNode};
 use crate::program::Program;
 use crate::run::Run;
-use crate::tasks::sched::{check_cancel, error_record, Sched};
+use crate::tasks::sched::{check_cancel, error_record, Sched, SPARE_ARGS};
 use crate::tasks::select::{deliver, Source};
 
 pub use crate::heap::value::IoId;
@@ -558,7 +558,7 @@ pub(crate) fn issue_io(
     args: &[Value],
 ) -> Result<(), VmError> {
     let op = io_op(run, native)?;
-    let data = args_data(args, &run.heap, program)
+    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
         .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
     block_on_request(run, native, op, data)
 }
@@ -576,7 +576,7 @@ pub(crate) fn issue_io_from_registers(
     let op = io_op(run, native)?;
     let registers = &run.context.fiber.registers;
     let args = registers.get(start..start + count).unwrap_or_default();
-    let data = args_data(args, &run.heap, program)
+    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
         .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
     block_on_request(run, native, op, data)
 }
@@ -616,10 +616,31 @@ fn block_on_request(
     Ok(())
 }
 
-/// The arguments of a request, copied out of the heap into one
-/// allocation (the usual few directly, without a vector in between).
-fn args_data(args: &[Value], heap: &Heap, program: &Program) -> Result<Arc<[Data]>, String> {
-    let data = |value: &Value| Data::from_value(*value, heap, program);
+/// The arguments of a request, copied out of the heap: into the newest
+/// spare argument list when it has as many and the host no longer holds
+/// it, else into one new allocation (the usual few directly, without a
+/// vector in between).
+fn args_data(
+    args: &[Value],
+    heap: &Heap,
+    program: &Program,
+    spare: &mut Vec<Arc<[Data]>>,
+) -> Result<Arc<[Data]>, String> {
+    let data = |value: &Value| match *value {
+        Value::Nil => Ok(Data::Nil),
+        Value::Bool(b) => Ok(Data::Bool(b)),
+        Value::Int(n) => Ok(Data::Int(n)),
+        Value::Float(x) => Ok(Data::Float(x)),
+        value => Data::from_value(value, heap, program),
+    };
+    if let Some(mut list) = spare.pop() {
+        if let Some(slots) = Arc::get_mut(&mut list).filter(|s| s.len() == args.len()) {
+            for (slot, value) in slots.iter_mut().zip(args) {
+                *slot = data(value)?;
+            }
+            return Ok(list);
+        }
+    }
     Ok(match args {
         [] => Arc::new([]),
         [first] => Arc::new([data(first)?]),
@@ -627,6 +648,14 @@ fn args_data(args: &[Value], heap: &Heap, program: &Program) -> Result<Arc<[Data
         [first, second, third] => Arc::new([data(first)?, data(second)?, data(third)?]),
         _ => args.iter().map(data).collect::<Result<Vec<_>, _>>()?.into(),
     })
+}
+
+/// Keeps the argument list of a completed request for reuse by
+/// [`args_data`], while there is room.
+fn keep_spare(sched: &mut Sched, args: Arc<[Data]>) {
+    if sched.spare_args.len() < SPARE_ARGS && !args.is_empty() {
+        sched.spare_args.push(args);
+    }
 }
 
 /// Records a request of `task` for operation `op` (the I/O native
@@ -688,6 +717,7 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
         Ok(data) => answer(run, native, data, &request.op),
     };
+    keep_spare(&mut run.sched, request.args);
     let wake = match outcome {
         Ok(value) => Wake::Value(value),
         Err(error) => Wake::Raise(TaskError {
@@ -709,23 +739,26 @@ fn answer(run: &mut Run, native: NativeIdx, data: Data, op: &str) -> Result<Valu
         .get(native.index())
         .and_then(|decl| decl.io.as_ref())
         .unwrap_or(&unknown);
-    match scalar(&data, returns) {
-        Some(value) => Ok(value),
-        None => answer_value(&mut run.heap, program, returns, data, op),
+    match scalar(data, returns) {
+        Ok(value) => Ok(value),
+        Err(data) => answer_value(&mut run.heap, program, returns, data, op),
     }
 }
 
 /// The value of a scalar answer that its operation's declared type takes
 /// as it is (an `int` for an `int`, `nil` for an optional): the common
 /// case, decided without the general check and conversion, with the same
-/// outcome.
-fn scalar(data: &Data, returns: &TypeDesc) -> Option<Value> {
-    match (returns.root()?, data) {
-        (TypeNode::Int, Data::Int(n)) => Some(Value::Int(*n)),
-        (TypeNode::Float, Data::Float(x)) => Some(Value::Float(*x)),
-        (TypeNode::Bool, Data::Bool(b)) => Some(Value::Bool(*b)),
-        (TypeNode::Nil | TypeNode::Optional(_), Data::Nil) => Some(Value::Nil),
-        _ => None,
+/// outcome. Any other answer comes back as it was.
+fn scalar(data: Data, returns: &TypeDesc) -> Result<Value, Data> {
+    let Some(root) = returns.root() else {
+        return Err(data);
+    };
+    match (root, data) {
+        (TypeNode::Int, Data::Int(n)) => Ok(Value::Int(n)),
+        (TypeNode::Float, Data::Float(x)) => Ok(Value::Float(x)),
+        (TypeNode::Bool, Data::Bool(b)) => Ok(Value::Bool(b)),
+        (TypeNode::Nil | TypeNode::Optional(_), Data::Nil) => Ok(Value::Nil),
+        (_, data) => Err(data),
     }
 }
 

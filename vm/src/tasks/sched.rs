@@ -798,7 +798,16 @@ pub struct Sched {
     /// The program's `Error` struct, for the records of errors raised
     /// between tasks.
     pub error_struct: StructIdx,
+    /// Argument lists of completed requests, newest last, kept so that a
+    /// later request with as many arguments refills one in place instead
+    /// of allocating, once the host has dropped its copy (see
+    /// `tasks::io::args_data`). At most [`SPARE_ARGS`]; not saved.
+    #[serde(skip)]
+    pub(crate) spare_args: Vec<std::sync::Arc<[crate::tasks::io::Data]>>,
 }
+
+/// The most argument lists [`Sched::spare_args`] keeps.
+pub(crate) const SPARE_ARGS: usize = 1 << 17;
 
 impl Sched {
     /// Calls `visit` on every value the scheduler holds.
