@@ -475,8 +475,12 @@ impl IoTable {
         };
         let offset = offset as usize;
         if offset == self.slots.len() {
-            self.slots.push_back(None);
-        } else if offset > self.slots.len() {
+            // The usual case: the next id.
+            self.slots.push_back(Some(in_flight));
+            self.len += 1;
+            return;
+        }
+        if offset > self.slots.len() {
             self.slots.resize_with(offset + 1, || None);
         }
         if self.slots[offset].replace(in_flight).is_none() {
@@ -487,7 +491,15 @@ impl IoTable {
     /// Removes and returns request `id`.
     pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
-        let removed = self.slots.get_mut(offset)?.take()?;
+        let removed = if offset == 0 {
+            // The usual case: the oldest request, whose slot goes.
+            let removed = self.slots.front_mut()?.take()?;
+            self.slots.pop_front();
+            self.base += 1;
+            removed
+        } else {
+            self.slots.get_mut(offset)?.take()?
+        };
         self.len = self.len.saturating_sub(1);
         while matches!(self.slots.front(), Some(None)) {
             self.slots.pop_front();
@@ -636,7 +648,7 @@ fn args_data(
     if let Some(mut list) = spare.pop() {
         if let Some(slots) = Arc::get_mut(&mut list).filter(|s| s.len() == args.len()) {
             for (slot, value) in slots.iter_mut().zip(args) {
-                *slot = data(value)?;
+                refill(slot, data(value)?);
             }
             return Ok(list);
         }
@@ -648,6 +660,16 @@ fn args_data(
         [first, second, third] => Arc::new([data(first)?, data(second)?, data(third)?]),
         _ => args.iter().map(data).collect::<Result<Vec<_>, _>>()?.into(),
     })
+}
+
+/// Puts `data` in `slot`, dropping what it held (without the call that
+/// drops data when that was a scalar, which owns nothing).
+fn refill(slot: &mut Data, data: Data) {
+    let old = std::mem::replace(slot, data);
+    match old {
+        Data::Nil | Data::Bool(_) | Data::Int(_) | Data::Float(_) => std::mem::forget(old),
+        old => drop(old),
+    }
 }
 
 /// Keeps the argument list of a completed request for reuse by
@@ -753,13 +775,16 @@ fn scalar(data: Data, returns: &TypeDesc) -> Result<Value, Data> {
     let Some(root) = returns.root() else {
         return Err(data);
     };
-    match (root, data) {
-        (TypeNode::Int, Data::Int(n)) => Ok(Value::Int(n)),
-        (TypeNode::Float, Data::Float(x)) => Ok(Value::Float(x)),
-        (TypeNode::Bool, Data::Bool(b)) => Ok(Value::Bool(b)),
-        (TypeNode::Nil | TypeNode::Optional(_), Data::Nil) => Ok(Value::Nil),
-        (_, data) => Err(data),
-    }
+    let value = match (root, &data) {
+        (TypeNode::Int, Data::Int(n)) => Value::Int(*n),
+        (TypeNode::Float, Data::Float(x)) => Value::Float(*x),
+        (TypeNode::Bool, Data::Bool(b)) => Value::Bool(*b),
+        (TypeNode::Nil | TypeNode::Optional(_), Data::Nil) => Value::Nil,
+        _ => return Err(data),
+    };
+    // A scalar owns nothing: forgetting it skips the call that drops data.
+    std::mem::forget(data);
+    Ok(value)
 }
 
 /// The host's answer `data` to a request of operation `op` as a heap

@@ -225,11 +225,15 @@ pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
     let Some(current) = run.sched.current.take() else {
         return;
     };
-    let mut context = std::mem::take(&mut run.context);
-    context.fiber.truncate_dead_registers(program);
-    if let Some(task) = run.heap.task_mut(current) {
-        task.context = context;
-        task.wake_dst = dst;
+    run.context.fiber.truncate_dead_registers(program);
+    match run.heap.task_mut(current) {
+        // A running task's own context is empty (`install` took it): a
+        // swap moves the fibers over without dropping anything.
+        Some(task) => {
+            std::mem::swap(&mut task.context, &mut run.context);
+            task.wake_dst = dst;
+        }
+        None => run.context = Context::default(),
     }
 }
 
