@@ -1000,7 +1000,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 } => {
                     let from = call_base.index();
                     let func = r!(call_base);
-                    let args = regs[from + 1..from + 1 + argc as usize].to_vec();
+                    let args = &regs[from + 1..from + 1 + argc as usize];
+                    let args = sched::spawn_args(program, &run.heap, func, args);
                     match sched::spawn(run, func, args) {
                         Ok(task) => {
                             regs = top_window(

@@ -54,6 +54,32 @@ pub(crate) fn init_main(run: &mut Run) {
     };
 }
 
+/// The arguments of a `spawn` of `func`, copied out of the spawner's
+/// registers into a vector with room for every register of `func` when it
+/// is a script function: the task's fiber starts with it as its register
+/// file ([`script_fiber`]) without growing it.
+pub(crate) fn spawn_args(
+    program: &Program,
+    heap: &Heap,
+    func: Value,
+    args: &[Value],
+) -> Vec<Value> {
+    let script = match func {
+        Value::Func(f) => Some(f),
+        Value::Obj(obj) => match heap.get(obj) {
+            Some(&Object::Closure { func: f, .. }) => Some(f),
+            _ => None,
+        },
+        _ => None,
+    };
+    let registers = script
+        .and_then(|f| program.functions.get(f.index()))
+        .map_or(0, |f| f.register_count as usize);
+    let mut copied = Vec::with_capacity(registers.max(args.len()));
+    copied.extend_from_slice(args);
+    copied
+}
+
 /// `spawn`: a new task, child of the current one, that will call `func`
 /// with `args`. It is queued, not run: the spawner goes on.
 pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Value, VmError> {
