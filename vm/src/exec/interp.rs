@@ -245,9 +245,14 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     save_pc!();
                     let abs = current_base(&run.context.fiber) + start;
                     if suspend == Suspend::Io {
-                        let args = run.context.fiber.registers[abs..abs + $argc as usize].to_vec();
-                        if let Err(error) = crate::tasks::io::issue_io(run, program, $native, &args)
-                        {
+                        let issued = crate::tasks::io::issue_io_from_registers(
+                            run,
+                            program,
+                            $native,
+                            abs,
+                            $argc as usize,
+                        );
+                        if let Err(error) = issued {
                             throw!(error)
                         }
                     }
@@ -1023,7 +1028,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 } => {
                     let from = call_base.index();
                     let func = r!(call_base);
-                    let args = regs[from + 1..from + 1 + argc as usize].to_vec();
+                    let args = &regs[from + 1..from + 1 + argc as usize];
+                    let args = sched::spawn_args(program, &run.heap, func, args);
                     match sched::spawn(run, func, args) {
                         Ok(task) => {
                             regs = top_window(

@@ -24,7 +24,7 @@ use crate::heap::{Heap, Key, Object, ValueMap};
 use crate::program::types::{TypeDesc, TypeNode};
 use crate::program::Program;
 use crate::run::Run;
-use crate::tasks::sched::{check_cancel, error_record, Sched};
+use crate::tasks::sched::{check_cancel, error_record, Sched, SPARE_ARGS};
 use crate::tasks::select::{deliver, Source};
 
 pub use crate::heap::value::IoId;
@@ -475,8 +475,12 @@ impl IoTable {
         };
         let offset = offset as usize;
         if offset == self.slots.len() {
-            self.slots.push_back(None);
-        } else if offset > self.slots.len() {
+            // The usual case: the next id.
+            self.slots.push_back(Some(in_flight));
+            self.len += 1;
+            return;
+        }
+        if offset > self.slots.len() {
             self.slots.resize_with(offset + 1, || None);
         }
         if self.slots[offset].replace(in_flight).is_none() {
@@ -487,7 +491,15 @@ impl IoTable {
     /// Removes and returns request `id`.
     pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
-        let removed = self.slots.get_mut(offset)?.take()?;
+        let removed = if offset == 0 {
+            // The usual case: the oldest request, whose slot goes.
+            let removed = self.slots.front_mut()?.take()?;
+            self.slots.pop_front();
+            self.base += 1;
+            removed
+        } else {
+            self.slots.get_mut(offset)?.take()?
+        };
         self.len = self.len.saturating_sub(1);
         while matches!(self.slots.front(), Some(None)) {
             self.slots.pop_front();
@@ -557,31 +569,90 @@ pub(crate) fn issue_io(
     native: NativeIdx,
     args: &[Value],
 ) -> Result<(), VmError> {
-    let op = match run.io_ops.get(native.index()) {
-        Some(Some(op)) => std::sync::Arc::clone(op),
-        _ => {
-            return Err(crate::exec::error::bad_program(
-                "I/O through a native that is not an operation",
-            ))
-        }
-    };
-    let args = args_data(args, &run.heap, program)
+    let op = io_op(run, native)?;
+    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
         .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    block_on_request(run, native, op, data)
+}
+
+/// [`issue_io`] for a call whose `count` arguments are the active fiber's
+/// registers from the absolute index `start` on: the interpreter's case,
+/// converting them where they are instead of copying them out first.
+pub(crate) fn issue_io_from_registers(
+    run: &mut Run,
+    program: &Program,
+    native: NativeIdx,
+    start: usize,
+    count: usize,
+) -> Result<(), VmError> {
+    let op = io_op(run, native)?;
+    let registers = &run.context.fiber.registers;
+    let args = registers.get(start..start + count).unwrap_or_default();
+    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
+        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    block_on_request(run, native, op, data)
+}
+
+/// The name of the I/O operation `native`, shared by its requests.
+fn io_op(run: &Run, native: NativeIdx) -> Result<Arc<str>, VmError> {
+    match run.io_ops.get(native.index()) {
+        Some(Some(op)) => Ok(Arc::clone(op)),
+        _ => Err(crate::exec::error::bad_program(
+            "I/O through a native that is not an operation",
+        )),
+    }
+}
+
+/// Records a request of the current task for `op` (the I/O native
+/// `native`) with `args` and marks the task blocked on it.
+fn block_on_request(
+    run: &mut Run,
+    native: NativeIdx,
+    op: Arc<str>,
+    args: Arc<[Data]>,
+) -> Result<(), VmError> {
     let Some(current) = run.sched.current else {
         return Err(crate::exec::error::bad_program("I/O outside a task"));
     };
-    let id = record_request(&mut run.sched, &run.heap, current, native, op, args);
-    if let Some(task) = run.heap.task_mut(current) {
-        task.state = TaskState::Blocked;
-        task.blocked = Blocked::Io(id);
-    }
+    let id = IoId(run.sched.next_io);
+    // One look at the task: its number for the request, and its state.
+    let task_id = match run.heap.task_mut(current) {
+        Some(task) => {
+            task.state = TaskState::Blocked;
+            task.blocked = Blocked::Io(id);
+            task.id
+        }
+        None => 0,
+    };
+    record(&mut run.sched, current, native, op, args, task_id);
     Ok(())
 }
 
-/// The arguments of a request, copied out of the heap into one
-/// allocation (the usual few directly, without a vector in between).
-fn args_data(args: &[Value], heap: &Heap, program: &Program) -> Result<Arc<[Data]>, String> {
-    let data = |value: &Value| Data::from_value(*value, heap, program);
+/// The arguments of a request, copied out of the heap: into the newest
+/// spare argument list when it has as many and the host no longer holds
+/// it, else into one new allocation (the usual few directly, without a
+/// vector in between).
+fn args_data(
+    args: &[Value],
+    heap: &Heap,
+    program: &Program,
+    spare: &mut Vec<Arc<[Data]>>,
+) -> Result<Arc<[Data]>, String> {
+    let data = |value: &Value| match *value {
+        Value::Nil => Ok(Data::Nil),
+        Value::Bool(b) => Ok(Data::Bool(b)),
+        Value::Int(n) => Ok(Data::Int(n)),
+        Value::Float(x) => Ok(Data::Float(x)),
+        value => Data::from_value(value, heap, program),
+    };
+    if let Some(mut list) = spare.pop() {
+        if let Some(slots) = Arc::get_mut(&mut list).filter(|s| s.len() == args.len()) {
+            for (slot, value) in slots.iter_mut().zip(args) {
+                refill(slot, data(value)?);
+            }
+            return Ok(list);
+        }
+    }
     Ok(match args {
         [] => Arc::new([]),
         [first] => Arc::new([data(first)?]),
@@ -589,6 +660,24 @@ fn args_data(args: &[Value], heap: &Heap, program: &Program) -> Result<Arc<[Data
         [first, second, third] => Arc::new([data(first)?, data(second)?, data(third)?]),
         _ => args.iter().map(data).collect::<Result<Vec<_>, _>>()?.into(),
     })
+}
+
+/// Puts `data` in `slot`, dropping what it held (without the call that
+/// drops data when that was a scalar, which owns nothing).
+fn refill(slot: &mut Data, data: Data) {
+    let old = std::mem::replace(slot, data);
+    match old {
+        Data::Nil | Data::Bool(_) | Data::Int(_) | Data::Float(_) => std::mem::forget(old),
+        old => drop(old),
+    }
+}
+
+/// Keeps the argument list of a completed request for reuse by
+/// [`args_data`], while there is room.
+fn keep_spare(sched: &mut Sched, args: Arc<[Data]>) {
+    if sched.spare_args.len() < SPARE_ARGS && !args.is_empty() {
+        sched.spare_args.push(args);
+    }
 }
 
 /// Records a request of `task` for operation `op` (the I/O native
@@ -602,9 +691,21 @@ pub(crate) fn record_request(
     op: Arc<str>,
     args: Arc<[Data]>,
 ) -> IoId {
+    let task_id = heap.task(Value::Obj(task)).map_or(0, |t| t.id);
+    record(sched, task, native, op, args, task_id)
+}
+
+/// [`record_request`] for a task whose number the caller has looked up.
+fn record(
+    sched: &mut Sched,
+    task: ObjRef,
+    native: NativeIdx,
+    op: Arc<str>,
+    args: Arc<[Data]>,
+    task_id: u64,
+) -> IoId {
     let id = IoId(sched.next_io);
     sched.next_io = sched.next_io.saturating_add(1);
-    let task_id = heap.task(Value::Obj(task)).map_or(0, |t| t.id);
     let request = IoRequest {
         id,
         op,
@@ -634,20 +735,11 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     else {
         return false;
     };
-    let program = std::sync::Arc::clone(&run.program);
-    let unknown = TypeDesc::default();
-    let returns = program
-        .natives
-        .get(native.index())
-        .and_then(|decl| decl.io.as_ref())
-        .unwrap_or(&unknown);
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
-        Ok(data) => match scalar(&data, returns) {
-            Some(value) => Ok(value),
-            None => answer_value(run, &program, returns, data, &request.op),
-        },
+        Ok(data) => answer(run, native, data, &request.op),
     };
+    keep_spare(&mut run.sched, request.args);
     let wake = match outcome {
         Ok(value) => Wake::Value(value),
         Err(error) => Wake::Raise(TaskError {
@@ -659,25 +751,47 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     true
 }
 
+/// The host's answer `data` to a request of operation `op` (the I/O native
+/// `native`) as a value of the operation's declared result type.
+fn answer(run: &mut Run, native: NativeIdx, data: Data, op: &str) -> Result<Value, VmError> {
+    let unknown = TypeDesc::default();
+    let program = &run.program;
+    let returns = program
+        .natives
+        .get(native.index())
+        .and_then(|decl| decl.io.as_ref())
+        .unwrap_or(&unknown);
+    match scalar(data, returns) {
+        Ok(value) => Ok(value),
+        Err(data) => answer_value(&mut run.heap, program, returns, data, op),
+    }
+}
+
 /// The value of a scalar answer that its operation's declared type takes
 /// as it is (an `int` for an `int`, `nil` for an optional): the common
 /// case, decided without the general check and conversion, with the same
-/// outcome.
-fn scalar(data: &Data, returns: &TypeDesc) -> Option<Value> {
-    match (returns.root()?, data) {
-        (TypeNode::Int, Data::Int(n)) => Some(Value::Int(*n)),
-        (TypeNode::Float, Data::Float(x)) => Some(Value::Float(*x)),
-        (TypeNode::Bool, Data::Bool(b)) => Some(Value::Bool(*b)),
-        (TypeNode::Nil | TypeNode::Optional(_), Data::Nil) => Some(Value::Nil),
-        _ => None,
-    }
+/// outcome. Any other answer comes back as it was.
+fn scalar(data: Data, returns: &TypeDesc) -> Result<Value, Data> {
+    let Some(root) = returns.root() else {
+        return Err(data);
+    };
+    let value = match (root, &data) {
+        (TypeNode::Int, Data::Int(n)) => Value::Int(*n),
+        (TypeNode::Float, Data::Float(x)) => Value::Float(*x),
+        (TypeNode::Bool, Data::Bool(b)) => Value::Bool(*b),
+        (TypeNode::Nil | TypeNode::Optional(_), Data::Nil) => Value::Nil,
+        _ => return Err(data),
+    };
+    // A scalar owns nothing: forgetting it skips the call that drops data.
+    std::mem::forget(data);
+    Ok(value)
 }
 
 /// The host's answer `data` to a request of operation `op` as a heap
 /// value: checked against the declared type `returns` (the place that does
 /// not fit named), converted, and the value checked to fit.
 fn answer_value(
-    run: &mut Run,
+    heap: &mut Heap,
     program: &Program,
     returns: &TypeDesc,
     mut data: Data,
@@ -686,16 +800,16 @@ fn answer_value(
     let converted = crate::tasks::check::check(&mut data, returns, program)
         .map_err(|why| format!("its type `{returns}`: {why}"))
         .and_then(|()| {
-            data.into_value(&mut run.heap, program)
+            data.into_value(heap, program)
                 .map_err(|why| format!("the program: {why}"))
         });
     match converted {
-        Ok(value) if returns.fits(value, &run.heap, program) => Ok(value),
+        Ok(value) if returns.fits(value, heap, program) => Ok(value),
         Ok(value) => Err(VmError::new(
             ErrorKind::Type,
             format!(
                 "the host answered `{op}` with a value of type {}; it returns `{returns}`",
-                crate::heap::format::kind_of(value, &run.heap, program)
+                crate::heap::format::kind_of(value, heap, program)
             ),
         )),
         Err(message) => Err(VmError::new(

@@ -54,6 +54,32 @@ pub(crate) fn init_main(run: &mut Run) {
     };
 }
 
+/// The arguments of a `spawn` of `func`, copied out of the spawner's
+/// registers into a vector with room for every register of `func` when it
+/// is a script function: the task's fiber starts with it as its register
+/// file ([`script_fiber`]) without growing it.
+pub(crate) fn spawn_args(
+    program: &Program,
+    heap: &Heap,
+    func: Value,
+    args: &[Value],
+) -> Vec<Value> {
+    let script = match func {
+        Value::Func(f) => Some(f),
+        Value::Obj(obj) => match heap.get(obj) {
+            Some(&Object::Closure { func: f, .. }) => Some(f),
+            _ => None,
+        },
+        _ => None,
+    };
+    let registers = script
+        .and_then(|f| program.functions.get(f.index()))
+        .map_or(0, |f| f.register_count as usize);
+    let mut copied = Vec::with_capacity(registers.max(args.len()));
+    copied.extend_from_slice(args);
+    copied
+}
+
 /// `spawn`: a new task, child of the current one, that will call `func`
 /// with `args`. It is queued, not run: the spawner goes on.
 pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Value, VmError> {
@@ -116,6 +142,11 @@ pub fn wake(heap: &mut Heap, sched: &mut Sched, task: ObjRef, wake: Wake) {
     if t.state != TaskState::Blocked {
         return;
     }
+    make_ready(t, sched, task, wake);
+}
+
+/// Wakes `t`, the blocked task `task`, with `wake` and queues it.
+pub(crate) fn make_ready(t: &mut Task, sched: &mut Sched, task: ObjRef, wake: Wake) {
     t.state = TaskState::Ready;
     t.blocked = Blocked::Nothing;
     t.wake = wake;
@@ -220,11 +251,15 @@ pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
     let Some(current) = run.sched.current.take() else {
         return;
     };
-    let mut context = std::mem::take(&mut run.context);
-    context.fiber.truncate_dead_registers(program);
-    if let Some(task) = run.heap.task_mut(current) {
-        task.context = context;
-        task.wake_dst = dst;
+    run.context.fiber.truncate_dead_registers(program);
+    match run.heap.task_mut(current) {
+        // A running task's own context is empty (`install` took it): a
+        // swap moves the fibers over without dropping anything.
+        Some(task) => {
+            std::mem::swap(&mut task.context, &mut run.context);
+            task.wake_dst = dst;
+        }
+        None => run.context = Context::default(),
     }
 }
 
@@ -793,7 +828,16 @@ pub struct Sched {
     /// The program's `Error` struct, for the records of errors raised
     /// between tasks.
     pub error_struct: StructIdx,
+    /// Argument lists of completed requests, newest last, kept so that a
+    /// later request with as many arguments refills one in place instead
+    /// of allocating, once the host has dropped its copy (see
+    /// `tasks::io::args_data`). At most [`SPARE_ARGS`]; not saved.
+    #[serde(skip)]
+    pub(crate) spare_args: Vec<std::sync::Arc<[crate::tasks::io::Data]>>,
 }
+
+/// The most argument lists [`Sched::spare_args`] keeps.
+pub(crate) const SPARE_ARGS: usize = 1 << 17;
 
 impl Sched {
     /// Calls `visit` on every value the scheduler holds.

@@ -82,15 +82,13 @@ pub mod kind {
 /// A task waiting in a `select` takes the case `from` answers: it leaves
 /// every other place it waits in and receives what its mode asks for.
 pub fn deliver(heap: &mut Heap, sched: &mut Sched, task: ObjRef, from: Source, wake: Wake) {
-    let selecting = match heap.task_mut(task) {
+    let (cases, mode) = match heap.task_mut(task) {
         Some(t) if t.state == TaskState::Blocked => match &mut t.blocked {
-            Blocked::Select { cases, mode } => Some((std::mem::take(cases), *mode)),
-            _ => None,
+            Blocked::Select { cases, mode } => (std::mem::take(cases), *mode),
+            // Not a `select`: woken without looking the task up again.
+            _ => return sched::make_ready(t, sched, task, wake),
         },
         _ => return,
-    };
-    let Some((cases, mode)) = selecting else {
-        return sched::wake(heap, sched, task, wake);
     };
     let Some(index) = cases.iter().position(|case| case.answers(from)) else {
         if let Some(t) = heap.task_mut(task) {
