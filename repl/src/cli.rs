@@ -150,7 +150,8 @@ impl Default for RunOptions {
 pub const DEFAULT_MAX_INSTRUCTIONS: u64 = 10_000_000_000;
 
 /// Runs the command line `args` (without the program name) and returns the
-/// process's exit code.
+/// process's exit code, which the process is to exit with: `spool run`
+/// leaves its run and program to the process's end instead of freeing them.
 pub fn main(args: Vec<String>) -> i32 {
     let command = match parse_args(args) {
         Ok(command) => command,
@@ -421,13 +422,46 @@ pub(crate) fn compile_file(path: &str) -> Result<spool::Program, i32> {
             return Err(EXIT_USAGE);
         }
     };
-    crate::engine()
-        .compile_with(path, &bytes, spool::files::beside(path))
-        .map_err(|error| {
-            print_compile_error(&error);
-            EXIT_USAGE
-        })
+    let engine = crate::engine();
+    let load = spool::files::beside(path);
+    let compiled = if main_stack_is_ample() {
+        engine.compile_with_here(path, &bytes, load)
+    } else {
+        engine.compile_with(path, &bytes, load)
+    };
+    compiled.map_err(|error| {
+        print_compile_error(&error);
+        EXIT_USAGE
+    })
 }
+
+/// Is this the main thread, with a stack that may grow to at least
+/// [`MAIN_STACK`] bytes (its soft limit, as `ulimit -s` sets it)? Then a
+/// small program is compiled on it ([`spool::Engine::compile_with_here`]).
+fn main_stack_is_ample() -> bool {
+    if std::thread::current().name() != Some("main") {
+        return false;
+    }
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return false;
+    };
+    let soft = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max stack size"))
+        .and_then(|rest| rest.split_whitespace().next());
+    match soft {
+        Some("unlimited") => true,
+        Some(bytes) => bytes
+            .parse::<usize>()
+            .is_ok_and(|bytes| bytes >= MAIN_STACK),
+        None => false,
+    }
+}
+
+/// The main thread's stack [`main_stack_is_ample`] asks for: Linux's usual
+/// 8 MiB, twice what the front end may use on it
+/// ([`spool::SMALL_PROGRAM_STACK`]).
+const MAIN_STACK: usize = 8 << 20;
 
 pub(crate) fn print_compile_error(error: &CompileError) {
     let text = if std::io::stderr().is_terminal() {
@@ -454,7 +488,11 @@ fn run_file(path: &str, args: Vec<String>, options: &RunOptions) -> i32 {
     if options.step {
         run.set_host_note(STEP_NOTE, "1");
     }
-    drive_run(&mut run, options, options.state.clone())
+    let code = drive_run(&mut run, options, options.state.clone());
+    // The process ends next: freeing the run and the program one object at
+    // a time would only add to a short script's time.
+    std::mem::forget((run, program));
+    code
 }
 
 /// The host note that marks a run started with `--step`.

@@ -206,6 +206,30 @@ pub(crate) enum FrontEndFailure {
     NoThread(String),
 }
 
+/// The largest main file [`Engine::compile_with_here`] compiles on the
+/// calling thread. Nesting is bounded by the parser whatever the size; the
+/// size bounds the chains of binary operators, along which passes recurse.
+pub const SMALL_PROGRAM_BYTES: usize = 64 << 10;
+
+/// The stack [`Engine::compile_with_here`] needs free on the calling
+/// thread: the front end over any program it compiles there (a main file
+/// of at most [`SMALL_PROGRAM_BYTES`], no imports) stays well within it.
+pub const SMALL_PROGRAM_STACK: usize = 4 << 20;
+
+/// Does [`Engine::compile_with_here`] compile the program whose main file
+/// is `source` on the calling thread? When it is small and imports nothing
+/// (judged by the word `import` anywhere, comments included).
+fn is_small_program(source: &[u8]) -> bool {
+    source.len() <= SMALL_PROGRAM_BYTES && !source.windows(6).any(|word| word == b"import")
+}
+
+/// Runs `work` on the calling thread, a panic reported as on the front
+/// end's thread.
+fn on_this_thread<T>(work: impl FnOnce() -> T) -> Result<T, FrontEndFailure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|_| FrontEndFailure::Panicked)
+}
+
 /// Runs `work` on a thread with a stack deep enough for the front end.
 pub(crate) fn on_front_end_stack<T: Send>(
     work: impl FnOnce() -> T + Send,
@@ -352,18 +376,54 @@ impl Engine {
         &self,
         name: &str,
         source: &[u8],
+        load: impl FnMut(&str) -> Result<Vec<u8>, String> + Send,
+    ) -> Result<Program, CompileError> {
+        self.compile_program(false, name, source, load)
+    }
+
+    /// [`Engine::compile_with`] for a caller whose thread has at least
+    /// [`SMALL_PROGRAM_STACK`] bytes of stack free, such as a command
+    /// line's main thread: a main file of at most [`SMALL_PROGRAM_BYTES`]
+    /// that imports nothing is compiled on the calling thread, which saves
+    /// starting the front end's own thread (a fraction of a millisecond,
+    /// much of a short script's start-up); any other program is compiled
+    /// on that thread, as [`Engine::compile_with`] does. The outcome is
+    /// the same either way.
+    pub fn compile_with_here(
+        &self,
+        name: &str,
+        source: &[u8],
+        load: impl FnMut(&str) -> Result<Vec<u8>, String> + Send,
+    ) -> Result<Program, CompileError> {
+        self.compile_program(is_small_program(source), name, source, load)
+    }
+
+    /// Compiles the program of the main file `name` and its imports,
+    /// `here` on the calling thread or else on the front end's.
+    fn compile_program(
+        &self,
+        here: bool,
+        name: &str,
+        source: &[u8],
         mut load: impl FnMut(&str) -> Result<Vec<u8>, String> + Send,
     ) -> Result<Program, CompileError> {
-        let text = String::from_utf8_lossy(source).into_owned();
         let work = || files::compile_program(self, name, source, &mut load);
-        match on_front_end_stack(work) {
+        let outcome = if here {
+            on_this_thread(work)
+        } else {
+            on_front_end_stack(work)
+        };
+        match outcome {
             Ok(Ok((program, texts))) => Ok(Program {
                 inner: Arc::new(program),
                 natives: self.natives.clone(),
                 sources: texts.into(),
             }),
             Ok(Err(error)) => Err(error),
-            Err(failure) => Err(CompileError::internal(name, &text, failure)),
+            Err(failure) => {
+                let text = String::from_utf8_lossy(source);
+                Err(CompileError::internal(name, &text, failure))
+            }
         }
     }
 

@@ -218,7 +218,23 @@ fn hostile_sources_get_diagnostics_in_bounded_memory() {
 
 #[test]
 fn a_compiler_without_room_for_its_stack_says_so() {
-    let dir = scratch("stress_no_stack", &[("hi.spl", "print(\"hi\")\n")]);
+    // A program with imports is compiled on the front end's thread.
+    let dir = scratch(
+        "stress_no_stack",
+        &[
+            ("hi.spl", "import \"greet.spl\" as g\nprint(g.hi())\n"),
+            ("greet.spl", "fn hi() -> str { return \"hi\" }\n"),
+        ],
+    );
     let output = spool_under_ulimit(&dir, 200 << 10, &["run", "hi.spl"], 30);
     assert_clean("ulimit -v 200M", &output, 2, "the compiler could not start");
+}
+
+#[test]
+fn a_small_script_needs_no_room_for_the_compilers_thread() {
+    // Compiled on the main thread (`Engine::compile_with_here`).
+    let dir = scratch("stress_small_no_stack", &[("hi.spl", "print(\"hi\")\n")]);
+    let output = spool_under_ulimit(&dir, 200 << 10, &["run", "hi.spl"], 30);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hi\n");
 }

@@ -1,0 +1,61 @@
+//! How the `spool` executable is linked, for a quick start and little
+//! memory on short scripts:
+//!
+//! - at a fixed address (`-no-pie`) on Linux with glibc: a
+//!   position-independent one makes the dynamic loader patch some eleven
+//!   thousand pointers in its read-only data at every start, copying those
+//!   pages (a tenth of an empty script's start-up time and about a
+//!   megabyte of memory). The executable's code is then not placed at a
+//!   random address; the libraries, the heap and the stacks still are.
+//! - with the functions a short run executes laid out together
+//!   (`startup-order.txt`, written by `examples/bench/startup_order.sh`)
+//!   when rustc links with its own lld, as it does on x86-64 Linux with
+//!   glibc from Rust 1.90: the kernel maps code in 64 KiB blocks around
+//!   each page first touched, and spread over the whole executable those
+//!   functions made it map half of it.
+
+fn main() {
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if os == "linux" && env == "gnu" {
+        println!("cargo:rustc-link-arg-bin=spool=-no-pie");
+    }
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let order = std::path::Path::new(&dir).join("startup-order.txt");
+    if order.is_file() && links_with_rust_lld() {
+        println!(
+            "cargo:rustc-link-arg-bin=spool=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        // Names of another build (other hashes) are skipped quietly.
+        println!("cargo:rustc-link-arg-bin=spool=-Wl,--no-warn-symbol-ordering");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=startup-order.txt");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
+}
+
+/// Does rustc link this executable with its own lld? It does for
+/// x86_64-unknown-linux-gnu from Rust 1.90 on, unless a linker or its
+/// flavour is chosen.
+fn links_with_rust_lld() -> bool {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let linker_chosen = flags.contains("linker")
+        || flags.contains("fuse-ld")
+        || std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some();
+    target == "x86_64-unknown-linux-gnu" && !linker_chosen && rustc_minor() >= Some(90)
+}
+
+/// The minor version of the rustc building this crate (`rustc 1.95.0 …`
+/// gives 95).
+fn rustc_minor() -> Option<u32> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let version = text.split_whitespace().nth(1)?;
+    version.split('.').nth(1)?.parse().ok()
+}
