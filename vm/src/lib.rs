@@ -20,6 +20,19 @@ pub mod saved;
 pub mod serde_data;
 pub mod tasks;
 
+/// A small deterministic generator of test numbers (xorshift), so that the
+/// tests that try many inputs need no dependency.
+#[cfg(test)]
+pub(crate) fn test_noise(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 // The paths hosts use most, kept short.
 pub use exec::{coro, error, native};
 pub use heap::{format, map, value};

@@ -413,6 +413,7 @@ pub mod compact {
 mod tests {
     use super::compact::{decode, encode};
     use super::*;
+    use crate::test_noise as noise;
 
     #[test]
     fn compact_values_round_trip() {
@@ -473,17 +474,6 @@ mod tests {
                 .is_none()
         );
         assert_eq!(decode(&[]), Some(Vec::new()));
-    }
-
-    /// A small deterministic generator of test bytes (xorshift).
-    fn noise(seed: u64) -> impl FnMut() -> u64 {
-        let mut state = seed;
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        }
     }
 
     /// The fast paths of `decode_values` agree with `decode_one` value by

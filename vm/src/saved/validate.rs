@@ -635,13 +635,7 @@ mod tests {
             variants: vec![Default::default()],
             ..Default::default()
         });
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_noise(0x2545_f491_4f6c_dd1d);
         let (mut checked, mut kinds) = (0, std::collections::BTreeSet::new());
         for _ in 0..200_000 {
             let mut bytes = vec![(next() % 90) as u8];

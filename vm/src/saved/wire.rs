@@ -341,13 +341,7 @@ mod tests {
     /// frame on any input, numbers of one byte or more, near the end or not.
     #[test]
     fn decoding_many_frames_matches_decoding_one_at_a_time() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_noise(0x2545_f491_4f6c_dd1d);
         for round in 0..20_000 {
             let len = (next() % 32) as usize;
             let bytes: Vec<u8> = (0..len)
