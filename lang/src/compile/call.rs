@@ -474,7 +474,7 @@ impl Compiler {
         if method.name != "push" || arg.name.is_some() || !without_statements(&arg.value) {
             return false;
         }
-        if self.scope.methods.contains_key("push") || self.spawning {
+        if self.scope.methods.contains_key("push") {
             return false;
         }
         let library_push = match self.fn_names.get("push").map(Vec::as_slice) {
