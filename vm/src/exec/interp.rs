@@ -129,7 +129,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // allocate, when every live value is in a register or another root.
     macro_rules! gc_point {
         () => {
-            if run.heap.should_collect() || run.heap.over_limit() {
+            if run.heap.needs_attention() {
                 if let Err(error) = collect_garbage(run, program) {
                     throw!(error)
                 }

@@ -139,6 +139,15 @@ pub struct Heap {
     /// set from the run's limits, never read from a saved run.
     #[serde(skip)]
     limit_bytes: usize,
+    /// Bytes that may still be allocated or grown before the heap needs
+    /// attention: at most what is left below the collection threshold and
+    /// below the limit (see [`Heap::needs_attention`]). Never more than
+    /// either, so one comparison with it clears the common case of
+    /// [`Heap::charge`] and of the interpreter's collection points. Not
+    /// saved: 0 (always safe) until [`Heap::set_limit`] or a collection
+    /// computes it again.
+    #[serde(skip)]
+    room: usize,
 }
 
 /// What one more list item or channel slot is counted as in the heap's
@@ -154,15 +163,17 @@ const INITIAL_THRESHOLD: usize = 1 << 22;
 impl Heap {
     /// An empty heap.
     pub fn new() -> Heap {
-        Heap {
+        let mut heap = Heap {
             threshold: INITIAL_THRESHOLD,
             ..Heap::default()
-        }
+        };
+        heap.room = heap.exact_room();
+        heap
     }
 
     /// Stores `object` and returns its reference.
     pub fn alloc(&mut self, object: Object) -> ObjRef {
-        self.allocated_since_gc = self.allocated_since_gc.saturating_add(object.weight());
+        self.grew(object.weight());
         match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(object);
@@ -352,10 +363,30 @@ impl Heap {
         self.allocated_since_gc > self.threshold
     }
 
+    /// [`Heap::should_collect`] or [`Heap::over_limit`], for the
+    /// interpreter's collection points: while there is `room`, neither can
+    /// be true (`room` is at most what is left below the threshold and
+    /// below the limit), so the usual answer takes one comparison.
+    #[inline]
+    pub fn needs_attention(&self) -> bool {
+        self.room == 0 && (self.should_collect() || self.over_limit())
+    }
+
     /// Sets the most bytes the heap may use (0: no limit).
     pub fn set_limit(&mut self, bytes: usize) {
         self.limit_bytes = bytes;
         self.threshold = self.next_threshold();
+        self.room = self.exact_room();
+    }
+
+    /// What is left below the collection threshold and (with a limit)
+    /// below the limit, whichever is less.
+    fn exact_room(&self) -> usize {
+        let below_threshold = self.threshold.saturating_sub(self.allocated_since_gc);
+        if self.limit_bytes == 0 {
+            return below_threshold;
+        }
+        below_threshold.min(self.limit_bytes.saturating_sub(self.in_use()))
     }
 
     /// Approximate bytes in use: the live objects at the last collection
@@ -374,12 +405,24 @@ impl Heap {
     #[inline]
     pub fn grew(&mut self, bytes: usize) {
         self.allocated_since_gc = self.allocated_since_gc.saturating_add(bytes);
+        self.room = self.room.saturating_sub(bytes);
     }
 
     /// Checks, before allocating, that `bytes` more fit under the limit:
     /// a `Limit` error otherwise. Library functions call it with the size
     /// of what they are about to build (a joined string, a replaced one).
+    #[inline]
     pub fn charge(&self, bytes: usize) -> Result<(), crate::exec::error::VmError> {
+        // Below `room`, the bytes fit under the limit (if there is one).
+        if bytes < self.room {
+            return Ok(());
+        }
+        self.charge_exactly(bytes)
+    }
+
+    /// [`Heap::charge`] when `room` does not settle it.
+    #[cold]
+    fn charge_exactly(&self, bytes: usize) -> Result<(), crate::exec::error::VmError> {
         if self.limit_bytes != 0 && self.in_use().saturating_add(bytes) > self.limit_bytes {
             return Err(self.limit_error(bytes));
         }
@@ -447,6 +490,52 @@ impl Heap {
         self.allocated_since_gc = 0;
         self.live_bytes = live_bytes;
         self.threshold = self.next_threshold();
+        self.room = self.exact_room();
         freed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `room` settles `needs_attention` and `charge` exactly as the full
+    /// checks would, through allocations, growth, collections and limits
+    /// (also a heap as restored, whose `room` starts at 0).
+    #[test]
+    fn room_agrees_with_the_exact_checks() {
+        let mut noise = crate::test_noise(0x5eed_4ea9);
+        for round in 0..200 {
+            let mut heap = if round % 2 == 0 {
+                Heap::new()
+            } else {
+                Heap {
+                    threshold: INITIAL_THRESHOLD,
+                    ..Heap::default()
+                }
+            };
+            let mut kept = Vec::new();
+            for _ in 0..300 {
+                match noise() % 8 {
+                    0 => heap.set_limit([0, 1 << 12, 1 << 16, 1 << 20][(noise() % 4) as usize]),
+                    1 => {
+                        let roots: Vec<Value> = kept.iter().copied().step_by(2).collect();
+                        heap.collect(roots);
+                        kept.retain(|value: &Value| heap.get(value.as_obj().unwrap()).is_some());
+                    }
+                    2 | 3 => {
+                        let len = (noise() % 5000) as usize;
+                        kept.push(heap.alloc_str("x".repeat(len)));
+                    }
+                    _ => heap.grew((noise() % 70_000) as usize),
+                }
+                let exact = heap.should_collect() || heap.over_limit();
+                assert_eq!(heap.needs_attention(), exact, "needs_attention");
+                let bytes = (noise() % 200_000) as usize;
+                let fits = heap.limit_bytes == 0
+                    || heap.in_use().saturating_add(bytes) <= heap.limit_bytes;
+                assert_eq!(heap.charge(bytes).is_ok(), fits, "charge of {bytes}");
+            }
+        }
     }
 }
