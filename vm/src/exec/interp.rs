@@ -63,11 +63,15 @@ pub(crate) fn execute<const BUDGETED: bool>(
     let Some((mut code, base, pc, width)) = top_state(&run.context.fiber, program) else {
         return Err(crate::run::internal_error("no frame to run"));
     };
-    // The instructions from the next one to the end of the running
-    // function: the dispatch loop takes the next from the front (one
-    // comparison and one increment), a jump starts it again from its
-    // target, and the frame's pc is how many of `code` are behind it.
-    let mut ip = from(code, pc);
+    // The next instruction of the running function, inside `code` (see
+    // `fetch`): the dispatch loop takes it and steps past it, a jump moves
+    // it to its target (`from`), and the frame's pc is how many of `code`
+    // are behind it.
+    let Some(mut ip) = from(code, pc) else {
+        return Err(crate::run::internal_error(
+            "a frame's position is past its function's end",
+        ));
+    };
     // The running frame's register window, `R[0]` first, exactly as many
     // registers as the running function has (at least one). Held as a
     // local slice so the hot path indexes it without going through `run`;
@@ -85,13 +89,16 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // The index of the next instruction of the running function.
     macro_rules! pc {
         () => {
-            code.len() - ip.as_slice().len()
+            (ip as usize - code.as_ptr() as usize) / std::mem::size_of::<Op>()
         };
     }
     // Continues at instruction `$target` of the running function.
     macro_rules! jump {
         ($target:expr) => {
-            ip = from(code, $target.index())
+            match from(code, $target.index()) {
+                Some(next) => ip = next,
+                None => throw!(bad_program("a jump past the end of a function")),
+            }
         };
     }
     // Writes the local pc back to the running frame.
@@ -116,7 +123,14 @@ pub(crate) fn execute<const BUDGETED: bool>(
             match top_state(&run.context.fiber, program) {
                 Some((new_code, new_base, new_pc, width)) => {
                     code = new_code;
-                    ip = from(code, new_pc);
+                    ip = match from(code, new_pc) {
+                        Some(next) => next,
+                        None => {
+                            return Err(crate::run::internal_error(
+                                "a frame's position is past its function's end",
+                            ))
+                        }
+                    };
                     regs = window(&mut run.context.fiber.registers, new_base, width);
                 }
                 None => return Err(crate::run::internal_error("no frame to run")),
@@ -197,7 +211,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 ret,
             });
             code = &callee.code;
-            ip = code.iter();
+            // Its first instruction: `check_function` refuses empty code.
+            ip = code.as_ptr();
             regs = window(
                 &mut run.context.fiber.registers,
                 new_base,
@@ -380,9 +395,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
                 remaining -= 1;
             }
-            let Some(op) = ip.next() else {
-                throw!(bad_program("execution ran past the end of a function"))
-            };
+            let op = fetch(code, &mut ip);
             match *op {
                 // ---- moves and constants ----
                 Op::Move { dst, src } => r!(dst) = r!(src),
@@ -690,7 +703,12 @@ pub(crate) fn execute<const BUDGETED: bool>(
                                 run.context.fiber.frames.pop();
                                 let width;
                                 (code, width) = function_view(program, caller.func);
-                                ip = from(code, caller.pc as usize);
+                                ip = match from(code, caller.pc as usize) {
+                                    Some(next) => next,
+                                    None => {
+                                        throw!(bad_program("a return past the end of a function"))
+                                    }
+                                };
                                 regs = window(
                                     &mut run.context.fiber.registers,
                                     caller.base as usize,
@@ -748,7 +766,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     }
                     let width;
                     (code, width) = function_view(program, caller.func);
-                    ip = from(code, caller.pc as usize);
+                    ip = match from(code, caller.pc as usize) {
+                        Some(next) => next,
+                        None => throw!(bad_program("a return past the end of a function")),
+                    };
                     let caller_base = caller.base as usize;
                     run.context.fiber.registers[frame.ret as usize] = value;
                     regs = window(&mut run.context.fiber.registers, caller_base, width);
@@ -1137,11 +1158,42 @@ static NIL: Value = Value::Nil;
 /// `false` and `true`, as constants the interpreter copies whole.
 static BOOLS: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
 
-/// The instructions of `code` from `pc` on (none past the end, so that
-/// fetching the next raises cleanly).
+/// Instruction `pc` of `code`, as the dispatch loop's position (see
+/// [`fetch`]); `None` past the last one.
 #[inline(always)]
-fn from(code: &[Op], pc: usize) -> std::slice::Iter<'_, Op> {
-    code.get(pc..).unwrap_or(&[]).iter()
+fn from(code: &[Op], pc: usize) -> Option<*const Op> {
+    code.get(pc).map(std::ptr::from_ref)
+}
+
+/// The instruction at `ip`, stepping `ip` past it.
+///
+/// Sound because `ip` always points at an instruction of the running
+/// function's `code`, which the program (held by `execute` for the whole
+/// call) keeps alive and unchanged:
+/// - it is set only by [`from`] (an instruction of `code`, checked), or to
+///   the first instruction of a callee (`enter!`; `check_function` refuses
+///   a function without code);
+/// - stepping past an instruction reaches the next one, because execution
+///   goes on to the next instruction only after one that falls through
+///   ([`Op::falls_through`]), and `check_function` refuses a function whose
+///   last instruction does (every program is checked before it runs:
+///   `Run::program_checked`);
+/// - `code` changes only together with `ip`.
+///
+/// The conformance tests run with debug assertions, where the assertion
+/// checks every fetch against the running function's bounds.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn fetch<'c>(code: &'c [Op], ip: &mut *const Op) -> &'c Op {
+    debug_assert!(
+        code.as_ptr_range().contains(ip),
+        "an instruction outside its function"
+    );
+    // SAFETY: see above: `*ip` is an instruction of `code`.
+    let op = unsafe { &**ip };
+    // SAFETY: at most one past the last instruction of the same code.
+    *ip = unsafe { ip.add(1) };
+    op
 }
 
 /// The code, base, pc and window width of the top frame, if there is one.

@@ -125,6 +125,12 @@ fn check_function(program: &Program, function: &Function) -> Result<(), Invalid>
     if function.file.index() >= program.files.len().max(1) {
         return Err("unknown source file".into());
     }
+    // The interpreter steps from one instruction to the next without
+    // comparing with the end (`exec::interp::fetch`): control must never
+    // go on past the last one.
+    if function.code.last().is_none_or(Op::falls_through) {
+        return Err("control can go on past the last instruction".into());
+    }
     for (pc, op) in function.code.iter().enumerate() {
         check_op(program, function, op).map_err(|e| format!("instruction {pc}: {e}"))?;
     }
@@ -670,5 +676,72 @@ mod tests {
             "only {} kinds of instruction came up",
             kinds.len()
         );
+    }
+
+    /// The interpreter steps to the next instruction without comparing
+    /// with the end: a function control could run off the end of (its
+    /// last instruction falls through, or it has none) is refused. A frame
+    /// may be at its function's end (one being unwound after a `throw` or
+    /// returning through its defers: it never runs again, and going on in
+    /// it is refused where it would happen, by `exec::interp::from`), not
+    /// past it.
+    #[test]
+    fn control_cannot_run_past_a_functions_last_instruction() {
+        let program_with = |code: Vec<Op>| {
+            let mut program = Program::default();
+            program.structs.push(crate::program::StructLayout {
+                fields: vec!["kind".into(), "message".into()],
+                ..Default::default()
+            });
+            program.functions.push(Function {
+                register_count: 1,
+                locs: vec![Loc::default(); code.len()],
+                code,
+                ..Function::default()
+            });
+            program
+        };
+        let r0 = crate::heap::value::Reg(0);
+        let fine = [
+            vec![Op::ReturnNil],
+            vec![Op::LoadInt { dst: r0, value: 1 }, Op::Return { src: r0 }],
+            vec![Op::Jump {
+                target: crate::heap::value::Pc(0),
+            }],
+            vec![Op::Throw { src: r0 }],
+        ];
+        for code in fine {
+            assert_eq!(
+                check_program(&program_with(code.clone())),
+                Ok(()),
+                "{code:?}"
+            );
+        }
+        let refused = [
+            vec![],
+            vec![Op::LoadInt { dst: r0, value: 1 }],
+            vec![Op::ReturnNil, Op::TryEnd],
+        ];
+        for code in refused {
+            let error = check_program(&program_with(code.clone())).expect_err("refused");
+            assert!(
+                error.contains("past the last instruction"),
+                "{code:?}: {error}"
+            );
+        }
+
+        let program = program_with(vec![Op::LoadInt { dst: r0, value: 1 }, Op::ReturnNil]);
+        let natives = crate::exec::native::NativeSet::default();
+        let mut run = Run::new(std::sync::Arc::new(program), &natives, Vec::new()).expect("a run");
+        for (pc, valid) in [(0, true), (1, true), (2, true), (3, false)] {
+            run.context.fiber.frames[0].pc = pc;
+            match validate(&run) {
+                Ok(()) => assert!(valid, "a frame at {pc} of 2 instructions passed"),
+                Err(error) => {
+                    assert!(!valid, "a frame at {pc}: {error}");
+                    assert!(error.contains("past its function's end"), "{error}");
+                }
+            }
+        }
     }
 }

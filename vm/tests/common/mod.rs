@@ -58,7 +58,12 @@ impl Builder {
         FuncIdx(self.program.functions.len() as u32 - 1)
     }
 
-    pub fn define(&mut self, func: FuncIdx, arity: u16, registers: u16, code: Vec<Op>) {
+    /// Defines `func`; code whose last instruction falls through gets a
+    /// `ReturnNil` after it, as the compiler's always ends.
+    pub fn define(&mut self, func: FuncIdx, arity: u16, registers: u16, mut code: Vec<Op>) {
+        if code.last().is_none_or(Op::falls_through) {
+            code.push(Op::ReturnNil);
+        }
         let function = &mut self.program.functions[func.index()];
         function.arity = arity;
         function.register_count = registers;
