@@ -116,5 +116,5 @@ pub fn compile_program_with(
     files: &[SourceFile<'_>],
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
-    super::compile_files(library.compiler(natives), files)
+    super::compile_files(&mut library.compiler(natives), files)
 }
