@@ -101,6 +101,31 @@ impl Library {
         self.compiler.fn_names.contains_key(name)
     }
 
+    /// The names of the library's functions (natives and those written in
+    /// Spool), each once, in no particular order.
+    pub fn function_names(&self) -> impl Iterator<Item = &str> {
+        self.compiler.fn_names.keys().map(String::as_str)
+    }
+
+    /// [`compile_program_with`] for a library used for one compile only:
+    /// the compile starts from this library's state itself rather than
+    /// from a copy of it (which costs about as much as the compile of a
+    /// short script). What is left of the checker's state afterwards is
+    /// not freed but kept to the process's end, like the library a
+    /// process keeps once decoded: freeing it costs as much again. Meant
+    /// for the first compile of a process only, so at most one is kept.
+    pub fn compile_once(
+        self,
+        files: &[SourceFile<'_>],
+        natives: &[NativeSpec],
+    ) -> Result<Program, Vec<Diagnostic>> {
+        let mut compiler = self.compiler;
+        compiler.declare_natives(natives);
+        let compiled = super::compile_files(&mut compiler, files);
+        std::mem::forget(compiler);
+        compiled
+    }
+
     /// A compiler with the library and the host's `natives` in scope.
     pub(super) fn compiler(&self, natives: &[NativeSpec]) -> Compiler {
         let mut compiler = self.compiler.clone();
