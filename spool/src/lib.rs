@@ -297,8 +297,7 @@ fn library_has_function(name: &str) -> bool {
 /// decoded.
 fn decode_library() -> spool_lang::Library {
     let bytes = include_bytes!(concat!(env!("OUT_DIR"), "/library.bin"));
-    spool_lang::Library::from_bytes(bytes, spool_stdlib::PRELUDE)
-        .expect("the library compiled at build time decodes")
+    spool_lang::Library::from_bytes(bytes).expect("the library compiled at build time decodes")
 }
 
 /// The library compiled at build time, decoded once per process and kept

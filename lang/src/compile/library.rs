@@ -12,7 +12,7 @@
 //! compile the whole library every time (the `spool` crate decides).
 
 use serde::{Deserialize, Serialize};
-use spool_vm::{FileIdx, Program};
+use spool_vm::Program;
 
 use super::{Compiler, NativeSpec, SourceFile};
 use crate::diag::Diagnostic;
@@ -61,16 +61,18 @@ impl Library {
         postcard::to_allocvec(&image).expect("a library serializes")
     }
 
-    /// The library [`Library::to_bytes`] wrote, whose prelude has the text
-    /// `prelude_text`. The bytes must come from the same build of this
-    /// crate: they are trusted, not validated.
-    pub fn from_bytes(bytes: &[u8], prelude_text: &str) -> Result<Library, postcard::Error> {
+    /// The library [`Library::to_bytes`] wrote. The bytes must come from
+    /// the same build of this crate: they are trusted, not validated.
+    ///
+    /// The decoded library has no current file (no text, one line): every
+    /// compile and every session's input makes its own file current before
+    /// it emits any code, so the prelude's text is not needed here.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Library, postcard::Error> {
         let Image {
             mut compiler,
             expr_count,
         } = postcard::from_bytes(bytes)?;
         compiler.line_starts = vec![0];
-        compiler.switch_file(FileIdx(0), prelude_text);
         Ok(Library {
             compiler,
             expr_count,
