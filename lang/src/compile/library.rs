@@ -11,8 +11,8 @@
 //! Hosts that replace a library function or declare types of their own
 //! compile the whole library every time (the `spool` crate decides).
 
-use serde::{Deserialize, Serialize};
-use spool_vm::Program;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use spool_vm::{Function, Program};
 
 use super::{Compiler, NativeSpec, SourceFile};
 use crate::diag::Diagnostic;
@@ -25,13 +25,109 @@ pub struct Library {
     /// The prelude's [`crate::ast::File::expr_count`]: scripts number
     /// their expressions from there.
     expr_count: u32,
+    /// The library's functions as a program's fingerprint encodes them.
+    functions: LibraryFunctions,
+}
+
+/// The library's functions (a program's first ones) encoded as
+/// [`spool_vm::snapshot::fingerprint`] encodes them (postcard, one after
+/// another), so the fingerprint of a program compiled from the library
+/// hashes these bytes instead of encoding the functions again.
+#[derive(Clone, Default)]
+pub(super) struct LibraryFunctions {
+    /// How many functions the library has.
+    count: usize,
+    /// Their encodings, in order.
+    bytes: Vec<u8>,
 }
 
 /// What [`Library::to_bytes`] writes.
 #[derive(Serialize, Deserialize)]
-struct Image {
+struct Image<'a> {
     compiler: Compiler,
     expr_count: u32,
+    /// [`LibraryFunctions::bytes`], read without copying them byte by byte.
+    #[serde(borrow)]
+    function_bytes: Encoded<'a>,
+}
+
+/// Bytes that postcard writes and reads as one block.
+struct Encoded<'a>(&'a [u8]);
+
+impl Serialize for Encoded<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Encoded<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de [u8]>::deserialize(deserializer).map(Encoded)
+    }
+}
+
+impl LibraryFunctions {
+    /// The encodings of `functions`.
+    fn of(functions: &[Function]) -> LibraryFunctions {
+        let mut bytes = Vec::new();
+        for function in functions {
+            bytes = postcard::to_extend(function, bytes).expect("a function serializes");
+        }
+        LibraryFunctions {
+            count: functions.len(),
+            bytes,
+        }
+    }
+
+    /// [`spool_vm::snapshot::fingerprint`] of `program`, whose first
+    /// functions are these, with its own fingerprint still 0: FNV-1a over
+    /// the program's encoding without that last field, fed in parts (the
+    /// functions' count, these functions, the program's own functions,
+    /// then the rest of the program), which gives the same hash.
+    pub(super) fn fingerprint(&self, program: &mut Program) -> u64 {
+        debug_assert_eq!(program.fingerprint, 0);
+        let mut hash = Fnv1a::default();
+        let mut count = [0; 10];
+        let count = postcard::to_slice(&(program.functions.len() as u64), &mut count)
+            .expect("a count encodes in 10 bytes");
+        hash.write(count);
+        hash.write(&self.bytes);
+        let mut bytes = Vec::new();
+        for function in &program.functions[self.count..] {
+            bytes = postcard::to_extend(function, bytes).expect("a function serializes");
+        }
+        hash.write(&bytes);
+        // The rest: the program without its functions, less the empty
+        // list's count before it and its fingerprint (0, one byte) after
+        // it.
+        let functions = std::mem::take(&mut program.functions);
+        let rest = postcard::to_allocvec(&*program);
+        program.functions = functions;
+        let rest = rest.expect("a program serializes");
+        debug_assert!(rest.len() >= 2 && rest[0] == 0 && rest[rest.len() - 1] == 0);
+        hash.write(&rest[1..rest.len() - 1]);
+        hash.0
+    }
+}
+
+/// FNV-1a, 64 bits, fed in parts: the hash of
+/// [`spool_vm::snapshot::fingerprint`].
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// Hashes `bytes` after what came before.
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 impl Library {
@@ -46,6 +142,7 @@ impl Library {
             return Err(compiler.diags);
         }
         Ok(Library {
+            functions: LibraryFunctions::of(&compiler.functions),
             compiler,
             expr_count: prelude.ast.expr_count,
         })
@@ -57,6 +154,7 @@ impl Library {
         let image = Image {
             compiler: self.compiler.clone(),
             expr_count: self.expr_count,
+            function_bytes: Encoded(&self.functions.bytes),
         };
         postcard::to_allocvec(&image).expect("a library serializes")
     }
@@ -71,11 +169,17 @@ impl Library {
         let Image {
             mut compiler,
             expr_count,
+            function_bytes,
         } = postcard::from_bytes(bytes)?;
         compiler.line_starts = vec![0];
+        let functions = LibraryFunctions {
+            count: compiler.functions.len(),
+            bytes: function_bytes.0.to_vec(),
+        };
         Ok(Library {
             compiler,
             expr_count,
+            functions,
         })
     }
 
@@ -123,7 +227,7 @@ impl Library {
     ) -> Result<Program, Vec<Diagnostic>> {
         let mut compiler = self.compiler;
         compiler.declare_natives(natives);
-        let compiled = super::compile_files(&mut compiler, files);
+        let compiled = super::compile_files(&mut compiler, files, Some(&self.functions));
         std::mem::forget(compiler);
         compiled
     }
@@ -143,5 +247,6 @@ pub fn compile_program_with(
     files: &[SourceFile<'_>],
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
-    super::compile_files(&mut library.compiler(natives), files)
+    let compiler = &mut library.compiler(natives);
+    super::compile_files(compiler, files, Some(&library.functions))
 }

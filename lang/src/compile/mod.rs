@@ -87,15 +87,17 @@ pub fn compile_program(
     files: &[SourceFile<'_>],
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
-    compile_files(&mut Compiler::with_library(prelude, natives), files)
+    compile_files(&mut Compiler::with_library(prelude, natives), files, None)
 }
 
 /// Compiles `files` (as [`compile_program`] does) with `compiler`, which
 /// has the library in scope. The compiler is spent: the program takes its
-/// functions and constants.
+/// functions and constants. With `library`, the encoded functions of the
+/// compiled library `compiler` started from, for the fingerprint.
 fn compile_files(
     compiler: &mut Compiler,
     files: &[SourceFile<'_>],
+    library: Option<&library::LibraryFunctions>,
 ) -> Result<Program, Vec<Diagnostic>> {
     match files {
         [script] if !imports::has_imports(script.ast) => {
@@ -112,7 +114,14 @@ fn compile_files(
     let signatures = compiler.signatures();
     let mut program = compiler.take_program();
     program.signatures = signatures;
-    program.fingerprint = spool_vm::snapshot::fingerprint(&program);
+    program.fingerprint = match library {
+        Some(functions) => {
+            let fingerprint = functions.fingerprint(&mut program);
+            debug_assert_eq!(fingerprint, spool_vm::snapshot::fingerprint(&program));
+            fingerprint
+        }
+        None => spool_vm::snapshot::fingerprint(&program),
+    };
     Ok(program)
 }
 
