@@ -11,10 +11,12 @@
 //! Hosts that replace a library function or declare types of their own
 //! compile the whole library every time (the `spool` crate decides).
 
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use spool_vm::{Function, Program};
 
-use super::{Compiler, NativeSpec, SourceFile};
+use super::{Compiler, FnEntry, NativeSpec, SourceFile};
 use crate::diag::Diagnostic;
 
 /// The library's checked and compiled state, ready to compile scripts
@@ -107,6 +109,78 @@ impl LibraryFunctions {
         debug_assert!(rest.len() >= 2 && rest[0] == 0 && rest[rest.len() - 1] == 0);
         hash.write(&rest[1..rest.len() - 1]);
         hash.0
+    }
+}
+
+/// The checker's named functions (script, prelude and natives), by
+/// entry index. Those of a decoded library stay encoded until a compile
+/// first looks one up: a short script calls a few of the library's
+/// hundred-odd functions, and decoding them all (each name, parameter
+/// list and type an allocation) cost more than compiling it.
+#[derive(Clone, Default)]
+pub(super) struct FnEntries {
+    /// Each entry, empty while it is still only encoded.
+    entries: Vec<OnceLock<FnEntry>>,
+    /// The encodings (postcard) of the decoded library's entries, one
+    /// after another; entry `i` of them ends at `ends[i]`.
+    encoded: Arc<[u8]>,
+    ends: Arc<[u32]>,
+}
+
+impl FnEntries {
+    /// How many entries there are.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds an entry after the others.
+    pub(super) fn push(&mut self, entry: FnEntry) {
+        self.entries.push(OnceLock::from(entry));
+    }
+
+    /// The encoding of entry `index`, which came from a decoded library.
+    fn encoding(&self, index: usize) -> &[u8] {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.encoded[start as usize..self.ends[index] as usize]
+    }
+}
+
+impl std::ops::Index<usize> for FnEntries {
+    type Output = FnEntry;
+
+    fn index(&self, index: usize) -> &FnEntry {
+        self.entries[index].get_or_init(|| {
+            postcard::from_bytes(self.encoding(index)).expect("the library's entries decode")
+        })
+    }
+}
+
+impl Serialize for FnEntries {
+    /// The ends and the encodings of every entry (as [`FnEntries`] keeps
+    /// a decoded library's).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut encoded = Vec::new();
+        let mut ends = Vec::with_capacity(self.len());
+        for index in 0..self.len() {
+            encoded =
+                postcard::to_extend(&self[index], encoded).map_err(serde::ser::Error::custom)?;
+            ends.push(encoded.len() as u32);
+        }
+        (ends, Encoded(&encoded)).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for FnEntries {
+    /// Every entry left encoded.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (ends, encoded): (Vec<u32>, Encoded<'de>) = Deserialize::deserialize(deserializer)?;
+        Ok(FnEntries {
+            entries: std::iter::repeat_with(OnceLock::new)
+                .take(ends.len())
+                .collect(),
+            encoded: Arc::from(encoded.0),
+            ends: Arc::from(ends),
+        })
     }
 }
 
