@@ -39,12 +39,17 @@ fn names_source(library: &spool_lang::Library) -> String {
     let mut functions: Vec<&str> = library.function_names().collect();
     functions.sort_unstable();
     let types: Vec<&str> = library.type_names().collect();
-    let natives: Vec<(&str, &str)> = library.natives().collect();
+    let mut natives: Vec<(&str, &str)> = library.natives().map(|(key, name)| (name, key)).collect();
+    natives.sort_unstable();
+    let mut keys: Vec<&str> = library.natives().map(|(key, _)| key).collect();
+    keys.sort_unstable();
     format!(
         "/// The names of the structs and enums the library declares.\n\
          const LIBRARY_TYPES: &[&str] = &{types:?};\n\
-         /// The library's natives, as `(key, name)`, in their order.\n\
+         /// The library's natives as `(name, key)`, sorted.\n\
          const LIBRARY_NATIVES: &[(&str, &str)] = &{natives:?};\n\
+         /// The keys of the library's natives, sorted.\n\
+         const LIBRARY_NATIVE_KEYS: &[&str] = &{keys:?};\n\
          /// The names of the library's functions, sorted.\n\
          const LIBRARY_FUNCTIONS: &[&str] = &{functions:?};\n\
          /// The number of the prelude's expressions.\n\

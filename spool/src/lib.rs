@@ -283,7 +283,8 @@ impl Default for Engine {
 }
 
 // The names in the library compiled at build time (`build.rs`):
-// `LIBRARY_TYPES`, `LIBRARY_NATIVES`, `LIBRARY_FUNCTIONS` (sorted) and
+// `LIBRARY_TYPES`, `LIBRARY_NATIVES` (by name), `LIBRARY_NATIVE_KEYS`,
+// `LIBRARY_FUNCTIONS` (all three sorted) and
 // `LIBRARY_EXPR_COUNT`, so registering and parsing need no decoded library.
 include!(concat!(env!("OUT_DIR"), "/library_names.rs"));
 

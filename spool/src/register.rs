@@ -269,9 +269,20 @@ impl Engine {
         let name = spec.decl.name.name.clone();
         self.host_specs
             .retain(|old| old.key != spec.key && old.decl.name.name != name);
-        for &(key, library_name) in crate::LIBRARY_NATIVES {
-            let same = key == spec.key || library_name == name;
-            if same && !self.replaced.iter().any(|k| k == key) {
+        // The library's natives of that name (a range of the list sorted
+        // by name) and the one of that key.
+        let natives = crate::LIBRARY_NATIVES;
+        let first = natives.partition_point(|&(native, _)| native < name.as_str());
+        let named = natives[first..]
+            .iter()
+            .take_while(|&&(native, _)| native == name);
+        let keys = crate::LIBRARY_NATIVE_KEYS;
+        let keyed = keys
+            .binary_search(&spec.key.as_str())
+            .ok()
+            .map(|at| keys[at]);
+        for key in named.map(|&(_, key)| key).chain(keyed) {
+            if !self.replaced.iter().any(|k| k == key) {
                 self.replaced.push(key.to_string());
             }
         }
