@@ -13,6 +13,14 @@
 //!   glibc from Rust 1.90: the kernel maps code in 64 KiB blocks around
 //!   each page first touched, and spread over the whole executable those
 //!   functions made it map half of it.
+//!
+//! It also parses the signatures of the command line's I/O operations
+//! (`src/io_signatures.rs`) into `io_signatures.bin` in `OUT_DIR`
+//! (postcard), which `spool_cli::engine` registers without parsing them
+//! again on every start.
+
+#[path = "src/io_signatures.rs"]
+mod io_signatures;
 
 fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -30,7 +38,9 @@ fn main() {
         // Names of another build (other hashes) are skipped quietly.
         println!("cargo:rustc-link-arg-bin=spool=-Wl,--no-warn-symbol-ordering");
     }
+    write_io_signatures();
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/io_signatures.rs");
     println!("cargo:rerun-if-changed=startup-order.txt");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
 }
@@ -58,4 +68,18 @@ fn rustc_minor() -> Option<u32> {
     let text = String::from_utf8(output.stdout).ok()?;
     let version = text.split_whitespace().nth(1)?;
     version.split('.').nth(1)?.parse().ok()
+}
+
+/// Parses [`io_signatures::SIGNATURES`] into `io_signatures.bin`.
+fn write_io_signatures() {
+    let decls: Vec<spool_lang::ast::FnDecl> = io_signatures::SIGNATURES
+        .iter()
+        .map(|signature| match spool_lang::parse_native_sig(signature) {
+            Ok(decl) => decl,
+            Err(diagnostics) => panic!("`{signature}` does not parse: {diagnostics:#?}"),
+        })
+        .collect();
+    let bytes = postcard::to_allocvec(&decls).expect("a signature serializes");
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("io_signatures.bin"), bytes).expect("OUT_DIR is writable");
 }

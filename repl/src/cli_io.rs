@@ -24,21 +24,7 @@ use spool_vm::{Data, IoRequest, IoResult};
 
 use spool::dispatch::{self, PoolDispatcher, Route};
 
-/// The Spool signatures of the operations [`handle`] answers. The structs
-/// they use (`Output`, `Request`, `Response`) are declared by the standard
-/// library.
-pub const SIGNATURES: &[&str] = &[
-    "fn read_file(path: str) -> str",
-    "fn write_file(path: str, data: str)",
-    "fn list_dir(path: str) -> [str]",
-    "fn exec(cmd: str, args: [str]) -> Output",
-    "fn http(req: Request) -> Response",
-    "fn http_get(url: str) -> Response",
-    "fn sleep(ms: int)",
-    "fn now() -> int",
-    "fn env(name: str) -> str?",
-    "fn input(prompt: str) -> str",
-];
+pub use crate::io_signatures::SIGNATURES;
 
 /// How long one HTTP request may take in all (connecting, sending, and
 /// reading the whole response) before it fails, unless `--http-timeout`

@@ -7,19 +7,28 @@ pub mod cli;
 pub mod cli_io;
 pub mod durable;
 pub mod editor;
+mod io_signatures;
 pub mod repl;
 pub mod store_cli;
 pub mod trace;
 
 /// An engine with the standard library and the command line's I/O
 /// operations (LANGUAGE.md §6): `read_file`, `write_file`, `list_dir`,
-/// `exec`, `http`, `http_get`, `sleep`, `now`, `env`, `input`.
+/// `exec`, `http`, `http_get`, `sleep`, `now`, `env`, `input`. Their
+/// signatures ([`cli_io::SIGNATURES`]) were parsed when this crate was
+/// built (`build.rs`), which saves parsing them on every start.
 pub fn engine() -> spool::Engine {
     let mut engine = spool::Engine::new();
-    for signature in cli_io::SIGNATURES {
+    for decl in io_decls() {
         engine
-            .register_io(signature)
-            .expect("the command line's signatures parse");
+            .register_io_decl(decl)
+            .expect("the command line's signatures name known types");
     }
     engine
+}
+
+/// [`cli_io::SIGNATURES`] as `build.rs` parsed them, in their order.
+fn io_decls() -> Vec<spool_lang::ast::FnDecl> {
+    let bytes = include_bytes!(concat!(env!("OUT_DIR"), "/io_signatures.bin"));
+    postcard::from_bytes(bytes).expect("the signatures parsed at build time decode")
 }

@@ -160,6 +160,7 @@ pub mod session;
 pub mod snapshot;
 pub mod upgrade;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use spool_lang::{ast, NativeSpec, SourceFile};
@@ -281,15 +282,65 @@ impl Default for Engine {
     }
 }
 
-/// The standard library compiled when this crate was built (`build.rs`);
-/// decoded once per process.
+// The names in the library compiled at build time (`build.rs`):
+// `LIBRARY_TYPES`, `LIBRARY_NATIVES` (by name), `LIBRARY_NATIVE_KEYS`,
+// `LIBRARY_FUNCTIONS` (all three sorted) and
+// `LIBRARY_EXPR_COUNT`, so registering and parsing need no decoded library.
+include!(concat!(env!("OUT_DIR"), "/library_names.rs"));
+
+/// Has the library compiled at build time a function (native or written
+/// in Spool) called `name`?
+fn library_has_function(name: &str) -> bool {
+    LIBRARY_FUNCTIONS.binary_search(&name).is_ok()
+}
+
+/// The standard library compiled when this crate was built (`build.rs`),
+/// decoded.
+fn decode_library() -> spool_lang::Library {
+    let bytes = include_bytes!(concat!(env!("OUT_DIR"), "/library.bin"));
+    spool_lang::Library::from_bytes(bytes).expect("the library compiled at build time decodes")
+}
+
+/// The library compiled at build time, decoded once per process and kept
+/// for every compile and session that starts from a copy of it.
+static LIBRARY: OnceLock<spool_lang::Library> = OnceLock::new();
+
+/// Has a compile had a decoded library of its own ([`compile_from_library`])?
+static FIRST_COMPILE_DONE: AtomicBool = AtomicBool::new(false);
+
+/// The standard library compiled when this crate was built, decoded once
+/// per process.
 pub(crate) fn library() -> &'static spool_lang::Library {
-    static LIBRARY: OnceLock<spool_lang::Library> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let bytes = include_bytes!(concat!(env!("OUT_DIR"), "/library.bin"));
-        spool_lang::Library::from_bytes(bytes, spool_stdlib::PRELUDE)
-            .expect("the library compiled at build time decodes")
-    })
+    LIBRARY.get_or_init(decode_library)
+}
+
+/// Compiles `files` against the library compiled at build time and the
+/// host's `natives`. The first compile of a process gets a decoded library
+/// of its own and compiles from it without copying it, as a process that
+/// compiles once (the command line running a script) needs nothing more;
+/// the compiles after it start from copies of the library [`library`]
+/// keeps (a second process-wide decode, paid once).
+fn compile_from_library(
+    files: &[SourceFile<'_>],
+    natives: &[NativeSpec],
+) -> Result<spool_vm::Program, Vec<spool_lang::Diagnostic>> {
+    if LIBRARY.get().is_none() && !FIRST_COMPILE_DONE.swap(true, Ordering::Relaxed) {
+        return decode_library().compile_once(files, natives);
+    }
+    spool_lang::compile_program_with(library(), files, natives)
+}
+
+/// The library compiled at build time, as [`LibraryIn::Compiled`] names
+/// it: decoded (by [`library`]) only when it is looked at, since a compile
+/// of it goes through [`compile_from_library`].
+pub(crate) struct CompiledLibrary;
+
+impl std::ops::Deref for CompiledLibrary {
+    type Target = spool_lang::Library;
+
+    fn deref(&self) -> &spool_lang::Library {
+        library()
+    }
 }
 
 /// The standard library's natives with their parsed signatures, parsed
@@ -318,7 +369,7 @@ fn library_prelude() -> &'static ast::File {
 /// a session from.
 pub(crate) enum LibraryIn<'a> {
     /// The library compiled at build time, and the host's natives.
-    Compiled(&'static spool_lang::Library, &'a [NativeSpec]),
+    Compiled(CompiledLibrary, &'a [NativeSpec]),
     /// The prelude to compile and every native (the host replaced a
     /// library function or declared types).
     Source(SourceFile<'a>, Vec<NativeSpec>),
@@ -484,7 +535,7 @@ impl Engine {
     pub(crate) fn first_expr(&self) -> u32 {
         match &self.prelude {
             Some((_, file)) => file.expr_count,
-            None => library().expr_count(),
+            None => LIBRARY_EXPR_COUNT,
         }
     }
 
@@ -501,17 +552,16 @@ impl Engine {
     /// function replaced, no function named as one of the library's), or
     /// else the whole library from source.
     pub(crate) fn library_in(&self) -> LibraryIn<'_> {
-        let library = library();
         let unchanged = self.prelude.is_none()
             && self.replaced.is_empty()
             && !self
                 .host_specs
                 .iter()
-                .any(|spec| library.has_function(&spec.decl.name.name));
+                .any(|spec| library_has_function(&spec.decl.name.name));
         #[cfg(test)]
         let unchanged = unchanged && !self.from_source;
         if unchanged {
-            return LibraryIn::Compiled(library, &self.host_specs);
+            return LibraryIn::Compiled(CompiledLibrary, &self.host_specs);
         }
         let prelude = SourceFile {
             name: PRELUDE_NAME,
@@ -550,9 +600,7 @@ impl LibraryIn<'_> {
         files: &[SourceFile<'_>],
     ) -> Result<spool_vm::Program, Vec<spool_lang::Diagnostic>> {
         match self {
-            LibraryIn::Compiled(library, natives) => {
-                spool_lang::compile_program_with(library, files, natives)
-            }
+            LibraryIn::Compiled(CompiledLibrary, natives) => compile_from_library(files, natives),
             LibraryIn::Source(prelude, natives) => {
                 spool_lang::compile_program(*prelude, files, natives)
             }

@@ -105,16 +105,34 @@ impl Engine {
     /// assert!(engine.compile("main.spl", "print(1)").is_ok());
     /// ```
     pub fn register_io(&mut self, signature: &str) -> Result<(), Error> {
-        let decl = parse_signature(signature)?;
+        self.register_io_decl(parse_signature(signature)?)
+    }
+
+    /// [`Engine::register_io`] with the signature already parsed by
+    /// [`spool_lang::parse_native_sig`]: a host can parse its signatures
+    /// once, when it is built (a build script serializing the
+    /// declarations), and skip parsing them on every start, as the
+    /// command line does. Refused, leaving the engine as it was, when the
+    /// signature names an unknown type or the declaration has a body.
+    pub fn register_io_decl(&mut self, decl: ast::FnDecl) -> Result<(), Error> {
+        if decl.body.is_some() {
+            return Err(Error::Register(format!(
+                "`{}` is declared with a body, not as a signature",
+                decl.name.name
+            )));
+        }
+        // Only the new signature can name an unknown type: everything else
+        // the engine holds was checked when it was added, and an operation
+        // changes none of it. So the engine is changed in place, not
+        // through a checked copy ([`Engine::try_change`]).
+        check_signature(&decl, &self.declared_types()?)?;
         let key = format!("io.{}", decl.name.name);
-        self.try_change(|engine| {
-            engine.add_spec(NativeSpec {
-                key,
-                decl,
-                io: true,
-            });
-            Ok(())
-        })
+        self.add_spec(NativeSpec {
+            key,
+            decl,
+            io: true,
+        });
+        Ok(())
     }
 
     /// Signs every run [`Engine::snapshot`] saves with `key` (HMAC-SHA256
@@ -184,25 +202,7 @@ impl Engine {
     /// signatures and declarations are known to be right (they compiled
     /// when this crate was built); the host's are checked.
     fn check_names(&self) -> Result<(), Error> {
-        let mut declared: Vec<&str> = Vec::new();
-        match &self.prelude {
-            None => declared.extend(crate::library().type_names()),
-            Some((_, prelude)) => {
-                for item in &prelude.items {
-                    let name = match item {
-                        ast::Item::Struct(decl) => &decl.name.name,
-                        ast::Item::Enum(decl) => &decl.name.name,
-                        _ => continue,
-                    };
-                    if declared.contains(&name.as_str()) || spool_lang::is_builtin_type(name) {
-                        return Err(Error::Register(format!(
-                            "a type named `{name}` is already declared"
-                        )));
-                    }
-                    declared.push(name);
-                }
-            }
-        }
+        let declared = self.declared_types()?;
         let known = |name: &str, generics: &[ast::Ident]| {
             spool_lang::is_builtin_type(name)
                 || declared.contains(&name)
@@ -232,23 +232,35 @@ impl Engine {
             }
         }
         for spec in &self.host_specs {
-            let decl = &spec.decl;
-            let types = decl
-                .params
-                .iter()
-                .filter_map(|p| p.ty.as_ref())
-                .chain(&decl.ret);
-            for ty in types {
-                if let Some(unknown) = unknown_name(ty, &|n| known(n, &decl.generics)) {
-                    return Err(Error::Register(format!(
-                        "the signature of `{}` names the unknown type `{unknown}` \
-                         (declare it with `register_type`)",
-                        decl.name.name
-                    )));
+            check_signature(&spec.decl, &declared)?;
+        }
+        Ok(())
+    }
+
+    /// The names of the structs and enums scripts may use besides the
+    /// built-in types: the library's, or those of the prelude with the
+    /// host's declarations, where a type declared twice is refused.
+    fn declared_types(&self) -> Result<Vec<&str>, Error> {
+        let mut declared: Vec<&str> = Vec::new();
+        match &self.prelude {
+            None => declared.extend(crate::LIBRARY_TYPES),
+            Some((_, prelude)) => {
+                for item in &prelude.items {
+                    let name = match item {
+                        ast::Item::Struct(decl) => &decl.name.name,
+                        ast::Item::Enum(decl) => &decl.name.name,
+                        _ => continue,
+                    };
+                    if declared.contains(&name.as_str()) || spool_lang::is_builtin_type(name) {
+                        return Err(Error::Register(format!(
+                            "a type named `{name}` is already declared"
+                        )));
+                    }
+                    declared.push(name);
                 }
             }
         }
-        Ok(())
+        Ok(declared)
     }
 
     /// Adds (or replaces) the function or operation `spec` declares: it
@@ -257,9 +269,20 @@ impl Engine {
         let name = spec.decl.name.name.clone();
         self.host_specs
             .retain(|old| old.key != spec.key && old.decl.name.name != name);
-        for (key, library_name) in crate::library().natives() {
-            let same = key == spec.key || library_name == name;
-            if same && !self.replaced.iter().any(|k| k == key) {
+        // The library's natives of that name (a range of the list sorted
+        // by name) and the one of that key.
+        let natives = crate::LIBRARY_NATIVES;
+        let first = natives.partition_point(|&(native, _)| native < name.as_str());
+        let named = natives[first..]
+            .iter()
+            .take_while(|&&(native, _)| native == name);
+        let keys = crate::LIBRARY_NATIVE_KEYS;
+        let keyed = keys
+            .binary_search(&spec.key.as_str())
+            .ok()
+            .map(|at| keys[at]);
+        for key in named.map(|&(_, key)| key).chain(keyed) {
+            if !self.replaced.iter().any(|k| k == key) {
                 self.replaced.push(key.to_string());
             }
         }
@@ -324,6 +347,31 @@ fn parse_signature(signature: &str) -> Result<spool_lang::ast::FnDecl, Error> {
             first.unwrap_or_default()
         ))
     })
+}
+
+/// Refuses a signature naming a type that is neither built in, nor in
+/// `declared`, nor one of its own type parameters.
+fn check_signature(decl: &ast::FnDecl, declared: &[&str]) -> Result<(), Error> {
+    let known = |name: &str| {
+        spool_lang::is_builtin_type(name)
+            || declared.contains(&name)
+            || decl.generics.iter().any(|g| g.name == name)
+    };
+    let types = decl
+        .params
+        .iter()
+        .filter_map(|p| p.ty.as_ref())
+        .chain(&decl.ret);
+    for ty in types {
+        if let Some(unknown) = unknown_name(ty, &known) {
+            return Err(Error::Register(format!(
+                "the signature of `{}` names the unknown type `{unknown}` \
+                 (declare it with `register_type`)",
+                decl.name.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A function refused before it was added.

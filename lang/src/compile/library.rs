@@ -11,10 +11,12 @@
 //! Hosts that replace a library function or declare types of their own
 //! compile the whole library every time (the `spool` crate decides).
 
-use serde::{Deserialize, Serialize};
-use spool_vm::{FileIdx, Program};
+use std::sync::{Arc, OnceLock};
 
-use super::{Compiler, NativeSpec, SourceFile};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use spool_vm::{Function, Program};
+
+use super::{Compiler, FnEntry, NativeSpec, SourceFile};
 use crate::diag::Diagnostic;
 
 /// The library's checked and compiled state, ready to compile scripts
@@ -25,13 +27,181 @@ pub struct Library {
     /// The prelude's [`crate::ast::File::expr_count`]: scripts number
     /// their expressions from there.
     expr_count: u32,
+    /// The library's functions as a program's fingerprint encodes them.
+    functions: LibraryFunctions,
+}
+
+/// The library's functions (a program's first ones) encoded as
+/// [`spool_vm::snapshot::fingerprint`] encodes them (postcard, one after
+/// another), so the fingerprint of a program compiled from the library
+/// hashes these bytes instead of encoding the functions again.
+#[derive(Clone, Default)]
+pub(super) struct LibraryFunctions {
+    /// How many functions the library has.
+    count: usize,
+    /// Their encodings, in order.
+    bytes: Vec<u8>,
 }
 
 /// What [`Library::to_bytes`] writes.
 #[derive(Serialize, Deserialize)]
-struct Image {
+struct Image<'a> {
     compiler: Compiler,
     expr_count: u32,
+    /// [`LibraryFunctions::bytes`], read without copying them byte by byte.
+    #[serde(borrow)]
+    function_bytes: Encoded<'a>,
+}
+
+/// Bytes that postcard writes and reads as one block.
+struct Encoded<'a>(&'a [u8]);
+
+impl Serialize for Encoded<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Encoded<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de [u8]>::deserialize(deserializer).map(Encoded)
+    }
+}
+
+impl LibraryFunctions {
+    /// The encodings of `functions`.
+    fn of(functions: &[Function]) -> LibraryFunctions {
+        let mut bytes = Vec::new();
+        for function in functions {
+            bytes = postcard::to_extend(function, bytes).expect("a function serializes");
+        }
+        LibraryFunctions {
+            count: functions.len(),
+            bytes,
+        }
+    }
+
+    /// [`spool_vm::snapshot::fingerprint`] of `program`, whose first
+    /// functions are these, with its own fingerprint still 0: FNV-1a over
+    /// the program's encoding without that last field, fed in parts (the
+    /// functions' count, these functions, the program's own functions,
+    /// then the rest of the program), which gives the same hash.
+    pub(super) fn fingerprint(&self, program: &mut Program) -> u64 {
+        debug_assert_eq!(program.fingerprint, 0);
+        let mut hash = Fnv1a::default();
+        let mut count = [0; 10];
+        let count = postcard::to_slice(&(program.functions.len() as u64), &mut count)
+            .expect("a count encodes in 10 bytes");
+        hash.write(count);
+        hash.write(&self.bytes);
+        let mut bytes = Vec::new();
+        for function in &program.functions[self.count..] {
+            bytes = postcard::to_extend(function, bytes).expect("a function serializes");
+        }
+        hash.write(&bytes);
+        // The rest: the program without its functions, less the empty
+        // list's count before it and its fingerprint (0, one byte) after
+        // it.
+        let functions = std::mem::take(&mut program.functions);
+        let rest = postcard::to_allocvec(&*program);
+        program.functions = functions;
+        let rest = rest.expect("a program serializes");
+        debug_assert!(rest.len() >= 2 && rest[0] == 0 && rest[rest.len() - 1] == 0);
+        hash.write(&rest[1..rest.len() - 1]);
+        hash.0
+    }
+}
+
+/// The checker's named functions (script, prelude and natives), by
+/// entry index. Those of a decoded library stay encoded until a compile
+/// first looks one up: a short script calls a few of the library's
+/// hundred-odd functions, and decoding them all (each name, parameter
+/// list and type an allocation) cost more than compiling it.
+#[derive(Clone, Default)]
+pub(super) struct FnEntries {
+    /// Each entry, empty while it is still only encoded.
+    entries: Vec<OnceLock<FnEntry>>,
+    /// The encodings (postcard) of the decoded library's entries, one
+    /// after another; entry `i` of them ends at `ends[i]`.
+    encoded: Arc<[u8]>,
+    ends: Arc<[u32]>,
+}
+
+impl FnEntries {
+    /// How many entries there are.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds an entry after the others.
+    pub(super) fn push(&mut self, entry: FnEntry) {
+        self.entries.push(OnceLock::from(entry));
+    }
+
+    /// The encoding of entry `index`, which came from a decoded library.
+    fn encoding(&self, index: usize) -> &[u8] {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.encoded[start as usize..self.ends[index] as usize]
+    }
+}
+
+impl std::ops::Index<usize> for FnEntries {
+    type Output = FnEntry;
+
+    fn index(&self, index: usize) -> &FnEntry {
+        self.entries[index].get_or_init(|| {
+            postcard::from_bytes(self.encoding(index)).expect("the library's entries decode")
+        })
+    }
+}
+
+impl Serialize for FnEntries {
+    /// The ends and the encodings of every entry (as [`FnEntries`] keeps
+    /// a decoded library's).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut encoded = Vec::new();
+        let mut ends = Vec::with_capacity(self.len());
+        for index in 0..self.len() {
+            encoded =
+                postcard::to_extend(&self[index], encoded).map_err(serde::ser::Error::custom)?;
+            ends.push(encoded.len() as u32);
+        }
+        (ends, Encoded(&encoded)).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for FnEntries {
+    /// Every entry left encoded.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (ends, encoded): (Vec<u32>, Encoded<'de>) = Deserialize::deserialize(deserializer)?;
+        Ok(FnEntries {
+            entries: std::iter::repeat_with(OnceLock::new)
+                .take(ends.len())
+                .collect(),
+            encoded: Arc::from(encoded.0),
+            ends: Arc::from(ends),
+        })
+    }
+}
+
+/// FNV-1a, 64 bits, fed in parts: the hash of
+/// [`spool_vm::snapshot::fingerprint`].
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// Hashes `bytes` after what came before.
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 impl Library {
@@ -46,6 +216,7 @@ impl Library {
             return Err(compiler.diags);
         }
         Ok(Library {
+            functions: LibraryFunctions::of(&compiler.functions),
             compiler,
             expr_count: prelude.ast.expr_count,
         })
@@ -57,23 +228,32 @@ impl Library {
         let image = Image {
             compiler: self.compiler.clone(),
             expr_count: self.expr_count,
+            function_bytes: Encoded(&self.functions.bytes),
         };
         postcard::to_allocvec(&image).expect("a library serializes")
     }
 
-    /// The library [`Library::to_bytes`] wrote, whose prelude has the text
-    /// `prelude_text`. The bytes must come from the same build of this
-    /// crate: they are trusted, not validated.
-    pub fn from_bytes(bytes: &[u8], prelude_text: &str) -> Result<Library, postcard::Error> {
+    /// The library [`Library::to_bytes`] wrote. The bytes must come from
+    /// the same build of this crate: they are trusted, not validated.
+    ///
+    /// The decoded library has no current file (no text, one line): every
+    /// compile and every session's input makes its own file current before
+    /// it emits any code, so the prelude's text is not needed here.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Library, postcard::Error> {
         let Image {
             mut compiler,
             expr_count,
+            function_bytes,
         } = postcard::from_bytes(bytes)?;
         compiler.line_starts = vec![0];
-        compiler.switch_file(FileIdx(0), prelude_text);
+        let functions = LibraryFunctions {
+            count: compiler.functions.len(),
+            bytes: function_bytes.0.to_vec(),
+        };
         Ok(Library {
             compiler,
             expr_count,
+            functions,
         })
     }
 
@@ -101,6 +281,31 @@ impl Library {
         self.compiler.fn_names.contains_key(name)
     }
 
+    /// The names of the library's functions (natives and those written in
+    /// Spool), each once, in no particular order.
+    pub fn function_names(&self) -> impl Iterator<Item = &str> {
+        self.compiler.fn_names.keys().map(String::as_str)
+    }
+
+    /// [`compile_program_with`] for a library used for one compile only:
+    /// the compile starts from this library's state itself rather than
+    /// from a copy of it (which costs about as much as the compile of a
+    /// short script). What is left of the checker's state afterwards is
+    /// not freed but kept to the process's end, like the library a
+    /// process keeps once decoded: freeing it costs as much again. Meant
+    /// for the first compile of a process only, so at most one is kept.
+    pub fn compile_once(
+        self,
+        files: &[SourceFile<'_>],
+        natives: &[NativeSpec],
+    ) -> Result<Program, Vec<Diagnostic>> {
+        let mut compiler = self.compiler;
+        compiler.declare_natives(natives);
+        let compiled = super::compile_files(&mut compiler, files, Some(&self.functions));
+        std::mem::forget(compiler);
+        compiled
+    }
+
     /// A compiler with the library and the host's `natives` in scope.
     pub(super) fn compiler(&self, natives: &[NativeSpec]) -> Compiler {
         let mut compiler = self.compiler.clone();
@@ -116,5 +321,6 @@ pub fn compile_program_with(
     files: &[SourceFile<'_>],
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
-    super::compile_files(library.compiler(natives), files)
+    let compiler = &mut library.compiler(natives);
+    super::compile_files(compiler, files, Some(&library.functions))
 }

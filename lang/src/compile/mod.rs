@@ -87,14 +87,17 @@ pub fn compile_program(
     files: &[SourceFile<'_>],
     natives: &[NativeSpec],
 ) -> Result<Program, Vec<Diagnostic>> {
-    compile_files(Compiler::with_library(prelude, natives), files)
+    compile_files(&mut Compiler::with_library(prelude, natives), files, None)
 }
 
 /// Compiles `files` (as [`compile_program`] does) with `compiler`, which
-/// has the library in scope.
+/// has the library in scope. The compiler is spent: the program takes its
+/// functions and constants. With `library`, the encoded functions of the
+/// compiled library `compiler` started from, for the fingerprint.
 fn compile_files(
-    mut compiler: Compiler,
+    compiler: &mut Compiler,
     files: &[SourceFile<'_>],
+    library: Option<&library::LibraryFunctions>,
 ) -> Result<Program, Vec<Diagnostic>> {
     match files {
         [script] if !imports::has_imports(script.ast) => {
@@ -106,11 +109,19 @@ fn compile_files(
     }
     compiler.settle_types();
     if !compiler.diags.is_empty() {
-        return Err(compiler.diags);
+        return Err(std::mem::take(&mut compiler.diags));
     }
-    let mut program = compiler.finish();
-    program.signatures = compiler.signatures();
-    program.fingerprint = spool_vm::snapshot::fingerprint(&program);
+    let signatures = compiler.signatures();
+    let mut program = compiler.take_program();
+    program.signatures = signatures;
+    program.fingerprint = match library {
+        Some(functions) => {
+            let fingerprint = functions.fingerprint(&mut program);
+            debug_assert_eq!(fingerprint, spool_vm::snapshot::fingerprint(&program));
+            fingerprint
+        }
+        None => spool_vm::snapshot::fingerprint(&program),
+    };
     Ok(program)
 }
 
@@ -187,7 +198,7 @@ struct Compiler {
     structs: Vec<StructDef>,
     enums: Vec<EnumDef>,
     type_names: HashMap<String, TypeName>,
-    fns: Vec<FnEntry>,
+    fns: library::FnEntries,
     fn_names: HashMap<String, Vec<usize>>,
     natives: Vec<NativeDecl>,
     globals: Vec<GlobalInfo>,
@@ -310,7 +321,7 @@ impl Compiler {
             structs: Vec::new(),
             enums: Vec::new(),
             type_names: HashMap::new(),
-            fns: Vec::new(),
+            fns: library::FnEntries::default(),
             fn_names: HashMap::new(),
             natives: Vec::new(),
             globals: Vec::new(),
@@ -346,6 +357,36 @@ impl Compiler {
 
     /// The finished program.
     fn finish(&self) -> Program {
+        self.program_of(
+            self.functions.clone(),
+            self.constants.clone(),
+            self.natives.clone(),
+            self.global_order.clone(),
+            self.files.clone(),
+        )
+    }
+
+    /// The finished program, the compiler's functions, constants and names
+    /// moved into it rather than copied (the library's make up most of
+    /// them); the compiler is left without them.
+    fn take_program(&mut self) -> Program {
+        let functions = std::mem::take(&mut self.functions);
+        let constants = std::mem::take(&mut self.constants);
+        let natives = std::mem::take(&mut self.natives);
+        let globals = std::mem::take(&mut self.global_order);
+        let files = std::mem::take(&mut self.files);
+        self.program_of(functions, constants, natives, globals, files)
+    }
+
+    /// The program of these parts and the compiler's types.
+    fn program_of(
+        &self,
+        functions: Vec<Function>,
+        constants: Vec<Constant>,
+        natives: Vec<NativeDecl>,
+        globals: Vec<String>,
+        files: Vec<String>,
+    ) -> Program {
         let error = self.type_names.get("Error").and_then(|t| match t {
             TypeName::Struct(id) => Some(*id),
             TypeName::Enum(_) => None,
@@ -355,9 +396,9 @@ impl Compiler {
             TypeName::Struct(_) => None,
         });
         Program {
-            functions: self.functions.clone(),
+            functions,
             main: self.main,
-            constants: self.constants.clone(),
+            constants,
             structs: self
                 .structs
                 .iter()
@@ -392,9 +433,9 @@ impl Compiler {
                     params: self.param_list(&e.generics),
                 })
                 .collect(),
-            natives: self.natives.clone(),
-            globals: self.global_order.clone(),
-            files: self.files.clone(),
+            natives,
+            globals,
+            files,
             builtins: Builtins {
                 error: error.unwrap_or_default(),
                 json: json.unwrap_or_default(),
