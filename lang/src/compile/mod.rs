@@ -1237,6 +1237,11 @@ impl Compiler {
                 );
             }
             self.emit(spool_vm::Op::ReturnNil, end);
+        } else if self.b().code.last().is_none_or(spool_vm::Op::falls_through) {
+            // Every path returns or throws, but the code does not end with
+            // such an instruction: the interpreter relies on control never
+            // going on past the last instruction (`check_function`).
+            self.emit(spool_vm::Op::ReturnNil, end);
         }
     }
 
