@@ -7,20 +7,12 @@ use std::path::{Path, PathBuf};
 
 use crate::Engine;
 
-/// The I/O operations of the `spool` command line (`spool-cli`'s
-/// `cli_io::SIGNATURES`), which most conformance scripts use.
-const CLI_IO: &[&str] = &[
-    "fn read_file(path: str) -> str",
-    "fn write_file(path: str, data: str)",
-    "fn list_dir(path: str) -> [str]",
-    "fn exec(cmd: str, args: [str]) -> Output",
-    "fn http(req: Request) -> Response",
-    "fn http_get(url: str) -> Response",
-    "fn sleep(ms: int)",
-    "fn now() -> int",
-    "fn env(name: str) -> str?",
-    "fn input(prompt: str) -> str",
-];
+/// The I/O operations of the `spool` command line, which most
+/// conformance scripts use: `spool-cli`'s own list (`cli_io::SIGNATURES`),
+/// read from its file (that crate depends on this one).
+#[path = "../../repl/src/io_signatures.rs"]
+#[allow(rustdoc::broken_intra_doc_links)]
+mod cli_io;
 
 /// Every script of `dir` and its folders, `lib` folders (imported files)
 /// left out.
@@ -74,7 +66,7 @@ fn check_every_script(engine: Engine) {
 
 fn cli_engine() -> Engine {
     let mut engine = Engine::new();
-    for signature in CLI_IO {
+    for signature in cli_io::SIGNATURES {
         engine.register_io(signature).expect("parses");
     }
     engine
