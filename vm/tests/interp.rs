@@ -1676,3 +1676,28 @@ fn fib (arity 1, registers 4):
         all.contains("fn main (arity 0, registers 2):\n0000     1  LoadFunc          r0, fib\n")
     );
 }
+
+/// A jump to a function's end (which the validator lets through: compiled
+/// code holds such jumps where they are unreachable) raises an error when
+/// taken instead of running past the code.
+#[test]
+fn a_jump_to_the_end_of_a_function_is_an_error_when_taken() {
+    let mut b = Builder::new();
+    let main = b.func(
+        "main",
+        0,
+        1,
+        vec![
+            Op::Jump {
+                target: spool_vm::Pc(2),
+            },
+            Op::ReturnNil,
+        ],
+    );
+    let program = b.build(main);
+    check_error(
+        &program,
+        "Type",
+        "internal error: a jump past the end of a function",
+    );
+}

@@ -67,11 +67,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // `fetch`): the dispatch loop takes it and steps past it, a jump moves
     // it to its target (`from`), and the frame's pc is how many of `code`
     // are behind it.
-    let Some(mut ip) = from(code, pc) else {
-        return Err(crate::run::internal_error(
-            "a frame's position is past its function's end",
-        ));
-    };
+    let mut ip = frame_start(code, pc)?;
     // The running frame's register window, `R[0]` first, exactly as many
     // registers as the running function has (at least one). Held as a
     // local slice so the hot path indexes it without going through `run`;
@@ -92,13 +88,24 @@ pub(crate) fn execute<const BUDGETED: bool>(
             (ip as usize - code.as_ptr() as usize) / std::mem::size_of::<Op>()
         };
     }
+    // Continues at instruction `$pc` of the running function; raises an
+    // error naming `$what` (a jump, a return) when there is none.
+    macro_rules! go_to {
+        ($pc:expr, $what:expr) => {
+            match from(code, $pc) {
+                Some(next) => ip = next,
+                None => throw!(bad_program(concat!(
+                    "a ",
+                    $what,
+                    " past the end of a function"
+                ))),
+            }
+        };
+    }
     // Continues at instruction `$target` of the running function.
     macro_rules! jump {
         ($target:expr) => {
-            match from(code, $target.index()) {
-                Some(next) => ip = next,
-                None => throw!(bad_program("a jump past the end of a function")),
-            }
+            go_to!($target.index(), "jump")
         };
     }
     // Writes the local pc back to the running frame.
@@ -123,14 +130,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
             match top_state(&run.context.fiber, program) {
                 Some((new_code, new_base, new_pc, width)) => {
                     code = new_code;
-                    ip = match from(code, new_pc) {
-                        Some(next) => next,
-                        None => {
-                            return Err(crate::run::internal_error(
-                                "a frame's position is past its function's end",
-                            ))
-                        }
-                    };
+                    ip = frame_start(code, new_pc)?;
                     regs = window(&mut run.context.fiber.registers, new_base, width);
                 }
                 None => return Err(crate::run::internal_error("no frame to run")),
@@ -703,12 +703,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                                 run.context.fiber.frames.pop();
                                 let width;
                                 (code, width) = function_view(program, caller.func);
-                                ip = match from(code, caller.pc as usize) {
-                                    Some(next) => next,
-                                    None => {
-                                        throw!(bad_program("a return past the end of a function"))
-                                    }
-                                };
+                                go_to!(caller.pc as usize, "return");
                                 regs = window(
                                     &mut run.context.fiber.registers,
                                     caller.base as usize,
@@ -766,10 +761,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     }
                     let width;
                     (code, width) = function_view(program, caller.func);
-                    ip = match from(code, caller.pc as usize) {
-                        Some(next) => next,
-                        None => throw!(bad_program("a return past the end of a function")),
-                    };
+                    go_to!(caller.pc as usize, "return");
                     let caller_base = caller.base as usize;
                     run.context.fiber.registers[frame.ret as usize] = value;
                     regs = window(&mut run.context.fiber.registers, caller_base, width);
@@ -1163,6 +1155,14 @@ static BOOLS: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
 #[inline(always)]
 fn from(code: &[Op], pc: usize) -> Option<*const Op> {
     code.get(pc).map(std::ptr::from_ref)
+}
+
+/// Where a frame at `pc` of `code` goes on, when execution starts or
+/// moves to another frame.
+#[inline]
+fn frame_start(code: &[Op], pc: usize) -> Result<*const Op, RunError> {
+    from(code, pc)
+        .ok_or_else(|| crate::run::internal_error("a frame's position is past its function's end"))
 }
 
 /// The instruction at `ip`, stepping `ip` past it.
