@@ -18,14 +18,19 @@ pub struct ValueMap {
     repr: Repr,
 }
 
-/// The two representations.
+/// The two representations. The hashed one is boxed: a map is one of the
+/// heap's object kinds, and every heap slot is as large as the largest
+/// kind, so an unboxed hash table would double the size of all of them
+/// (asserted below). Boxing serializes the same.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Repr {
     /// Key `i` holds `values[i]`; inserted in key order.
     Dense(Vec<Value>),
     /// Any keys.
-    Hashed(IndexMap<Key, Value, KeyHasher>),
+    Hashed(Box<IndexMap<Key, Value, KeyHasher>>),
 }
+
+const _: () = assert!(std::mem::size_of::<ValueMap>() <= 24);
 
 impl Default for ValueMap {
     fn default() -> ValueMap {
@@ -176,7 +181,7 @@ impl ValueMap {
             let map = entries
                 .map(|(index, value)| (Key::Int(index as i64), value))
                 .collect();
-            self.repr = Repr::Hashed(map);
+            self.repr = Repr::Hashed(Box::new(map));
         }
         match &mut self.repr {
             Repr::Hashed(map) => map,

@@ -82,6 +82,9 @@ pub enum Object {
     Group(Box<Group>),
 }
 
+// Every heap slot is this large: a kind whose data is larger is boxed.
+const _: () = assert!(std::mem::size_of::<Option<Object>>() <= 32);
+
 impl Object {
     /// Calls `visit` on every value this object holds.
     pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
