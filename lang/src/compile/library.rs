@@ -174,14 +174,49 @@ impl<'de> Deserialize<'de> for FnEntries {
     /// Every entry left encoded.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (ends, encoded): (Vec<u32>, Encoded<'de>) = Deserialize::deserialize(deserializer)?;
+        let mut entries = Vec::with_capacity(ends.len() + ROOM);
+        entries.extend(std::iter::repeat_with(OnceLock::new).take(ends.len()));
         Ok(FnEntries {
-            entries: std::iter::repeat_with(OnceLock::new)
-                .take(ends.len())
-                .collect(),
+            entries,
             encoded: Arc::from(encoded.0),
             ends: Arc::from(ends),
         })
     }
+}
+
+/// Room a decoded library's growing lists keep past their entries: a
+/// compile appends the host's natives and the script's functions to
+/// them, and a full vector would be copied whole into a new one (a
+/// start-up's largest writes to fresh memory). Room nobody uses is
+/// never touched, so it costs no memory.
+const ROOM: usize = 64;
+
+/// Deserializes a list of the library's with [`ROOM`] to grow into.
+pub(super) fn with_room<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Items<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            // The library's own bytes (trusted): the hint is the length;
+            // capped all the same, as serde caps what it reserves.
+            let hint = seq.size_hint().unwrap_or(0).min(1 << 16);
+            let mut items = Vec::with_capacity(hint + ROOM);
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Items(std::marker::PhantomData))
 }
 
 /// FNV-1a, 64 bits, fed in parts: the hash of

@@ -192,6 +192,7 @@ struct PendingFn<'a> {
 /// The whole compilation's state.
 #[derive(Clone, Serialize, Deserialize)]
 struct Compiler {
+    #[serde(deserialize_with = "library::with_room")]
     functions: Vec<Function>,
     constants: Vec<Constant>,
     const_index: HashMap<ConstKey, ConstIdx>,
@@ -200,6 +201,7 @@ struct Compiler {
     type_names: HashMap<String, TypeName>,
     fns: library::FnEntries,
     fn_names: HashMap<String, Vec<usize>>,
+    #[serde(deserialize_with = "library::with_room")]
     natives: Vec<NativeDecl>,
     globals: Vec<GlobalInfo>,
     global_names: HashMap<String, GlobalIdx>,
