@@ -142,7 +142,9 @@ pub struct Task {
     /// Its fibers while it is not running.
     pub context: Context,
     /// The call to make when it first runs: the function and its arguments.
-    pub start: Option<Box<(Value, Vec<Value>)>>,
+    /// Held inline (it serializes as a boxed pair would): spawning
+    /// allocates one block less.
+    pub start: Option<(Value, Vec<Value>)>,
     /// Where it is in its life.
     pub state: TaskState,
     /// What it is blocked on, while [`TaskState::Blocked`].
@@ -177,6 +179,14 @@ pub struct Context {
     pub fiber: Fiber,
     /// The fibers waiting on the coroutines it runs, outermost first.
     pub resumers: Vec<Resumer>,
+}
+
+impl Context {
+    /// Empties it, keeping the vectors' room.
+    pub fn clear(&mut self) {
+        self.fiber.clear();
+        self.resumers.clear();
+    }
 }
 
 /// Where a task is in its life.
@@ -290,8 +300,7 @@ impl Task {
             visit(Value::Obj(resumer.coro));
             resumer.fiber.for_each_value(&mut visit);
         }
-        if let Some(start) = &self.start {
-            let (func, args) = &**start;
+        if let Some((func, args)) = &self.start {
             visit(*func);
             args.iter().copied().for_each(&mut visit);
         }

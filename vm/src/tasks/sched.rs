@@ -95,7 +95,7 @@ pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Valu
     let task = run.heap.alloc(Object::Task(Box::new(Task {
         id,
         parent,
-        start: Some(Box::new((func, args))),
+        start: Some((func, args)),
         ..Task::default()
     })));
     if let Some(parent) = parent.and_then(|p| run.heap.task_mut(p)) {
@@ -297,14 +297,15 @@ fn install(
         return Ok(());
     }
     t.state = TaskState::Running;
-    let context = std::mem::take(&mut t.context);
+    // The run's context is empty between tasks: swapping hands the task
+    // its fibers and leaves it an empty context, moving nothing else.
+    std::mem::swap(&mut t.context, &mut run.context);
+    t.context.clear();
     let wake = std::mem::take(&mut t.wake);
     let start = t.start.take();
     let dst = t.wake_dst as usize;
-    run.context = context;
     run.sched.current = Some(task);
-    if let Some(start) = start {
-        let (func, args) = *start;
+    if let Some((func, args)) = start {
         start_task(run, program, output, func, args);
         return Ok(());
     }
@@ -332,10 +333,13 @@ fn start_task(
     func: Value,
     args: Vec<Value>,
 ) {
+    let frames = &mut run.sched.spare_frames;
     let outcome = match func {
-        Value::Func(f) => script_fiber(program, f, None, args),
+        Value::Func(f) => script_fiber(program, f, None, args, frames),
         Value::Obj(obj) => match run.heap.get(obj) {
-            Some(&Object::Closure { func: f, .. }) => script_fiber(program, f, Some(obj), args),
+            Some(&Object::Closure { func: f, .. }) => {
+                script_fiber(program, f, Some(obj), args, frames)
+            }
             _ => Err(expected("a function to spawn")),
         },
         Value::Native(native) => return start_native(run, program, output, native, &args),
@@ -347,12 +351,14 @@ fn start_task(
     }
 }
 
-/// A fiber with one frame calling script function `func` with `args`.
+/// A fiber with one frame calling script function `func` with `args`, its
+/// frame stack a spare one from `spare` when there is one.
 fn script_fiber(
     program: &Program,
     func: crate::heap::value::FuncIdx,
     closure: Option<ObjRef>,
     mut args: Vec<Value>,
+    spare: &mut Vec<Vec<crate::exec::fiber::Frame>>,
 ) -> Result<Fiber, VmError> {
     let Some(function) = program.functions.get(func.index()) else {
         return Err(crate::exec::error::bad_program(
@@ -370,17 +376,30 @@ fn script_fiber(
         (function.register_count as usize).max(args.len()),
         Value::Nil,
     );
+    // A new stack holds exactly the first frame: a suspended task costs
+    // no more than it needs, and a task that calls grows it once.
+    let mut frames = spare.pop().unwrap_or_else(|| Vec::with_capacity(1));
+    frames.push(crate::exec::fiber::Frame {
+        func,
+        pc: 0,
+        base: 0,
+        closure,
+        ret: 0,
+    });
     Ok(Fiber {
         registers: args,
-        frames: vec![crate::exec::fiber::Frame {
-            func,
-            pc: 0,
-            base: 0,
-            closure,
-            ret: 0,
-        }],
+        frames,
         ..Fiber::default()
     })
+}
+
+/// Keeps the frame stack of a fiber that has ended (emptied) for the next
+/// task to start, while there is room and it is not unusually large.
+fn keep_spare_frames(sched: &mut Sched, mut frames: Vec<crate::exec::fiber::Frame>) {
+    if sched.spare_frames.len() < SPARE_FRAMES && frames.capacity() <= MAX_SPARE_FRAME_CAPACITY {
+        frames.clear();
+        sched.spare_frames.push(frames);
+    }
 }
 
 /// Runs a native task body: its result ends the body, unless it suspends
@@ -430,7 +449,8 @@ pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
     let Some(task) = run.sched.current.take() else {
         return;
     };
-    run.context.fiber = Fiber::default();
+    let fiber = std::mem::take(&mut run.context.fiber);
+    keep_spare_frames(&mut run.sched, fiber.frames);
     run.context.resumers.clear();
     let Some(t) = run.heap.task_mut(task) else {
         return;
@@ -834,7 +854,18 @@ pub struct Sched {
     /// `tasks::io::args_data`). At most [`SPARE_ARGS`]; not saved.
     #[serde(skip)]
     pub(crate) spare_args: Vec<std::sync::Arc<[crate::tasks::io::Data]>>,
+    /// Frame stacks of task bodies that have ended, emptied, kept so that
+    /// a task started later pushes its first frame without allocating. At
+    /// most [`SPARE_FRAMES`]; not saved.
+    #[serde(skip)]
+    pub(crate) spare_frames: Vec<Vec<crate::exec::fiber::Frame>>,
 }
+
+/// The most frame stacks [`Sched::spare_frames`] keeps.
+const SPARE_FRAMES: usize = 1 << 12;
+
+/// The largest capacity (in frames) of a frame stack kept for reuse.
+const MAX_SPARE_FRAME_CAPACITY: usize = 64;
 
 /// The most argument lists [`Sched::spare_args`] keeps.
 pub(crate) const SPARE_ARGS: usize = 1 << 17;
