@@ -113,6 +113,7 @@ impl Fiber {
     }
 
     /// Empties it, keeping the vectors' room.
+    #[inline]
     pub fn clear(&mut self) {
         self.registers.clear();
         self.frames.clear();

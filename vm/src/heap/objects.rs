@@ -183,9 +183,34 @@ pub struct Context {
 
 impl Context {
     /// Empties it, keeping the vectors' room.
+    #[inline]
     pub fn clear(&mut self) {
         self.fiber.clear();
         self.resumers.clear();
+    }
+
+    /// Exchanges the contents of the two contexts (a task's switch). The
+    /// registers and frames always move; the vectors a switch rarely finds
+    /// in use (handlers, defers, unwinds, resumers) only when either side
+    /// has some, which moves far fewer bytes than swapping whole contexts.
+    #[inline]
+    pub fn exchange(&mut self, other: &mut Context) {
+        let (mine, theirs) = (&mut self.fiber, &mut other.fiber);
+        std::mem::swap(&mut mine.registers, &mut theirs.registers);
+        std::mem::swap(&mut mine.frames, &mut theirs.frames);
+        swap_if_used(&mut mine.handlers, &mut theirs.handlers);
+        swap_if_used(&mut mine.defers, &mut theirs.defers);
+        swap_if_used(&mut mine.unwinds, &mut theirs.unwinds);
+        swap_if_used(&mut self.resumers, &mut other.resumers);
+    }
+}
+
+/// Swaps two vectors unless both are empty (when only their spare room
+/// would change hands).
+#[inline]
+fn swap_if_used<T>(a: &mut Vec<T>, b: &mut Vec<T>) {
+    if !(a.is_empty() && b.is_empty()) {
+        std::mem::swap(a, b);
     }
 }
 

@@ -253,10 +253,10 @@ pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
     };
     run.context.fiber.truncate_dead_registers(program);
     match run.heap.task_mut(current) {
-        // A running task's own context is empty (`install` took it): a
-        // swap moves the fibers over without dropping anything.
+        // A running task's own context is empty (`install` took it): an
+        // exchange moves the fibers over without dropping anything.
         Some(task) => {
-            std::mem::swap(&mut task.context, &mut run.context);
+            task.context.exchange(&mut run.context);
             task.wake_dst = dst;
         }
         None => run.context = Context::default(),
@@ -297,9 +297,9 @@ fn install(
         return Ok(());
     }
     t.state = TaskState::Running;
-    // The run's context is empty between tasks: swapping hands the task
-    // its fibers and leaves it an empty context, moving nothing else.
-    std::mem::swap(&mut t.context, &mut run.context);
+    // The run's context is empty between tasks: an exchange hands the
+    // task its fibers and leaves it an empty context (emptied in case).
+    t.context.exchange(&mut run.context);
     t.context.clear();
     let wake = std::mem::take(&mut t.wake);
     let start = t.start.take();
@@ -333,12 +333,12 @@ fn start_task(
     func: Value,
     args: Vec<Value>,
 ) {
-    let frames = &mut run.sched.spare_frames;
+    let spare = &mut run.sched.spare;
     let outcome = match func {
-        Value::Func(f) => script_fiber(program, f, None, args, frames),
+        Value::Func(f) => script_fiber(program, f, None, args, spare),
         Value::Obj(obj) => match run.heap.get(obj) {
             Some(&Object::Closure { func: f, .. }) => {
-                script_fiber(program, f, Some(obj), args, frames)
+                script_fiber(program, f, Some(obj), args, spare)
             }
             _ => Err(expected("a function to spawn")),
         },
@@ -352,13 +352,13 @@ fn start_task(
 }
 
 /// A fiber with one frame calling script function `func` with `args`, its
-/// frame stack a spare one from `spare` when there is one.
+/// vectors spare ones when there are some.
 fn script_fiber(
     program: &Program,
     func: crate::heap::value::FuncIdx,
     closure: Option<ObjRef>,
-    mut args: Vec<Value>,
-    spare: &mut Vec<Vec<crate::exec::fiber::Frame>>,
+    args: Vec<Value>,
+    spare: &mut SpareStacks,
 ) -> Result<Fiber, VmError> {
     let Some(function) = program.functions.get(func.index()) else {
         return Err(crate::exec::error::bad_program(
@@ -372,13 +372,12 @@ fn script_fiber(
             args.len() as u16,
         ));
     }
-    args.resize(
-        (function.register_count as usize).max(args.len()),
-        Value::Nil,
-    );
+    let needed = (function.register_count as usize).max(args.len());
+    let mut registers = spare.registers_for(args);
+    registers.resize(needed, Value::Nil);
     // A new stack holds exactly the first frame: a suspended task costs
     // no more than it needs, and a task that calls grows it once.
-    let mut frames = spare.pop().unwrap_or_else(|| Vec::with_capacity(1));
+    let mut frames = spare.frames.pop().unwrap_or_else(|| Vec::with_capacity(1));
     frames.push(crate::exec::fiber::Frame {
         func,
         pc: 0,
@@ -387,18 +386,66 @@ fn script_fiber(
         ret: 0,
     });
     Ok(Fiber {
-        registers: args,
+        registers,
         frames,
         ..Fiber::default()
     })
 }
 
-/// Keeps the frame stack of a fiber that has ended (emptied) for the next
-/// task to start, while there is room and it is not unusually large.
-fn keep_spare_frames(sched: &mut Sched, mut frames: Vec<crate::exec::fiber::Frame>) {
-    if sched.spare_frames.len() < SPARE_FRAMES && frames.capacity() <= MAX_SPARE_FRAME_CAPACITY {
-        frames.clear();
-        sched.spare_frames.push(frames);
+/// Register files and frame stacks of task bodies that have ended, emptied
+/// and kept for the tasks started after them: a task that calls functions
+/// grows its stacks once, and the tasks after it reuse them instead of
+/// allocating and growing their own. Not saved.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SpareStacks {
+    /// Register files, each with room for at most [`SPARE_REGISTERS`].
+    registers: Vec<Vec<Value>>,
+    /// Frame stacks, each with room for at most [`SPARE_FRAMES`].
+    frames: Vec<Vec<crate::exec::fiber::Frame>>,
+}
+
+/// The most stacks of each kind [`SpareStacks`] keeps.
+const SPARE_STACKS: usize = 256;
+
+/// The largest register file (in registers) kept for reuse.
+const SPARE_REGISTERS: usize = 64;
+
+/// The largest frame stack (in frames) kept for reuse.
+const SPARE_FRAMES: usize = 16;
+
+impl SpareStacks {
+    /// Keeps the stacks of `fiber`, whose body has ended, when there is
+    /// room and they are not unusually large; the rest of it is dropped.
+    fn keep(&mut self, fiber: Fiber) {
+        let Fiber {
+            mut registers,
+            mut frames,
+            ..
+        } = fiber;
+        if self.registers.len() < SPARE_STACKS && registers.capacity() <= SPARE_REGISTERS {
+            registers.clear();
+            self.registers.push(registers);
+        }
+        if self.frames.len() < SPARE_STACKS && frames.capacity() <= SPARE_FRAMES {
+            frames.clear();
+            self.frames.push(frames);
+        }
+    }
+
+    /// A register file holding `args`: a spare one with more room than
+    /// `args` has (which was sized for the body alone), or `args` itself.
+    fn registers_for(&mut self, args: Vec<Value>) -> Vec<Value> {
+        match self.registers.pop() {
+            Some(mut registers) if registers.capacity() > args.capacity() => {
+                registers.extend_from_slice(&args);
+                registers
+            }
+            Some(registers) => {
+                self.registers.push(registers);
+                args
+            }
+            None => args,
+        }
     }
 }
 
@@ -450,7 +497,7 @@ pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
         return;
     };
     let fiber = std::mem::take(&mut run.context.fiber);
-    keep_spare_frames(&mut run.sched, fiber.frames);
+    run.sched.spare.keep(fiber);
     run.context.resumers.clear();
     let Some(t) = run.heap.task_mut(task) else {
         return;
@@ -854,18 +901,11 @@ pub struct Sched {
     /// `tasks::io::args_data`). At most [`SPARE_ARGS`]; not saved.
     #[serde(skip)]
     pub(crate) spare_args: Vec<std::sync::Arc<[crate::tasks::io::Data]>>,
-    /// Frame stacks of task bodies that have ended, emptied, kept so that
-    /// a task started later pushes its first frame without allocating. At
-    /// most [`SPARE_FRAMES`]; not saved.
+    /// Stacks of task bodies that have ended, for the tasks started
+    /// next; not saved.
     #[serde(skip)]
-    pub(crate) spare_frames: Vec<Vec<crate::exec::fiber::Frame>>,
+    pub(crate) spare: SpareStacks,
 }
-
-/// The most frame stacks [`Sched::spare_frames`] keeps.
-const SPARE_FRAMES: usize = 1 << 12;
-
-/// The largest capacity (in frames) of a frame stack kept for reuse.
-const MAX_SPARE_FRAME_CAPACITY: usize = 64;
 
 /// The most argument lists [`Sched::spare_args`] keeps.
 pub(crate) const SPARE_ARGS: usize = 1 << 17;
