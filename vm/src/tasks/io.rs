@@ -492,11 +492,11 @@ impl IoTable {
     pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
         let removed = if offset == 0 {
-            // The usual case: the oldest request, whose slot goes.
-            let removed = self.slots.front_mut()?.take()?;
-            self.slots.pop_front();
+            // The usual case: the oldest request, whose slot goes (the
+            // oldest slot is never empty: empty ones are dropped below).
+            let removed = self.slots.pop_front()?;
             self.base += 1;
-            removed
+            removed?
         } else {
             self.slots.get_mut(offset)?.take()?
         };

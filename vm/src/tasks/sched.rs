@@ -92,12 +92,13 @@ pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Valu
     let parent = run.sched.current;
     let id = run.sched.next_task;
     run.sched.next_task = run.sched.next_task.saturating_add(1);
-    let task = run.heap.alloc(Object::Task(Box::new(Task {
-        id,
-        parent,
-        start: Some((func, args)),
-        ..Task::default()
-    })));
+    // Filled in place: a task is large, and built on the stack it would be
+    // copied into its box.
+    let mut boxed = Box::<Task>::default();
+    boxed.id = id;
+    boxed.parent = parent;
+    boxed.start = Some((func, args));
+    let task = run.heap.alloc(Object::Task(boxed));
     if let Some(parent) = parent.and_then(|p| run.heap.task_mut(p)) {
         parent.children.push(task);
     }
@@ -333,33 +334,35 @@ fn start_task(
     func: Value,
     args: Vec<Value>,
 ) {
+    // The task has not run yet: its context, now the run's, is empty.
+    let fiber = &mut run.context.fiber;
     let spare = &mut run.sched.spare;
     let outcome = match func {
-        Value::Func(f) => script_fiber(program, f, None, args, spare),
+        Value::Func(f) => script_fiber(program, f, None, args, spare, fiber),
         Value::Obj(obj) => match run.heap.get(obj) {
             Some(&Object::Closure { func: f, .. }) => {
-                script_fiber(program, f, Some(obj), args, spare)
+                script_fiber(program, f, Some(obj), args, spare, fiber)
             }
             _ => Err(expected("a function to spawn")),
         },
         Value::Native(native) => return start_native(run, program, output, native, &args),
         _ => Err(expected("a function to spawn")),
     };
-    match outcome {
-        Ok(fiber) => run.context.fiber = fiber,
-        Err(error) => fail_body(run, &error),
+    if let Err(error) = outcome {
+        fail_body(run, &error);
     }
 }
 
-/// A fiber with one frame calling script function `func` with `args`, its
-/// vectors spare ones when there are some.
+/// Makes the empty `fiber` one with one frame calling script function
+/// `func` with `args`, its vectors spare ones when there are some.
 fn script_fiber(
     program: &Program,
     func: crate::heap::value::FuncIdx,
     closure: Option<ObjRef>,
     args: Vec<Value>,
     spare: &mut SpareStacks,
-) -> Result<Fiber, VmError> {
+    fiber: &mut Fiber,
+) -> Result<(), VmError> {
     let Some(function) = program.functions.get(func.index()) else {
         return Err(crate::exec::error::bad_program(
             "spawn of a missing function",
@@ -385,11 +388,9 @@ fn script_fiber(
         closure,
         ret: 0,
     });
-    Ok(Fiber {
-        registers,
-        frames,
-        ..Fiber::default()
-    })
+    fiber.registers = registers;
+    fiber.frames = frames;
+    Ok(())
 }
 
 /// Register files and frame stacks of task bodies that have ended, emptied
@@ -451,6 +452,7 @@ impl SpareStacks {
 
 /// Runs a native task body: its result ends the body, unless it suspends
 /// the task (an I/O operation, a lock, ...), whose wake value then does.
+#[inline(never)]
 fn start_native(
     run: &mut Run,
     program: &Program,
@@ -624,7 +626,9 @@ pub(crate) fn is_kind(heap: &Heap, error: Value, kind: ErrorKind) -> bool {
     }
 }
 
-/// No task is ready: the run is done, needs I/O, or is deadlocked.
+/// No task is ready: the run is done, needs I/O, or is deadlocked. Once a
+/// phase, so kept out of [`switch`]'s hot path.
+#[inline(never)]
 fn idle(run: &mut Run, program: &Program) -> Result<Step, RunError> {
     let main = run.sched.main.and_then(|m| run.heap.task(Value::Obj(m)));
     if let Some(main) = main {
