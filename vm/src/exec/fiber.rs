@@ -112,6 +112,16 @@ impl Fiber {
         self.unwinds.iter().for_each(|unwind| visit(unwind.error));
     }
 
+    /// Empties it, keeping the vectors' room.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.registers.clear();
+        self.frames.clear();
+        self.handlers.clear();
+        self.defers.clear();
+        self.unwinds.clear();
+    }
+
     /// Drops the registers above every frame's window: they are dead, and
     /// dropping them keeps stale references out of the collector's roots.
     pub(crate) fn truncate_dead_registers(&mut self, program: &Program) {

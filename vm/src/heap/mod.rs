@@ -468,9 +468,14 @@ impl Heap {
             }
             marked[index] = true;
             if let Some(object) = &self.slots[index] {
+                // Only objects not marked yet go on the stack: a task's
+                // parent, a list's items already seen, ... are skipped
+                // without a push and a pop.
                 object.for_each_value(|value| {
                     if let Value::Obj(child) = value {
-                        stack.push(child);
+                        if marked.get(child.index()) == Some(&false) {
+                            stack.push(child);
+                        }
                     }
                 });
             }

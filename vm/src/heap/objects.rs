@@ -142,7 +142,9 @@ pub struct Task {
     /// Its fibers while it is not running.
     pub context: Context,
     /// The call to make when it first runs: the function and its arguments.
-    pub start: Option<Box<(Value, Vec<Value>)>>,
+    /// Held inline (it serializes as a boxed pair would): spawning
+    /// allocates one block less.
+    pub start: Option<(Value, Vec<Value>)>,
     /// Where it is in its life.
     pub state: TaskState,
     /// What it is blocked on, while [`TaskState::Blocked`].
@@ -177,6 +179,39 @@ pub struct Context {
     pub fiber: Fiber,
     /// The fibers waiting on the coroutines it runs, outermost first.
     pub resumers: Vec<Resumer>,
+}
+
+impl Context {
+    /// Empties it, keeping the vectors' room.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.fiber.clear();
+        self.resumers.clear();
+    }
+
+    /// Exchanges the contents of the two contexts (a task's switch). The
+    /// registers and frames always move; the vectors a switch rarely finds
+    /// in use (handlers, defers, unwinds, resumers) only when either side
+    /// has some, which moves far fewer bytes than swapping whole contexts.
+    #[inline]
+    pub fn exchange(&mut self, other: &mut Context) {
+        let (mine, theirs) = (&mut self.fiber, &mut other.fiber);
+        std::mem::swap(&mut mine.registers, &mut theirs.registers);
+        std::mem::swap(&mut mine.frames, &mut theirs.frames);
+        swap_if_used(&mut mine.handlers, &mut theirs.handlers);
+        swap_if_used(&mut mine.defers, &mut theirs.defers);
+        swap_if_used(&mut mine.unwinds, &mut theirs.unwinds);
+        swap_if_used(&mut self.resumers, &mut other.resumers);
+    }
+}
+
+/// Swaps two vectors unless both are empty (when only their spare room
+/// would change hands).
+#[inline]
+fn swap_if_used<T>(a: &mut Vec<T>, b: &mut Vec<T>) {
+    if !(a.is_empty() && b.is_empty()) {
+        std::mem::swap(a, b);
+    }
 }
 
 /// Where a task is in its life.
@@ -290,8 +325,7 @@ impl Task {
             visit(Value::Obj(resumer.coro));
             resumer.fiber.for_each_value(&mut visit);
         }
-        if let Some(start) = &self.start {
-            let (func, args) = &**start;
+        if let Some((func, args)) = &self.start {
             visit(*func);
             args.iter().copied().for_each(&mut visit);
         }

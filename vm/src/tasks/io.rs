@@ -466,6 +466,7 @@ pub struct IoTable {
 
 impl IoTable {
     /// Records request `id`, which must be newer than every id recorded.
+    #[inline]
     pub fn insert(&mut self, id: IoId, in_flight: InFlight) {
         if self.slots.is_empty() {
             self.base = id.0;
@@ -489,14 +490,15 @@ impl IoTable {
     }
 
     /// Removes and returns request `id`.
+    #[inline]
     pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
         let removed = if offset == 0 {
-            // The usual case: the oldest request, whose slot goes.
-            let removed = self.slots.front_mut()?.take()?;
-            self.slots.pop_front();
+            // The usual case: the oldest request, whose slot goes (the
+            // oldest slot is never empty: empty ones are dropped below).
+            let removed = self.slots.pop_front()?;
             self.base += 1;
-            removed
+            removed?
         } else {
             self.slots.get_mut(offset)?.take()?
         };

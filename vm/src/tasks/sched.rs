@@ -92,12 +92,13 @@ pub(crate) fn spawn(run: &mut Run, func: Value, args: Vec<Value>) -> Result<Valu
     let parent = run.sched.current;
     let id = run.sched.next_task;
     run.sched.next_task = run.sched.next_task.saturating_add(1);
-    let task = run.heap.alloc(Object::Task(Box::new(Task {
-        id,
-        parent,
-        start: Some(Box::new((func, args))),
-        ..Task::default()
-    })));
+    // Filled in place: a task is large, and built on the stack it would be
+    // copied into its box.
+    let mut boxed = Box::<Task>::default();
+    boxed.id = id;
+    boxed.parent = parent;
+    boxed.start = Some((func, args));
+    let task = run.heap.alloc(Object::Task(boxed));
     if let Some(parent) = parent.and_then(|p| run.heap.task_mut(p)) {
         parent.children.push(task);
     }
@@ -253,10 +254,10 @@ pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
     };
     run.context.fiber.truncate_dead_registers(program);
     match run.heap.task_mut(current) {
-        // A running task's own context is empty (`install` took it): a
-        // swap moves the fibers over without dropping anything.
+        // A running task's own context is empty (`install` took it): an
+        // exchange moves the fibers over without dropping anything.
         Some(task) => {
-            std::mem::swap(&mut task.context, &mut run.context);
+            task.context.exchange(&mut run.context);
             task.wake_dst = dst;
         }
         None => run.context = Context::default(),
@@ -297,14 +298,15 @@ fn install(
         return Ok(());
     }
     t.state = TaskState::Running;
-    let context = std::mem::take(&mut t.context);
+    // The run's context is empty between tasks: an exchange hands the
+    // task its fibers and leaves it an empty context (emptied in case).
+    t.context.exchange(&mut run.context);
+    t.context.clear();
     let wake = std::mem::take(&mut t.wake);
     let start = t.start.take();
     let dst = t.wake_dst as usize;
-    run.context = context;
     run.sched.current = Some(task);
-    if let Some(start) = start {
-        let (func, args) = *start;
+    if let Some((func, args)) = start {
         start_task(run, program, output, func, args);
         return Ok(());
     }
@@ -332,28 +334,35 @@ fn start_task(
     func: Value,
     args: Vec<Value>,
 ) {
+    // The task has not run yet: its context, now the run's, is empty.
+    let fiber = &mut run.context.fiber;
+    let spare = &mut run.sched.spare;
     let outcome = match func {
-        Value::Func(f) => script_fiber(program, f, None, args),
+        Value::Func(f) => script_fiber(program, f, None, args, spare, fiber),
         Value::Obj(obj) => match run.heap.get(obj) {
-            Some(&Object::Closure { func: f, .. }) => script_fiber(program, f, Some(obj), args),
+            Some(&Object::Closure { func: f, .. }) => {
+                script_fiber(program, f, Some(obj), args, spare, fiber)
+            }
             _ => Err(expected("a function to spawn")),
         },
         Value::Native(native) => return start_native(run, program, output, native, &args),
         _ => Err(expected("a function to spawn")),
     };
-    match outcome {
-        Ok(fiber) => run.context.fiber = fiber,
-        Err(error) => fail_body(run, &error),
+    if let Err(error) = outcome {
+        fail_body(run, &error);
     }
 }
 
-/// A fiber with one frame calling script function `func` with `args`.
+/// Makes the empty `fiber` one with one frame calling script function
+/// `func` with `args`, its vectors spare ones when there are some.
 fn script_fiber(
     program: &Program,
     func: crate::heap::value::FuncIdx,
     closure: Option<ObjRef>,
-    mut args: Vec<Value>,
-) -> Result<Fiber, VmError> {
+    args: Vec<Value>,
+    spare: &mut SpareStacks,
+    fiber: &mut Fiber,
+) -> Result<(), VmError> {
     let Some(function) = program.functions.get(func.index()) else {
         return Err(crate::exec::error::bad_program(
             "spawn of a missing function",
@@ -366,25 +375,84 @@ fn script_fiber(
             args.len() as u16,
         ));
     }
-    args.resize(
-        (function.register_count as usize).max(args.len()),
-        Value::Nil,
-    );
-    Ok(Fiber {
-        registers: args,
-        frames: vec![crate::exec::fiber::Frame {
-            func,
-            pc: 0,
-            base: 0,
-            closure,
-            ret: 0,
-        }],
-        ..Fiber::default()
-    })
+    let needed = (function.register_count as usize).max(args.len());
+    let mut registers = spare.registers_for(args);
+    registers.resize(needed, Value::Nil);
+    // A new stack holds exactly the first frame: a suspended task costs
+    // no more than it needs, and a task that calls grows it once.
+    let mut frames = spare.frames.pop().unwrap_or_else(|| Vec::with_capacity(1));
+    frames.push(crate::exec::fiber::Frame {
+        func,
+        pc: 0,
+        base: 0,
+        closure,
+        ret: 0,
+    });
+    fiber.registers = registers;
+    fiber.frames = frames;
+    Ok(())
+}
+
+/// Register files and frame stacks of task bodies that have ended, emptied
+/// and kept for the tasks started after them: a task that calls functions
+/// grows its stacks once, and the tasks after it reuse them instead of
+/// allocating and growing their own. Not saved.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SpareStacks {
+    /// Register files, each with room for at most [`SPARE_REGISTERS`].
+    registers: Vec<Vec<Value>>,
+    /// Frame stacks, each with room for at most [`SPARE_FRAMES`].
+    frames: Vec<Vec<crate::exec::fiber::Frame>>,
+}
+
+/// The most stacks of each kind [`SpareStacks`] keeps.
+const SPARE_STACKS: usize = 256;
+
+/// The largest register file (in registers) kept for reuse.
+const SPARE_REGISTERS: usize = 64;
+
+/// The largest frame stack (in frames) kept for reuse.
+const SPARE_FRAMES: usize = 16;
+
+impl SpareStacks {
+    /// Keeps the stacks of `fiber`, whose body has ended, when there is
+    /// room and they are not unusually large; the rest of it is dropped.
+    fn keep(&mut self, fiber: Fiber) {
+        let Fiber {
+            mut registers,
+            mut frames,
+            ..
+        } = fiber;
+        if self.registers.len() < SPARE_STACKS && registers.capacity() <= SPARE_REGISTERS {
+            registers.clear();
+            self.registers.push(registers);
+        }
+        if self.frames.len() < SPARE_STACKS && frames.capacity() <= SPARE_FRAMES {
+            frames.clear();
+            self.frames.push(frames);
+        }
+    }
+
+    /// A register file holding `args`: a spare one with more room than
+    /// `args` has (which was sized for the body alone), or `args` itself.
+    fn registers_for(&mut self, args: Vec<Value>) -> Vec<Value> {
+        match self.registers.pop() {
+            Some(mut registers) if registers.capacity() > args.capacity() => {
+                registers.extend_from_slice(&args);
+                registers
+            }
+            Some(registers) => {
+                self.registers.push(registers);
+                args
+            }
+            None => args,
+        }
+    }
 }
 
 /// Runs a native task body: its result ends the body, unless it suspends
 /// the task (an I/O operation, a lock, ...), whose wake value then does.
+#[inline(never)]
 fn start_native(
     run: &mut Run,
     program: &Program,
@@ -430,7 +498,8 @@ pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
     let Some(task) = run.sched.current.take() else {
         return;
     };
-    run.context.fiber = Fiber::default();
+    let fiber = std::mem::take(&mut run.context.fiber);
+    run.sched.spare.keep(fiber);
     run.context.resumers.clear();
     let Some(t) = run.heap.task_mut(task) else {
         return;
@@ -557,7 +626,9 @@ pub(crate) fn is_kind(heap: &Heap, error: Value, kind: ErrorKind) -> bool {
     }
 }
 
-/// No task is ready: the run is done, needs I/O, or is deadlocked.
+/// No task is ready: the run is done, needs I/O, or is deadlocked. Once a
+/// phase, so kept out of [`switch`]'s hot path.
+#[inline(never)]
 fn idle(run: &mut Run, program: &Program) -> Result<Step, RunError> {
     let main = run.sched.main.and_then(|m| run.heap.task(Value::Obj(m)));
     if let Some(main) = main {
@@ -834,6 +905,10 @@ pub struct Sched {
     /// `tasks::io::args_data`). At most [`SPARE_ARGS`]; not saved.
     #[serde(skip)]
     pub(crate) spare_args: Vec<std::sync::Arc<[crate::tasks::io::Data]>>,
+    /// Stacks of task bodies that have ended, for the tasks started
+    /// next; not saved.
+    #[serde(skip)]
+    pub(crate) spare: SpareStacks,
 }
 
 /// The most argument lists [`Sched::spare_args`] keeps.
