@@ -494,8 +494,9 @@ impl IoTable {
     pub fn remove(&mut self, id: &IoId) -> Option<InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
         let removed = if offset == 0 {
-            // The usual case: the oldest request, whose slot goes (the
-            // oldest slot is never empty: empty ones are dropped below).
+            // The usual case: the oldest request, whose slot goes. (Empty
+            // slots at the front are dropped below; one left there by a
+            // saved run goes too, and `base` still names the first slot.)
             let removed = self.slots.pop_front()?;
             self.base += 1;
             removed?
