@@ -439,23 +439,8 @@ pub(crate) fn compile_file(path: &str) -> Result<spool::Program, i32> {
 /// [`MAIN_STACK`] bytes (its soft limit, as `ulimit -s` sets it)? Then a
 /// small program is compiled on it ([`spool::Engine::compile_with_here`]).
 fn main_stack_is_ample() -> bool {
-    if std::thread::current().name() != Some("main") {
-        return false;
-    }
-    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
-        return false;
-    };
-    let soft = limits
-        .lines()
-        .find_map(|line| line.strip_prefix("Max stack size"))
-        .and_then(|rest| rest.split_whitespace().next());
-    match soft {
-        Some("unlimited") => true,
-        Some(bytes) => bytes
-            .parse::<usize>()
-            .is_ok_and(|bytes| bytes >= MAIN_STACK),
-        None => false,
-    }
+    crate::process::is_main_thread()
+        && crate::process::stack_limit().is_none_or(|bytes| bytes >= MAIN_STACK as u64)
 }
 
 /// The main thread's stack [`main_stack_is_ample`] asks for: Linux's usual

@@ -107,12 +107,16 @@ fn create_temporary(target: &Path) -> std::io::Result<(PathBuf, std::fs::File)> 
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
-/// 64 unpredictable bits: from `/dev/urandom` where there is one,
-/// otherwise from the standard library's randomly keyed hasher mixed with
-/// the time, the process id and a counter.
+/// 64 unpredictable bits: from the operating system's random source
+/// ([`crate::process::entropy`]) or `/dev/urandom`, otherwise from the
+/// standard library's randomly keyed hasher mixed with the time, the
+/// process id and a counter.
 pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::io::Read as _;
+    if let Some(bits) = crate::process::entropy() {
+        return bits;
+    }
     let mut bytes = [0u8; 8];
     if std::fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut bytes))

@@ -8,6 +8,7 @@ pub mod cli_io;
 pub mod durable;
 pub mod editor;
 mod io_signatures;
+pub mod process;
 pub mod repl;
 pub mod store_cli;
 pub mod trace;

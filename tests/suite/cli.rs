@@ -521,3 +521,66 @@ fn a_compile_error_in_an_imported_file_shows_that_file() {
     );
     assert!(errors.contains("╭─[app/main.spl:1:8]"), "{errors}");
 }
+
+/// A script that prints a number it computes (so that its digits are in
+/// no saved program), then waits at a top-level `yield`.
+const PRINT_THEN_WAIT: &str = "\
+// Prints, then waits for an answer.
+print(6 * 7 * 1000003)
+let answer: str = yield \"waiting\"
+print(answer)
+";
+
+/// Started with its standard output closed, `spool` opens `/dev/null` in
+/// its place, so the saved run it writes next does not take descriptor 1
+/// and what the script prints does not end up inside it.
+#[test]
+fn a_closed_standard_output_does_not_become_the_saved_run() {
+    let dir = scratch("closed_stdout", &[("wait.spl", PRINT_THEN_WAIT)]);
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" run wait.spl --step --state wait.run >&-")
+        .arg(spool_binary())
+        .current_dir(&dir)
+        .status()
+        .expect("sh starts");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let saved = std::fs::read(dir.join("wait.run")).expect("the run was saved");
+    let marker = b"42000126";
+    assert!(
+        !saved.windows(marker.len()).any(|window| window == marker),
+        "the printed line went into the saved run"
+    );
+    let output = spool(&dir, &["resume", "wait.run", "--send", "\"answered\""]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "answered\n");
+}
+
+/// A reader that goes away early (`spool run … | head -1`) does not end
+/// `spool` with `SIGPIPE`: the write fails and `spool` exits with a status.
+#[test]
+fn a_closed_pipe_on_standard_output_is_not_a_signal() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = scratch(
+        "closed_pipe",
+        &[(
+            "many.spl",
+            "// Prints many lines.\nfor i in 0..200000 { print(i) }\n",
+        )],
+    );
+    let mut child = Command::new(spool_binary())
+        .args(["run", "many.spl"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spool starts");
+    let mut first = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    reader.read_line(&mut first).expect("a first line");
+    assert_eq!(first, "0\n");
+    drop(reader);
+    let status = child.wait().expect("spool finishes");
+    assert!(status.code().is_some(), "ended by a signal: {status:?}");
+}
