@@ -7,7 +7,8 @@
 //!   pages (a tenth of an empty script's start-up time and about a
 //!   megabyte of memory). The executable's code is then not placed at a
 //!   random address; the libraries, the heap and the stacks still are.
-//! - with the functions a short run executes laid out together
+//! - with the functions a short run executes laid out together, followed
+//!   by those the benchmark workloads go on to execute
 //!   (`startup-order.txt`, written by `examples/bench/startup_order.sh`)
 //!   when rustc links with its own lld, as it does on x86-64 Linux with
 //!   glibc from Rust 1.90: the kernel maps code in 64 KiB blocks around

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates repl/startup-order.txt, the order the linker lays out the
-# functions a short `spool run` executes (repl/build.rs passes it to lld as
+# functions a short `spool run` executes, then those the benchmark
+# workloads go on to execute (repl/build.rs passes it to lld as
 # --symbol-ordering-file): together they fill a few dozen pages of the
 # executable instead of being spread over all of its code, which the kernel
 # maps in 64 KiB blocks around each page first touched. That is most of
@@ -22,8 +23,15 @@ spool="$target_dir/release/spool"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# An empty script first, then one that prints, then the language tour.
+# An empty script first, then one that prints, then the language tour;
+# then the workloads, so that the code a longer run keeps executing (the
+# interpreter, the collector, the scheduler, the library's natives) is laid
+# out together after the start-up path rather than spread over the whole
+# executable, which a long run would otherwise keep mapped in memory.
 scripts=("$here/w0_empty.spl" "$root/examples/hello.spl" "$root/examples/tour.spl")
+for workload in "$here"/w[1-9]*.spl; do
+  scripts+=("$workload")
+done
 index=0
 for script in "${scripts[@]}"; do
   valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$index.out" \
