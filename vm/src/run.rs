@@ -114,6 +114,10 @@ pub struct Run {
     /// check of `program_checked`.
     #[serde(skip)]
     pub(crate) divisors: Vec<crate::exec::divisor::Divisor>,
+    /// The roots of the last collection (emptied): kept so that a
+    /// collection allocates nothing (see `Heap`'s `marks`). Not saved.
+    #[serde(skip)]
+    pub(crate) root_buffer: Vec<Value>,
 }
 
 /// What a run that called `exit(code)` ends with, once its tasks have
@@ -267,6 +271,7 @@ impl Run {
             io_ops: Vec::new(),
             program_checked: false,
             divisors: Vec::new(),
+            root_buffer: Vec::new(),
         };
         let main = program.main;
         run.bind_natives_of(&program, natives)?;
@@ -296,12 +301,14 @@ impl Run {
     /// their heap objects), every running coroutine's object, the
     /// scheduler's, the globals, the constants and a finished run's result.
     pub(crate) fn gc_roots(&self) -> Vec<Value> {
-        let mut roots: Vec<Value> = self
-            .context
-            .resumers
-            .iter()
-            .map(|r| Value::Obj(r.coro))
-            .collect();
+        let mut roots = Vec::new();
+        self.gc_roots_into(&mut roots);
+        roots
+    }
+
+    /// Appends [`Run::gc_roots`] to `roots`.
+    pub(crate) fn gc_roots_into(&self, roots: &mut Vec<Value>) {
+        roots.extend(self.context.resumers.iter().map(|r| Value::Obj(r.coro)));
         self.sched.for_each_value(|value| roots.push(value));
         self.context.fiber.for_each_value(|value| roots.push(value));
         for resumer in &self.context.resumers {
@@ -312,7 +319,6 @@ impl Run {
         if let Status::Done(value) = self.status {
             roots.push(value);
         }
-        roots
     }
 
     /// How many instructions of its budget the last [`Run::resume`] did not

@@ -1342,8 +1342,10 @@ fn collect_garbage(run: &mut Run, program: &Program) -> Result<(), VmError> {
     for fiber in std::iter::once(&mut run.context.fiber).chain(resumers) {
         fiber.truncate_dead_registers(program);
     }
-    let roots = run.gc_roots();
-    run.heap.collect(roots);
+    let mut roots = std::mem::take(&mut run.root_buffer);
+    run.gc_roots_into(&mut roots);
+    run.heap.collect(roots.drain(..));
+    run.root_buffer = roots;
     if run.heap.over_limit() {
         return Err(run.heap.limit_error(0));
     }
