@@ -353,13 +353,14 @@ fn describe_tasks(out: &mut String, run: &Run) {
         };
         let _ = writeln!(out, "  {name}: {state}");
         let running = sched.current == Some(obj);
+        let context = task.context.unpacked();
         let fibers: Vec<&spool_vm::Fiber> = if running {
             std::iter::once(run.fiber())
                 .chain(run.resumers().iter().rev().map(|r| &r.fiber))
                 .collect()
         } else {
-            std::iter::once(&task.context.fiber)
-                .chain(task.context.resumers.iter().rev().map(|r| &r.fiber))
+            std::iter::once(&context.fiber)
+                .chain(context.resumers.iter().rev().map(|r| &r.fiber))
                 .collect()
         };
         for fiber in fibers {

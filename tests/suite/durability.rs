@@ -604,8 +604,7 @@ type Parts = (
     spool_vm::Heap,
     Vec<spool::Value>,
     Vec<spool::Value>,
-    spool_vm::Fiber,
-    Vec<spool_vm::Resumer>,
+    spool_vm::Context,
     bool,
     u64,
     spool_vm::Sched,
@@ -728,8 +727,8 @@ fn task_trees_with_cycles_or_shared_children_are_refused() {
 #[test]
 fn an_io_table_with_a_gap_before_the_next_id_is_refused() {
     let mut parts = take_apart(&tasks_run());
-    assert!(!parts.8.in_flight.is_empty());
-    parts.8.next_io += 1 << 40;
+    assert!(!parts.7.in_flight.is_empty());
+    parts.7.next_io += 1 << 40;
     let message = refused(&seal_parts(&parts));
     assert!(message.contains("I/O requests"), "{message}");
 }
@@ -756,7 +755,7 @@ fn deeply_nested_request_data_is_refused() {
     let nested = |depth: usize, claimed: u32| {
         let mut parts = take_apart(&run);
         let marker = 0x0123_4567_89ab_cdef;
-        parts.8.outbox[0].args = vec![Data::Int(marker)].into();
+        parts.7.outbox[0].args = vec![Data::Int(marker)].into();
         let bytes = seal_parts(&parts);
         let encoded = postcard::to_allocvec(&Data::Int(marker)).expect("encodes");
         let at = bytes
@@ -804,19 +803,22 @@ fn fiber_bookkeeping_out_of_order_or_out_of_its_frames_is_refused() {
     });
     let mut host = CaptureOutput::default();
     assert_eq!(run.resume(&mut host), Ok(Step::Paused));
-    let original = take_apart(&run);
-    assert!(original.4.frames.len() > 5, "recursing");
-    assert!(!original.4.defers.is_empty(), "with defers");
+    let mut original = take_apart(&run);
+    // Kept in its saved encoding until unpacked.
+    assert!(original.4.fiber.frames.is_empty());
+    original.4.unpack().expect("the saved stack decodes");
+    assert!(original.4.fiber.frames.len() > 5, "recursing");
+    assert!(!original.4.fiber.defers.is_empty(), "with defers");
 
     let mut parts = original.clone();
-    let fiber = &mut parts.4;
+    let fiber = &mut parts.4.fiber;
     let last = fiber.defers.len() - 1;
     fiber.defers[last].frame_depth = 1;
     let message = refused(&seal_parts(&parts));
     assert!(message.contains("defers out of order"), "{message}");
 
     let mut parts = original.clone();
-    let fiber = &mut parts.4;
+    let fiber = &mut parts.4.fiber;
     let handler = spool_vm::Handler {
         frame_depth: 3,
         catch_pc: 0,
@@ -835,7 +837,7 @@ fn fiber_bookkeeping_out_of_order_or_out_of_its_frames_is_refused() {
     // A frame returning above its caller's window: the registers there may
     // be dropped while the run is suspended.
     let mut parts = original;
-    let fiber = &mut parts.4;
+    let fiber = &mut parts.4.fiber;
     let top = fiber.frames.len() - 1;
     fiber.frames[top].ret = fiber.frames[top].base + 1_000;
     fiber
@@ -973,4 +975,82 @@ fn fingerprints_in_the_header_and_the_program_are_checked() {
         message.contains("does not match its fingerprint"),
         "{message}"
     );
+}
+
+/// Tasks that hold strings and lists while they wait on a channel, and a
+/// main task that makes garbage for several collections after the run is
+/// restored and before it wakes them.
+const PARKED_WITH_OBJECTS: &str = r#"
+let go: Chan<int> = chan(0)
+fn hold(n: int) -> int {
+    let name = "task ${n}"
+    let items = [n, n * 10]
+    let k = go.recv()!
+    print("${name}: ${items[1] + k}")
+    return k
+}
+let tasks: [Task<int>] = []
+for i in 0..20 {
+    tasks.push(spawn hold(i))
+}
+let first = fetch(1)
+let garbage = 0
+for i in 0..200000 {
+    garbage += "${i}".len()
+}
+for i in 0..20 {
+    go.send(first)
+}
+for t in tasks {
+    garbage += await t
+}
+print(garbage)
+"#;
+
+/// A restored run's parked tasks keep their stacks in the saved encoding
+/// until they run; what those stacks refer to survives the collections
+/// that happen meanwhile.
+#[test]
+fn objects_held_by_parked_restored_tasks_survive_collections() {
+    let program = engine()
+        .compile("parked.spl", PARKED_WITH_OBJECTS)
+        .expect("compiles");
+    let mut run = program.start(Vec::new());
+    let mut host = CaptureOutput::default();
+    match run.resume(&mut host).expect("runs") {
+        Step::Io(batch) => assert_eq!(batch.len(), 1),
+        step => panic!("expected I/O, got {step:?}"),
+    }
+    let mut run = spool::restore(&spool::snapshot(&run)).expect("restores");
+    for request in run.pending_io() {
+        run.complete(request.id, Ok(Data::Int(2)));
+    }
+    assert!(matches!(run.resume(&mut host), Ok(Step::Done(_))));
+    let mut expected: Vec<String> = (0..20)
+        .map(|n| format!("task {n}: {}", n * 10 + 2))
+        .collect();
+    expected.push("1088930".to_string());
+    assert_eq!(host.lines, expected);
+}
+
+/// A parked task's stack, kept in its saved encoding, is checked by
+/// `restore` like the active one: a frame past its function's end is
+/// refused before anything runs.
+#[test]
+fn a_damaged_stack_of_a_parked_task_is_refused() {
+    let mut parts = take_apart(&tasks_run());
+    let mut damaged = 0;
+    for obj in task_slots(&parts.1) {
+        let task = task_mut(&mut parts, obj);
+        if !task.context.is_packed() {
+            continue;
+        }
+        task.context.unpack().expect("the saved stack decodes");
+        let top = task.context.fiber.frames.len() - 1;
+        task.context.fiber.frames[top].pc = 1_000_000;
+        damaged += 1;
+    }
+    assert!(damaged >= 3, "the blocked tasks are packed");
+    let message = refused(&seal_parts(&parts));
+    assert!(message.contains("heap object"), "{message}");
 }

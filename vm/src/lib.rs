@@ -46,8 +46,8 @@ pub use exec::native::{
 };
 pub use exec::unwind::stack_trace;
 pub use heap::objects::{
-    Blocked, Chan, CoroStatus, Coroutine, Group, Mutex, Resumer, SelectCase, SelectMode, Task,
-    TaskError, TaskState, Wake,
+    Blocked, Chan, Context, CoroStatus, Coroutine, Group, Mutex, Resumer, SelectCase, SelectMode,
+    Task, TaskError, TaskState, Wake,
 };
 pub use heap::value::{
     ConstIdx, EnumIdx, FileIdx, FuncIdx, GlobalIdx, NativeIdx, ObjRef, Pc, Reg, StructIdx, Value,

@@ -19,7 +19,7 @@ pub use crate::exec::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
 use crate::exec::native::{Native, NativeSet, Output};
 use crate::heap::format;
 use crate::heap::objects::{Context, CoroStatus, Resumer};
-use crate::heap::value::{FuncIdx, Value};
+use crate::heap::value::{FuncIdx, ObjRef, Value};
 use crate::heap::{Heap, Object};
 use crate::program::{Constant, Program};
 use crate::tasks::io::{IoId, IoRequest, IoResult};
@@ -48,6 +48,8 @@ pub struct Run {
     /// resumed) and the fibers that resumed a running coroutine, outermost
     /// (the main fiber) first, empty while the main fiber is active. A task
     /// that is not running keeps the same pair in its heap object.
+    /// Decoded whole when the run is (never left packed).
+    #[serde(deserialize_with = "crate::saved::wire::unpacked_context")]
     pub(crate) context: Context,
     /// The main fiber is paused at a top-level `yield`, whose destination
     /// register holds the host's answer ([`Run::send`]; nil until sent).
@@ -596,6 +598,20 @@ impl Run {
     /// The globals, indexed by `GlobalIdx`.
     pub fn globals(&self) -> &[Value] {
         &self.globals
+    }
+
+    /// Decodes the stacks of every task still in its saved encoding (see
+    /// [`Context::is_packed`]), for what rewrites them all (an upgrade).
+    /// The bytes of a validated run always decode; a context that did not
+    /// would be left empty.
+    pub(crate) fn unpack_contexts(&mut self) {
+        for index in 0..self.heap.capacity() {
+            if let Some(Object::Task(task)) = self.heap.get_mut(ObjRef(index as u32)) {
+                if task.context.unpack().is_err() {
+                    task.context.clear();
+                }
+            }
+        }
     }
 
     /// The active fiber (the main one, or the running coroutine's), for

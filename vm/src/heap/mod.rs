@@ -115,7 +115,7 @@ impl Object {
             Object::Closure { captures, .. } => captures.len() * 16,
             Object::Cell(_) => 0,
             Object::Coro(coro) => 256 + coro.fiber.registers.len() * 16,
-            Object::Task(task) => 256 + task.context.fiber.registers.len() * 16,
+            Object::Task(task) => 256 + task.context.weight(),
             Object::Chan(chan) => 64 + chan.buffer.len() * 16,
             Object::Mutex(_) | Object::Group(_) => 64,
         };

@@ -10,7 +10,9 @@
 //! coroutines it is inside) in its heap object; the running task's are the
 //! run's active fiber and resumers.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -172,13 +174,35 @@ pub struct Task {
 }
 
 /// A task's fibers while it is not the running task.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+///
+/// A parked task of a restored run keeps its context as it was saved
+/// ([`Context::is_packed`]) until it runs: restoring a run with many
+/// waiting tasks then decodes none of their stacks (it checks each one in
+/// a scratch fiber), and saving it again copies their bytes. Its `fiber`
+/// and `resumers` are empty meanwhile: read them through
+/// [`Context::unpacked`], or [`Context::unpack`] it first. Serialized by
+/// `saved/wire.rs`.
+#[derive(Clone, Debug, Default)]
 pub struct Context {
     /// The fiber that was active: the task's own, or that of the coroutine
     /// it was running.
     pub fiber: Fiber,
     /// The fibers waiting on the coroutines it runs, outermost first.
     pub resumers: Vec<Resumer>,
+    /// The saved encoding, while the context is packed.
+    pub(crate) packed: Option<Packed>,
+}
+
+/// A context in its saved encoding: the byte string of its one fiber
+/// (`saved/wire.rs`; a context with unwinds or resumers is never packed).
+#[derive(Clone, Debug)]
+pub(crate) struct Packed {
+    /// The fiber's byte string.
+    pub(crate) bytes: Box<[u8]>,
+    /// The heap objects the fiber refers to, recorded when the restored
+    /// run is validated (the collector marks them); until then they are
+    /// found by decoding.
+    pub(crate) refs: OnceLock<Box<[ObjRef]>>,
 }
 
 impl Context {
@@ -187,6 +211,61 @@ impl Context {
     pub fn clear(&mut self) {
         self.fiber.clear();
         self.resumers.clear();
+        self.packed = None;
+    }
+
+    /// Is it still in its saved encoding (a restored task that has not run)?
+    pub fn is_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// Decodes a packed context into its fiber; nothing for one that is
+    /// not packed. Fails only for bytes that a validated run never holds.
+    pub fn unpack(&mut self) -> Result<(), String> {
+        if let Some(packed) = self.packed.take() {
+            self.resumers.clear();
+            crate::saved::wire::decode_into(&packed.bytes, &mut self.fiber)
+                .ok_or_else(|| "a saved task's stack does not decode".to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The context with its fibers readable: itself, or a decoded copy
+    /// when it is packed (empty if the bytes do not decode).
+    pub fn unpacked(&self) -> Cow<'_, Context> {
+        match &self.packed {
+            None => Cow::Borrowed(self),
+            Some(packed) => Cow::Owned(Context {
+                fiber: crate::saved::wire::decode(&packed.bytes).unwrap_or_default(),
+                ..Context::default()
+            }),
+        }
+    }
+
+    /// Calls `visit` on every value its fibers hold (of a packed context,
+    /// every heap reference).
+    pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
+        match &self.packed {
+            None => {
+                self.fiber.for_each_value(&mut visit);
+                for resumer in &self.resumers {
+                    visit(Value::Obj(resumer.coro));
+                    resumer.fiber.for_each_value(&mut visit);
+                }
+            }
+            Some(packed) => match packed.refs.get() {
+                Some(refs) => refs.iter().for_each(|&obj| visit(Value::Obj(obj))),
+                None => self.unpacked().for_each_value(visit),
+            },
+        }
+    }
+
+    /// A rough size of its fibers in bytes.
+    pub(crate) fn weight(&self) -> usize {
+        match &self.packed {
+            None => self.fiber.registers.len() * 16,
+            Some(packed) => packed.bytes.len(),
+        }
     }
 
     /// Exchanges the contents of the two contexts (a task's switch). The
@@ -320,11 +399,7 @@ impl Task {
             .chain(&self.failed_children)
             .chain(&self.waiters)
             .for_each(|&t| visit(Value::Obj(t)));
-        self.context.fiber.for_each_value(&mut visit);
-        for resumer in &self.context.resumers {
-            visit(Value::Obj(resumer.coro));
-            resumer.fiber.for_each_value(&mut visit);
-        }
+        self.context.for_each_value(&mut visit);
         if let Some((func, args)) = &self.start {
             visit(*func);
             args.iter().copied().for_each(&mut visit);

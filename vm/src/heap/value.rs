@@ -336,7 +336,22 @@ pub mod compact {
     /// one bounds check; anything else, and the last values of the input,
     /// through [`decode_one`].
     pub fn decode_values(bytes: &[u8], at: &mut usize, count: usize) -> Option<Vec<Value>> {
-        let mut values = vec![Value::Nil; count];
+        let mut values = Vec::new();
+        decode_values_into(bytes, at, count, &mut values)?;
+        Some(values)
+    }
+
+    /// [`decode_values`] into `values`, whose contents are replaced and
+    /// whose room is reused: a saved task's registers are decoded into one
+    /// scratch file to be checked, task after task.
+    pub fn decode_values_into(
+        bytes: &[u8],
+        at: &mut usize,
+        count: usize,
+        values: &mut Vec<Value>,
+    ) -> Option<()> {
+        values.clear();
+        values.resize(count, Value::Nil);
         let mut pos = *at;
         // The last position a window starts at (none when the input is
         // shorter than one).
@@ -375,7 +390,7 @@ pub mod compact {
             pos = rare;
         }
         *at = pos;
-        Some(values)
+        Some(())
     }
 
     /// [`decode_one`], kept out of [`decode_values`]'s loop.

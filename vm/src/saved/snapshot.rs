@@ -27,7 +27,7 @@ use crate::run::Run;
 /// The first bytes of every saved run.
 pub const MAGIC: &[u8; 8] = b"SPOOLRUN";
 /// Bumped whenever the layout of a saved run changes.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 /// Bytes before the postcard body.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

@@ -15,9 +15,11 @@
 //! Everything here is iterative and linear in the size of the run, so a
 //! hostile input cannot make it recurse deeply or loop.
 
+use std::cell::RefCell;
+
 use crate::exec::fiber::{Fiber, Frame};
 use crate::heap::objects::CoroStatus;
-use crate::heap::objects::{Blocked, SelectCase, Wake};
+use crate::heap::objects::{Blocked, Packed, SelectCase, Wake};
 use crate::heap::value::{EnumIdx, FuncIdx, ObjRef, StructIdx, Value};
 use crate::heap::Object;
 use crate::program::op::{Op, Operand};
@@ -32,7 +34,13 @@ pub fn validate(run: &Run) -> Result<(), Invalid> {
     let program = &run.program;
     check_program(program)?;
     run.heap.check_slots()?;
-    let values = Values { run };
+    let values = Values {
+        run,
+        scratch: RefCell::default(),
+    };
+    if run.context.is_packed() {
+        return Err("the active context is still packed".into());
+    }
     if run.globals.len() != program.globals.len() {
         return Err("the globals do not match the program".into());
     }
@@ -229,6 +237,9 @@ fn check_variant_shape(
 /// Checks values against the run's heap and program.
 struct Values<'r> {
     run: &'r Run,
+    /// Where packed task stacks are decoded to be checked, one after the
+    /// other.
+    scratch: RefCell<Fiber>,
 }
 
 impl Values<'_> {
@@ -299,10 +310,15 @@ fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
             }
         }
         Object::Task(task) => {
-            check_fiber(values, &task.context.fiber)?;
-            for resumer in &task.context.resumers {
-                check_fiber(values, &resumer.fiber)?;
-                check_coro(values.run, resumer.coro)?;
+            match &task.context.packed {
+                Some(packed) => check_packed(values, packed)?,
+                None => {
+                    check_fiber(values, &task.context.fiber)?;
+                    for resumer in &task.context.resumers {
+                        check_fiber(values, &resumer.fiber)?;
+                        check_coro(values.run, resumer.coro)?;
+                    }
+                }
             }
             let links = task.parent.iter().chain(&task.children.list);
             for &linked in links.chain(&task.failed_children).chain(&task.waiters) {
@@ -450,6 +466,31 @@ fn check_fiber(values: &Values<'_>, fiber: &Fiber) -> Result<(), Invalid> {
     {
         return Err("an unwind of a missing frame".into());
     }
+    Ok(())
+}
+
+/// A parked task's context in its saved encoding decodes to a sound fiber
+/// whose values refer to things that exist. Decoded into the scratch
+/// fiber, not kept: the task decodes it again when it runs. The heap
+/// objects it refers to are recorded for the collector.
+fn check_packed(values: &Values<'_>, packed: &Packed) -> Result<(), Invalid> {
+    let mut fiber = values.scratch.borrow_mut();
+    crate::saved::wire::decode_into(&packed.bytes, &mut fiber)
+        .ok_or("a task's stack does not decode")?;
+    check_fiber(values, &fiber)?;
+    let mut all_ok = true;
+    let mut refs = Vec::new();
+    fiber.for_each_value(|value| {
+        all_ok &= values.ok(value);
+        if let Value::Obj(obj) = value {
+            refs.push(obj);
+        }
+    });
+    if !all_ok {
+        return Err(dangling("a register"));
+    }
+    // Set once: a second validation of the same run finds the same ones.
+    let _ = packed.refs.set(refs.into_boxed_slice());
     Ok(())
 }
 

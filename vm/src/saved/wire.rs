@@ -13,7 +13,19 @@
 //! | handlers | a count, then per handler `frame_depth`, `catch_pc`, `dst` |
 //! | defers | a count, then per defer `frame_depth` and the value |
 //!
-//! and nothing after. Decoding treats the bytes as untrusted: every count is
+//! and nothing after.
+//!
+//! A task's [`Context`] (its fiber and the resumers of the coroutines it
+//! is inside) serializes as a pair: a tag, then for [`PACKED`] the byte
+//! string of its one fiber (when it has no unwinds and no resumers, the
+//! usual case), or for [`FULL`] the fiber and the resumers. A packed
+//! context is restored as those bytes ([`Context::is_packed`]):
+//! `validate` decodes each into one scratch fiber to check it and records
+//! the heap objects it refers to, the task decodes it when it runs, and
+//! saving the run again copies the bytes. A run with many parked tasks
+//! restores without building their stacks.
+//!
+//! Decoding treats the bytes as untrusted: every count is
 //! checked against the bytes left (each item takes at least one byte per
 //! field) before anything is reserved, so a hostile count cannot make it
 //! allocate more than a small multiple of the input; vectors are reserved
@@ -23,14 +35,16 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::exec::fiber::{DeferEntry, Fiber, Frame, Handler, Unwind};
+use crate::heap::objects::{Context, Packed, Resumer};
 use crate::heap::value::compact::{
-    decode_one, decode_values, encode_into, encode_one, get_number, put_number,
+    decode_one, decode_values_into, encode_into, encode_one, get_number, put_number,
 };
 use crate::heap::value::{FuncIdx, ObjRef, Reg};
 
@@ -72,43 +86,51 @@ pub(crate) fn encode(fiber: &Fiber, out: &mut Vec<u8>) {
 /// Decodes what [`encode`] made into a fiber without unwinds; `None` for
 /// malformed bytes.
 pub(crate) fn decode(bytes: &[u8]) -> Option<Fiber> {
+    let mut fiber = Fiber::default();
+    decode_into(bytes, &mut fiber)?;
+    Some(fiber)
+}
+
+/// [`decode`] into `fiber`, whose contents are replaced (its unwinds
+/// emptied) and whose vectors' room is reused; `None` for malformed bytes,
+/// which leave it in some state that is not to be used.
+pub(crate) fn decode_into(bytes: &[u8], fiber: &mut Fiber) -> Option<()> {
     let mut at = 0;
     let at = &mut at;
     let count = count(bytes, at, 1)?;
-    let registers = decode_values(bytes, at, count)?;
+    decode_values_into(bytes, at, count, &mut fiber.registers)?;
     let count = self::count(bytes, at, 5)?;
-    let frames = frames(bytes, at, count)?;
+    frames(bytes, at, count, &mut fiber.frames)?;
     let count = self::count(bytes, at, 3)?;
-    let mut handlers = Vec::with_capacity(count);
+    fiber.handlers.clear();
+    fiber.handlers.reserve_exact(count);
     for _ in 0..count {
         let frame_depth = u32_at(bytes, at)?;
         let catch_pc = u32_at(bytes, at)?;
         let dst = Reg(u16::try_from(get_number(bytes, at)?).ok()?);
-        handlers.push(Handler {
+        fiber.handlers.push(Handler {
             frame_depth,
             catch_pc,
             dst,
         });
     }
     let count = self::count(bytes, at, 2)?;
-    let mut defers = Vec::with_capacity(count);
+    fiber.defers.clear();
+    fiber.defers.reserve_exact(count);
     for _ in 0..count {
         let frame_depth = u32_at(bytes, at)?;
         let func = decode_one(bytes, at)?;
-        defers.push(DeferEntry { frame_depth, func });
+        fiber.defers.push(DeferEntry { frame_depth, func });
     }
-    (*at == bytes.len()).then_some(Fiber {
-        registers,
-        frames,
-        handlers,
-        defers,
-        unwinds: Vec::new(),
-    })
+    fiber.unwinds.clear();
+    (*at == bytes.len()).then_some(())
 }
 
-/// `count` frames (bounded by the caller by the bytes left).
-fn frames(bytes: &[u8], at: &mut usize, count: usize) -> Option<Vec<Frame>> {
-    let mut frames = Vec::with_capacity(count);
+/// `count` frames (bounded by the caller by the bytes left), replacing
+/// the contents of `frames`.
+fn frames(bytes: &[u8], at: &mut usize, count: usize, frames: &mut Vec<Frame>) -> Option<()> {
+    frames.clear();
+    frames.reserve_exact(count);
     let mut pos = *at;
     // The last position five bytes can be read at (none when the input
     // is shorter).
@@ -142,7 +164,7 @@ fn frames(bytes: &[u8], at: &mut usize, count: usize) -> Option<Vec<Frame>> {
         pos = rare;
     }
     *at = pos;
-    Some(frames)
+    Some(())
 }
 
 /// One frame of any size: `func`, `pc`, `base`, the closure + 1 and
@@ -212,6 +234,99 @@ fn serialize<S: Serializer>(fiber: &Fiber, serializer: S) -> Result<S::Ok, S::Er
     bytes?;
     tuple.serialize_element(&fiber.unwinds)?;
     tuple.end()
+}
+
+/// The first element of a context's pair for a packed context: the
+/// fiber's byte string follows.
+const PACKED: u8 = 0;
+/// The first element of a context's pair for a full context: the fiber
+/// and the resumers follow.
+const FULL: u8 = 1;
+
+/// The byte string of a fiber with no registers, frames, handlers or
+/// defers: a context holding it is not worth keeping packed.
+const EMPTY_FIBER: [u8; 4] = [0; 4];
+
+impl Serialize for Context {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut pair = serializer.serialize_tuple(2)?;
+        if let Some(packed) = &self.packed {
+            pair.serialize_element(&PACKED)?;
+            pair.serialize_element(&Bytes(&packed.bytes))?;
+        } else if self.resumers.is_empty() && self.fiber.unwinds.is_empty() {
+            pair.serialize_element(&PACKED)?;
+            let mut scratch = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+            scratch.clear();
+            encode(&self.fiber, &mut scratch);
+            let bytes = pair.serialize_element(&Bytes(&scratch));
+            if scratch.capacity() <= 1 << 20 {
+                SCRATCH.with(|cell| *cell.borrow_mut() = scratch);
+            }
+            bytes?;
+        } else {
+            pair.serialize_element(&FULL)?;
+            pair.serialize_element(&(&self.fiber, &self.resumers))?;
+        }
+        pair.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Context {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Context, D::Error> {
+        deserializer.deserialize_tuple(2, ContextVisitor)
+    }
+}
+
+/// `deserialize_with` for the run's own context: decoded at once, since
+/// the run executes it next.
+pub(crate) fn unpacked_context<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Context, D::Error> {
+    let mut context = Context::deserialize(deserializer)?;
+    context.unpack().map_err(D::Error::custom)?;
+    Ok(context)
+}
+
+struct ContextVisitor;
+
+impl<'de> Visitor<'de> for ContextVisitor {
+    type Value = Context;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a task's context")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Context, A::Error> {
+        let tag: u8 = seq
+            .next_element()?
+            .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+        let missing = || A::Error::invalid_length(1, &self);
+        match tag {
+            // Kept as it is, checked by `validate` and decoded when the
+            // task runs.
+            PACKED => {
+                let bytes: &'de [u8] = seq.next_element()?.ok_or_else(missing)?;
+                let packed = (bytes != EMPTY_FIBER).then(|| Packed {
+                    bytes: bytes.into(),
+                    refs: OnceLock::new(),
+                });
+                Ok(Context {
+                    packed,
+                    ..Context::default()
+                })
+            }
+            FULL => {
+                let (fiber, resumers): (Fiber, Vec<Resumer>) =
+                    seq.next_element()?.ok_or_else(missing)?;
+                Ok(Context {
+                    fiber,
+                    resumers,
+                    packed: None,
+                })
+            }
+            _ => Err(A::Error::custom("malformed context")),
+        }
+    }
 }
 
 /// A byte slice that serializes with `serialize_bytes` (not as a
@@ -310,6 +425,66 @@ mod tests {
         assert!(empty.registers.is_empty() && empty.frames.is_empty());
     }
 
+    /// A context with one fiber and nothing else is saved as that fiber's
+    /// byte string and restored packed; it decodes to what was saved, and
+    /// saving it again writes the same bytes.
+    #[test]
+    fn plain_contexts_restore_packed_and_save_the_same_bytes() {
+        let mut fiber = sample();
+        fiber.unwinds.clear();
+        let context = Context {
+            fiber,
+            ..Context::default()
+        };
+        let bytes = postcard::to_allocvec(&context).expect("serializes");
+        assert_eq!(bytes[0], PACKED);
+        let mut back: Context = postcard::from_bytes(&bytes).expect("deserializes");
+        assert!(back.is_packed() && back.fiber.frames.is_empty());
+        assert_eq!(postcard::to_allocvec(&back).expect("serializes"), bytes);
+        assert_eq!(
+            format!("{:?}", back.unpacked().fiber),
+            format!("{:?}", context.fiber)
+        );
+        back.unpack().expect("decodes");
+        assert!(!back.is_packed());
+        assert_eq!(format!("{:?}", back.fiber), format!("{:?}", context.fiber));
+        // An empty context is not worth packing.
+        let empty: Context =
+            postcard::from_bytes(&postcard::to_allocvec(&Context::default()).unwrap())
+                .expect("deserializes");
+        assert!(!empty.is_packed());
+    }
+
+    /// A context with unwinds or resumers is saved whole and restored
+    /// decoded.
+    #[test]
+    fn contexts_with_unwinds_or_resumers_restore_decoded() {
+        let context = Context {
+            fiber: sample(),
+            ..Context::default()
+        };
+        let bytes = postcard::to_allocvec(&context).expect("serializes");
+        assert_eq!(bytes[0], FULL);
+        let back: Context = postcard::from_bytes(&bytes).expect("deserializes");
+        assert!(!back.is_packed());
+        assert_eq!(format!("{:?}", back.fiber), format!("{:?}", context.fiber));
+        let resumed = Context {
+            resumers: vec![Resumer {
+                coro: ObjRef(3),
+                dst: Reg(1),
+                fiber: Fiber::default(),
+            }],
+            ..Context::default()
+        };
+        let bytes = postcard::to_allocvec(&resumed).expect("serializes");
+        let back: Context = postcard::from_bytes(&bytes).expect("deserializes");
+        assert!(!back.is_packed() && back.resumers.len() == 1);
+        assert!(
+            postcard::from_bytes::<Context>(&[2, 0]).is_err(),
+            "unknown tag"
+        );
+    }
+
     #[test]
     fn damaged_fibers_are_refused_without_panicking() {
         let mut bytes = Vec::new();
@@ -354,7 +529,8 @@ mod tests {
             let start = if len == 0 { 0 } else { round % (len + 1) };
             let count = (next() % 6) as usize;
             let mut at = start;
-            let many = frames(&bytes, &mut at, count);
+            let mut decoded = Vec::new();
+            let many = frames(&bytes, &mut at, count, &mut decoded).map(|()| decoded);
             let mut one_at = start;
             let one: Option<Vec<Frame>> = (0..count).map(|_| frame(&bytes, &mut one_at)).collect();
             assert_eq!(many, one, "{bytes:?} from {start}, {count} frames");

@@ -298,6 +298,10 @@ fn install(
         return Ok(());
     }
     t.state = TaskState::Running;
+    // A restored task's stack is decoded when it first runs.
+    t.context
+        .unpack()
+        .map_err(|message| crate::run::internal_error(&message))?;
     // The run's context is empty between tasks: an exchange hands the
     // task its fibers and leaves it an empty context (emptied in case).
     t.context.exchange(&mut run.context);
@@ -749,8 +753,9 @@ fn tasks_in_spawn_order(run: &Run) -> Vec<ObjRef> {
 /// A parked task's stack, innermost frame first, through the coroutines it
 /// is inside.
 fn task_stack(task: &Task, program: &Program) -> Vec<crate::exec::error::TraceFrame> {
-    let mut trace = crate::exec::unwind::stack_trace(&task.context.fiber, program);
-    for resumer in task.context.resumers.iter().rev() {
+    let context = task.context.unpacked();
+    let mut trace = crate::exec::unwind::stack_trace(&context.fiber, program);
+    for resumer in context.resumers.iter().rev() {
         trace.extend(crate::exec::unwind::stack_trace(&resumer.fiber, program));
     }
     trace

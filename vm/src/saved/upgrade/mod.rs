@@ -91,6 +91,7 @@ pub fn check(run: &Run, new: &Program) -> Vec<String> {
 /// path of their frame reads before writing (see `liveness.rs`), other
 /// than named locals in scope, are set to nil.
 pub(crate) fn tidy_up(run: &mut Run) {
+    run.unpack_contexts();
     let program = std::sync::Arc::clone(&run.program);
     let mut analysed = HashMap::new();
     let mut tidy = |fiber: &mut Fiber| {
