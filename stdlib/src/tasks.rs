@@ -395,10 +395,10 @@ pub fn flight_end(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmEr
 /// raise it too.
 pub fn flight_fail(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
     let error = param::arg(args, 1)?;
-    let wake_with = Wake::Raise(TaskError {
+    let wake_with = Wake::Raise(Box::new(TaskError {
         error,
         trace: Vec::new(),
-    });
+    }));
     finish_flight(ctx, args, wake_with)
 }
 

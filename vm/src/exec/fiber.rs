@@ -18,7 +18,11 @@ use crate::program::Program;
 ///
 /// Saved runs encode it compactly (`vm/src/wire.rs`): one byte string for
 /// the registers, frames, handlers and defers, then the unwinds.
+///
+/// Laid out in declaration order (`repr(C)`), the register file and the
+/// frames first: a task switch moves those two.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct Fiber {
     /// The register stack. Frame `f` owns `registers[f.base ..
     /// f.base + register_count]`; a callee's window starts inside its

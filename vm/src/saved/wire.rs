@@ -306,9 +306,11 @@ impl<'de> Visitor<'de> for ContextVisitor {
             // task runs.
             PACKED => {
                 let bytes: &'de [u8] = seq.next_element()?.ok_or_else(missing)?;
-                let packed = (bytes != EMPTY_FIBER).then(|| Packed {
-                    bytes: bytes.into(),
-                    refs: OnceLock::new(),
+                let packed = (bytes != EMPTY_FIBER).then(|| {
+                    Box::new(Packed {
+                        bytes: bytes.into(),
+                        refs: OnceLock::new(),
+                    })
                 });
                 Ok(Context {
                     packed,

@@ -745,10 +745,10 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     keep_spare(&mut run.sched, request.args);
     let wake = match outcome {
         Ok(value) => Wake::Value(value),
-        Err(error) => Wake::Raise(TaskError {
+        Err(error) => Wake::Raise(Box::new(TaskError {
             error: error_record(&mut run.heap, &run.sched, &error),
             trace: Vec::new(),
-        }),
+        })),
     };
     deliver(&mut run.heap, &mut run.sched, task, Source::Io(id), wake);
     true

@@ -161,7 +161,7 @@ pub fn wake_error(heap: &mut Heap, sched: &mut Sched, task: ObjRef, error: &VmEr
         error: record,
         trace: Vec::new(),
     };
-    wake(heap, sched, task, Wake::Raise(error));
+    wake(heap, sched, task, Wake::Raise(Box::new(error)));
 }
 
 /// An `Error` record for `error`, allocated in `heap`.
@@ -322,8 +322,8 @@ fn install(
                 *slot = value;
             }
         }
-        Wake::Raise(error) if run.context.fiber.frames.is_empty() => body_ended(run, Err(error)),
-        Wake::Raise(error) => crate::exec::unwind::throw_task_error(run, program, output, error)?,
+        Wake::Raise(error) if run.context.fiber.frames.is_empty() => body_ended(run, Err(*error)),
+        Wake::Raise(error) => crate::exec::unwind::throw_task_error(run, program, output, *error)?,
     }
     Ok(())
 }
@@ -566,7 +566,7 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
         for waiter in waiters {
             let wake_with = match &outcome {
                 Ok(value) => Wake::Value(*value),
-                Err(value) => Wake::Raise(value.clone()),
+                Err(value) => Wake::Raise(Box::new(value.clone())),
             };
             let from = crate::tasks::select::Source::Task(task);
             crate::tasks::select::deliver(&mut run.heap, &mut run.sched, waiter, from, wake_with);

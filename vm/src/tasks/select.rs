@@ -250,7 +250,13 @@ pub fn close(heap: &mut Heap, sched: &mut Sched, chan: ObjRef) -> Result<(), VmE
             error: sched::error_record(heap, sched, &closed_send()),
             trace: Vec::new(),
         };
-        deliver(heap, sched, sender, Source::Send(chan), Wake::Raise(error));
+        deliver(
+            heap,
+            sched,
+            sender,
+            Source::Send(chan),
+            Wake::Raise(Box::new(error)),
+        );
     }
     Ok(())
 }
@@ -391,7 +397,7 @@ fn try_case(
 /// suspended and queued at once with the error to deliver.
 fn raise_later(ctx: &mut NativeCtx<'_>, me: ObjRef, error: TaskError) {
     sched::block(ctx, Blocked::Nothing);
-    sched::wake(ctx.heap, ctx.sched, me, Wake::Raise(error));
+    sched::wake(ctx.heap, ctx.sched, me, Wake::Raise(Box::new(error)));
 }
 
 /// Registers the current task `me` where `case` waits.
