@@ -218,20 +218,27 @@ impl<'de> Deserialize<'de> for Fiber {
     }
 }
 
-/// Serializes `fiber` as its byte string and its unwinds.
-fn serialize<S: Serializer>(fiber: &Fiber, serializer: S) -> Result<S::Ok, S::Error> {
+/// Gives `write` the byte string of `fiber`, encoded in this thread's
+/// scratch buffer, and returns what it returns.
+fn with_encoded<R>(fiber: &Fiber, write: impl FnOnce(&[u8]) -> R) -> R {
     // Taken out of the cell rather than borrowed, so that nothing can
-    // observe it borrowed, whatever the serializer does.
+    // observe it borrowed, whatever the serializer does (a fiber's
+    // serializer may run inside a context's).
     let mut scratch = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
     scratch.clear();
     encode(fiber, &mut scratch);
-    let mut tuple = serializer.serialize_tuple(2)?;
-    let bytes = tuple.serialize_element(&Bytes(&scratch));
+    let result = write(&scratch);
     // Large buffers are not kept for the thread's lifetime.
     if scratch.capacity() <= 1 << 20 {
         SCRATCH.with(|cell| *cell.borrow_mut() = scratch);
     }
-    bytes?;
+    result
+}
+
+/// Serializes `fiber` as its byte string and its unwinds.
+fn serialize<S: Serializer>(fiber: &Fiber, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut tuple = serializer.serialize_tuple(2)?;
+    with_encoded(fiber, |bytes| tuple.serialize_element(&Bytes(bytes)))?;
     tuple.serialize_element(&fiber.unwinds)?;
     tuple.end()
 }
@@ -255,14 +262,7 @@ impl Serialize for Context {
             pair.serialize_element(&Bytes(&packed.bytes))?;
         } else if self.resumers.is_empty() && self.fiber.unwinds.is_empty() {
             pair.serialize_element(&PACKED)?;
-            let mut scratch = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-            scratch.clear();
-            encode(&self.fiber, &mut scratch);
-            let bytes = pair.serialize_element(&Bytes(&scratch));
-            if scratch.capacity() <= 1 << 20 {
-                SCRATCH.with(|cell| *cell.borrow_mut() = scratch);
-            }
-            bytes?;
+            with_encoded(&self.fiber, |bytes| pair.serialize_element(&Bytes(bytes)))?;
         } else {
             pair.serialize_element(&FULL)?;
             pair.serialize_element(&(&self.fiber, &self.resumers))?;
