@@ -5,7 +5,7 @@
 //! an empty list, a lambda's parameter types); callers that need the result
 //! to fit a type check it themselves with `check_into`.
 
-use spool_vm::{EnumIdx, Op, Reg};
+use spool_vm::{ConstIdx, EnumIdx, Op, Reg};
 
 use super::builder::nth;
 use super::builder::{FnBuilder, VarRef};
@@ -442,6 +442,8 @@ impl Compiler {
     /// temporary. Only the outermost operator writes `dst`, and only last
     /// unless it is `&&` or `||` (see `writes_dst_last`).
     fn binary_chain(&mut self, expr: &Expr, dst: Reg) -> Type {
+        // Registers from here on are temporaries of this expression.
+        let temps_from = self.mark();
         let spine = left_spine(expr);
         let mut shared = None;
         let mut dsts: Vec<Reg> = Vec::with_capacity(spine.len());
@@ -472,12 +474,37 @@ impl Compiler {
                 self.logical(op, rhs, node_dst, node.span);
                 (Type::Bool, node_dst)
             } else {
-                let ty = self.arithmetic(op, left, rhs, node_dst, node.span);
+                let ty = self.arithmetic(op, left, rhs, (node_dst, temps_from), node.span);
                 (ty, node_dst)
             };
             self.free_to(step_mark);
         }
         left.0
+    }
+
+    /// Turns the instruction just emitted, `AddInt sum, a, b`, into
+    /// `AddRemIntConst dst, a, b, divisor` when `sum` (the left operand of
+    /// a `%` by `divisor`) is a temporary, read by nothing else. Nothing
+    /// jumps between the two: the sum's operands were complete, with every
+    /// jump inside them, before it was emitted. The instruction keeps the
+    /// sum's position, where its one possible error (an overflow of the
+    /// sum) is.
+    fn fuse_sum_rem(&mut self, sum: Reg, temps_from: u16, dst: Reg, divisor: ConstIdx) -> bool {
+        let Some(last) = self.b().code.last_mut() else {
+            return false;
+        };
+        match *last {
+            Op::AddInt { dst: to, lhs, rhs } if to == sum && sum.0 >= temps_from => {
+                *last = Op::AddRemIntConst {
+                    dst,
+                    lhs,
+                    rhs,
+                    divisor,
+                };
+                true
+            }
+            _ => false,
+        }
     }
 
     /// `&&` or `||` whose left operand is in `dst`: the right operand is
@@ -495,18 +522,23 @@ impl Compiler {
     /// An arithmetic or comparison operator whose left operand is already
     /// in a register. `x + 1`, `x - 1`, `x * 3` and `x % -1` on ints use
     /// the immediate forms; `x / 10` and `x % 7` (a literal divisor of at
-    /// least 2) divide by a prepared constant.
+    /// least 2) divide by a prepared constant, and `(a + b) % 7`, whose sum
+    /// is a temporary (a register from `temps_from` on), is one
+    /// instruction.
     fn arithmetic(
         &mut self,
         op: BinOp,
         left: (Type, Reg),
         rhs: &Expr,
-        dst: Reg,
+        (dst, temps_from): (Reg, u16),
         span: Span,
     ) -> Type {
         if let Some(value) = constant_divisor(op, rhs) {
             if self.unifier.shallow(&left.0) == Type::Int {
                 let (lhs, divisor) = (left.1, self.constant(ConstKey::Int(value)));
+                if op == BinOp::Rem && self.fuse_sum_rem(lhs, temps_from, dst, divisor) {
+                    return Type::Int;
+                }
                 let instruction = match op {
                     BinOp::Div => Op::DivIntConst { dst, lhs, divisor },
                     _ => Op::RemIntConst { dst, lhs, divisor },

@@ -1239,12 +1239,23 @@ impl Compiler {
                 );
             }
             self.emit(spool_vm::Op::ReturnNil, end);
-        } else if self.b().code.last().is_none_or(spool_vm::Op::falls_through) {
+        } else if self.b().code.is_empty() || self.control_can_pass_the_end() {
             // Every path returns or throws, but the code does not end with
-            // such an instruction: the interpreter relies on control never
-            // going on past the last instruction (`check_function`).
+            // such an instruction, or a jump (one never taken) leads past
+            // it: the interpreter relies on control never going on past
+            // the last instruction and jumps without comparing with the
+            // end (`check_function`).
             self.emit(spool_vm::Op::ReturnNil, end);
         }
+    }
+
+    /// Can control go on past the last instruction of the function being
+    /// compiled, by falling through it or by a jump to its end?
+    fn control_can_pass_the_end(&mut self) -> bool {
+        let code = &self.b().code;
+        code.iter()
+            .enumerate()
+            .any(|(pc, op)| op.successors(pc).any(|next| next >= code.len()))
     }
 
     /// Pops the innermost builder and stores its function.

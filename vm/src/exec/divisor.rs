@@ -4,9 +4,10 @@
 //! A 64-bit hardware division takes tens of cycles, which is most of a
 //! loop like `s = (s + i * i) % 1000003`. A divisor known in advance is
 //! turned, once per run, into a "magic" multiplier and a shift, so that a
-//! quotient is a multiply-high, two shifts, an add and a subtract (the
-//! round-up method of Granlund and Montgomery, in its branch-free form for
-//! unsigned numerators). The interpreter prepares one [`Divisor`] per
+//! quotient is a multiply-high and a shift (Granlund and Montgomery's
+//! method: the fast path only takes dividends at or above zero, which have
+//! 63 significant bits, so the multiplier for 63-bit numerators fits in 64
+//! bits and needs no correction step). The interpreter prepares one [`Divisor`] per
 //! constant when it first meets a program (`Run::divisors`) and takes the
 //! fast path for dividends at or above zero; every other case (a negative
 //! dividend, a divisor below 2) goes to `checked_div`/`checked_rem`, so
@@ -21,16 +22,23 @@ use crate::program::Constant;
 pub(crate) struct Divisor {
     /// The divisor itself.
     value: i64,
-    /// `ceil(2^(64 + shift + 1) / value) - 2^64` (only for `value >= 2`;
-    /// 0 when `value` is a power of two).
+    /// `ceil(2^(63 + l) / value)` with `l = ceil(log2(value))`, below
+    /// 2^64 (only for `value >= 2`).
     magic: u64,
-    /// `floor(log2(value))`, less one for a power of two.
+    /// `l - 1`: the quotient is the high half of `magic * n` shifted right
+    /// by it.
     shift: u32,
 }
 
 impl Divisor {
     /// Prepares division by `value`. Any value is accepted; below 2 only
     /// the slow path is used.
+    ///
+    /// For `d = value >= 2`, `l = ceil(log2(d))` and `m = ceil(2^(63 + l) /
+    /// d)`: `2^(63 + l) <= m * d < 2^(63 + l) + d <= 2^(63 + l) + 2^l`, so
+    /// by Granlund and Montgomery's theorem 4.2 `floor(n / d) = floor(m *
+    /// n / 2^(63 + l))` for every `0 <= n < 2^63`; and `m < 2^64`, because
+    /// `d > 2^(l - 1)` (or `m = 2^63` when `d = 2^l`).
     pub(crate) fn new(value: i64) -> Divisor {
         let Ok(d) = u64::try_from(value) else {
             return Divisor::slow(value);
@@ -38,26 +46,14 @@ impl Divisor {
         if d < 2 {
             return Divisor::slow(value);
         }
-        let log2 = 63 - d.leading_zeros();
-        if d.is_power_of_two() {
-            return Divisor {
-                value,
-                magic: 0,
-                shift: log2 - 1,
-            };
-        }
-        // floor(2^(64 + log2) / d) fits in 64 bits because d > 2^log2.
-        let numerator = 1u128 << (64 + log2);
-        let quotient = (numerator / u128::from(d)) as u64;
-        let remainder = (numerator % u128::from(d)) as u64;
-        // Double it, rounding up when the remainder doubled reaches `d`.
-        let twice_remainder = remainder.wrapping_add(remainder);
-        let round_up = twice_remainder >= d || twice_remainder < remainder;
-        let doubled = quotient.wrapping_add(quotient) + u64::from(round_up);
+        let l = 64 - (d - 1).leading_zeros();
+        let numerator = 1u128 << (63 + l);
+        let magic = numerator.div_ceil(u128::from(d));
+        debug_assert!(magic < 1u128 << 64, "the multiplier of {d} fits in 64 bits");
         Divisor {
             value,
-            magic: doubled.wrapping_add(1),
-            shift: log2,
+            magic: magic as u64,
+            shift: l - 1,
         }
     }
 
@@ -105,11 +101,11 @@ impl Divisor {
         }
     }
 
-    /// `n / value` for `value >= 2` and `n < 2^63`.
+    /// `n / value` for `value >= 2` and `n < 2^63` (see [`Divisor::new`]).
     #[inline(always)]
     fn unsigned_quotient(self, n: u64) -> u64 {
         let high = ((u128::from(self.magic) * u128::from(n)) >> 64) as u64;
-        (((n - high) >> 1) + high) >> self.shift
+        high >> self.shift
     }
 }
 

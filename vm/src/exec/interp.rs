@@ -25,7 +25,7 @@ use crate::exec::unwind::{
     finish_defer, pending_defer, pop_handlers, raise, start_defer, throw_task_error, throw_value,
 };
 use crate::heap::format;
-use crate::heap::value::{FuncIdx, NativeIdx, Reg, Value};
+use crate::heap::value::{FuncIdx, NativeIdx, Pc, Reg, Value};
 use crate::heap::{Heap, Object, ValueMap};
 use crate::program::op::Op;
 use crate::program::Program;
@@ -43,7 +43,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
     // rest of the run is mutated.
     let program_handle = Arc::clone(&run.program);
     let program: &Program = &program_handle;
-    let mut remaining = run.limits.budget.unwrap_or(u64::MAX).max(1);
+    // (A constant in the unbudgeted instance, which is only run without a
+    // budget: nothing of it stays live through the dispatch loop.)
+    let mut remaining = if BUDGETED {
+        run.limits.budget.unwrap_or(u64::MAX).max(1)
+    } else {
+        u64::MAX
+    };
     if !run.program_checked {
         if let Err(problem) = crate::saved::validate::check_program(program) {
             return Err(crate::run::internal_error(&format!(
@@ -102,10 +108,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         };
     }
-    // Continues at instruction `$target` of the running function.
+    // Continues at instruction `$target` of the running function (a jump
+    // operand: inside the function, see `jump_target`).
     macro_rules! jump {
         ($target:expr) => {
-            go_to!($target.index(), "jump")
+            ip = jump_target(code, $target)
         };
     }
     // Writes the local pc back to the running frame.
@@ -348,7 +355,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
             run.heap.grew(crate::heap::ITEM_BYTES);
         }};
     }
-    // The prepared divisor of an int constant (`DivIntConst`, `RemIntConst`).
+    // The prepared divisor of an int constant (`DivIntConst`, `RemIntConst`,
+    // `AddRemIntConst`).
     macro_rules! divisor {
         ($idx:expr) => {
             match run.divisors.get($idx.index()) {
@@ -485,7 +493,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     int_apart!(dst, int!(lhs).checked_sub(int!(rhs)), overflow())
                 }
                 Op::MulInt { dst, lhs, rhs } => {
-                    checked_int!(dst, int!(lhs).checked_mul(int!(rhs)), overflow())
+                    int_apart!(dst, int!(lhs).checked_mul(int!(rhs)), overflow())
                 }
                 Op::DivInt { dst, lhs, rhs } => {
                     let (dividend, divisor) = (int!(lhs), int!(rhs));
@@ -513,6 +521,20 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 Op::RemIntConst { dst, lhs, divisor } => {
                     let divisor = divisor!(divisor);
                     int_apart!(dst, divisor.rem(int!(lhs)), division_error(divisor.value()))
+                }
+                Op::AddRemIntConst {
+                    dst,
+                    lhs,
+                    rhs,
+                    divisor,
+                } => {
+                    let divisor = divisor!(divisor);
+                    match int!(lhs).checked_add(int!(rhs)) {
+                        Some(sum) => {
+                            int_apart!(dst, divisor.rem(sum), division_error(divisor.value()))
+                        }
+                        None => throw!(overflow()),
+                    }
                 }
 
                 // ---- float arithmetic ----
@@ -1194,6 +1216,23 @@ fn fetch<'c>(code: &'c [Op], ip: &mut *const Op) -> &'c Op {
     // SAFETY: at most one past the last instruction of the same code.
     *ip = unsafe { ip.add(1) };
     op
+}
+
+/// The instruction a jump of the running function's `code` goes to.
+///
+/// Sound because `target` is a jump operand of an instruction of `code`,
+/// and `check_operand` refuses a jump operand that is not below its
+/// function's length (every program is checked before it runs:
+/// `Run::program_checked`), so the result is an instruction of `code`, as
+/// [`fetch`] requires. Not comparing with the end keeps the length of the
+/// running code out of the dispatch loop's registers. The conformance
+/// tests run with debug assertions, where the assertion checks every jump.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn jump_target(code: &[Op], target: Pc) -> *const Op {
+    debug_assert!(target.index() < code.len(), "a jump past the end");
+    // SAFETY: see above: `target` is below `code.len()`.
+    unsafe { code.as_ptr().add(target.index()) }
 }
 
 /// The code, base, pc and window width of the top frame, if there is one.

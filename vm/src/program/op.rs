@@ -452,6 +452,12 @@ pub enum Op {
     /// Push R[value] onto the list R[list] (`xs.push(x)` as a statement,
     /// `xs` a local: no call window, no result)
     ListPushValue { list: Reg, value: Reg } => [Read(list), Read(value)],
+
+    // ---- fused int operations ----
+    /// R[dst] := (R[lhs] + R[rhs]) % K[divisor] (int, traps on overflow of
+    /// the sum; K[divisor] is an int; `(a + b) % 1000003` whose sum is a
+    /// temporary: one instruction, so the sum is not stored and read back)
+    AddRemIntConst { dst: Reg, lhs: Reg, rhs: Reg, divisor: ConstIdx } => [Write(dst), Read(lhs), Read(rhs), IntConst(divisor)],
 }
 }
 

@@ -175,7 +175,8 @@ fn check_operand(program: &Program, function: &Function, operand: Operand) -> Re
     };
     match operand {
         Operand::Jump(target) => {
-            if target.index() <= function.code.len() {
+            // Below the length: the interpreter jumps without comparing.
+            if target.index() < function.code.len() {
                 Ok(())
             } else {
                 Err("jump out of the function".into())
@@ -770,6 +771,18 @@ mod tests {
                 "{code:?}: {error}"
             );
         }
+
+        // A jump to the end, where no instruction is: the interpreter jumps
+        // without comparing with the end.
+        let past_the_end = vec![
+            Op::JumpIfTrue {
+                cond: r0,
+                target: crate::heap::value::Pc(2),
+            },
+            Op::ReturnNil,
+        ];
+        let error = check_program(&program_with(past_the_end)).expect_err("refused");
+        assert!(error.contains("jump out of the function"), "{error}");
 
         let program = program_with(vec![Op::LoadInt { dst: r0, value: 1 }, Op::ReturnNil]);
         let natives = crate::exec::native::NativeSet::default();

@@ -87,6 +87,7 @@ pub(super) fn kind_written(
         | RemIntImm { .. }
         | DivIntConst { .. }
         | RemIntConst { .. }
+        | AddRemIntConst { .. }
         | ListLen { .. }
         | MapLen { .. } => Kind::Int,
         AddFloat { .. }
