@@ -194,6 +194,7 @@ impl Compiler {
             | Op::TryBegin { handler: t, .. }
             | Op::ForRangePrep { exit: t, .. }
             | Op::ForRangeLoop { body: t, .. }
+            | Op::ForRangeLoopInt { body: t, .. }
             | Op::ForListNext { body: t, .. }
             | Op::JumpIfLtInt { target: t, .. }
             | Op::JumpIfLeInt { target: t, .. }

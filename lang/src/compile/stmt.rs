@@ -704,13 +704,19 @@ impl Compiler {
         self.block_stmts(body);
         self.pop_scope();
         let next = self.here();
-        self.emit(
+        let body_code = &self.b().code[body_start.index()..];
+        let back_edge = if read_only_as_int(body_code, loop_var) {
+            Op::ForRangeLoopInt {
+                counter,
+                body: body_start,
+            }
+        } else {
             Op::ForRangeLoop {
                 counter,
                 body: body_start,
-            },
-            span,
-        );
+            }
+        };
+        self.emit(back_edge, span);
         let exit = self.here();
         self.exit_loop(next, exit);
         self.patch(prep, exit);
@@ -1211,4 +1217,56 @@ fn immediate_bound(op: BinOp, rhs: &Expr) -> Option<Bound> {
         _ => Bound::Above(i32::try_from(value.checked_sub(1)?).ok()?),
     };
     Some(bound)
+}
+
+/// Does every instruction of `code` that uses register `var` use it as an
+/// int operand of an int instruction (arithmetic, a comparison, a list
+/// index) or as its destination? Then a counted loop writes its variable
+/// `var` in the form such instructions read at once (`ForRangeLoopInt`).
+fn read_only_as_int(code: &[Op], var: Reg) -> bool {
+    code.iter().all(|op| !uses(op, var) || int_use(op, var))
+}
+
+/// Does `op` read or write register `var`?
+fn uses(op: &Op, var: Reg) -> bool {
+    let mut used = false;
+    op.for_each_operand(|operand| {
+        used |= operand
+            .registers()
+            .is_some_and(|registers| registers.contains(&var.index()));
+    });
+    used
+}
+
+/// Is `op` an int instruction whose every register operand is an int it
+/// reads or its destination (for a list's element, only the index)?
+fn int_use(op: &Op, var: Reg) -> bool {
+    match *op {
+        Op::ListGet { list, .. } => list != var,
+        Op::ListSet { list, src, .. } => list != var && src != var,
+        Op::AddInt { .. }
+        | Op::SubInt { .. }
+        | Op::MulInt { .. }
+        | Op::DivInt { .. }
+        | Op::RemInt { .. }
+        | Op::AddIntImm { .. }
+        | Op::MulIntImm { .. }
+        | Op::RemIntImm { .. }
+        | Op::NegInt { .. }
+        | Op::DivIntConst { .. }
+        | Op::RemIntConst { .. }
+        | Op::AddRemIntConst { .. }
+        | Op::EqInt { .. }
+        | Op::LtInt { .. }
+        | Op::LeInt { .. }
+        | Op::JumpIfNotLtInt { .. }
+        | Op::JumpIfNotLeInt { .. }
+        | Op::JumpIfNotLtIntImm { .. }
+        | Op::JumpIfNotGtIntImm { .. }
+        | Op::JumpIfLtInt { .. }
+        | Op::JumpIfLeInt { .. }
+        | Op::JumpIfLtIntImm { .. }
+        | Op::JumpIfGtIntImm { .. } => true,
+        _ => false,
+    }
 }

@@ -343,6 +343,29 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         };
     }
+    // A counted loop's back edge (`ForRangeLoop`, `ForRangeLoopInt`): the
+    // loop's variable, R[counter+2], is written whole, or apart when
+    // `$apart` (the body reads it only as an int operand, which takes a
+    // field written alone at once, while an instruction copying the
+    // register whole stalls on one).
+    macro_rules! for_range_loop {
+        ($counter:expr, $body:expr, $apart:expr) => {{
+            let counter: Reg = $counter;
+            let (now, end) = (int!(counter), int!(Reg(counter.0 + 1)));
+            // The counter is below the end, so adding one cannot overflow.
+            let next = now.wrapping_add(1);
+            // (The counter is only read as an int: written apart.)
+            r!(counter) = Value::Int(next);
+            if next < end {
+                if $apart {
+                    r!(Reg(counter.0 + 2)) = Value::Int(next);
+                } else {
+                    store(slot(regs, Reg(counter.0 + 2)), TAG_INT, next as u64);
+                }
+                jump!($body);
+            }
+        }};
+    }
     // Pushes R[$value] onto the list R[$list] (`ListPush`, `ListPushValue`).
     macro_rules! push {
         ($list:expr, $value:expr) => {{
@@ -666,17 +689,8 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         store(slot(regs, Reg(counter.0 + 2)), TAG_INT, start as u64);
                     }
                 }
-                Op::ForRangeLoop { counter, body } => {
-                    let (now, end) = (int!(counter), int!(Reg(counter.0 + 1)));
-                    // The counter is below the end, so adding one cannot overflow.
-                    let next = now.wrapping_add(1);
-                    // (The counter is only read as an int: written apart.)
-                    r!(counter) = Value::Int(next);
-                    if next < end {
-                        store(slot(regs, Reg(counter.0 + 2)), TAG_INT, next as u64);
-                        jump!(body);
-                    }
-                }
+                Op::ForRangeLoop { counter, body } => for_range_loop!(counter, body, false),
+                Op::ForRangeLoopInt { counter, body } => for_range_loop!(counter, body, true),
 
                 // ---- calls ----
                 Op::Call {

@@ -458,6 +458,11 @@ pub enum Op {
     /// the sum; K[divisor] is an int; `(a + b) % 1000003` whose sum is a
     /// temporary: one instruction, so the sum is not stored and read back)
     AddRemIntConst { dst: Reg, lhs: Reg, rhs: Reg, divisor: ConstIdx } => [Write(dst), Read(lhs), Read(rhs), IntConst(divisor)],
+    /// `ForRangeLoop` of a loop whose body reads its variable only as an
+    /// operand of int instructions (arithmetic, comparisons, a list index):
+    /// R[counter+2] is written as a tag and a payload apart, which such
+    /// reads take at once (the compiler chooses; the results are the same)
+    ForRangeLoopInt { counter: Reg, body: Pc } => [LoopCounter(counter), Jump(body)],
 }
 }
 
