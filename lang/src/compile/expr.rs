@@ -484,12 +484,16 @@ impl Compiler {
 
     /// Turns the instruction just emitted, `AddInt sum, a, b`, into
     /// `AddRemIntConst dst, a, b, divisor` when `sum` (the left operand of
-    /// a `%` by `divisor`) is a temporary, read by nothing else. Nothing
-    /// jumps between the two: the sum's operands were complete, with every
-    /// jump inside them, before it was emitted. The instruction keeps the
-    /// sum's position, where its one possible error (an overflow of the
-    /// sum) is.
+    /// a `%` by `divisor`) is a temporary, read by nothing else, and no
+    /// jump leads to where the `%` would go (as the other branches of
+    /// `(if c { a - b } else { a + b }) % 7` do: they would skip it). The
+    /// instruction keeps the sum's position, where its one possible error
+    /// (an overflow of the sum) is.
     fn fuse_sum_rem(&mut self, sum: Reg, temps_from: u16, dst: Reg, divisor: ConstIdx) -> bool {
+        let code = &self.b().code;
+        if jumps_to(code, code.len()) {
+            return false;
+        }
         let Some(last) = self.b().code.last_mut() else {
             return false;
         };
@@ -1072,6 +1076,17 @@ fn left_spine(expr: &Expr) -> Vec<(BinOp, &Expr, &Expr, &Expr)> {
         node = lhs;
     }
     spine
+}
+
+/// Does an instruction of `code` jump to instruction `pc`?
+fn jumps_to(code: &[Op], pc: usize) -> bool {
+    code.iter().any(|op| {
+        let mut hit = false;
+        op.for_each_operand(|operand| {
+            hit |= matches!(operand, spool_vm::Operand::Jump(target) if target.index() == pc);
+        });
+        hit
+    })
 }
 
 /// The immediate operand of `x + k`, `x - k`, `x * k` or `x % k` with an
