@@ -431,3 +431,9 @@ impl Compiler {
         ));
     }
 }
+
+/// Does an instruction of `code` jump to instruction `pc`?
+pub(super) fn jumps_to(code: &[Op], pc: usize) -> bool {
+    code.iter()
+        .any(|op| op.jump_target().is_some_and(|target| target.index() == pc))
+}

@@ -7,7 +7,7 @@
 
 use spool_vm::{ConstIdx, EnumIdx, Op, Reg};
 
-use super::builder::nth;
+use super::builder::{self, nth};
 use super::builder::{FnBuilder, VarRef};
 use super::{captures, Callee, Compiler, ConstKey, TypeName};
 use crate::ast::{BinOp, Block, Expr, ExprKind, Ident, Lambda, LambdaBody, Span, StrPart, UnaryOp};
@@ -491,7 +491,7 @@ impl Compiler {
     /// (an overflow of the sum) is.
     fn fuse_sum_rem(&mut self, sum: Reg, temps_from: u16, dst: Reg, divisor: ConstIdx) -> bool {
         let code = &self.b().code;
-        if jumps_to(code, code.len()) {
+        if builder::jumps_to(code, code.len()) {
             return false;
         }
         let Some(last) = self.b().code.last_mut() else {
@@ -1076,17 +1076,6 @@ fn left_spine(expr: &Expr) -> Vec<(BinOp, &Expr, &Expr, &Expr)> {
         node = lhs;
     }
     spine
-}
-
-/// Does an instruction of `code` jump to instruction `pc`?
-fn jumps_to(code: &[Op], pc: usize) -> bool {
-    code.iter().any(|op| {
-        let mut hit = false;
-        op.for_each_operand(|operand| {
-            hit |= matches!(operand, spool_vm::Operand::Jump(target) if target.index() == pc);
-        });
-        hit
-    })
 }
 
 /// The immediate operand of `x + k`, `x - k`, `x * k` or `x % k` with an

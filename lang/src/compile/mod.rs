@@ -1253,9 +1253,7 @@ impl Compiler {
     /// compiled, by falling through it or by a jump to its end?
     fn control_can_pass_the_end(&mut self) -> bool {
         let code = &self.b().code;
-        code.iter()
-            .enumerate()
-            .any(|(pc, op)| op.successors(pc).any(|next| next >= code.len()))
+        code.last().is_some_and(spool_vm::Op::falls_through) || builder::jumps_to(code, code.len())
     }
 
     /// Pops the innermost builder and stores its function.

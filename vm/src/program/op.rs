@@ -480,16 +480,21 @@ impl Op {
     /// (errors aside): the next one, if it falls through, and its jump
     /// target, if it has one.
     pub fn successors(&self, pc: usize) -> impl Iterator<Item = usize> {
-        let mut target = None;
-        self.for_each_operand(|operand| {
-            if let Operand::Jump(to) = operand {
-                target = Some(to.index());
-            }
-        });
         self.falls_through()
             .then_some(pc + 1)
             .into_iter()
-            .chain(target)
+            .chain(self.jump_target().map(Pc::index))
+    }
+
+    /// The instruction this one may jump to, if it has a jump operand.
+    pub fn jump_target(&self) -> Option<Pc> {
+        let mut target = None;
+        self.for_each_operand(|operand| {
+            if let Operand::Jump(to) = operand {
+                target = Some(to);
+            }
+        });
+        target
     }
 }
 
