@@ -1206,9 +1206,10 @@ fn frame_start(code: &[Op], pc: usize) -> Result<*const Op, RunError> {
 /// Sound because `ip` always points at an instruction of the running
 /// function's `code`, which the program (held by `execute` for the whole
 /// call) keeps alive and unchanged:
-/// - it is set only by [`from`] (an instruction of `code`, checked), or to
-///   the first instruction of a callee (`enter!`; `check_function` refuses
-///   a function without code);
+/// - it is set only by [`from`] (an instruction of `code`, checked), by
+///   [`jump_target`] (a jump operand, which the validator keeps below the
+///   length of its function's code), or to the first instruction of a
+///   callee (`enter!`; `check_function` refuses a function without code);
 /// - stepping past an instruction reaches the next one, because execution
 ///   goes on to the next instruction only after one that falls through
 ///   ([`Op::falls_through`]), and `check_function` refuses a function whose
@@ -1238,8 +1239,9 @@ fn fetch<'c>(code: &'c [Op], ip: &mut *const Op) -> &'c Op {
 /// and `check_operand` refuses a jump operand that is not below its
 /// function's length (every program is checked before it runs:
 /// `Run::program_checked`), so the result is an instruction of `code`, as
-/// [`fetch`] requires. Not comparing with the end keeps the length of the
-/// running code out of the dispatch loop's registers. The conformance
+/// [`fetch`] requires. Not comparing with the end saves a comparison on
+/// every jump taken and keeps the length of the running code out of the
+/// dispatch loop. The conformance
 /// tests run with debug assertions, where the assertion checks every jump.
 #[allow(unsafe_code)]
 #[inline(always)]
