@@ -922,15 +922,30 @@ pub(crate) struct StdoutOutput {
 }
 
 struct Buffered {
-    buffer: std::io::BufWriter<std::io::Stdout>,
+    /// What was printed and not yet written; it grows only as far as a
+    /// run prints (a run that prints nothing allocates nothing).
+    pending: Vec<u8>,
     broken: bool,
+}
+
+/// How much printed text [`Buffered`] holds before writing it.
+const OUTPUT_BUFFER: usize = 1 << 16;
+
+impl Buffered {
+    /// Writes what is pending to standard output (unless it broke).
+    fn write_pending(&mut self) {
+        if !self.broken && !self.pending.is_empty() {
+            self.broken = std::io::stdout().lock().write_all(&self.pending).is_err();
+        }
+        self.pending.clear();
+    }
 }
 
 impl StdoutOutput {
     pub(crate) fn new() -> StdoutOutput {
         StdoutOutput {
             out: std::rc::Rc::new(std::cell::RefCell::new(Buffered {
-                buffer: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+                pending: Vec::new(),
                 broken: false,
             })),
         }
@@ -938,9 +953,16 @@ impl StdoutOutput {
 
     pub(crate) fn flush(&self) {
         let mut out = self.out.borrow_mut();
-        if !out.broken && out.buffer.flush().is_err() {
+        out.write_pending();
+        if !out.broken && std::io::stdout().flush().is_err() {
             out.broken = true;
         }
+    }
+}
+
+impl Drop for Buffered {
+    fn drop(&mut self) {
+        self.write_pending();
     }
 }
 
@@ -950,11 +972,11 @@ impl Output for StdoutOutput {
         if out.broken {
             return;
         }
-        let written = out
-            .buffer
-            .write_all(text.as_bytes())
-            .and_then(|()| out.buffer.write_all(b"\n"));
-        out.broken = written.is_err();
+        out.pending.extend_from_slice(text.as_bytes());
+        out.pending.push(b'\n');
+        if out.pending.len() >= OUTPUT_BUFFER {
+            out.write_pending();
+        }
     }
 }
 

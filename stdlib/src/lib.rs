@@ -72,8 +72,9 @@ pub fn parse_json(
 
 /// The natives as a key-to-function set, for binding a run's program.
 pub fn native_set() -> NativeSet {
-    let mut set = NativeSet::new();
-    for def in natives() {
+    let natives = natives();
+    let mut set = NativeSet::with_capacity(natives.len());
+    for def in natives {
         set.insert(def.key, def.func);
     }
     set

@@ -94,20 +94,18 @@ impl LibraryFunctions {
             .expect("a count encodes in 10 bytes");
         hash.write(count);
         hash.write(&self.bytes);
-        let mut bytes = Vec::new();
         for function in &program.functions[self.count..] {
-            bytes = postcard::to_extend(function, bytes).expect("a function serializes");
+            let whole = Hashing::new(&mut hash, 0, false);
+            postcard::serialize_with_flavor(function, whole).expect("a function serializes");
         }
-        hash.write(&bytes);
         // The rest: the program without its functions, less the empty
-        // list's count before it and its fingerprint (0, one byte) after
-        // it.
+        // list's count (0, one byte) before it and its fingerprint (0,
+        // one byte) after it.
         let functions = std::mem::take(&mut program.functions);
-        let rest = postcard::to_allocvec(&*program);
+        let rest = Hashing::new(&mut hash, 1, true);
+        let last = postcard::serialize_with_flavor(&*program, rest);
         program.functions = functions;
-        let rest = rest.expect("a program serializes");
-        debug_assert!(rest.len() >= 2 && rest[0] == 0 && rest[rest.len() - 1] == 0);
-        hash.write(&rest[1..rest.len() - 1]);
+        debug_assert_eq!(last.expect("a program serializes"), Some(0));
         hash.0
     }
 }
@@ -119,8 +117,10 @@ impl LibraryFunctions {
 /// list and type an allocation) cost more than compiling it.
 #[derive(Clone, Default)]
 pub(super) struct FnEntries {
-    /// Each entry, empty while it is still only encoded.
-    entries: Vec<OnceLock<FnEntry>>,
+    /// Each entry, empty while it is still only encoded (boxed: the
+    /// empty slots, all written at start-up, take 16 bytes each instead
+    /// of an entry's size).
+    entries: Vec<OnceLock<Box<FnEntry>>>,
     /// The encodings (postcard) of the decoded library's entries, one
     /// after another; entry `i` of them ends at `ends[i]`.
     encoded: Arc<[u8]>,
@@ -135,7 +135,7 @@ impl FnEntries {
 
     /// Adds an entry after the others.
     pub(super) fn push(&mut self, entry: FnEntry) {
-        self.entries.push(OnceLock::from(entry));
+        self.entries.push(OnceLock::from(Box::new(entry)));
     }
 
     /// The encoding of entry `index`, which came from a decoded library.
@@ -150,7 +150,9 @@ impl std::ops::Index<usize> for FnEntries {
 
     fn index(&self, index: usize) -> &FnEntry {
         self.entries[index].get_or_init(|| {
-            postcard::from_bytes(self.encoding(index)).expect("the library's entries decode")
+            Box::new(
+                postcard::from_bytes(self.encoding(index)).expect("the library's entries decode"),
+            )
         })
     }
 }
@@ -236,6 +238,47 @@ impl Fnv1a {
             self.0 ^= u64::from(byte);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+}
+
+/// A postcard output that hashes what is written to it instead of
+/// keeping it, less its first `skip` bytes and, if asked, its last byte
+/// (held back until the next comes, and the output's result).
+struct Hashing<'h> {
+    hash: &'h mut Fnv1a,
+    skip: usize,
+    hold_last: bool,
+    held: Option<u8>,
+}
+
+impl<'h> Hashing<'h> {
+    fn new(hash: &'h mut Fnv1a, skip: usize, hold_last: bool) -> Hashing<'h> {
+        Hashing {
+            hash,
+            skip,
+            hold_last,
+            held: None,
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Hashing<'_> {
+    /// The last byte, when it was held back.
+    type Output = Option<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        if self.skip > 0 {
+            self.skip -= 1;
+        } else if !self.hold_last {
+            self.hash.write(&[byte]);
+        } else if let Some(before) = self.held.replace(byte) {
+            self.hash.write(&[before]);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Option<u8>> {
+        Ok(self.held)
     }
 }
 

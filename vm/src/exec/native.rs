@@ -134,6 +134,17 @@ impl NativeSet {
         NativeSet::default()
     }
 
+    /// An empty set with room for `count` natives (no table grown and
+    /// copied while they are added).
+    pub fn with_capacity(count: usize) -> NativeSet {
+        NativeSet {
+            entries: std::sync::Arc::new(NativeTable::with_capacity_and_hasher(
+                count,
+                Default::default(),
+            )),
+        }
+    }
+
     /// Adds (or replaces) the native bound to `key`.
     pub fn insert(&mut self, key: impl Into<String>, func: NativeFn) {
         std::sync::Arc::make_mut(&mut self.entries).insert(key.into(), Native::Fn(func));
