@@ -884,6 +884,14 @@ impl Compiler {
         None
     }
 
+    /// Are a map's keys, of type `key`, known to be ints (after the key
+    /// expression was checked against it)? Its entries are then read and
+    /// written with `MapGetInt` and `MapSetInt`, which read the key as an
+    /// int operand.
+    pub(super) fn int_keys(&mut self, key: &Type) -> bool {
+        matches!(self.unifier.shallow(key), Type::Int)
+    }
+
     fn index(&mut self, object: &Expr, index: &Expr, dst: Reg, span: Span) -> Type {
         let (ty, obj) = self.expr(object, None);
         match self.unifier.shallow(&ty) {
@@ -900,8 +908,21 @@ impl Compiler {
                 *element
             }
             Type::Map(key, value) => {
-                let key = self.check(index, &key);
-                self.emit(Op::MapGet { dst, map: obj, key }, span);
+                let key_reg = self.check(index, &key);
+                let op = if self.int_keys(&key) {
+                    Op::MapGetInt {
+                        dst,
+                        map: obj,
+                        key: key_reg,
+                    }
+                } else {
+                    Op::MapGet {
+                        dst,
+                        map: obj,
+                        key: key_reg,
+                    }
+                };
+                self.emit(op, span);
                 *value
             }
             Type::Error => Type::Error,

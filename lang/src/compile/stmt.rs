@@ -21,8 +21,9 @@ enum Place {
     Field { obj: Reg, field: u16 },
     /// Element `index` of the list in `list`.
     ListElement { list: Reg, index: Reg },
-    /// The entry for `key` of the map in `map`.
-    MapEntry { map: Reg, key: Reg },
+    /// The entry for `key` of the map in `map`; `int_key` when the map's
+    /// keys are ints (`MapGetInt`, `MapSetInt`).
+    MapEntry { map: Reg, key: Reg, int_key: bool },
 }
 
 impl Compiler {
@@ -286,8 +287,13 @@ impl Compiler {
                         Some((Place::ListElement { list: obj, index }, *element))
                     }
                     Type::Map(key, element) => {
-                        let key = self.check(index, &key);
-                        Some((Place::MapEntry { map: obj, key }, *element))
+                        let key_reg = self.check(index, &key);
+                        let place = Place::MapEntry {
+                            map: obj,
+                            key: key_reg,
+                            int_key: self.int_keys(&key),
+                        };
+                        Some((place, *element))
                     }
                     Type::Error => None,
                     other => {
@@ -315,7 +321,12 @@ impl Compiler {
             Place::Var(ref var) => return self.load_var(var, dst, span),
             Place::Field { obj, field } => Op::GetField { dst, obj, field },
             Place::ListElement { list, index } => Op::ListGet { dst, list, index },
-            Place::MapEntry { map, key } => Op::MapGet { dst, map, key },
+            Place::MapEntry {
+                map,
+                key,
+                int_key: true,
+            } => Op::MapGetInt { dst, map, key },
+            Place::MapEntry { map, key, .. } => Op::MapGet { dst, map, key },
         };
         self.emit(op, span);
     }
@@ -326,7 +337,12 @@ impl Compiler {
             Place::Var(ref var) => return self.store_var(var, src, span),
             Place::Field { obj, field } => Op::SetField { obj, field, src },
             Place::ListElement { list, index } => Op::ListSet { list, index, src },
-            Place::MapEntry { map, key } => Op::MapSet { map, key, src },
+            Place::MapEntry {
+                map,
+                key,
+                int_key: true,
+            } => Op::MapSetInt { map, key, src },
+            Place::MapEntry { map, key, .. } => Op::MapSet { map, key, src },
         };
         self.emit(op, span);
     }
@@ -1244,6 +1260,8 @@ fn int_use(op: &Op, var: Reg) -> bool {
     match *op {
         Op::ListGet { list, .. } => list != var,
         Op::ListSet { list, src, .. } => list != var && src != var,
+        Op::MapGetInt { map, .. } => map != var,
+        Op::MapSetInt { map, src, .. } => map != var && src != var,
         Op::AddInt { .. }
         | Op::SubInt { .. }
         | Op::MulInt { .. }

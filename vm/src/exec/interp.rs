@@ -911,6 +911,27 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     }
                     gc_point!();
                 }
+                Op::MapGetInt { dst, map, key } => {
+                    let key = int!(key);
+                    let Some(entries) = run.heap.map(r!(map)) else {
+                        throw!(expected("a map"))
+                    };
+                    match entries.get_int(key) {
+                        Some(&value) => r!(dst) = value,
+                        None => throw!(key_error(Value::Int(key), &run.heap, program)),
+                    }
+                }
+                Op::MapSetInt { map, key, src } => {
+                    let (key, value) = (int!(key), r!(src));
+                    charge!(crate::heap::MAP_ENTRY_BYTES);
+                    let Some(entries) = run.heap.map_mut(r!(map)) else {
+                        throw!(expected("a map"))
+                    };
+                    if entries.insert_int(key, value) {
+                        run.heap.grew(crate::heap::MAP_ENTRY_BYTES);
+                    }
+                    gc_point!();
+                }
                 Op::MapLen { dst, map } => match run.heap.map(r!(map)) {
                     Some(entries) => set_int!(dst, entries.len() as i64),
                     None => throw!(expected("a map")),

@@ -463,6 +463,14 @@ pub enum Op {
     /// R[counter+2] is written as a tag and a payload apart, which such
     /// reads take at once (the compiler chooses; the results are the same)
     ForRangeLoopInt { counter: Reg, body: Pc } => [LoopCounter(counter), Jump(body)],
+
+    // ---- maps whose keys are ints (the compiler knows the key type) ----
+    /// `MapGet` with R[key] read as an int operand: R[dst] := R[map][R[key]]
+    /// (traps: Key)
+    MapGetInt { dst: Reg, map: Reg, key: Reg } => [Write(dst), Read(map), Read(key)],
+    /// `MapSet` with R[key] read as an int operand: R[map][R[key]] := R[src]
+    /// (inserts at the end when new)
+    MapSetInt { map: Reg, key: Reg, src: Reg } => [Read(map), Read(key), Read(src)],
 }
 }
 
