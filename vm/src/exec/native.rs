@@ -125,8 +125,10 @@ pub struct NativeSet {
 }
 
 /// The table of a [`NativeSet`]: keys hashed with a fixed seed (they come
-/// from the library and the host, never from a script).
-type NativeTable = std::collections::HashMap<String, Native, foldhash::fast::FixedState>;
+/// from the library and the host, never from a script); the library's
+/// are its static strings, not copies.
+type NativeTable =
+    std::collections::HashMap<std::borrow::Cow<'static, str>, Native, foldhash::fast::FixedState>;
 
 impl NativeSet {
     /// An empty set.
@@ -147,12 +149,21 @@ impl NativeSet {
 
     /// Adds (or replaces) the native bound to `key`.
     pub fn insert(&mut self, key: impl Into<String>, func: NativeFn) {
-        std::sync::Arc::make_mut(&mut self.entries).insert(key.into(), Native::Fn(func));
+        let key = std::borrow::Cow::Owned(key.into());
+        std::sync::Arc::make_mut(&mut self.entries).insert(key, Native::Fn(func));
+    }
+
+    /// [`NativeSet::insert`] for a key that lives as long as the program
+    /// (a library's), which the set keeps without copying it.
+    pub fn insert_static(&mut self, key: &'static str, func: NativeFn) {
+        let key = std::borrow::Cow::Borrowed(key);
+        std::sync::Arc::make_mut(&mut self.entries).insert(key, Native::Fn(func));
     }
 
     /// Adds (or replaces) a host closure bound to `key`.
     pub fn insert_host(&mut self, key: impl Into<String>, func: std::sync::Arc<HostFn>) {
-        std::sync::Arc::make_mut(&mut self.entries).insert(key.into(), Native::Host(func));
+        let key = std::borrow::Cow::Owned(key.into());
+        std::sync::Arc::make_mut(&mut self.entries).insert(key, Native::Host(func));
     }
 
     /// The native bound to `key`.
@@ -168,7 +179,7 @@ impl NativeSet {
 
 impl std::fmt::Debug for NativeSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut keys: Vec<&String> = self.entries.keys().collect();
+        let mut keys: Vec<&str> = self.entries.keys().map(|key| &**key).collect();
         keys.sort();
         f.debug_list().entries(keys).finish()
     }
