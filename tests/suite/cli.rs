@@ -556,6 +556,36 @@ fn a_closed_standard_output_does_not_become_the_saved_run() {
     assert_eq!(stdout(&output), "answered\n");
 }
 
+/// Output larger than the command line's buffer (64 KiB) arrives whole and
+/// in order, lines printed before a runtime error included, before the
+/// error on standard error.
+#[test]
+fn output_past_the_buffer_arrives_whole_and_in_order() {
+    let dir = scratch(
+        "much_output",
+        &[(
+            "much.spl",
+            "// Prints about 1.2 MB, then fails.
+\
+             for i in 0..150000 { print(\"line ${i}\") }
+\
+             let xs: [int] = []
+print(xs[1])
+",
+        )],
+    );
+    let output = spool(&dir, &["run", "much.spl"]);
+    assert_exit(&output, 1);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 150000);
+    assert!(lines
+        .iter()
+        .enumerate()
+        .all(|(i, line)| *line == format!("line {i}")));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Index"));
+}
+
 /// A reader that goes away early (`spool run … | head -1`) does not end
 /// `spool` with `SIGPIPE`: the write fails and `spool` exits with a status.
 #[test]
