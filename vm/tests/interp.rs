@@ -1702,3 +1702,111 @@ fn a_jump_to_the_end_of_a_function_is_refused_before_it_runs() {
         "the program is inconsistent: function 0 (main): instruction 0: jump out of the function",
     );
 }
+
+/// `JumpIfListTrue` and `JumpIfListFalse` branch on an element of a list of
+/// bools in every run mode; a missing element is an `Index` error and an
+/// element that is not a bool (a malformed program) a `Type` error, never
+/// a guess.
+#[test]
+fn list_element_jumps_branch_and_raise() {
+    // A list of the two values `items` load; returns 1 when the jump on
+    // element `element` is taken, else 0.
+    let program = |element: i32, when: bool, items: [Op; 2]| {
+        let mut b = Builder::new();
+        let jump = |target| match when {
+            true => Op::JumpIfListTrue {
+                list: r(2),
+                index: r(3),
+                target,
+            },
+            false => Op::JumpIfListFalse {
+                list: r(2),
+                index: r(3),
+                target,
+            },
+        };
+        let [first, second] = items;
+        let main = b.func(
+            "main",
+            0,
+            5,
+            vec![
+                first,
+                second,
+                Op::NewList {
+                    dst: r(2),
+                    start: r(0),
+                    count: 2,
+                },
+                Op::LoadInt {
+                    dst: r(3),
+                    value: element,
+                },
+                jump(spool_vm::Pc(7)),
+                Op::LoadInt {
+                    dst: r(4),
+                    value: 0,
+                },
+                Op::Jump {
+                    target: spool_vm::Pc(8),
+                },
+                Op::LoadInt {
+                    dst: r(4),
+                    value: 1,
+                },
+                Op::Return { src: r(4) },
+            ],
+        );
+        b.build(main)
+    };
+    let bools = || {
+        [
+            Op::LoadBool {
+                dst: r(0),
+                value: true,
+            },
+            Op::LoadBool {
+                dst: r(1),
+                value: false,
+            },
+        ]
+    };
+    for (element, when, taken) in [
+        (0, true, true),
+        (1, true, false),
+        (0, false, false),
+        (1, false, true),
+    ] {
+        let result = check(&program(element, when, bools())).result;
+        let expected = if taken { "1" } else { "0" };
+        assert_eq!(
+            result.expect("runs"),
+            expected,
+            "element {element}, jump when {when}"
+        );
+    }
+    check_error(
+        &program(2, true, bools()),
+        "Index",
+        "index 2 out of range for list of length 2",
+    );
+    check_error(
+        &program(-1, false, bools()),
+        "Index",
+        "index -1 out of range for list of length 2",
+    );
+    let ints = [
+        Op::LoadInt {
+            dst: r(0),
+            value: 1,
+        },
+        Op::LoadInt {
+            dst: r(1),
+            value: 0,
+        },
+    ];
+    let error = check(&program(0, true, ints))
+        .result
+        .expect_err("not a bool");
+    assert_eq!(error.kind, "Type");
+}

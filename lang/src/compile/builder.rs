@@ -199,7 +199,9 @@ impl Compiler {
             | Op::JumpIfLtInt { target: t, .. }
             | Op::JumpIfLeInt { target: t, .. }
             | Op::JumpIfLtIntImm { target: t, .. }
-            | Op::JumpIfGtIntImm { target: t, .. } => *t = target,
+            | Op::JumpIfGtIntImm { target: t, .. }
+            | Op::JumpIfListTrue { target: t, .. }
+            | Op::JumpIfListFalse { target: t, .. } => *t = target,
             _ => unreachable!("patching an instruction that does not jump"),
         }
     }

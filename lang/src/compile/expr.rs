@@ -893,7 +893,21 @@ impl Compiler {
     }
 
     fn index(&mut self, object: &Expr, index: &Expr, dst: Reg, span: Span) -> Type {
-        let (ty, obj) = self.expr(object, None);
+        let compiled = self.expr(object, None);
+        self.index_of(compiled, object.span, index, dst, span)
+    }
+
+    /// `object[index]` into `dst`, the object (of type `ty`, written at
+    /// `object_span`) already in the register `obj`; returns the
+    /// element's type.
+    pub(super) fn index_of(
+        &mut self,
+        (ty, obj): (Type, Reg),
+        object_span: Span,
+        index: &Expr,
+        dst: Reg,
+        span: Span,
+    ) -> Type {
         match self.unifier.shallow(&ty) {
             Type::List(element) => {
                 let index = self.check(index, &Type::Int);
@@ -931,7 +945,7 @@ impl Compiler {
                 let mut diag = Diagnostic::new(
                     codes::OPERATOR,
                     format!("cannot index into a value of type `{shown}`"),
-                    object.span,
+                    object_span,
                     "not a list or map",
                 );
                 if other == Type::Str {

@@ -432,6 +432,10 @@ impl Compiler {
             ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
                 vec![self.compare_jump(*op, (lhs, rhs), cond.span, false, Pc(0))]
             }
+            // `!xs[i]` of a list of bools: one jump taken when it is true.
+            ExprKind::Unary(UnaryOp::Not, operand) if is_index(operand) => {
+                vec![self.element_jump(operand, true, Pc(0))]
+            }
             // `!b`: one jump taken when `b` is true.
             ExprKind::Unary(UnaryOp::Not, operand) => {
                 let (ty, src) = self.expr(operand, None);
@@ -450,6 +454,7 @@ impl Compiler {
                     }
                 }
             }
+            _ if is_index(cond) => vec![self.element_jump(cond, false, Pc(0))],
             _ => {
                 let reg = self.check(cond, &Type::Bool);
                 vec![self.emit(
@@ -463,6 +468,47 @@ impl Compiler {
         };
         self.free_to(mark);
         jumps
+    }
+
+    /// Emits one jump to `target` taken when the condition `cond`, an
+    /// index expression `object[index]`, is `when`: for an element of a
+    /// list of bools, `JumpIfListTrue` or `JumpIfListFalse`, which test it
+    /// where it is; for anything else (a map's value, a list whose element
+    /// type is not known yet), the element read into a register and
+    /// `JumpIfTrue` or `JumpIfFalse`. Returns the jump's index.
+    fn element_jump(&mut self, cond: &Expr, when: bool, target: Pc) -> usize {
+        let ExprKind::Index(object, index) = &cond.kind else {
+            unreachable!("element_jump of a condition that is not an index");
+        };
+        let (ty, obj) = self.expr(object, None);
+        let bools = match self.unifier.shallow(&ty) {
+            Type::List(element) => self.unifier.shallow(&element) == Type::Bool,
+            _ => false,
+        };
+        if !bools {
+            let dst = self.alloc();
+            let actual = self.index_of((ty, obj), object.span, index, dst, cond.span);
+            self.expect_type(cond.span, &Type::Bool, &actual);
+            let jump = match when {
+                true => Op::JumpIfTrue { cond: dst, target },
+                false => Op::JumpIfFalse { cond: dst, target },
+            };
+            return self.emit(jump, cond.span);
+        }
+        let index = self.check(index, &Type::Int);
+        let jump = match when {
+            true => Op::JumpIfListTrue {
+                list: obj,
+                index,
+                target,
+            },
+            false => Op::JumpIfListFalse {
+                list: obj,
+                index,
+                target,
+            },
+        };
+        self.emit(jump, cond.span)
     }
 
     fn if_stmt(&mut self, cond: &Expr, then: &Block, els: Option<&Block>, span: Span) {
@@ -598,6 +644,9 @@ impl Compiler {
             }
             ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs) => {
                 self.compare_jump(*op, (lhs, rhs), cond.span, true, target);
+            }
+            _ if is_index(cond) => {
+                self.element_jump(cond, true, target);
             }
             _ => {
                 let reg = self.check(cond, &Type::Bool);
@@ -1235,6 +1284,12 @@ fn immediate_bound(op: BinOp, rhs: &Expr) -> Option<Bound> {
     Some(bound)
 }
 
+/// Is `expr` an index expression (`object[index]`), which a condition
+/// tests with [`Compiler::element_jump`]?
+fn is_index(expr: &Expr) -> bool {
+    matches!(expr.kind, ExprKind::Index(..))
+}
+
 /// Does every instruction of `code` that uses register `var` use it as an
 /// int operand of an int instruction (arithmetic, a comparison, a list
 /// index) or as its destination? Then a counted loop writes its variable
@@ -1261,6 +1316,7 @@ fn int_use(op: &Op, var: Reg) -> bool {
         Op::ListGet { list, .. } => list != var,
         Op::ListSet { list, src, .. } => list != var && src != var,
         Op::MapGetInt { map, .. } => map != var,
+        Op::JumpIfListTrue { list, .. } | Op::JumpIfListFalse { list, .. } => list != var,
         Op::MapSetInt { map, src, .. } => map != var && src != var,
         Op::AddInt { .. }
         | Op::SubInt { .. }

@@ -629,6 +629,24 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         jump!(target);
                     }
                 }
+                Op::JumpIfListTrue {
+                    list,
+                    index,
+                    target,
+                } => match list_bool(&run.heap, r!(list), int!(index)) {
+                    Ok(true) => jump!(target),
+                    Ok(false) => {}
+                    Err(error) => throw!(error),
+                },
+                Op::JumpIfListFalse {
+                    list,
+                    index,
+                    target,
+                } => match list_bool(&run.heap, r!(list), int!(index)) {
+                    Ok(false) => jump!(target),
+                    Ok(true) => {}
+                    Err(error) => throw!(error),
+                },
                 Op::JumpIfNil { src, target } => {
                     if r!(src).is_nil() {
                         jump!(target);
@@ -1334,6 +1352,20 @@ fn window(registers: &mut Vec<Value>, base: usize, width: usize) -> &mut [Value]
 #[inline(never)]
 fn grow_cold(registers: &mut Vec<Value>, end: usize) {
     registers.resize(end, Value::Nil);
+}
+
+/// The bool at `index` of the list `list` (`JumpIfListTrue`,
+/// `JumpIfListFalse`), or the error reading it raises.
+#[inline(always)]
+fn list_bool(heap: &Heap, list: Value, index: i64) -> Result<bool, VmError> {
+    let Some(items) = heap.list(list) else {
+        return Err(expected("a list"));
+    };
+    match usize::try_from(index).ok().and_then(|i| items.get(i)) {
+        Some(&Value::Bool(b)) => Ok(b),
+        Some(_) => Err(expected("bool")),
+        None => Err(index_error(index, "list", items.len())),
+    }
 }
 
 /// Register `reg` of the running frame's window `regs`, without a bounds

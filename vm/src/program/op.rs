@@ -471,6 +471,13 @@ pub enum Op {
     /// `MapSet` with R[key] read as an int operand: R[map][R[key]] := R[src]
     /// (inserts at the end when new)
     MapSetInt { map: Reg, key: Reg, src: Reg } => [Read(map), Read(key), Read(src)],
+
+    // ---- an element of a list of bools as a condition ----
+    /// if R[list][R[index]] { pc := target } (a bool; traps: Index; the
+    /// element is not copied to a register to be tested there)
+    JumpIfListTrue { list: Reg, index: Reg, target: Pc } => [Read(list), Read(index), Jump(target)],
+    /// if !R[list][R[index]] { pc := target } (a bool; traps: Index)
+    JumpIfListFalse { list: Reg, index: Reg, target: Pc } => [Read(list), Read(index), Jump(target)],
 }
 }
 
