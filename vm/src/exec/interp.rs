@@ -366,6 +366,20 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         }};
     }
+    // Jumps to `$target` when the bool R[$list][R[$index]] is `$when`
+    // (`JumpIfListTrue`, `JumpIfListFalse`).
+    macro_rules! jump_if_list {
+        ($list:expr, $index:expr, $target:expr, $when:expr) => {
+            match list_bool(&run.heap, r!($list), int!($index)) {
+                Ok(element) => {
+                    if element == $when {
+                        jump!($target);
+                    }
+                }
+                Err(error) => throw!(error),
+            }
+        };
+    }
     // Pushes R[$value] onto the list R[$list] (`ListPush`, `ListPushValue`).
     macro_rules! push {
         ($list:expr, $value:expr) => {{
@@ -633,20 +647,12 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     list,
                     index,
                     target,
-                } => match list_bool(&run.heap, r!(list), int!(index)) {
-                    Ok(true) => jump!(target),
-                    Ok(false) => {}
-                    Err(error) => throw!(error),
-                },
+                } => jump_if_list!(list, index, target, true),
                 Op::JumpIfListFalse {
                     list,
                     index,
                     target,
-                } => match list_bool(&run.heap, r!(list), int!(index)) {
-                    Ok(false) => jump!(target),
-                    Ok(true) => {}
-                    Err(error) => throw!(error),
-                },
+                } => jump_if_list!(list, index, target, false),
                 Op::JumpIfNil { src, target } => {
                     if r!(src).is_nil() {
                         jump!(target);
