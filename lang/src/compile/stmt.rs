@@ -434,7 +434,8 @@ impl Compiler {
             }
             // `!xs[i]` of a list of bools: one jump taken when it is true.
             ExprKind::Unary(UnaryOp::Not, operand) if is_index(operand) => {
-                vec![self.element_jump(operand, true, Pc(0))]
+                let jump = self.element_jump(operand, true, Pc(0), Some(cond.span));
+                jump.into_iter().collect()
             }
             // `!b`: one jump taken when `b` is true.
             ExprKind::Unary(UnaryOp::Not, operand) => {
@@ -454,7 +455,10 @@ impl Compiler {
                     }
                 }
             }
-            _ if is_index(cond) => vec![self.element_jump(cond, false, Pc(0))],
+            _ if is_index(cond) => {
+                let jump = self.element_jump(cond, false, Pc(0), None);
+                jump.into_iter().collect()
+            }
             _ => {
                 let reg = self.check(cond, &Type::Bool);
                 vec![self.emit(
@@ -475,8 +479,17 @@ impl Compiler {
     /// list of bools, `JumpIfListTrue` or `JumpIfListFalse`, which test it
     /// where it is; for anything else (a map's value, a list whose element
     /// type is not known yet), the element read into a register and
-    /// `JumpIfTrue` or `JumpIfFalse`. Returns the jump's index.
-    fn element_jump(&mut self, cond: &Expr, when: bool, target: Pc) -> usize {
+    /// `JumpIfTrue` or `JumpIfFalse`, checked as any condition is, or, under
+    /// a `!` (`negation`, the span of the `!` expression), as an operand of
+    /// `!` is. Returns the jump's index (none after a `!` of a mistyped
+    /// operand, as `!` of any other operand).
+    fn element_jump(
+        &mut self,
+        cond: &Expr,
+        when: bool,
+        target: Pc,
+        negation: Option<Span>,
+    ) -> Option<usize> {
         let ExprKind::Index(object, index) = &cond.kind else {
             unreachable!("element_jump of a condition that is not an index");
         };
@@ -488,12 +501,22 @@ impl Compiler {
         if !bools {
             let dst = self.alloc();
             let actual = self.index_of((ty, obj), object.span, index, dst, cond.span);
-            self.expect_type(cond.span, &Type::Bool, &actual);
+            match negation {
+                None => self.expect_type(cond.span, &Type::Bool, &actual),
+                Some(span) => match self.unifier.shallow(&actual) {
+                    Type::Bool => {}
+                    Type::Error => return None,
+                    other => {
+                        self.unary_mismatch(UnaryOp::Not, &other, span);
+                        return None;
+                    }
+                },
+            }
             let jump = match when {
                 true => Op::JumpIfTrue { cond: dst, target },
                 false => Op::JumpIfFalse { cond: dst, target },
             };
-            return self.emit(jump, cond.span);
+            return Some(self.emit(jump, cond.span));
         }
         let index = self.check(index, &Type::Int);
         let jump = match when {
@@ -508,7 +531,7 @@ impl Compiler {
                 target,
             },
         };
-        self.emit(jump, cond.span)
+        Some(self.emit(jump, cond.span))
     }
 
     fn if_stmt(&mut self, cond: &Expr, then: &Block, els: Option<&Block>, span: Span) {
@@ -646,7 +669,7 @@ impl Compiler {
                 self.compare_jump(*op, (lhs, rhs), cond.span, true, target);
             }
             _ if is_index(cond) => {
-                self.element_jump(cond, true, target);
+                self.element_jump(cond, true, target, None);
             }
             _ => {
                 let reg = self.check(cond, &Type::Bool);
