@@ -366,6 +366,26 @@ pub(crate) fn execute<const BUDGETED: bool>(
             }
         }};
     }
+    // Stores `$value` under `$key` in the map R[$map] (`MapSet`,
+    // `MapSetInt`): `$key` is `Err(n)` for an int key, which needs no
+    // `Key` built and dropped, else `Ok(key)`.
+    macro_rules! map_insert {
+        ($map:expr, $key:expr, $value:expr) => {{
+            let (key, value): (Result<crate::heap::Key, i64>, Value) = ($key, $value);
+            charge!(crate::heap::MAP_ENTRY_BYTES);
+            let Some(entries) = run.heap.map_mut(r!($map)) else {
+                throw!(expected("a map"))
+            };
+            let added = match key {
+                Err(key) => entries.insert_int(key, value),
+                Ok(key) => entries.insert(key, value).is_none(),
+            };
+            if added {
+                run.heap.grew(crate::heap::MAP_ENTRY_BYTES);
+            }
+            gc_point!();
+        }};
+    }
     // Jumps to `$target` when the bool R[$list][R[$index]] is `$when`
     // (`JumpIfListTrue`, `JumpIfListFalse`).
     macro_rules! jump_if_list {
@@ -922,18 +942,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                             None => throw!(expected("a map key")),
                         },
                     };
-                    charge!(crate::heap::MAP_ENTRY_BYTES);
-                    let Some(entries) = run.heap.map_mut(r!(map)) else {
-                        throw!(expected("a map"))
-                    };
-                    let added = match key {
-                        Err(key) => entries.insert_int(key, value),
-                        Ok(key) => entries.insert(key, value).is_none(),
-                    };
-                    if added {
-                        run.heap.grew(crate::heap::MAP_ENTRY_BYTES);
-                    }
-                    gc_point!();
+                    map_insert!(map, key, value);
                 }
                 Op::MapGetInt { dst, map, key } => {
                     let key = int!(key);
@@ -947,14 +956,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
                 Op::MapSetInt { map, key, src } => {
                     let (key, value) = (int!(key), r!(src));
-                    charge!(crate::heap::MAP_ENTRY_BYTES);
-                    let Some(entries) = run.heap.map_mut(r!(map)) else {
-                        throw!(expected("a map"))
-                    };
-                    if entries.insert_int(key, value) {
-                        run.heap.grew(crate::heap::MAP_ENTRY_BYTES);
-                    }
-                    gc_point!();
+                    map_insert!(map, Err(key), value);
                 }
                 Op::MapLen { dst, map } => match run.heap.map(r!(map)) {
                     Some(entries) => set_int!(dst, entries.len() as i64),
