@@ -372,8 +372,7 @@ fn describe_tasks(out: &mut String, run: &Run) {
 /// What a blocked task waits for; an I/O call by its name and arguments.
 fn describe_wait(run: &Run, blocked: &spool_vm::Blocked) -> String {
     if let spool_vm::Blocked::Io(id) = blocked {
-        if let Some(in_flight) = run.sched().in_flight.get(id) {
-            let request = &in_flight.request;
+        if let Some(request) = run.request_in_flight(*id) {
             let args: Vec<String> = request.args.iter().map(data_text).collect();
             let mut call = format!("{}({})", request.op, args.join(", "));
             if call.chars().count() > 60 {
@@ -421,15 +420,11 @@ fn describe_stack(out: &mut String, run: &Run, fiber: &spool_vm::Fiber) {
 }
 
 fn describe_io(out: &mut String, run: &Run) {
-    let pending: Vec<_> = run.sched().in_flight.values().collect();
+    let pending = run.requests_in_flight();
     let _ = writeln!(out, "pending I/O: {}", pending.len());
-    for in_flight in pending {
-        let request = &in_flight.request;
+    for request in pending {
         let args: Vec<String> = request.args.iter().map(data_text).collect();
-        let task = run
-            .heap()
-            .task(Value::Obj(in_flight.task))
-            .map_or(0, |t| t.id);
+        let task = request.task;
         let mut line = format!("  #{} {}({})", request.id.0, request.op, args.join(", "));
         if line.chars().count() > 100 {
             line = line.chars().take(97).collect::<String>() + "...";

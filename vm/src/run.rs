@@ -22,7 +22,7 @@ use crate::heap::objects::{Context, CoroStatus, Resumer};
 use crate::heap::value::{FuncIdx, ObjRef, Value};
 use crate::heap::{Heap, Object};
 use crate::program::{Constant, Program};
-use crate::tasks::io::{IoId, IoRequest, IoResult};
+use crate::tasks::io::{InFlight, IoId, IoRequest, IoResult};
 use crate::tasks::sched::Sched;
 
 /// The seed of every run's random-number state until the host reseeds it
@@ -502,10 +502,44 @@ impl Run {
             self.sched.outbox.iter().map(|r| r.id).collect();
         self.sched
             .in_flight
-            .values()
-            .filter(|in_flight| !unsent.contains(&in_flight.request.id))
-            .map(|in_flight| in_flight.request.clone())
+            .iter()
+            .filter(|(id, _)| !unsent.contains(id))
+            .map(|(id, in_flight)| self.request_of(id, in_flight))
             .collect()
+    }
+
+    /// The request `id` not yet completed, handed to the host or not:
+    /// its operation, arguments and task, as [`Run::pending_io`] gives it.
+    pub fn request_in_flight(&self, id: IoId) -> Option<IoRequest> {
+        let in_flight = self.sched.in_flight.get(&id)?;
+        Some(self.request_of(id, in_flight))
+    }
+
+    /// Every request not yet completed, oldest first, including those
+    /// not handed to the host yet (which [`Run::pending_io`] leaves out).
+    pub fn requests_in_flight(&self) -> Vec<IoRequest> {
+        let in_flight = self.sched.in_flight.iter();
+        in_flight.map(|(id, f)| self.request_of(id, f)).collect()
+    }
+
+    /// The whole request `id` of the table entry `in_flight`.
+    fn request_of(&self, id: IoId, in_flight: &InFlight) -> IoRequest {
+        let op = match self.io_ops.get(in_flight.native.index()) {
+            Some(Some(op)) => Arc::clone(op),
+            _ => {
+                let decl = self.program.natives.get(in_flight.native.index());
+                Arc::from(decl.map_or("", |decl| decl.name.as_str()))
+            }
+        };
+        IoRequest {
+            id,
+            op,
+            args: Arc::clone(&in_flight.args),
+            task: self
+                .heap
+                .task(Value::Obj(in_flight.task))
+                .map_or(0, |t| t.id),
+        }
     }
 
     /// Records when the request `id` in flight is due, in milliseconds

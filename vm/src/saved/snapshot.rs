@@ -27,8 +27,9 @@ use crate::run::Run;
 /// The first bytes of every saved run.
 pub const MAGIC: &[u8; 8] = b"SPOOLRUN";
 /// Bumped whenever the layout of a saved run, or what a valid one may
-/// hold, changes (12: no jump to the end of a function).
-pub const FORMAT_VERSION: u32 = 12;
+/// hold, changes (13: a request in flight is its task, operation and
+/// arguments, its id its place in the table).
+pub const FORMAT_VERSION: u32 = 13;
 /// Bytes before the postcard body.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

@@ -440,15 +440,21 @@ fn record_value(
     })))
 }
 
-/// An I/O request not yet completed.
+/// An I/O request not yet completed: what the run needs to wake its task
+/// and to hand the request out again after a restore. Its id is its place
+/// in the [`IoTable`]; its operation's name and its task's number are
+/// looked up when a whole [`IoRequest`] is wanted
+/// ([`crate::Run::pending_io`]), so recording and completing a request
+/// copy neither.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct InFlight {
     /// The task waiting for it.
     pub task: ObjRef,
     /// The I/O operation it calls.
     pub native: NativeIdx,
-    /// The request as the host got it.
-    pub request: IoRequest,
+    /// The arguments, shared with the request handed to the host.
+    #[serde(deserialize_with = "shared_args")]
+    pub args: Arc<[Data]>,
 }
 
 /// The I/O requests not yet completed, by id. Ids are issued in increasing
@@ -525,11 +531,7 @@ impl IoTable {
     pub fn is_consistent(&self, next_id: u64) -> bool {
         let end = self.base.checked_add(self.slots.len() as u64);
         let ids_fit = end.is_some() && (self.slots.is_empty() || end == Some(next_id));
-        let entries = self.slots.iter().enumerate().all(|(offset, slot)| {
-            slot.as_ref()
-                .is_none_or(|f| f.request.id.0 == self.base + offset as u64)
-        });
-        ids_fit && entries && self.values().count() == self.len
+        ids_fit && self.values().count() == self.len
     }
 
     /// Number of outstanding requests.
@@ -540,6 +542,13 @@ impl IoTable {
     /// Is nothing outstanding?
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The outstanding requests with their ids, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (IoId, &InFlight)> {
+        let base = self.base;
+        let slots = self.slots.iter().enumerate();
+        slots.filter_map(move |(offset, slot)| Some((IoId(base + offset as u64), slot.as_ref()?)))
     }
 
     /// The outstanding requests, oldest first.
@@ -709,19 +718,13 @@ fn record(
 ) -> IoId {
     let id = IoId(sched.next_io);
     sched.next_io = sched.next_io.saturating_add(1);
-    let request = IoRequest {
+    sched.outbox.push(IoRequest {
         id,
         op,
-        args,
+        args: Arc::clone(&args),
         task: task_id,
-    };
-    sched.outbox.push(request.clone());
-    let in_flight = InFlight {
-        task,
-        native,
-        request,
-    };
-    sched.in_flight.insert(id, in_flight);
+    });
+    sched.in_flight.insert(id, InFlight { task, native, args });
     id
 }
 
@@ -730,19 +733,14 @@ fn record(
 /// `Io` error. Returns false for an id that is not in flight (already
 /// completed, or its task was cancelled).
 pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
-    let Some(InFlight {
-        task,
-        native,
-        request,
-    }) = run.sched.in_flight.remove(&id)
-    else {
+    let Some(InFlight { task, native, args }) = run.sched.in_flight.remove(&id) else {
         return false;
     };
     let outcome = match result {
         Err(message) => Err(VmError::new(ErrorKind::Io, message)),
-        Ok(data) => answer(run, native, data, &request.op),
+        Ok(data) => answer(run, native, data),
     };
-    keep_spare(&mut run.sched, request.args);
+    keep_spare(&mut run.sched, args);
     let wake = match outcome {
         Ok(value) => Wake::Value(value),
         Err(error) => Wake::Raise(Box::new(TaskError {
@@ -754,19 +752,19 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
     true
 }
 
-/// The host's answer `data` to a request of operation `op` (the I/O native
-/// `native`) as a value of the operation's declared result type.
-fn answer(run: &mut Run, native: NativeIdx, data: Data, op: &str) -> Result<Value, VmError> {
+/// The host's answer `data` to a request of the I/O native `native` as a
+/// value of the operation's declared result type.
+fn answer(run: &mut Run, native: NativeIdx, data: Data) -> Result<Value, VmError> {
     let unknown = TypeDesc::default();
     let program = &run.program;
-    let returns = program
-        .natives
-        .get(native.index())
-        .and_then(|decl| decl.io.as_ref())
-        .unwrap_or(&unknown);
+    let decl = program.natives.get(native.index());
+    let returns = decl.and_then(|decl| decl.io.as_ref()).unwrap_or(&unknown);
     match scalar(data, returns) {
         Ok(value) => Ok(value),
-        Err(data) => answer_value(&mut run.heap, program, returns, data, op),
+        Err(data) => {
+            let op = decl.map_or("an I/O operation", |decl| decl.name.as_str());
+            answer_value(&mut run.heap, program, returns, data, op)
+        }
     }
 }
 
