@@ -828,7 +828,7 @@ impl Run {
         let mut bound = Vec::with_capacity(program.natives.len());
         for decl in &program.natives {
             if decl.io.is_some() {
-                bound.push(Native::Fn(crate::tasks::io::io_native));
+                bound.push(Native::Io);
                 continue;
             }
             match natives.get(&decl.key) {

@@ -20,7 +20,7 @@ use crate::exec::error::{
     arity_error, bad_program, depth_error, division_error, expected, global_unset, index_error,
     key_error, overflow, ErrorKind, RunError, VmError,
 };
-use crate::exec::native::{NativeCtx, Output, Suspend};
+use crate::exec::native::{Native, NativeCtx, Output, Suspend};
 use crate::exec::unwind::{
     finish_defer, pending_defer, pop_handlers, raise, start_defer, throw_task_error, throw_value,
 };
@@ -236,6 +236,18 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 throw!(bad_program("call of a missing native"))
             };
             let start = $call_base.index();
+            if matches!(function, Native::Io) {
+                // An I/O operation: the request is issued and the task
+                // parked here, with no native call in between.
+                save_pc!();
+                let abs = current_base(&run.context.fiber) + start;
+                let called = crate::tasks::io::call_io(run, program, $native, abs, $argc as usize);
+                if let Err(error) = called {
+                    throw!(error)
+                }
+                reload!();
+                continue;
+            }
             let (result, suspend) = {
                 let args = &regs[start..start + $argc as usize];
                 // Only a budgeted run counts what a native builds.

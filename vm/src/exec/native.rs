@@ -92,6 +92,11 @@ pub enum Native {
     Fn(NativeFn),
     /// A host closure.
     Host(std::sync::Arc<HostFn>),
+    /// A host I/O operation: calling it suspends the task, and the run
+    /// issues a request with the call's arguments
+    /// ([`crate::tasks::io::io_native`]). The interpreter issues the
+    /// request itself, without a native call in between.
+    Io,
 }
 
 impl Native {
@@ -101,6 +106,7 @@ impl Native {
         match self {
             Native::Fn(function) => function(ctx, args),
             Native::Host(function) => function(ctx, args),
+            Native::Io => crate::tasks::io::io_native(ctx, args),
         }
     }
 }
@@ -110,6 +116,7 @@ impl std::fmt::Debug for Native {
         f.write_str(match self {
             Native::Fn(_) => "Native::Fn",
             Native::Host(_) => "Native::Host",
+            Native::Io => "Native::Io",
         })
     }
 }

@@ -573,6 +573,47 @@ pub fn io_native(ctx: &mut NativeCtx<'_>, _: &[Value]) -> Result<Value, VmError>
     Ok(Value::Nil)
 }
 
+/// The running task's call of the I/O operation `native` whose `count`
+/// arguments are the active fiber's registers from the absolute index
+/// `start` on (the interpreter's direct path, bound as
+/// [`crate::exec::native::Native::Io`]): raises `Cancelled` if a
+/// `cancel()` is pending, else issues the request and parks the task, the
+/// answer to go to register `start`. An error leaves the task running, at
+/// the call. What [`io_native`], [`issue_io_from_registers`] and
+/// [`crate::tasks::sched::park`] do one after another, with the task
+/// looked up twice instead of four times.
+pub(crate) fn call_io(
+    run: &mut Run,
+    program: &Program,
+    native: NativeIdx,
+    start: usize,
+    count: usize,
+) -> Result<(), VmError> {
+    check_cancel(&mut run.heap, &run.sched)?;
+    let Some(current) = run.sched.current else {
+        return Err(crate::exec::error::bad_program("I/O outside a task"));
+    };
+    let op = io_op(run, native)?;
+    let registers = &run.context.fiber.registers;
+    let args = registers.get(start..start + count).unwrap_or_default();
+    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
+        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    let id = IoId(run.sched.next_io);
+    run.context.fiber.truncate_dead_registers(program);
+    let task_id = match run.heap.task_mut(current) {
+        Some(task) => {
+            task.state = TaskState::Blocked;
+            task.blocked = Blocked::Io(id);
+            crate::tasks::sched::park_in(task, &mut run.context, start as u32);
+            task.id
+        }
+        None => return Err(crate::exec::error::bad_program("I/O outside a task")),
+    };
+    run.sched.current = None;
+    record(&mut run.sched, current, native, op, data, task_id);
+    Ok(())
+}
+
 /// Issues an I/O request for a call of the I/O operation `native` with
 /// `args` by the current task, and marks the task blocked on it.
 pub(crate) fn issue_io(

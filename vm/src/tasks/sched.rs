@@ -254,14 +254,20 @@ pub(crate) fn park(run: &mut Run, program: &Program, dst: u32) {
     };
     run.context.fiber.truncate_dead_registers(program);
     match run.heap.task_mut(current) {
-        // A running task's own context is empty (`install` took it): an
-        // exchange moves the fibers over without dropping anything.
-        Some(task) => {
-            task.context.exchange(&mut run.context);
-            task.wake_dst = dst;
-        }
+        Some(task) => park_in(task, &mut run.context, dst),
         None => run.context = Context::default(),
     }
+}
+
+/// Moves the run's `context` (whose dead registers are dropped) into
+/// `task`, the current task, whose wake value will go to the absolute
+/// register `dst`; the caller makes it no longer current.
+#[inline]
+pub(crate) fn park_in(task: &mut Task, context: &mut Context, dst: u32) {
+    // A running task's own context is empty (`install` took it): an
+    // exchange moves the fibers over without dropping anything.
+    task.context.exchange(context);
+    task.wake_dst = dst;
 }
 
 /// Installs the next ready task, if the current one has stopped. Returns
