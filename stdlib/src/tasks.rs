@@ -374,7 +374,7 @@ pub fn flight_wait(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmE
         return Err(param::internal("a singleflight call in progress"));
     };
     flight.waiters.push(me);
-    block(ctx, Blocked::Flight(key));
+    block(ctx, Blocked::Flight(Box::new(key)));
     Ok(Value::Nil)
 }
 

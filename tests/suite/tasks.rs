@@ -173,6 +173,33 @@ fn a_suspended_run_with_requests_in_flight_survives_a_snapshot() {
     assert_eq!(lines, ["502500", "<task 1000>"]);
 }
 
+/// The run describes every request not yet completed whole, by its id or
+/// all together, as the host got it in its batch (id, operation,
+/// arguments, task number), before a snapshot and after the restore; a
+/// completed request is gone from both.
+#[test]
+fn requests_in_flight_are_described_as_the_host_got_them() {
+    let mut run = start(FAN_OUT);
+    let mut host = CaptureOutput::default();
+    let Ok(Step::Io(batch)) = run.resume(&mut host) else {
+        panic!("expected an I/O step");
+    };
+    assert_eq!(batch.len(), 1000);
+    assert_eq!((batch[0].task, batch[999].task), (1, 1000));
+    assert_eq!(&*batch[7].op, "fetch");
+    assert_eq!(run.requests_in_flight(), batch);
+    assert_eq!(run.pending_io(), batch);
+    for request in [&batch[0], &batch[500], &batch[999]] {
+        assert_eq!(run.request_in_flight(request.id).as_ref(), Some(request));
+    }
+    let restored = spool::restore(&spool::snapshot(&run)).expect("restores");
+    assert_eq!(restored.pending_io(), batch);
+    assert_eq!(restored.requests_in_flight(), batch);
+    run.complete(batch[0].id, Ok(answer(&batch[0])));
+    assert_eq!(run.request_in_flight(batch[0].id), None);
+    assert_eq!(run.requests_in_flight(), batch[1..]);
+}
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 that answers `requests` requests:
 /// `GET /hello` with 200, `POST /echo` with the request body and its
 /// `x-token` header, anything else with 404.

@@ -175,7 +175,7 @@ pub struct Task {
     /// the first still unobserved when the body ends is rethrown.
     pub failed_children: Vec<ObjRef>,
     /// Why it failed: its body's error, or a child's it rethrows.
-    pub error: Option<TaskError>,
+    pub error: Option<Box<TaskError>>,
     /// Tasks blocked in `await` on it.
     pub waiters: Vec<ObjRef>,
 }
@@ -352,13 +352,15 @@ pub enum Blocked {
     Mutex(ObjRef),
     /// A wait group or an error group to reach zero.
     Group(ObjRef),
-    /// A `singleflight` call of this key to finish.
-    Flight(String),
+    /// A `singleflight` call of this key to finish (boxed, as `Select`'s
+    /// cases are).
+    Flight(Box<String>),
     /// The first of several cases of a `select` (LANGUAGE.md §10), in
     /// source order; see `tasks/select.rs`.
     Select {
-        /// The cases it waits on.
-        cases: Vec<SelectCase>,
+        /// The cases it waits on (boxed: every task holds a `Blocked`,
+        /// which stays 16 bytes).
+        cases: Box<Vec<SelectCase>>,
         /// What it receives when one of them proceeds.
         mode: SelectMode,
     },
@@ -436,7 +438,7 @@ impl Task {
             | Blocked::Mutex(obj)
             | Blocked::Group(obj) => visit(Value::Obj(*obj)),
             Blocked::Select { cases, .. } => {
-                for case in cases {
+                for case in cases.iter() {
                     match case {
                         SelectCase::Recv(obj) | SelectCase::Await(obj) => visit(Value::Obj(*obj)),
                         SelectCase::Send(obj, value) => {

@@ -237,7 +237,7 @@ pub(crate) fn unregister(heap: &mut Heap, sched: &mut Sched, task: ObjRef, on: &
             }
         }
         Blocked::Flight(key) => {
-            if let Some(flight) = sched.flights.get_mut(key) {
+            if let Some(flight) = sched.flights.get_mut(key.as_str()) {
                 flight.waiters.retain(|&w| w != task);
             }
         }
@@ -518,7 +518,7 @@ pub(crate) fn body_ended(run: &mut Run, outcome: Result<Value, TaskError>) {
     t.context = Context::default();
     match outcome {
         Ok(value) => t.result = value,
-        Err(error) => t.error = Some(error),
+        Err(error) => t.error = Some(Box::new(error)),
     }
     let failed = std::mem::take(&mut t.failed_children);
     if t.error.is_none() {
@@ -572,7 +572,7 @@ fn try_finish(run: &mut Run, mut task: ObjRef) {
         for waiter in waiters {
             let wake_with = match &outcome {
                 Ok(value) => Wake::Value(*value),
-                Err(value) => Wake::Raise(Box::new(value.clone())),
+                Err(value) => Wake::Raise(value.clone()),
             };
             let from = crate::tasks::select::Source::Task(task);
             crate::tasks::select::deliver(&mut run.heap, &mut run.sched, waiter, from, wake_with);
@@ -777,7 +777,7 @@ fn unawaited_failure(run: &Run, tasks: &[ObjRef]) -> Option<(u64, TaskError)> {
         let t = run.heap.task(Value::Obj(task))?;
         let error = t.error.as_ref()?;
         let quiet = t.cancelled && is_kind(&run.heap, error.error, ErrorKind::Cancelled);
-        (!quiet).then(|| (t.id, error.clone()))
+        (!quiet).then(|| (t.id, TaskError::clone(error)))
     };
     tasks.iter().find_map(|&task| {
         let t = run.heap.task(Value::Obj(task))?;
@@ -837,7 +837,7 @@ pub(crate) fn await_task(run: &mut Run, target: Value) -> Result<Awaited, VmErro
         TaskState::Failed => {
             t.observed = true;
             let error = t.error.clone();
-            Ok(error.map_or(Awaited::Value(Value::Nil), Awaited::Raise))
+            Ok(error.map_or(Awaited::Value(Value::Nil), |e| Awaited::Raise(*e)))
         }
         _ => {
             if let Some(current) = current {

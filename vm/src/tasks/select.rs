@@ -84,7 +84,10 @@ pub mod kind {
 pub fn deliver(heap: &mut Heap, sched: &mut Sched, task: ObjRef, from: Source, wake: Wake) {
     let (cases, mode) = match heap.task_mut(task) {
         Some(t) if t.state == TaskState::Blocked => match &mut t.blocked {
-            Blocked::Select { cases, mode } => (std::mem::take(cases), *mode),
+            Blocked::Select { .. } => match std::mem::take(&mut t.blocked) {
+                Blocked::Select { cases, mode } => (cases, mode),
+                _ => return,
+            },
             // Not a `select`: woken without looking the task up again.
             _ => return sched::make_ready(t, sched, task, wake),
         },
@@ -346,7 +349,7 @@ pub fn select(ctx: &mut NativeCtx<'_>, cases: &[Case], mode: SelectMode) -> Resu
     sched::block(
         ctx,
         Blocked::Select {
-            cases: waiting,
+            cases: Box::new(waiting),
             mode,
         },
     );
@@ -381,7 +384,7 @@ fn try_case(
                 TaskState::Failed => {
                     t.observed = true;
                     match (mode, t.error.clone()) {
-                        (SelectMode::Pair, Some(error)) => Some(Ready::Raise(error)),
+                        (SelectMode::Pair, Some(error)) => Some(Ready::Raise(*error)),
                         _ => Some(Ready::Value(Value::Nil)),
                     }
                 }

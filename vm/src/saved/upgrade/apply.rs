@@ -155,7 +155,7 @@ impl Mapper<'_> {
                     }
                 }
                 if let crate::heap::objects::Blocked::Select { cases, .. } = &mut task.blocked {
-                    for case in cases {
+                    for case in cases.iter_mut() {
                         if let crate::heap::objects::SelectCase::Send(_, value) = case {
                             *value = self.value(*value);
                         }
