@@ -488,7 +488,9 @@ impl Run {
     /// that id is outstanding (already completed, or its task was
     /// cancelled); such answers are ignored.
     pub fn complete(&mut self, id: IoId, result: IoResult) -> bool {
-        self.io_deadlines.remove(&id);
+        if !self.io_deadlines.is_empty() {
+            self.io_deadlines.remove(&id);
+        }
         crate::tasks::io::complete(self, id, result)
     }
 
