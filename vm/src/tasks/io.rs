@@ -593,11 +593,7 @@ pub(crate) fn call_io(
     let Some(current) = run.sched.current else {
         return Err(crate::exec::error::bad_program("I/O outside a task"));
     };
-    let op = io_op(run, native)?;
-    let registers = &run.context.fiber.registers;
-    let args = registers.get(start..start + count).unwrap_or_default();
-    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
-        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    let (op, data) = register_args(run, program, native, start, count)?;
     let id = IoId(run.sched.next_io);
     run.context.fiber.truncate_dead_registers(program);
     let task_id = match run.heap.task_mut(current) {
@@ -629,8 +625,8 @@ pub(crate) fn issue_io(
 }
 
 /// [`issue_io`] for a call whose `count` arguments are the active fiber's
-/// registers from the absolute index `start` on: the interpreter's case,
-/// converting them where they are instead of copying them out first.
+/// registers from the absolute index `start` on (a native that suspends
+/// for I/O other than through [`call_io`]).
 pub(crate) fn issue_io_from_registers(
     run: &mut Run,
     program: &Program,
@@ -638,12 +634,28 @@ pub(crate) fn issue_io_from_registers(
     start: usize,
     count: usize,
 ) -> Result<(), VmError> {
+    let (op, data) = register_args(run, program, native, start, count)?;
+    block_on_request(run, native, op, data)
+}
+
+/// The name of the I/O operation `native` and the arguments of its call,
+/// the active fiber's `count` registers from the absolute index `start`
+/// on, converted where they are instead of copied out first. Inlined:
+/// it is most of [`call_io`], on every request's path.
+#[inline(always)]
+fn register_args(
+    run: &mut Run,
+    program: &Program,
+    native: NativeIdx,
+    start: usize,
+    count: usize,
+) -> Result<(Arc<str>, Arc<[Data]>), VmError> {
     let op = io_op(run, native)?;
     let registers = &run.context.fiber.registers;
     let args = registers.get(start..start + count).unwrap_or_default();
     let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
         .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
-    block_on_request(run, native, op, data)
+    Ok((op, data))
 }
 
 /// The name of the I/O operation `native`, shared by its requests.
