@@ -619,8 +619,7 @@ pub(crate) fn issue_io(
     args: &[Value],
 ) -> Result<(), VmError> {
     let op = io_op(run, native)?;
-    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
-        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    let data = request_args(&op, args, &run.heap, program, &mut run.sched.spare_args)?;
     block_on_request(run, native, op, data)
 }
 
@@ -653,9 +652,22 @@ fn register_args(
     let op = io_op(run, native)?;
     let registers = &run.context.fiber.registers;
     let args = registers.get(start..start + count).unwrap_or_default();
-    let data = args_data(args, &run.heap, program, &mut run.sched.spare_args)
-        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))?;
+    let data = request_args(&op, args, &run.heap, program, &mut run.sched.spare_args)?;
     Ok((op, data))
+}
+
+/// The arguments `args` of a call of operation `op` as a request's
+/// ([`args_data`]), or the `Type` error naming the operation.
+#[inline(always)]
+fn request_args(
+    op: &str,
+    args: &[Value],
+    heap: &Heap,
+    program: &Program,
+    spare: &mut Vec<Arc<[Data]>>,
+) -> Result<Arc<[Data]>, VmError> {
+    args_data(args, heap, program, spare)
+        .map_err(|message| VmError::new(ErrorKind::Type, format!("{op}: {message}")))
 }
 
 /// The name of the I/O operation `native`, shared by its requests.
