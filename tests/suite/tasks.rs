@@ -200,6 +200,48 @@ fn requests_in_flight_are_described_as_the_host_got_them() {
     assert_eq!(run.requests_in_flight(), batch[1..]);
 }
 
+/// Arguments an I/O call cannot hand to the host (data nested deeper than
+/// conversions go) raise a `Type` error naming the operation at the call,
+/// which the script catches; no request is issued and the task goes on.
+#[test]
+fn an_argument_that_cannot_cross_raises_at_the_call() {
+    let mut engine = engine();
+    engine
+        .register_io("fn put(j: Json) -> int")
+        .expect("the signature parses");
+    let source = "
+let j = Json.Null
+for i in 0..2000 {
+    j = Json.Arr([j])
+}
+try {
+    print(put(j))
+} catch e {
+    print(e.kind)
+    print(e.message)
+}
+print(fetch(41))
+";
+    let program = engine.compile("deep.spl", source).expect("compiles");
+    let mut run = program.start(Vec::new());
+    let mut host = CaptureOutput::default();
+    let Ok(Step::Io(batch)) = run.resume(&mut host) else {
+        panic!("expected an I/O step");
+    };
+    assert_eq!(batch.len(), 1);
+    assert_eq!(&*batch[0].op, "fetch");
+    run.complete(batch[0].id, Ok(answer(&batch[0])));
+    assert!(matches!(run.resume(&mut host), Ok(Step::Done(_))));
+    assert_eq!(
+        host.lines,
+        [
+            "Type",
+            "put: value nested too deeply to pass to the host",
+            "42"
+        ]
+    );
+}
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 that answers `requests` requests:
 /// `GET /hello` with 200, `POST /echo` with the request body and its
 /// `x-token` header, anything else with 404.
