@@ -581,7 +581,7 @@ pub fn io_native(ctx: &mut NativeCtx<'_>, _: &[Value]) -> Result<Value, VmError>
 /// answer to go to register `start`. An error leaves the task running, at
 /// the call. What [`io_native`], [`issue_io_from_registers`] and
 /// [`crate::tasks::sched::park`] do one after another, with the task
-/// looked up twice instead of four times.
+/// looked up twice instead of three times.
 pub(crate) fn call_io(
     run: &mut Run,
     program: &Program,

@@ -83,12 +83,10 @@ pub mod kind {
 /// every other place it waits in and receives what its mode asks for.
 pub fn deliver(heap: &mut Heap, sched: &mut Sched, task: ObjRef, from: Source, wake: Wake) {
     let (cases, mode) = match heap.task_mut(task) {
-        Some(t) if t.state == TaskState::Blocked => match &mut t.blocked {
-            Blocked::Select { .. } => match std::mem::take(&mut t.blocked) {
-                Blocked::Select { cases, mode } => (cases, mode),
-                _ => return,
-            },
-            // Not a `select`: woken without looking the task up again.
+        Some(t) if t.state == TaskState::Blocked => match std::mem::take(&mut t.blocked) {
+            Blocked::Select { cases, mode } => (cases, mode),
+            // Not a `select`: its one wait is over; woken without looking
+            // the task up again.
             _ => return sched::make_ready(t, sched, task, wake),
         },
         _ => return,
