@@ -89,6 +89,8 @@ struct Open<'h> {
 enum Items<'h> {
     /// A list: `[items]`.
     List(&'h [Value]),
+    /// A list of bools stored as bytes: `[items]`.
+    Bools(&'h [bool]),
     /// A map: `{"key":value}`.
     Map(&'h ValueMap),
     /// A record: `{"field":value}`, field names from its layout.
@@ -114,6 +116,7 @@ impl<'h> Items<'h> {
             Items::List(items) | Items::Payload(_, items) => {
                 items.get(index).map(|item| (Label::None, *item))
             }
+            Items::Bools(items) => items.get(index).map(|&b| (Label::None, Value::Bool(b))),
             Items::Map(map) => {
                 let value = map.value_at(index)?;
                 map.key_at(index).map(|key| (Label::Key(key), value))
@@ -127,7 +130,7 @@ impl<'h> Items<'h> {
 
     fn close(self) -> &'static str {
         match self {
-            Items::List(_) => "]",
+            Items::List(_) | Items::Bools(_) => "]",
             Items::Map(_) | Items::Record(..) => "}",
             Items::Payload(..) => "]}",
         }
@@ -186,6 +189,7 @@ impl<'h> Writer<'h> {
         {
             Object::Str(text) => write_json_string(&mut self.out, text),
             Object::List(items) => self.open(obj, Items::List(items))?,
+            Object::BoolList(items) => self.open(obj, Items::Bools(items))?,
             Object::Map(map) => self.open(obj, Items::Map(map))?,
             Object::Record { ty, fields } => {
                 let layout = self.program.structs.get(ty.index());
@@ -257,7 +261,7 @@ impl<'h> Writer<'h> {
             )));
         }
         match items {
-            Items::List(_) => self.out.push('['),
+            Items::List(_) | Items::Bools(_) => self.out.push('['),
             Items::Map(_) | Items::Record(..) => self.out.push('{'),
             Items::Payload(name, _) => {
                 self.out.push('{');

@@ -123,7 +123,7 @@ pub fn index_of(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmErro
 /// items kept in their original order. Items with no order (records,
 /// functions, nil) are a `Type` error.
 pub fn sort(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let mut items = param::list(ctx.heap, args, 0)?.clone();
+    let mut items: Vec<Value> = param::list(ctx.heap, args, 0)?.iter().collect();
     let count = items.len();
     ctx.work(count.saturating_mul(count.max(2).ilog2() as usize));
     let heap: &Heap = ctx.heap;
@@ -136,11 +136,7 @@ pub fn sort(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
 
 /// `xs.reverse()`: a new list, last item first.
 pub fn reverse(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let items = param::list(ctx.heap, args, 0)?
-        .iter()
-        .rev()
-        .copied()
-        .collect();
+    let items = param::list(ctx.heap, args, 0)?.iter().rev().collect();
     Ok(ctx.heap.alloc_list(items))
 }
 
@@ -150,7 +146,7 @@ pub fn slice(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
     let items = param::list(ctx.heap, args, 0)?;
     let (from, to) = (param::int(args, 1)?, param::int(args, 2)?);
     let (start, end) = param::range(from, to, "list", items.len())?;
-    let piece = items[start..end].to_vec();
+    let piece = items.iter().skip(start).take(end - start).collect();
     Ok(ctx.heap.alloc_list(piece))
 }
 
@@ -160,7 +156,7 @@ fn position(heap: &Heap, args: &[Value]) -> Result<Option<usize>, VmError> {
     let items = param::list(heap, args, 0)?;
     Ok(items
         .iter()
-        .position(|item| format::values_equal(*item, needle, heap)))
+        .position(|item| format::values_equal(item, needle, heap)))
 }
 
 /// A stable, bottom-up merge sort whose comparison may fail.

@@ -5,6 +5,7 @@
 //! The compiler has type-checked every call, so a wrong variant here is an
 //! internal error: it becomes a `Type` runtime error, never a panic.
 
+use spool_vm::heap::ListView;
 use spool_vm::{ErrorKind, Heap, Value, ValueMap, VmError};
 
 /// The error for an argument of the wrong shape, which the checker should
@@ -50,13 +51,13 @@ pub(crate) fn str<'h>(heap: &'h Heap, args: &[Value], index: usize) -> Result<&'
         .ok_or_else(|| internal("a string"))
 }
 
-/// Argument `index` as a list in `heap`.
+/// Argument `index` as a list in `heap`, its items read where they are.
 pub(crate) fn list<'h>(
     heap: &'h Heap,
     args: &[Value],
     index: usize,
-) -> Result<&'h Vec<Value>, VmError> {
-    heap.list(arg(args, index)?)
+) -> Result<ListView<'h>, VmError> {
+    heap.list_view(arg(args, index)?)
         .ok_or_else(|| internal("a list"))
 }
 

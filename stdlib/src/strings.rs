@@ -345,7 +345,7 @@ pub fn join(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
         .iter()
         .map(|item| {
             ctx.heap
-                .str(*item)
+                .str(item)
                 .ok_or_else(|| param::internal("a list of strings"))
         })
         .collect::<Result<_, _>>()?;

@@ -298,6 +298,39 @@ fn requests_arguments_and_yield_answers_cross_as_rust_values() {
     assert_eq!(output.lines, ["5"]);
 }
 
+/// A list of bools, stored a byte an element, crosses to the host as a
+/// list like any other: a request's argument, a yielded value; what comes
+/// back from the host is a list the script changes the same way.
+#[test]
+fn a_list_of_bools_crosses_to_the_host_as_a_list() {
+    let mut engine = Engine::new();
+    engine
+        .register_io("fn put(flags: [bool]) -> [bool]")
+        .expect("put");
+    let source = "let flags = [true, false]\nflags.push(true)\nlet back = put(flags)\nback[0] = false\nlet seen: [bool] = yield flags\nseen.push(true)\nprint(seen)\nprint(back)";
+    let program = engine.compile("bools.spl", source).expect("compiles");
+    let mut run = program.start(vec![]);
+    let mut output = CaptureOutput::default();
+    let Ok(Step::Io(batch)) = run.resume(&mut output) else {
+        panic!("expected I/O")
+    };
+    let (flags,): (Vec<bool>,) = batch[0].args().expect("args");
+    assert_eq!(flags, [true, false, true]);
+    run.complete_with(batch[0].id, Ok(&vec![true, true]))
+        .expect("fits");
+    let Ok(Step::Yield(value)) = run.resume(&mut output) else {
+        panic!("expected a yield")
+    };
+    assert_eq!(
+        run.get::<Vec<bool>>(value).expect("bools"),
+        [true, false, true]
+    );
+    let mut restored = spool::restore(&spool::snapshot(&run)).expect("restores");
+    restored.send_with(&vec![false]).expect("fits");
+    assert!(matches!(restored.resume(&mut output), Ok(Step::Done(_))));
+    assert_eq!(output.lines, ["[false, true]", "[false, true]"]);
+}
+
 #[test]
 fn a_restored_run_gets_its_rust_functions_back_by_name() {
     let engine = engine_with_functions();

@@ -352,14 +352,13 @@ impl Compiler {
             let reg = nth(start, offset);
             self.check_into(item, reg, &element);
         }
-        self.emit(
-            Op::NewList {
-                dst,
-                start,
-                count: items.len() as u16,
-            },
-            span,
-        );
+        let count = items.len() as u16;
+        // A list the compiler knows holds bools stores a byte an element.
+        let op = match self.unifier.shallow(&element) {
+            Type::Bool => Op::NewBoolList { dst, start, count },
+            _ => Op::NewList { dst, start, count },
+        };
+        self.emit(op, span);
         Type::List(Box::new(element))
     }
 

@@ -417,9 +417,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
         ($list:expr, $value:expr) => {{
             let value = r!($value);
             charge!(crate::heap::ITEM_BYTES);
-            match run.heap.list_mut(r!($list)) {
-                Some(items) => items.push(value),
-                None => throw!(expected("a list")),
+            match (run.heap.get_mut_value(r!($list)), value) {
+                (Some(Object::List(items)), value) => items.push(value),
+                (Some(Object::BoolList(items)), Value::Bool(b)) => items.push(b),
+                _ => match run.heap.list_mut(r!($list)) {
+                    Some(items) => items.push(value),
+                    None => throw!(expected("a list")),
+                },
             }
             run.heap.grew(crate::heap::ITEM_BYTES);
         }};
@@ -866,6 +870,11 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     r!(dst) = run.heap.alloc_list(items);
                     gc_point!();
                 }
+                Op::NewBoolList { dst, start, count } => {
+                    let from = start.index();
+                    r!(dst) = new_bool_list(&mut run.heap, &regs[from..from + count as usize]);
+                    gc_point!();
+                }
                 Op::NewMap { dst, start, count } => {
                     let from = start.index();
                     match build_map(&run.heap, &regs[from..from + 2 * count as usize]) {
@@ -875,24 +884,19 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     gc_point!();
                 }
                 Op::ListGet { dst, list, index } => {
-                    let index = int!(index);
-                    let Some(items) = run.heap.list(r!(list)) else {
-                        throw!(expected("a list"))
-                    };
-                    match usize::try_from(index).ok().and_then(|i| items.get(i)) {
-                        Some(&value) => r!(dst) = value,
-                        None => throw!(index_error(index, "list", items.len())),
+                    let (list, index) = (r!(list), int!(index));
+                    match list_item(&run.heap, list, index) {
+                        Some(value) => r!(dst) = value,
+                        None => throw!(list_error(&run.heap, list, index)),
                     }
                 }
                 Op::ListSet { list, index, src } => {
-                    let (index, value) = (int!(index), r!(src));
-                    let Some(items) = run.heap.list_mut(r!(list)) else {
-                        throw!(expected("a list"))
-                    };
-                    let length = items.len();
-                    match usize::try_from(index).ok().and_then(|i| items.get_mut(i)) {
-                        Some(slot) => *slot = value,
-                        None => throw!(index_error(index, "list", length)),
+                    let (list, index, value) = (r!(list), int!(index), r!(src));
+                    if !set_list_item(&mut run.heap, list, index, value) {
+                        if let Err(error) = set_list_item_slowly(&mut run.heap, list, index, value)
+                        {
+                            throw!(error)
+                        }
                     }
                 }
                 Op::ListPush { base: list } => {
@@ -911,11 +915,10 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     body,
                 } => {
                     let position = int!(index);
-                    let Some(items) = run.heap.list(r!(list)) else {
+                    let Some(items) = run.heap.list_view(r!(list)) else {
                         throw!(expected("a list"))
                     };
-                    if let Some(&value) = usize::try_from(position).ok().and_then(|i| items.get(i))
-                    {
+                    if let Some(value) = usize::try_from(position).ok().and_then(|i| items.get(i)) {
                         r!(item) = value;
                         // Below the list's length, so adding one cannot overflow.
                         // (Only read as an int: written apart.)
@@ -923,7 +926,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                         jump!(body);
                     }
                 }
-                Op::ListLen { dst, list } => match run.heap.list(r!(list)) {
+                Op::ListLen { dst, list } => match run.heap.list_view(r!(list)) {
                     Some(items) => set_int!(dst, items.len() as i64),
                     None => throw!(expected("a list")),
                 },
@@ -1378,13 +1381,99 @@ fn grow_cold(registers: &mut Vec<Value>, end: usize) {
 /// `JumpIfListFalse`), or the error reading it raises.
 #[inline(always)]
 fn list_bool(heap: &Heap, list: Value, index: i64) -> Result<bool, VmError> {
-    let Some(items) = heap.list(list) else {
-        return Err(expected("a list"));
+    let at = usize::try_from(index).unwrap_or(usize::MAX);
+    let found = match heap.get_value(list) {
+        Some(Object::BoolList(items)) => items.get(at).copied(),
+        Some(Object::List(items)) => match items.get(at) {
+            Some(&Value::Bool(b)) => Some(b),
+            Some(_) => return Err(expected("bool")),
+            None => None,
+        },
+        _ => None,
     };
-    match usize::try_from(index).ok().and_then(|i| items.get(i)) {
-        Some(&Value::Bool(b)) => Ok(b),
-        Some(_) => Err(expected("bool")),
-        None => Err(index_error(index, "list", items.len())),
+    found.ok_or_else(|| list_error(heap, list, index))
+}
+
+/// Item `index` of the list `list` (`ListGet`), or `None` when reading it
+/// raises [`list_error`].
+#[inline(always)]
+fn list_item(heap: &Heap, list: Value, index: i64) -> Option<Value> {
+    let at = usize::try_from(index).ok()?;
+    match heap.get_value(list)? {
+        Object::List(items) => items.get(at).copied(),
+        Object::BoolList(items) => items.get(at).map(|&b| Value::Bool(b)),
+        _ => None,
+    }
+}
+
+/// Sets item `index` of the list `list` to `value` (`ListSet`) where the
+/// list stores it as it is: in a list of values, or a bool in a list of
+/// bools stored as bytes. False if it did not:
+/// [`set_list_item_slowly`] then does it or raises the error.
+#[inline(always)]
+fn set_list_item(heap: &mut Heap, list: Value, index: i64, value: Value) -> bool {
+    let Ok(at) = usize::try_from(index) else {
+        return false;
+    };
+    match (heap.get_mut_value(list), value) {
+        (Some(Object::List(items)), value) => match items.get_mut(at) {
+            Some(slot) => *slot = value,
+            None => return false,
+        },
+        (Some(Object::BoolList(items)), Value::Bool(b)) => match items.get_mut(at) {
+            Some(slot) => *slot = b,
+            None => return false,
+        },
+        _ => return false,
+    }
+    true
+}
+
+/// [`set_list_item`] when that did not: a value that is not a bool goes
+/// into a list of bools made a list of values; an index outside the list,
+/// or a value that is not a list, raises.
+#[cold]
+#[inline(never)]
+fn set_list_item_slowly(
+    heap: &mut Heap,
+    list: Value,
+    index: i64,
+    value: Value,
+) -> Result<(), VmError> {
+    let at = usize::try_from(index).unwrap_or(usize::MAX);
+    match heap.list_mut(list).and_then(|items| items.get_mut(at)) {
+        Some(slot) => {
+            *slot = value;
+            Ok(())
+        }
+        None => Err(list_error(heap, list, index)),
+    }
+}
+
+/// The error of reading or writing item `index` of `list`: `Index`, or
+/// the one of a bad program when `list` is not a list.
+#[cold]
+#[inline(never)]
+fn list_error(heap: &Heap, list: Value, index: i64) -> VmError {
+    match heap.list_view(list) {
+        Some(items) => index_error(index, "list", items.len()),
+        None => expected("a list"),
+    }
+}
+
+/// A new list of the bools `items` stored a byte an element
+/// (`NewBoolList`); of values if one of them is not a bool.
+fn new_bool_list(heap: &mut Heap, items: &[Value]) -> Value {
+    let bools: Option<Vec<bool>> = items
+        .iter()
+        .map(|item| match *item {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    match bools {
+        Some(bools) => heap.alloc_bool_list(bools),
+        None => heap.alloc_list(items.to_vec()),
     }
 }
 

@@ -132,6 +132,14 @@ fn write_object(
             write_list(out, items, heap, program, depth, path);
             out.push(']');
         }
+        Object::BoolList(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                out.push_str(if index > 0 { ", " } else { "" });
+                out.push_str(if *item { "true" } else { "false" });
+            }
+            out.push(']');
+        }
         Object::Map(map) => {
             if map.is_empty() {
                 out.push_str("[:]");
@@ -288,6 +296,12 @@ fn push_children(left: &Object, right: &Object, pending: &mut Vec<(Value, Value)
     match (left, right) {
         (Object::Str(x), Object::Str(y)) => x == y,
         (Object::List(xs), Object::List(ys)) => pairs(xs, ys),
+        (Object::BoolList(xs), Object::BoolList(ys)) => xs == ys,
+        (Object::BoolList(bools), Object::List(values))
+        | (Object::List(values), Object::BoolList(bools)) => {
+            bools.len() == values.len()
+                && bools.iter().zip(values).all(|(&b, &v)| v == Value::Bool(b))
+        }
         (Object::Map(xs), Object::Map(ys)) => {
             xs.len() == ys.len()
                 && xs.iter().all(|(key, x)| match ys.get(&key) {
@@ -342,9 +356,9 @@ fn compare_at(a: Value, b: Value, heap: &Heap, depth: usize) -> Option<Ordering>
             if let (Some(x), Some(y)) = (heap.str(a), heap.str(b)) {
                 return Some(x.cmp(y));
             }
-            let (xs, ys) = (heap.list(a)?, heap.list(b)?);
-            for (x, y) in xs.iter().zip(ys) {
-                match compare_at(*x, *y, heap, depth + 1)? {
+            let (xs, ys) = (heap.list_view(a)?, heap.list_view(b)?);
+            for (x, y) in xs.iter().zip(ys.iter()) {
+                match compare_at(x, y, heap, depth + 1)? {
                     Ordering::Equal => continue,
                     other => return Some(other),
                 }
@@ -365,7 +379,7 @@ pub fn kind_of(value: Value, heap: &Heap, program: &Program) -> String {
         Value::Func(_) | Value::Native(_) => "function",
         Value::Obj(obj) => match heap.get(obj) {
             Some(Object::Str(_)) => "str",
-            Some(Object::List(_)) => "list",
+            Some(Object::List(_) | Object::BoolList(_)) => "list",
             Some(Object::Map(_)) => "map",
             Some(Object::Record { ty, .. }) => program
                 .structs

@@ -80,6 +80,52 @@ pub enum Object {
     Mutex(Box<Mutex>),
     /// A wait group or an error group.
     Group(Box<Group>),
+    /// A list of bools made where the compiler knew the element type
+    /// (`NewBoolList`): a byte an element instead of a value's sixteen.
+    /// The same list to scripts as [`Object::List`]; the interpreter reads
+    /// and writes it in place, and [`Heap::list_mut`] turns it into an
+    /// `Object::List` for the code that needs one (library functions that
+    /// take any list). Counted as a list of values in the heap's byte
+    /// accounting, so that the conversion needs nothing beyond it.
+    BoolList(Vec<bool>),
+}
+
+/// A list's items, read where they are, however the list stores them
+/// ([`Heap::list_view`]).
+#[derive(Clone, Copy, Debug)]
+pub enum ListView<'a> {
+    /// A list of values ([`Object::List`]).
+    Values(&'a [Value]),
+    /// A list of bools stored a byte an element ([`Object::BoolList`]).
+    Bools(&'a [bool]),
+}
+
+impl<'a> ListView<'a> {
+    /// The number of items.
+    pub fn len(self) -> usize {
+        match self {
+            ListView::Values(items) => items.len(),
+            ListView::Bools(items) => items.len(),
+        }
+    }
+
+    /// Is the list empty?
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The item at `index`, if there is one.
+    pub fn get(self, index: usize) -> Option<Value> {
+        match self {
+            ListView::Values(items) => items.get(index).copied(),
+            ListView::Bools(items) => items.get(index).map(|&b| Value::Bool(b)),
+        }
+    }
+
+    /// The items in order.
+    pub fn iter(self) -> impl ExactSizeIterator<Item = Value> + DoubleEndedIterator + 'a {
+        (0..self.len()).map(move |index| self.get(index).unwrap_or_default())
+    }
 }
 
 // Every heap slot is this large: a kind whose data is larger is boxed.
@@ -102,6 +148,7 @@ impl Object {
             Object::Chan(chan) => chan.for_each_value(visit),
             Object::Mutex(mutex) => mutex.waiters.iter().for_each(|&t| visit(Value::Obj(t))),
             Object::Group(group) => group.for_each_value(visit),
+            Object::BoolList(_) => {}
         }
     }
 
@@ -110,6 +157,7 @@ impl Object {
         let payload = match self {
             Object::Str(text) => text.len(),
             Object::List(items) => items.len() * 16,
+            Object::BoolList(items) => items.len() * 16,
             Object::Map(map) => map.len() * 48,
             Object::Record { fields, .. } | Object::Variant { fields, .. } => fields.len() * 16,
             Object::Closure { captures, .. } => captures.len() * 16,
@@ -224,6 +272,18 @@ impl Heap {
         self.slots.get_mut(obj.index()).and_then(Option::as_mut)
     }
 
+    /// The object a value refers to, if it refers to a live one.
+    #[inline]
+    pub fn get_value(&self, value: Value) -> Option<&Object> {
+        self.get(value.as_obj()?)
+    }
+
+    /// The object a value refers to, mutably, if it refers to a live one.
+    #[inline]
+    pub fn get_mut_value(&mut self, value: Value) -> Option<&mut Object> {
+        self.get_mut(value.as_obj()?)
+    }
+
     /// The string a value refers to, if it is one.
     pub fn str(&self, value: Value) -> Option<&str> {
         match self.get(value.as_obj()?)? {
@@ -232,7 +292,15 @@ impl Heap {
         }
     }
 
-    /// The list a value refers to, if it is one.
+    /// Allocates a list of bools stored a byte an element
+    /// ([`Object::BoolList`]) and returns it as a value.
+    pub fn alloc_bool_list(&mut self, items: Vec<bool>) -> Value {
+        Value::Obj(self.alloc(Object::BoolList(items)))
+    }
+
+    /// The list of values a value refers to, if it is one. A list of bools
+    /// stored as bytes ([`Object::BoolList`]) is not one until
+    /// [`Heap::list_mut`] or [`Heap::unpack_list`] has made it one.
     pub fn list(&self, value: Value) -> Option<&Vec<Value>> {
         match self.get(value.as_obj()?)? {
             Object::List(items) => Some(items),
@@ -240,12 +308,34 @@ impl Heap {
         }
     }
 
-    /// The list a value refers to, mutably, if it is one.
+    /// The items of the list a value refers to, however they are stored,
+    /// if it is a list: for code that only reads them.
+    pub fn list_view(&self, value: Value) -> Option<ListView<'_>> {
+        match self.get(value.as_obj()?)? {
+            Object::List(items) => Some(ListView::Values(items)),
+            Object::BoolList(items) => Some(ListView::Bools(items)),
+            _ => None,
+        }
+    }
+
+    /// The list a value refers to, mutably, if it is one; a list of bools
+    /// stored as bytes becomes a list of values first.
     pub fn list_mut(&mut self, value: Value) -> Option<&mut Vec<Value>> {
-        match self.get_mut(value.as_obj()?)? {
+        let object = self.get_mut(value.as_obj()?)?;
+        if let Object::BoolList(bools) = object {
+            *object = Object::List(bools.iter().map(|&b| Value::Bool(b)).collect());
+        }
+        match object {
             Object::List(items) => Some(items),
             _ => None,
         }
+    }
+
+    /// Makes the list of bools stored as bytes that `value` refers to a
+    /// list of values, so that [`Heap::list`] returns it; nothing for any
+    /// other value.
+    pub fn unpack_list(&mut self, value: Value) {
+        self.list_mut(value);
     }
 
     /// The map a value refers to, if it is one.

@@ -478,6 +478,12 @@ pub enum Op {
     JumpIfListTrue { list: Reg, index: Reg, target: Pc } => [Read(list), Read(index), Jump(target)],
     /// if !R[list][R[index]] { pc := target } (a bool; traps: Index)
     JumpIfListFalse { list: Reg, index: Reg, target: Pc } => [Read(list), Read(index), Jump(target)],
+
+    // ---- lists of bools, stored a byte an element ----
+    /// R[dst] := new list of the bools R[start .. start+count], stored a
+    /// byte an element (a `[bool]` literal; `NewList` when an item is not
+    /// a bool)
+    NewBoolList { dst: Reg, start: Reg, count: u16 } => [Write(dst), ReadRange { start, count: u32::from(count) }],
 }
 }
 

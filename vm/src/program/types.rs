@@ -131,7 +131,9 @@ impl TypeDesc {
                 TypeNode::Int => matches!(value, Value::Int(_)),
                 TypeNode::Float => matches!(value, Value::Float(_)),
                 TypeNode::Str => matches!(object, Some(Object::Str(_))),
-                TypeNode::List(_) => matches!(object, Some(Object::List(_))),
+                TypeNode::List(_) => {
+                    matches!(object, Some(Object::List(_) | Object::BoolList(_)))
+                }
                 TypeNode::Map(..) => matches!(object, Some(Object::Map(_))),
                 TypeNode::Func(_) => {
                     matches!(value, Value::Func(_) | Value::Native(_))

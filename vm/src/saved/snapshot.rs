@@ -27,9 +27,9 @@ use crate::run::Run;
 /// The first bytes of every saved run.
 pub const MAGIC: &[u8; 8] = b"SPOOLRUN";
 /// Bumped whenever the layout of a saved run, or what a valid one may
-/// hold, changes (13: a request in flight is its task, operation and
-/// arguments, its id its place in the table).
-pub const FORMAT_VERSION: u32 = 13;
+/// hold, changes (14: a list of bools stored a byte an element, and the
+/// instruction that makes one).
+pub const FORMAT_VERSION: u32 = 14;
 /// Bytes before the postcard body.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

@@ -291,7 +291,11 @@ fn dangling(what: &str) -> Invalid {
 fn check_object(values: &Values<'_>, object: &Object) -> Result<(), Invalid> {
     let program = &values.run.program;
     match object {
-        Object::Str(_) | Object::Cell(_) | Object::List(_) | Object::Map(_) => {}
+        Object::Str(_)
+        | Object::Cell(_)
+        | Object::List(_)
+        | Object::BoolList(_)
+        | Object::Map(_) => {}
         Object::Record { ty, fields } => check_record_shape(program, *ty, fields.len())?,
         Object::Variant {
             ty,

@@ -291,6 +291,9 @@ fn from_value(value: Value, heap: &Heap, program: &Program, depth: usize) -> Res
             .map(|&v| inner(v))
             .collect::<Result<_, _>>()
             .map(Data::List),
+        Some(Object::BoolList(items)) => {
+            Ok(Data::List(items.iter().map(|&b| Data::Bool(b)).collect()))
+        }
         Some(Object::Map(map)) => map
             .iter()
             .map(|(key, v)| Ok((key_data(&key), inner(v)?)))

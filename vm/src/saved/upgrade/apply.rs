@@ -90,7 +90,7 @@ impl Mapper<'_> {
 
     pub(super) fn object(&self, object: &mut Object) {
         match object {
-            Object::Str(_) | Object::Mutex(_) => {}
+            Object::Str(_) | Object::Mutex(_) | Object::BoolList(_) => {}
             Object::List(items) => self.values(items),
             Object::Map(map) => {
                 if map.values().any(|v| self.value(v) != v) {

@@ -47,7 +47,7 @@ pub(super) fn kind_of_value(run: &Run, value: Value) -> Option<Kind> {
         Value::Native(_) => Kind::Function,
         Value::Obj(obj) => match run.heap.get(obj)? {
             Object::Str(_) => Kind::Str,
-            Object::List(_) => Kind::List,
+            Object::List(_) | Object::BoolList(_) => Kind::List,
             Object::Map(_) => Kind::Map,
             Object::Record { ty, .. } => {
                 Kind::Record(program.structs.get(ty.index())?.name.clone())
@@ -108,7 +108,7 @@ pub(super) fn kind_written(
         | LeStr { .. }
         | Eq { .. }
         | Not { .. } => Kind::Bool,
-        NewList { .. } => Kind::List,
+        NewList { .. } | NewBoolList { .. } => Kind::List,
         NewMap { .. } => Kind::Map,
         NewRecord { ty, .. } => Kind::Record(program.structs.get(ty.index())?.name.clone()),
         NewVariant { ty, .. } => Kind::Variant(program.enums.get(ty.index())?.name.clone()),
