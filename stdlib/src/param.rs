@@ -61,6 +61,17 @@ pub(crate) fn list<'h>(
         .ok_or_else(|| internal("a list"))
 }
 
+/// Argument `index` as a list of values in `heap`: for a list whose type
+/// rules out bools (`[str]`), which is never stored as bytes.
+pub(crate) fn list_of_values<'h>(
+    heap: &'h Heap,
+    args: &[Value],
+    index: usize,
+) -> Result<&'h Vec<Value>, VmError> {
+    heap.list(arg(args, index)?)
+        .ok_or_else(|| internal("a list"))
+}
+
 /// Argument `index` as a list in `heap`, to change in place.
 pub(crate) fn list_mut<'h>(
     heap: &'h mut Heap,

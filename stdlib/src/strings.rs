@@ -339,13 +339,13 @@ fn pad(ctx: &mut NativeCtx<'_>, args: &[Value], fill: &str, side: Side) -> Resul
 /// `xs.join(sep)`: the strings with `sep` between them, built in one
 /// allocation.
 pub fn join(ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    let items = param::list(ctx.heap, args, 0)?;
+    let items = param::list_of_values(ctx.heap, args, 0)?;
     let sep = param::str(ctx.heap, args, 1)?;
     let pieces: Vec<&str> = items
         .iter()
         .map(|item| {
             ctx.heap
-                .str(item)
+                .str(*item)
                 .ok_or_else(|| param::internal("a list of strings"))
         })
         .collect::<Result<_, _>>()?;

@@ -417,13 +417,16 @@ pub(crate) fn execute<const BUDGETED: bool>(
         ($list:expr, $value:expr) => {{
             let value = r!($value);
             charge!(crate::heap::ITEM_BYTES);
-            match (run.heap.get_mut_value(r!($list)), value) {
-                (Some(Object::List(items)), value) => items.push(value),
-                (Some(Object::BoolList(items)), Value::Bool(b)) => items.push(b),
-                _ => match run.heap.list_mut(r!($list)) {
-                    Some(items) => items.push(value),
-                    None => throw!(expected("a list")),
-                },
+            match run.heap.get_mut_value(r!($list)) {
+                Some(Object::List(items)) => items.push(value),
+                Some(Object::BoolList(items)) if matches!(value, Value::Bool(_)) => {
+                    items.push(matches!(value, Value::Bool(true)))
+                }
+                _ => {
+                    if let Err(error) = push_slowly(&mut run.heap, r!($list), value) {
+                        throw!(error)
+                    }
+                }
             }
             run.heap.grew(crate::heap::ITEM_BYTES);
         }};
@@ -884,10 +887,18 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     gc_point!();
                 }
                 Op::ListGet { dst, list, index } => {
-                    let (list, index) = (r!(list), int!(index));
-                    match list_item(&run.heap, list, index) {
-                        Some(value) => r!(dst) = value,
-                        None => throw!(list_error(&run.heap, list, index)),
+                    let index = int!(index);
+                    let at = usize::try_from(index).unwrap_or(usize::MAX);
+                    let found = match run.heap.get_value(r!(list)) {
+                        Some(Object::List(items)) => items.get(at),
+                        Some(Object::BoolList(items)) => {
+                            items.get(at).map(|&b| &BOOLS[usize::from(b)])
+                        }
+                        _ => throw!(expected("a list")),
+                    };
+                    match found {
+                        Some(&value) => r!(dst) = value,
+                        None => throw!(list_error(&run.heap, r!(list), index)),
                     }
                 }
                 Op::ListSet { list, index, src } => {
@@ -915,10 +926,15 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     body,
                 } => {
                     let position = int!(index);
-                    let Some(items) = run.heap.list_view(r!(list)) else {
-                        throw!(expected("a list"))
+                    let at = usize::try_from(position).unwrap_or(usize::MAX);
+                    let found = match run.heap.get_value(r!(list)) {
+                        Some(Object::List(items)) => items.get(at),
+                        Some(Object::BoolList(items)) => {
+                            items.get(at).map(|&b| &BOOLS[usize::from(b)])
+                        }
+                        _ => throw!(expected("a list")),
                     };
-                    if let Some(value) = usize::try_from(position).ok().and_then(|i| items.get(i)) {
+                    if let Some(&value) = found {
                         r!(item) = value;
                         // Below the list's length, so adding one cannot overflow.
                         // (Only read as an int: written apart.)
@@ -1245,7 +1261,10 @@ fn store(slot: &mut Value, tag: u8, payload: u64) {
 /// `nil`, as a constant the interpreter copies whole.
 static NIL: Value = Value::Nil;
 
-/// `false` and `true`, as constants the interpreter copies whole.
+/// `false` and `true`, as constants the interpreter copies whole (also
+/// what an item of a list of bools stored as bytes is read as: a
+/// reference to one of them, so that reading either kind of list gives a
+/// reference, one path as fast as for a list of values alone).
 static BOOLS: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
 
 /// Instruction `pc` of `code`, as the dispatch loop's position (see
@@ -1394,15 +1413,18 @@ fn list_bool(heap: &Heap, list: Value, index: i64) -> Result<bool, VmError> {
     found.ok_or_else(|| list_error(heap, list, index))
 }
 
-/// Item `index` of the list `list` (`ListGet`), or `None` when reading it
-/// raises [`list_error`].
-#[inline(always)]
-fn list_item(heap: &Heap, list: Value, index: i64) -> Option<Value> {
-    let at = usize::try_from(index).ok()?;
-    match heap.get_value(list)? {
-        Object::List(items) => items.get(at).copied(),
-        Object::BoolList(items) => items.get(at).map(|&b| Value::Bool(b)),
-        _ => None,
+/// Pushes `value` onto the list `list` when the fast path did not
+/// (`ListPush`, `ListPushValue`): anything but a bool onto a list of bools
+/// stored as bytes makes it a list of values first.
+#[cold]
+#[inline(never)]
+fn push_slowly(heap: &mut Heap, list: Value, value: Value) -> Result<(), VmError> {
+    match heap.list_mut(list) {
+        Some(items) => {
+            items.push(value);
+            Ok(())
+        }
+        None => Err(expected("a list")),
     }
 }
 
