@@ -417,14 +417,13 @@ pub(crate) fn execute<const BUDGETED: bool>(
         ($list:expr, $value:expr) => {{
             let value = r!($value);
             charge!(crate::heap::ITEM_BYTES);
-            match run.heap.get_mut_value(r!($list)) {
-                Some(Object::List(items)) => items.push(value),
-                Some(Object::BoolList(items)) if matches!(value, Value::Bool(_)) => {
-                    items.push(matches!(value, Value::Bool(true)))
-                }
-                _ => {
-                    if let Err(error) = push_slowly(&mut run.heap, r!($list), value) {
-                        throw!(error)
+            match run.heap.values_mut(r!($list)) {
+                Some(items) => items.push(value),
+                None => {
+                    if !push_bool(&mut run.heap, r!($list), r!($value)) {
+                        if let Err(error) = push_slowly(&mut run.heap, r!($list), r!($value)) {
+                            throw!(error)
+                        }
                     }
                 }
             }
@@ -1413,9 +1412,23 @@ fn list_bool(heap: &Heap, list: Value, index: i64) -> Result<bool, VmError> {
     found.ok_or_else(|| list_error(heap, list, index))
 }
 
-/// Pushes `value` onto the list `list` when the fast path did not
-/// (`ListPush`, `ListPushValue`): anything but a bool onto a list of bools
-/// stored as bytes makes it a list of values first.
+/// Pushes `value` onto the list `list` if it is a bool and the list a
+/// list of bools stored as bytes (`ListPush`, `ListPushValue`, when the
+/// list is not a list of values); false if not.
+#[inline(never)]
+fn push_bool(heap: &mut Heap, list: Value, value: Value) -> bool {
+    match (heap.get_mut_value(list), value) {
+        (Some(Object::BoolList(items)), Value::Bool(b)) => {
+            items.push(b);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Pushes `value` onto the list `list` when neither a list of values nor
+/// [`push_bool`] took it: anything but a bool makes a list of bools stored
+/// as bytes a list of values first.
 #[cold]
 #[inline(never)]
 fn push_slowly(heap: &mut Heap, list: Value, value: Value) -> Result<(), VmError> {
@@ -1451,9 +1464,9 @@ fn set_list_item(heap: &mut Heap, list: Value, index: i64, value: Value) -> bool
     true
 }
 
-/// [`set_list_item`] when that did not: a value that is not a bool goes
-/// into a list of bools made a list of values; an index outside the list,
-/// or a value that is not a list, raises.
+/// [`set_list_item`] when that did not: an index outside the list, or a
+/// value that is not a list, raises (a list of bools stays one); a value
+/// that is not a bool goes into a list of bools made a list of values.
 #[cold]
 #[inline(never)]
 fn set_list_item_slowly(
@@ -1462,7 +1475,10 @@ fn set_list_item_slowly(
     index: i64,
     value: Value,
 ) -> Result<(), VmError> {
-    let at = usize::try_from(index).unwrap_or(usize::MAX);
+    let length = heap.list_view(list).map_or(0, |items| items.len());
+    let Some(at) = usize::try_from(index).ok().filter(|&at| at < length) else {
+        return Err(list_error(heap, list, index));
+    };
     match heap.list_mut(list).and_then(|items| items.get_mut(at)) {
         Some(slot) => {
             *slot = value;

@@ -331,6 +331,17 @@ impl Heap {
         }
     }
 
+    /// The list of values a value refers to, mutably, if it is one; `None`
+    /// for a list of bools stored as bytes, left as it is (the
+    /// interpreter's fast path for a push).
+    #[inline]
+    pub fn values_mut(&mut self, value: Value) -> Option<&mut Vec<Value>> {
+        match self.get_mut(value.as_obj()?)? {
+            Object::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
     /// Makes the list of bools stored as bytes that `value` refers to a
     /// list of values, so that [`Heap::list`] returns it; nothing for any
     /// other value.
@@ -614,6 +625,34 @@ impl Heap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A list of bools stored as bytes reads as the same list through
+    /// `list_view`, is not a list of values until `list_mut` makes it one
+    /// (with the same items), and weighs what that list would.
+    #[test]
+    fn a_list_of_bools_reads_as_a_list_and_unpacks_whole() {
+        let mut heap = Heap::default();
+        let list = heap.alloc_bool_list(vec![true, false, true]);
+        let view = heap.list_view(list).expect("a list");
+        assert_eq!(view.len(), 3);
+        assert_eq!(view.get(1), Some(Value::Bool(false)));
+        assert_eq!(view.get(3), None);
+        let items: Vec<Value> = view.iter().rev().collect();
+        assert_eq!(
+            items,
+            [Value::Bool(true), Value::Bool(false), Value::Bool(true)]
+        );
+        assert!(heap.list(list).is_none());
+        let weight = heap.get_value(list).map(Object::weight);
+        heap.unpack_list(list);
+        let values = heap.list(list).expect("a list of values now");
+        assert_eq!(
+            values,
+            &[Value::Bool(true), Value::Bool(false), Value::Bool(true)]
+        );
+        assert_eq!(heap.get_value(list).map(Object::weight), weight);
+        assert!(heap.list_view(Value::Int(1)).is_none());
+    }
 
     /// A loop of short-lived records, collected whenever the heap asks (as
     /// the interpreter does), keeps an arena of about 1 MiB's worth of
