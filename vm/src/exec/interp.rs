@@ -398,6 +398,20 @@ pub(crate) fn execute<const BUDGETED: bool>(
             gc_point!();
         }};
     }
+    // Where item `$at` (a usize) of the list R[$list] is: `Some(&value)`,
+    // a bool of a list stored as bytes as one of `BOOLS`, or `None` past
+    // its end (`ListGet`, `ForListNext`). A macro, not a function: either
+    // kind of list then gives the same reference, one path as fast as for
+    // a list of values alone.
+    macro_rules! list_item {
+        ($list:expr, $at:expr) => {
+            match run.heap.get_value(r!($list)) {
+                Some(Object::List(items)) => items.get($at),
+                Some(Object::BoolList(items)) => items.get($at).map(|&b| &BOOLS[usize::from(b)]),
+                _ => throw!(expected("a list")),
+            }
+        };
+    }
     // Jumps to `$target` when the bool R[$list][R[$index]] is `$when`
     // (`JumpIfListTrue`, `JumpIfListFalse`).
     macro_rules! jump_if_list {
@@ -887,14 +901,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                 }
                 Op::ListGet { dst, list, index } => {
                     let index = int!(index);
-                    let at = usize::try_from(index).unwrap_or(usize::MAX);
-                    let found = match run.heap.get_value(r!(list)) {
-                        Some(Object::List(items)) => items.get(at),
-                        Some(Object::BoolList(items)) => {
-                            items.get(at).map(|&b| &BOOLS[usize::from(b)])
-                        }
-                        _ => throw!(expected("a list")),
-                    };
+                    let found = list_item!(list, usize::try_from(index).unwrap_or(usize::MAX));
                     match found {
                         Some(&value) => r!(dst) = value,
                         None => throw!(list_error(&run.heap, r!(list), index)),
@@ -925,14 +932,7 @@ pub(crate) fn execute<const BUDGETED: bool>(
                     body,
                 } => {
                     let position = int!(index);
-                    let at = usize::try_from(position).unwrap_or(usize::MAX);
-                    let found = match run.heap.get_value(r!(list)) {
-                        Some(Object::List(items)) => items.get(at),
-                        Some(Object::BoolList(items)) => {
-                            items.get(at).map(|&b| &BOOLS[usize::from(b)])
-                        }
-                        _ => throw!(expected("a list")),
-                    };
+                    let found = list_item!(list, usize::try_from(position).unwrap_or(usize::MAX));
                     if let Some(&value) = found {
                         r!(item) = value;
                         // Below the list's length, so adding one cannot overflow.
@@ -1261,9 +1261,8 @@ fn store(slot: &mut Value, tag: u8, payload: u64) {
 static NIL: Value = Value::Nil;
 
 /// `false` and `true`, as constants the interpreter copies whole (also
-/// what an item of a list of bools stored as bytes is read as: a
-/// reference to one of them, so that reading either kind of list gives a
-/// reference, one path as fast as for a list of values alone).
+/// what an item of a list of bools stored as bytes is read as: see
+/// `list_item!`).
 static BOOLS: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
 
 /// Instruction `pc` of `code`, as the dispatch loop's position (see

@@ -300,7 +300,7 @@ impl Heap {
 
     /// The list of values a value refers to, if it is one. A list of bools
     /// stored as bytes ([`Object::BoolList`]) is not one until
-    /// [`Heap::list_mut`] or [`Heap::unpack_list`] has made it one.
+    /// [`Heap::list_mut`] has made it one.
     pub fn list(&self, value: Value) -> Option<&Vec<Value>> {
         match self.get(value.as_obj()?)? {
             Object::List(items) => Some(items),
@@ -340,13 +340,6 @@ impl Heap {
             Object::List(items) => Some(items),
             _ => None,
         }
-    }
-
-    /// Makes the list of bools stored as bytes that `value` refers to a
-    /// list of values, so that [`Heap::list`] returns it; nothing for any
-    /// other value.
-    pub fn unpack_list(&mut self, value: Value) {
-        self.list_mut(value);
     }
 
     /// The map a value refers to, if it is one.
@@ -644,7 +637,7 @@ mod tests {
         );
         assert!(heap.list(list).is_none());
         let weight = heap.get_value(list).map(Object::weight);
-        heap.unpack_list(list);
+        assert_eq!(heap.list_mut(list).map(|items| items.len()), Some(3));
         let values = heap.list(list).expect("a list of values now");
         assert_eq!(
             values,
