@@ -391,7 +391,7 @@ fn pending_yield_slot(fiber: &Fiber, program: &Program) -> Option<usize> {
 /// Is `error` the stop signal, an `Error` record equal to [`stopped`]'s
 /// (a script that catches it and throws it again goes on stopping)?
 fn is_stop_signal(heap: &Heap, error: Value) -> bool {
-    match error.as_obj().and_then(|obj| heap.get(obj)) {
+    match heap.get_value(error) {
         Some(Object::Record { fields, .. }) => match fields.as_slice() {
             [kind, message, ..] => {
                 heap.str(*kind) == Some(ErrorKind::Stopped.as_str())

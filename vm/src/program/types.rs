@@ -118,7 +118,7 @@ impl TypeDesc {
             let Some(node) = at.checked_sub(1).and_then(|i| self.nodes.get(i)) else {
                 return true;
             };
-            let object = value.as_obj().and_then(|obj| heap.get(obj));
+            let object = heap.get_value(value);
             return match node {
                 TypeNode::Optional(inner) if !value.is_nil() && (*inner as usize) < at - 1 => {
                     at = *inner as usize + 1;

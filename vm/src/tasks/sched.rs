@@ -628,7 +628,7 @@ fn compact_children(heap: &mut Heap, parent: ObjRef) {
 
 /// Is `error` an `Error` record of kind `kind`?
 pub(crate) fn is_kind(heap: &Heap, error: Value, kind: ErrorKind) -> bool {
-    match error.as_obj().and_then(|obj| heap.get(obj)) {
+    match heap.get_value(error) {
         Some(Object::Record { fields, .. }) => fields
             .first()
             .is_some_and(|k| heap.str(*k) == Some(kind.as_str())),
