@@ -422,15 +422,20 @@ impl Task {
 
     /// Calls `visit` on every value it holds.
     pub fn for_each_value(&self, mut visit: impl FnMut(Value)) {
-        let tasks = self.parent.iter().chain(&self.children.list);
-        tasks
-            .chain(&self.failed_children)
-            .chain(&self.waiters)
-            .for_each(|&t| visit(Value::Obj(t)));
+        if let Some(parent) = self.parent {
+            visit(Value::Obj(parent));
+        }
+        for tasks in [&self.children.list, &self.failed_children, &self.waiters] {
+            for &task in tasks {
+                visit(Value::Obj(task));
+            }
+        }
         self.context.for_each_value(&mut visit);
         if let Some((func, args)) = &self.start {
             visit(*func);
-            args.iter().copied().for_each(&mut visit);
+            for &arg in args {
+                visit(arg);
+            }
         }
         match &self.blocked {
             Blocked::Await(obj)

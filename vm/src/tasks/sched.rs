@@ -147,6 +147,7 @@ pub fn wake(heap: &mut Heap, sched: &mut Sched, task: ObjRef, wake: Wake) {
 }
 
 /// Wakes `t`, the blocked task `task`, with `wake` and queues it.
+#[inline(always)]
 pub(crate) fn make_ready(t: &mut Task, sched: &mut Sched, task: ObjRef, wake: Wake) {
     t.state = TaskState::Ready;
     t.blocked = Blocked::Nothing;
