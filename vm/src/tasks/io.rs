@@ -477,6 +477,19 @@ impl IoTable {
     /// Records request `id`, which must be newer than every id recorded.
     #[inline]
     pub fn insert(&mut self, id: IoId, in_flight: InFlight) {
+        // The usual case, in a few instructions: the id after the newest.
+        let next = self.base.wrapping_add(self.slots.len() as u64);
+        if id.0 == next && !self.slots.is_empty() {
+            self.slots.push_back(Some(in_flight));
+            self.len += 1;
+            return;
+        }
+        self.insert_slowly(id, in_flight);
+    }
+
+    /// [`IoTable::insert`] for any id.
+    #[inline(never)]
+    fn insert_slowly(&mut self, id: IoId, in_flight: InFlight) {
         if self.slots.is_empty() {
             self.base = id.0;
         }
@@ -971,9 +984,18 @@ mod tests {
         }
         assert!(table.is_empty());
         assert!(table.is_consistent(16));
-        // A table emptied starts again at the next id.
+        // A table emptied starts again at the next id; an id past the
+        // next leaves a gap of empty slots.
         table.insert(IoId(16), entry(16, 16));
         assert_eq!(ids(&table), [16]);
         assert!(table.is_consistent(17));
+        table.insert(IoId(19), entry(19, 19));
+        table.insert(IoId(20), entry(20, 20));
+        assert_eq!(ids(&table), [16, 19, 20]);
+        assert_eq!(table.len(), 3);
+        assert!(table.is_consistent(21));
+        assert_eq!(table.remove(&IoId(16)).map(|e| e.task), Some(ObjRef(16)));
+        assert_eq!(ids(&table), [19, 20]);
+        assert!(table.is_consistent(21));
     }
 }

@@ -337,7 +337,9 @@ fn install(
 
 /// Starts a task's body: a script function gets a fiber whose first frame
 /// holds the arguments; a native runs at once (an I/O operation issues
-/// its request and the task waits for it).
+/// its request and the task waits for it). Out of line: once per task,
+/// and kept out of [`switch`], whose usual path is a wake.
+#[inline(never)]
 fn start_task(
     run: &mut Run,
     program: &Program,
