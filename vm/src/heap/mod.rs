@@ -209,6 +209,11 @@ pub struct Heap {
     /// The collector's stack of objects to visit, kept likewise.
     #[serde(skip)]
     gray: Vec<ObjRef>,
+    /// The last collection found almost everything allocated before it
+    /// alive (the program is building up its data): the next one waits
+    /// for more. Not saved.
+    #[serde(skip)]
+    growing: bool,
 }
 
 /// What one more list item or channel slot is counted as in the heap's
@@ -223,6 +228,10 @@ pub const MAP_ENTRY_BYTES: usize = 48;
 /// loop) is collected every 1 MiB of them, which keeps its peak memory
 /// within a few MiB; 4 MiB doubled that peak.
 const INITIAL_THRESHOLD: usize = 1 << 20;
+
+/// Up to how many live bytes a heap whose data is growing waits longer
+/// between collections (see [`Heap::next_threshold`]).
+const GROWING_MAX: usize = 64 << 20;
 
 impl Heap {
     /// An empty heap.
@@ -551,11 +560,21 @@ impl Heap {
         )
     }
 
-    /// The collection threshold after a collection: twice the live bytes,
-    /// but never past the limit, so the heap is collected before it could
-    /// pass it.
+    /// The collection threshold after a collection: twice the live bytes
+    /// (four times while the data is growing and small), but never past
+    /// the limit, so the heap is collected before it could pass it.
     fn next_threshold(&self) -> usize {
-        let doubling = (self.live_bytes * 2).max(INITIAL_THRESHOLD);
+        // While a program builds up its data (almost all of it survived
+        // the last collection) and that data is still small, the next
+        // collection waits for twice as much: collections that free
+        // nothing are fewer, and garbage can still add at most four times
+        // what is live.
+        let factor = if self.growing && self.live_bytes < GROWING_MAX {
+            4
+        } else {
+            2
+        };
+        let doubling = (self.live_bytes * factor).max(INITIAL_THRESHOLD);
         if self.limit_bytes == 0 {
             return doubling;
         }
@@ -606,6 +625,9 @@ impl Heap {
             }
         }
         (self.marks, self.gray) = (marked, stack);
+        // Growing: at least seven eighths of the bytes in use survived.
+        let before = self.in_use();
+        self.growing = live_bytes >= before / 8 * 7;
         self.live_after_gc = self.len();
         self.allocated_since_gc = 0;
         self.live_bytes = live_bytes;
@@ -670,6 +692,48 @@ mod tests {
         assert_eq!(heap.str(kept), Some("kept"));
         // The collector's buffers are kept for the next collection.
         assert!(heap.marks.capacity() >= heap.slots.len().min(most));
+    }
+
+    /// A heap whose objects all survive (a growing data structure) waits
+    /// for four times its live bytes before the next collection, so it is
+    /// collected fewer times as it grows; once a collection frees most of
+    /// what was allocated, the next one comes at twice again; above
+    /// [`GROWING_MAX`] live bytes, and under a limit, it never waits
+    /// longer.
+    #[test]
+    fn a_growing_heap_is_collected_less_often() {
+        let mut heap = Heap::new();
+        let mut kept = Vec::new();
+        let mut collections = 0;
+        while heap.live_bytes < 20 << 20 {
+            kept.push(heap.alloc_str("x".repeat(4000)));
+            if heap.needs_attention() {
+                heap.collect(kept.iter().copied());
+                collections += 1;
+                assert!(heap.growing);
+                assert_eq!(
+                    heap.threshold,
+                    heap.live_bytes * 4,
+                    "collection {collections}"
+                );
+            }
+        }
+        // At about 1, 5 and 25 MiB live: doubling would take four (1, 3,
+        // 9, 27).
+        assert_eq!(collections, 3);
+        // Garbage: the next collection frees most of what is in use.
+        kept.truncate(kept.len() / 10);
+        heap.collect(kept.iter().copied());
+        assert!(!heap.growing);
+        assert_eq!(heap.threshold, heap.live_bytes * 2);
+        // Large live data: twice, growing or not.
+        heap.growing = true;
+        heap.live_bytes = GROWING_MAX;
+        assert_eq!(heap.next_threshold(), GROWING_MAX * 2);
+        // Under a limit: never past half the headroom.
+        heap.live_bytes = 1 << 20;
+        heap.set_limit(4 << 20);
+        assert_eq!(heap.threshold, 3 << 19);
     }
 
     /// `room` settles `needs_attention` and `charge` exactly as the full
