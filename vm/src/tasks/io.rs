@@ -848,16 +848,6 @@ pub(crate) fn complete(run: &mut Run, id: IoId, result: IoResult) -> bool {
             trace: Vec::new(),
         })),
     };
-    // The usual case: the task waits for this request alone. What
-    // `deliver` does then, without its checks for a `select`.
-    if let Some(t) = run.heap.task_mut(task) {
-        if t.state == TaskState::Blocked && t.blocked == Blocked::Io(id) {
-            // (What it was blocked on owns nothing: no drop to run.)
-            std::mem::forget(std::mem::take(&mut t.blocked));
-            crate::tasks::sched::make_ready(t, &mut run.sched, task, wake);
-            return true;
-        }
-    }
     deliver(&mut run.heap, &mut run.sched, task, Source::Io(id), wake);
     true
 }

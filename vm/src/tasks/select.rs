@@ -81,15 +81,31 @@ pub mod kind {
 /// Wakes the blocked `task` because its wait `from` ended, with `wake`.
 /// A task waiting in a `select` takes the case `from` answers: it leaves
 /// every other place it waits in and receives what its mode asks for.
+///
+/// Inlined: every answered request, received value and finished task
+/// wakes a task through it, and the usual one waits for that alone; a
+/// task in a `select` is handled out of line.
+#[inline]
 pub fn deliver(heap: &mut Heap, sched: &mut Sched, task: ObjRef, from: Source, wake: Wake) {
-    let (cases, mode) = match heap.task_mut(task) {
-        Some(t) if t.state == TaskState::Blocked => match std::mem::take(&mut t.blocked) {
-            Blocked::Select { cases, mode } => (cases, mode),
-            // Not a `select`: its one wait is over; woken without looking
-            // the task up again.
-            _ => return sched::make_ready(t, sched, task, wake),
-        },
+    match heap.task_mut(task) {
+        Some(t) if t.state == TaskState::Blocked => {
+            if !matches!(t.blocked, Blocked::Select { .. }) {
+                // Its one wait is over.
+                return sched::make_ready(t, sched, task, wake);
+            }
+        }
         _ => return,
+    }
+    deliver_to_select(heap, sched, task, from, wake);
+}
+
+/// [`deliver`] to a task blocked in a `select`.
+#[inline(never)]
+fn deliver_to_select(heap: &mut Heap, sched: &mut Sched, task: ObjRef, from: Source, wake: Wake) {
+    let Some(Blocked::Select { cases, mode }) =
+        heap.task_mut(task).map(|t| std::mem::take(&mut t.blocked))
+    else {
+        return;
     };
     let Some(index) = cases.iter().position(|case| case.answers(from)) else {
         if let Some(t) = heap.task_mut(task) {
