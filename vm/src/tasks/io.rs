@@ -498,7 +498,7 @@ impl IoTable {
         };
         let offset = offset as usize;
         if offset == self.slots.len() {
-            // The usual case: the next id.
+            // The next id: the first of an empty table.
             self.slots.push_back(Some(in_flight));
             self.len += 1;
             return;
@@ -532,9 +532,10 @@ impl IoTable {
     fn remove_slowly(&mut self, id: &IoId) -> Option<InFlight> {
         let offset = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
         let removed = if offset == 0 {
-            // The usual case: the oldest request, whose slot goes. (Empty
-            // slots at the front are dropped below; one left there by a
-            // saved run goes too, and `base` still names the first slot.)
+            // The oldest request, with empty slots after it: its slot
+            // goes, and they are dropped below. (An empty slot left at the
+            // front by a saved run goes too, and `base` still names the
+            // first slot.)
             let removed = self.slots.pop_front()?;
             self.base += 1;
             removed?
