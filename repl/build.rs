@@ -14,6 +14,8 @@
 //!   glibc from Rust 1.90: the kernel maps code in 64 KiB blocks around
 //!   each page first touched, and spread over the whole executable those
 //!   functions made it map half of it.
+//! - with GCC's unwinder linked in (`libgcc_eh.a`) rather than loaded from
+//!   `libgcc_s.so.1` at every start, on Linux with glibc.
 //!
 //! It also parses the signatures of the command line's I/O operations
 //! (`src/io_signatures.rs`) into `io_signatures.bin` in `OUT_DIR`
@@ -28,6 +30,7 @@ fn main() {
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     if os == "linux" && env == "gnu" {
         println!("cargo:rustc-link-arg-bin=spool=-no-pie");
+        link_unwinder_statically();
     }
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let order = std::path::Path::new(&dir).join("startup-order.txt");
@@ -44,6 +47,35 @@ fn main() {
     println!("cargo:rerun-if-changed=src/io_signatures.rs");
     println!("cargo:rerun-if-changed=startup-order.txt");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
+    println!("cargo:rerun-if-env-changed=CC");
+}
+
+/// Links GCC's unwinder into the executable instead of loading
+/// `libgcc_s.so.1` at every start (a library's mapping and relocation,
+/// and its constructor probing the processor: some 40 microseconds, a
+/// tenth of an empty script's start-up). Rust's standard library asks for
+/// `-lgcc_s`; a `libgcc_s.so` in `OUT_DIR`, searched first, is a linker
+/// script naming the static `libgcc_eh.a` instead, as `-static-libgcc`
+/// does for C programs. Left as it is when the C compiler does not know
+/// of a `libgcc_eh.a`.
+fn link_unwinder_statically() {
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let Ok(output) = std::process::Command::new(cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+    else {
+        return;
+    };
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !std::path::Path::new(&path).is_absolute() || !std::path::Path::new(&path).is_file() {
+        return;
+    }
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let dir = out.join("unwinder");
+    std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
+    std::fs::write(dir.join("libgcc_s.so"), format!("INPUT({path})\n"))
+        .expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-search=native={}", dir.display());
 }
 
 /// Does rustc link this executable with its own lld? It does for
