@@ -17,6 +17,7 @@ pub mod lists;
 pub mod maps;
 pub mod math;
 mod param;
+pub mod pow;
 pub mod strings;
 pub mod tasks;
 

@@ -121,9 +121,10 @@ pub fn sqrt(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> 
     float_op(args, f64::sqrt)
 }
 
-/// `pow(x, y)`: `x` to the power `y`.
+/// `pow(x, y)`: `x` to the power `y` ([`crate::pow`]: the same result on
+/// every machine).
 pub fn pow(_ctx: &mut NativeCtx<'_>, args: &[Value]) -> Result<Value, VmError> {
-    float_op2(args, f64::powf)
+    float_op2(args, crate::pow::pow)
 }
 
 /// `round(x)`: the nearest whole float, halves away from zero (`round(2.5)`

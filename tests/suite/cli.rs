@@ -25,6 +25,47 @@ fn run_prints_and_exits_0() {
     assert_eq!(stdout(&output), "hello\n3\n");
 }
 
+/// On Linux with glibc the optimized executable loads the C library
+/// alone: the unwinder is linked in (`repl/build.rs`), `pow` is Rust's
+/// own (`spool_stdlib::pow`) and SQLite is built without the one part
+/// that calls the math library (`.cargo/config.toml`). Each library more
+/// costs every start its loading (`examples/bench/README.md`: W0). An
+/// unoptimized build keeps code that the optimized one's link-time
+/// optimization drops (the statistics of tokio's multi-threaded
+/// scheduler, unused here, call `powf`), and the math library with it,
+/// and refers to the dynamic loader itself (for thread-local storage);
+/// it too loads no `libgcc_s.so.1`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_executable_loads_only_the_c_library() {
+    let output = Command::new("readelf")
+        .arg("--dynamic")
+        .arg(spool_binary())
+        .output()
+        .expect("readelf (binutils, installed with the C compiler) runs");
+    assert!(
+        output.status.success(),
+        "readelf failed: {}",
+        stderr(&output)
+    );
+    let mut needed: Vec<String> = stdout(&output)
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| Some(line.split_once('[')?.1.trim_end_matches(']').to_string()))
+        .collect();
+    needed.sort();
+    if cfg!(debug_assertions) {
+        let allowed =
+            |name: &str| name == "libc.so.6" || name == "libm.so.6" || name.starts_with("ld-linux");
+        assert!(
+            needed.iter().all(|name| allowed(name)),
+            "the unoptimized executable's libraries: {needed:?}"
+        );
+    } else {
+        assert_eq!(needed, ["libc.so.6"], "the executable's libraries");
+    }
+}
+
 #[test]
 fn file_alone_works_like_run() {
     let dir = scratch("file_alone", &[("hello.spl", "print(\"hello\")\n")]);
