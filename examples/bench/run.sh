@@ -12,12 +12,16 @@
 # table and makes the script exit 1 at the end.
 #
 # W0 (an empty script) measures start-up: each sample is W0_BATCH runs back to
-# back, timed together and divided; its row is in milliseconds.
+# back, timed together and divided, over W0_RUNS rounds (a round takes a
+# tenth of a second, and the median of a few samples of a millisecond-long
+# start moves by a tenth from one pass to the next); its row is in
+# milliseconds.
 #
 # Usage: examples/bench/run.sh [NAME...]
 #   NAME: a workload (w1_fib, or its id w1), io_bench or snapshot_bench;
 #   none: every workload and both Spool-only benchmarks.
 # Environment: RUNS (timed rounds, default 5), W0_BATCH (default 20),
+#   W0_RUNS (W0's timed rounds, default 15),
 #   CARGO_TARGET_DIR (where the release build goes), SKIP_BUILD=1 (use the
 #   binaries already built), LUA54 and LUAJIT (the peers' paths; empty
 #   leaves a peer out).
@@ -28,6 +32,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 runs="${RUNS:-5}"
 w0_batch="${W0_BATCH:-20}"
+w0_runs="${W0_RUNS:-15}"
 
 # Workload name and the one line it must print ("" for no output at all).
 declare -A expected=(
@@ -225,7 +230,7 @@ fi
 echo "Spool $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?') vs $peer_names;" \
   "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 if [[ ${#workloads[@]} -gt 0 ]]; then
-  echo "Median of $runs alternating rounds after 1 warm-up; seconds (w0: ms per start, $w0_batch back to back per sample); peak RSS in MiB."
+  echo "Median of $runs alternating rounds after 1 warm-up; seconds (w0: $w0_runs rounds, ms per start, $w0_batch back to back per sample); peak RSS in MiB."
   echo
   row='%-15s %9s %9s %11s %10s %13s %10s %8s %11s%s\n'
   # shellcheck disable=SC2059
@@ -233,12 +238,14 @@ if [[ ${#workloads[@]} -gt 0 ]]; then
   for workload in "${workloads[@]}"; do
     script="$here/$workload.spl"
     lua_script="$here/lua/$workload.lua"
-    batch=1 scale=1 decimals=3 label="$workload"
-    if [[ "$workload" == w0_empty ]]; then batch="$w0_batch" scale=1000 decimals=2 label="w0_empty (ms)"; fi
+    batch=1 scale=1 decimals=3 label="$workload" rounds="$runs"
+    if [[ "$workload" == w0_empty ]]; then
+      batch="$w0_batch" scale=1000 decimals=2 label="w0_empty (ms)" rounds="$w0_runs"
+    fi
     spool_times=() spool_kib=() lua_times=() lua_kib=() luajit_times=() luajit_kib=()
     spool_bad=0 lua_bad=0 luajit_bad=0
-    for ((round = 0; round <= runs; round++)); do
-      echo "  $workload round $round/$runs" >&2
+    for ((round = 0; round <= rounds; round++)); do
+      echo "  $workload round $round/$rounds" >&2
       record spool "$workload" "$batch" "$spool" run --max-instructions unlimited "$script"
       if [[ -n "$lua" ]]; then record lua "$workload" "$batch" "$lua" "$lua_script"; fi
       if [[ -n "$luajit" ]]; then record luajit "$workload" "$batch" "$luajit" -joff "$lua_script"; fi
