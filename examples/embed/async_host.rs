@@ -77,7 +77,7 @@ impl Counts {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let mut engine = Engine::new();
     engine.register_io("fn fetch(url: str) -> str")?;

@@ -252,7 +252,7 @@ fn deliver(run: &mut Run, finished: Vec<Completion>) {
 mod tests {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn a_panicking_handler_fails_only_its_own_request() {
         let mut engine = crate::Engine::new();
         engine.register_io("fn fetch(key: str) -> str").unwrap();
