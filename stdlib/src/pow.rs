@@ -11,10 +11,10 @@
 //! within that error of a halfway point, which random inputs hit with a
 //! probability of about 2^-40. A whole exponent up to 64 is done by
 //! repeated squaring instead, as fast as the C library's `pow`; any other
-//! takes about 0.4 µs (the C library's about 0.03). Only addition, multiplication, division,
-//! square root and rounding to a whole number are used, all exact or
-//! correctly rounded in IEEE arithmetic, so the result does not depend on
-//! the processor or on a fused multiply-add.
+//! takes about 0.4 µs (the C library's about 0.03). Only addition,
+//! multiplication, division, square root and rounding to a whole number
+//! are used, all exact or correctly rounded in IEEE arithmetic, so the
+//! result does not depend on the processor or on a fused multiply-add.
 
 /// `x` to the power `y`.
 pub fn pow(x: f64, y: f64) -> f64 {
