@@ -14,7 +14,7 @@
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use spool_vm::{Function, Program};
+use spool_vm::{Function, NativeDecl, Program};
 
 use super::{Compiler, FnEntry, NativeSpec, SourceFile};
 use crate::diag::Diagnostic;
@@ -31,16 +31,20 @@ pub struct Library {
     functions: LibraryFunctions,
 }
 
-/// The library's functions (a program's first ones) encoded as
-/// [`spool_vm::snapshot::fingerprint`] encodes them (postcard, one after
-/// another), so the fingerprint of a program compiled from the library
-/// hashes these bytes instead of encoding the functions again.
+/// The library's functions and natives (a program's first ones) encoded
+/// as [`spool_vm::snapshot::fingerprint`] encodes them (postcard, one
+/// after another), so the fingerprint of a program compiled from the
+/// library hashes these bytes instead of encoding them again.
 #[derive(Clone, Default)]
 pub(super) struct LibraryFunctions {
     /// How many functions the library has.
     count: usize,
     /// Their encodings, in order.
     bytes: Vec<u8>,
+    /// How many natives the library declares.
+    native_count: usize,
+    /// Their encodings, in order.
+    native_bytes: Vec<u8>,
 }
 
 /// What [`Library::to_bytes`] writes.
@@ -51,6 +55,9 @@ struct Image<'a> {
     /// [`LibraryFunctions::bytes`], read without copying them byte by byte.
     #[serde(borrow)]
     function_bytes: Encoded<'a>,
+    /// [`LibraryFunctions::native_bytes`], the same way.
+    #[serde(borrow)]
+    native_bytes: Encoded<'a>,
 }
 
 /// Bytes that postcard writes and reads as one block.
@@ -69,15 +76,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Encoded<'a> {
 }
 
 impl LibraryFunctions {
-    /// The encodings of `functions`.
-    fn of(functions: &[Function]) -> LibraryFunctions {
-        let mut bytes = Vec::new();
-        for function in functions {
-            bytes = postcard::to_extend(function, bytes).expect("a function serializes");
-        }
+    /// The encodings of `functions` and `natives`.
+    fn of(functions: &[Function], natives: &[NativeDecl]) -> LibraryFunctions {
         LibraryFunctions {
             count: functions.len(),
-            bytes,
+            bytes: encodings(functions),
+            native_count: natives.len(),
+            native_bytes: encodings(natives),
         }
     }
 
@@ -94,19 +99,57 @@ impl LibraryFunctions {
             .expect("a count encodes in 10 bytes");
         hash.write(count);
         hash.write(&self.bytes);
-        for function in &program.functions[self.count..] {
-            let whole = Hashing::new(&mut hash, 0, false);
-            postcard::serialize_with_flavor(function, whole).expect("a function serializes");
+        hash_each(&mut hash, &program.functions[self.count..]);
+        if program.natives.len() < self.native_count {
+            // Not a program of this library's (it has fewer natives):
+            // the rest encoded whole, less the empty list's count (0, one
+            // byte) before it and its fingerprint (0, one byte) after it.
+            let functions = std::mem::take(&mut program.functions);
+            let rest = Hashing::new(&mut hash, 1, true);
+            let last = postcard::serialize_with_flavor(&*program, rest);
+            program.functions = functions;
+            debug_assert_eq!(last.expect("a program serializes"), Some(0));
+            return hash.0;
         }
-        // The rest: the program without its functions, less the empty
-        // list's count (0, one byte) before it and its fingerprint (0,
-        // one byte) after it.
-        let functions = std::mem::take(&mut program.functions);
-        let rest = Hashing::new(&mut hash, 1, true);
-        let last = postcard::serialize_with_flavor(&*program, rest);
-        program.functions = functions;
-        debug_assert_eq!(last.expect("a program serializes"), Some(0));
+        // The fields after the functions, in the order `Program` declares
+        // them (postcard writes a struct as its fields one after another),
+        // the library's natives from their encodings; the fingerprint
+        // field, last, left out.
+        let before_natives = (
+            &program.main,
+            &program.constants,
+            &program.structs,
+            &program.enums,
+        );
+        hash_each(&mut hash, std::slice::from_ref(&before_natives));
+        hash_each(&mut hash, &[program.natives.len() as u64]);
+        hash.write(&self.native_bytes);
+        hash_each(&mut hash, &program.natives[self.native_count..]);
+        let after_natives = (
+            &program.globals,
+            &program.files,
+            &program.builtins,
+            &program.main_receives,
+        );
+        hash_each(&mut hash, std::slice::from_ref(&after_natives));
         hash.0
+    }
+}
+
+/// The encodings (postcard) of `items`, one after another.
+fn encodings<T: Serialize>(items: &[T]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for item in items {
+        bytes = postcard::to_extend(item, bytes).expect("the library serializes");
+    }
+    bytes
+}
+
+/// Feeds the encodings (postcard) of `items` to `hash`.
+fn hash_each<T: Serialize>(hash: &mut Fnv1a, items: &[T]) {
+    for item in items {
+        let whole = Hashing::new(hash, 0, false);
+        postcard::serialize_with_flavor(item, whole).expect("a program serializes");
     }
 }
 
@@ -294,7 +337,7 @@ impl Library {
             return Err(compiler.diags);
         }
         Ok(Library {
-            functions: LibraryFunctions::of(&compiler.functions),
+            functions: LibraryFunctions::of(&compiler.functions, &compiler.natives),
             compiler,
             expr_count: prelude.ast.expr_count,
         })
@@ -307,6 +350,7 @@ impl Library {
             compiler: self.compiler.clone(),
             expr_count: self.expr_count,
             function_bytes: Encoded(&self.functions.bytes),
+            native_bytes: Encoded(&self.functions.native_bytes),
         };
         postcard::to_allocvec(&image).expect("a library serializes")
     }
@@ -322,11 +366,14 @@ impl Library {
             mut compiler,
             expr_count,
             function_bytes,
+            native_bytes,
         } = postcard::from_bytes(bytes)?;
         compiler.line_starts = vec![0];
         let functions = LibraryFunctions {
             count: compiler.functions.len(),
             bytes: function_bytes.0.to_vec(),
+            native_count: compiler.natives.len(),
+            native_bytes: native_bytes.0.to_vec(),
         };
         Ok(Library {
             compiler,
