@@ -87,17 +87,16 @@ impl LibraryFunctions {
     }
 
     /// [`spool_vm::snapshot::fingerprint`] of `program`, whose first
-    /// functions are these, with its own fingerprint still 0: FNV-1a over
-    /// the program's encoding without that last field, fed in parts (the
-    /// functions' count, these functions, the program's own functions,
-    /// then the rest of the program), which gives the same hash.
+    /// functions and natives are these, with its own fingerprint still 0:
+    /// FNV-1a over the program's encoding without that last field, fed in
+    /// parts (the functions' count, these functions, the program's own
+    /// functions, the fields up to the natives, the natives' count, these
+    /// natives, the program's own natives, the fields after them), which
+    /// gives the same hash.
     pub(super) fn fingerprint(&self, program: &mut Program) -> u64 {
         debug_assert_eq!(program.fingerprint, 0);
         let mut hash = Fnv1a::default();
-        let mut count = [0; 10];
-        let count = postcard::to_slice(&(program.functions.len() as u64), &mut count)
-            .expect("a count encodes in 10 bytes");
-        hash.write(count);
+        hash_each(&mut hash, &[program.functions.len() as u64]);
         hash.write(&self.bytes);
         hash_each(&mut hash, &program.functions[self.count..]);
         if program.natives.len() < self.native_count {
